@@ -1,0 +1,75 @@
+"""Real dependency checks, shared by `/api/health`, `dialler dev` and `dialler health`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class DependencyStatus:
+    name: str
+    ok: bool
+    latency_ms: float
+    detail: str
+
+
+async def _timed(name: str, probe: Callable[[], Awaitable[str]]) -> DependencyStatus:
+    started = time.perf_counter()
+    try:
+        detail = await asyncio.wait_for(probe(), timeout=CHECK_TIMEOUT_SECONDS)
+        ok = True
+    except TimeoutError:
+        ok, detail = False, f"no answer within {CHECK_TIMEOUT_SECONDS:g}s"
+    except Exception as error:  # any failure of the dependency is the answer, not a crash
+        ok, detail = False, _one_line(error)
+    elapsed = (time.perf_counter() - started) * 1000
+    return DependencyStatus(name=name, ok=ok, latency_ms=round(elapsed, 1), detail=detail)
+
+
+def _one_line(error: BaseException) -> str:
+    message = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {message[0] if message else 'failed'}"[:300]
+
+
+def check_sql(name: str, engine: AsyncEngine) -> Awaitable[DependencyStatus]:
+    async def probe() -> str:
+        async with engine.connect() as conn:
+            version = (await conn.execute(text("SELECT version()"))).scalar_one()
+        return str(version).split(" on ")[0][:80]
+
+    return _timed(name, probe)
+
+
+def check_redis(redis: Redis) -> Awaitable[DependencyStatus]:
+    async def probe() -> str:
+        await redis.ping()
+        info = await redis.info("server")
+        return f"redis {info.get('redis_version', '?')}"
+
+    return _timed("redis", probe)
+
+
+def check_temporal(client_factory: Callable[[], Awaitable[Client]]) -> Awaitable[DependencyStatus]:
+    async def probe() -> str:
+        client = await client_factory()
+        serving = await client.service_client.check_health(timeout=timedelta(seconds=2))
+        if not serving:
+            raise RuntimeError("workflow service is not serving")
+        return f"namespace {client.namespace}"
+
+    return _timed("temporal", probe)
+
+
+async def check_all(checks: list[Awaitable[DependencyStatus]]) -> list[DependencyStatus]:
+    return list(await asyncio.gather(*checks))

@@ -1,0 +1,1 @@
+"""The `dialler` command line."""

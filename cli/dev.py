@@ -1,0 +1,23 @@
+"""`dialler dev`: run the whole product locally."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from cli.common import settings_or_exit
+from workers.devstack import DevStack
+
+
+@click.command()
+@click.option(
+    "--seed-users",
+    default=5000,
+    show_default=True,
+    help="Claimants to generate when the local replica is empty.",
+)
+def dev(seed_users: int) -> None:
+    """Temporal dev server, databases, demo data, workers and the web app, in one command."""
+    settings = settings_or_exit()
+    raise SystemExit(asyncio.run(DevStack(settings, seed_users).run()))

@@ -1,0 +1,24 @@
+"""The `dialler` command: one entry point for operators and developers."""
+
+from __future__ import annotations
+
+import click
+
+from cli.db import db
+from cli.dev import dev
+from cli.health import health
+from cli.seed import seed
+from cli.web import web
+
+
+@click.group()
+def main() -> None:
+    """RMC Dialler: outbound calling for stuck claims."""
+
+
+for command in (db, dev, health, seed, web):
+    main.add_command(command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""One typed settings object for every process.
+
+Every variable is documented in `env.template`. Processes call `load_settings()` once at
+start; a missing or malformed value raises `ConfigError` whose message is one line naming
+the variable, so an operator sees exactly what to fix.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CdcSource(StrEnum):
+    BINLOG = "binlog"
+    SQS = "sqs"
+    NONE = "none"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _require_scheme(value: str, schemes: tuple[str, ...], what: str) -> str:
+    if not value.startswith(tuple(f"{s}://" for s in schemes)):
+        raise ValueError(f"must be a {what} URL starting with one of: {', '.join(schemes)}://")
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # `KEY=` in .env means "use the default", so env.template can list every variable
+        env_ignore_empty=True,
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    log_level: str = "INFO"
+
+    # Databases and cache
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/dialler"
+    replica_database_url: str = "mysql+aiomysql://root@127.0.0.1:3306/rmc_main"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    temporal_tls_cert_path: Path | None = None
+    temporal_tls_key_path: Path | None = None
+    temporal_api_key: SecretStr | None = None
+    temporal_ui_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8233")
+    temporal_task_queue: str = "outreach"
+    temporal_ai_task_queue: str = "ai-agents"
+
+    # Web app
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8000, ge=1, le=65535)
+    public_base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
+    secret_key: SecretStr = SecretStr("dev-only-secret-key-change-me-in-production-0123456789")
+    jwt_secret: SecretStr = SecretStr("dev-only-jwt-secret-change-me-in-production-0123456789")
+    session_idle_minutes: int = Field(default=30, ge=1)
+    session_absolute_hours: int = Field(default=12, ge=1)
+    cookie_secure: bool = False
+    # Default limits on every route, per client address (routes such as login add tighter ones)
+    rate_limit_per_second: int = Field(default=20, ge=1)
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+
+    # Twilio (simulated provider when the account SID is empty)
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
+    twilio_api_key_sid: str = ""
+    twilio_api_key_secret: SecretStr = SecretStr("")
+    twilio_twiml_app_sid: str = ""
+    twilio_from_number: str = "+447700900000"
+    twilio_base_url: AnyHttpUrl | None = None
+
+    # Email (local outbox when the key is empty)
+    sendgrid_api_key: SecretStr = SecretStr("")
+    sendgrid_host: AnyHttpUrl | None = None
+    email_from: str = "support@resolvemyclaim.example"
+    email_outbox_dir: Path = Path(".dev/outbox")
+
+    # AI agents (OpenAI-compatible)
+    openai_api_key: SecretStr = SecretStr("")
+    openai_base_url: AnyHttpUrl | None = None
+    openai_model: str = "gpt-4o-mini"
+
+    # Change data capture
+    cdc_source: CdcSource = CdcSource.BINLOG
+    aws_region: str = "eu-west-2"
+    aws_access_key_id: str = ""
+    aws_secret_access_key: SecretStr = SecretStr("")
+    aws_endpoint_url: AnyHttpUrl | None = None
+    sqs_queue_url: str = ""
+
+    # Main app hand-off (magic links)
+    main_app_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8080")
+    magic_link_secret: SecretStr = SecretStr("dev-only-magic-link-secret-change-me-0123456789")
+    magic_link_ttl_minutes: int = Field(default=60, ge=1)
+
+    # Local development
+    dev_state_dir: Path = Path(".dev")
+    demo_password: SecretStr = SecretStr("demo-pass-2026")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        return _require_scheme(value, ("postgresql+asyncpg", "postgresql"), "PostgreSQL")
+
+    @field_validator("replica_database_url")
+    @classmethod
+    def _mysql_url(cls, value: str) -> str:
+        return _require_scheme(value, ("mysql+aiomysql", "mysql"), "MySQL/MariaDB")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        return _require_scheme(value, ("redis", "rediss"), "Redis")
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError("must be host:port, e.g. 127.0.0.1:7233")
+        return value
+
+    @field_validator("secret_key", "jwt_secret", "magic_link_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    @property
+    def twilio_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token.get_secret_value())
+
+    @property
+    def sendgrid_enabled(self) -> bool:
+        return bool(self.sendgrid_api_key.get_secret_value())
+
+    @property
+    def async_database_url(self) -> str:
+        return _with_driver(self.database_url, "postgresql", "asyncpg")
+
+    @property
+    def async_replica_url(self) -> str:
+        return _with_driver(self.replica_database_url, "mysql", "aiomysql")
+
+
+def _with_driver(url: str, scheme: str, driver: str) -> str:
+    """Accept plain `scheme://` URLs too: the async driver is the only one the app uses."""
+    bare = f"{scheme}://"
+    return f"{scheme}+{driver}://{url.removeprefix(bare)}" if url.startswith(bare) else url
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "settings"
+    message = first["msg"].removeprefix("Value error, ")
+    value = first.get("input")
+    secret = any(word in field for word in ("secret", "token", "key", "password"))
+    shown = "" if secret or value is None or isinstance(value, dict) else f" (got {value!r})"
+    return f"{field.upper()}: {message}{shown}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; raise ConfigError naming the bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(f"configuration error: {_describe(error)}") from None

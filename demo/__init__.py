@@ -1,0 +1,1 @@
+"""Realistic, deterministic UK demo data for local development, tests and benchmarks."""

@@ -1,0 +1,1 @@
+"""Data contracts: dialler DB tables, the replica's tables, and message dataclasses."""

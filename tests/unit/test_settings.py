@@ -1,0 +1,95 @@
+"""Settings: defaults work locally, and a bad value fails with one line naming the variable."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from config.logging import scrub
+from config.settings import ConfigError, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env from the developer's checkout
+
+
+def test_defaults_point_at_the_local_services() -> None:
+    settings = load_settings()
+    assert settings.async_database_url.startswith("postgresql+asyncpg://")
+    assert settings.async_replica_url.startswith("mysql+aiomysql://")
+    assert settings.temporal_address == "127.0.0.1:7233"
+    assert not settings.twilio_enabled
+
+
+def test_env_template_documents_every_setting_and_loads() -> None:
+    template = (ROOT / "env.template").read_text()
+    documented = set(re.findall(r"^([A-Z_]+)=", template, re.MULTILINE))
+    assert documented == {name.upper() for name in Settings.model_fields}
+    env_file = Path(".env")
+    env_file.write_text(template)
+    assert load_settings().web_port == 8000
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("DATABASE_URL", "mysql://x@y/z", "DATABASE_URL: must be a PostgreSQL URL"),
+        ("REPLICA_DATABASE_URL", "postgresql://x/y", "REPLICA_DATABASE_URL: must be a MySQL"),
+        ("REDIS_URL", "http://localhost", "REDIS_URL: must be a Redis URL"),
+        ("TEMPORAL_ADDRESS", "localhost", "TEMPORAL_ADDRESS: must be host:port"),
+        ("WEB_PORT", "eighty", "WEB_PORT: Input should be a valid integer"),
+        ("WEB_PORT", "70000", "WEB_PORT: Input should be less than or equal to 65535"),
+        ("CDC_SOURCE", "kafka", "CDC_SOURCE: Input should be 'binlog', 'sqs' or 'none'"),
+        ("COOKIE_SECURE", "perhaps", "COOKIE_SECURE: Input should be a valid boolean"),
+        ("MAIN_APP_URL", "not a url", "MAIN_APP_URL: Input should be a valid URL"),
+    ],
+)
+def test_malformed_setting_names_the_variable_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_short_secret_is_rejected_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_KEY", "hunter2")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert "SECRET_KEY: must be at least 32 characters" in str(raised.value)
+    assert "hunter2" not in str(raised.value)
+
+
+def test_plain_scheme_urls_get_the_async_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:pw@db:5432/dialler")
+    monkeypatch.setenv("REPLICA_DATABASE_URL", "mysql://ro:pw@replica:3306/main")
+    settings = load_settings()
+    assert settings.async_database_url == "postgresql+asyncpg://app:pw@db:5432/dialler"
+    assert settings.async_replica_url == "mysql+aiomysql://ro:pw@replica:3306/main"
+
+
+def test_cli_reports_a_bad_setting_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    monkeypatch.setenv("REDIS_URL", "memcached://localhost")
+    result = CliRunner().invoke(main, ["db", "current"])
+    assert result.exit_code == 1
+    assert "configuration error: REDIS_URL: must be a Redis URL" in result.output
+
+
+def test_log_scrubbing_hides_passwords_and_tokens() -> None:
+    line = scrub("connecting to postgresql://app:s3cret@db/x with Bearer abc.def.ghi")
+    assert "s3cret" not in line
+    assert "abc.def.ghi" not in line

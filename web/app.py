@@ -1,0 +1,60 @@
+"""The Quart app factory: the one place the web process builds its clients."""
+
+from __future__ import annotations
+
+from quart import Quart
+from quart_schema import Info, QuartSchema
+from redis.asyncio import Redis
+
+from adapters.databases import dialler_engine, replica_engine
+from config.settings import Settings, load_settings
+from web.blueprints import health
+from web.errors import register_error_handlers
+from web.ratelimit import build_rate_limiter
+from web.security import install_security_headers
+from web.services import EXTENSION_KEY, TemporalConnection, WebServices
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    settings = settings or load_settings()
+    app = Quart(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key.get_secret_value(),
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    deps = WebServices(
+        settings=settings,
+        dialler_db=dialler_engine(settings),
+        replica_db=replica_engine(settings),
+        redis=redis,
+        temporal=TemporalConnection(settings),
+    )
+    app.extensions[EXTENSION_KEY] = deps
+
+    # Swagger UI is served from npm by the API issue; no UI page may load from a CDN.
+    QuartSchema(
+        app,
+        info=Info(title="RMC Dialler API", version="0.1.0"),
+        swagger_ui_path=None,
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+    )
+    build_rate_limiter(
+        redis,
+        per_second=settings.rate_limit_per_second,
+        per_minute=settings.rate_limit_per_minute,
+    ).init_app(app)
+    install_security_headers(app, https=settings.cookie_secure)
+    register_error_handlers(app)
+    app.register_blueprint(health.blueprint)
+
+    @app.after_serving
+    async def close_clients() -> None:
+        await deps.close()
+
+    return app

@@ -1,0 +1,61 @@
+"""Rate limits shared by every web process, kept in Redis.
+
+quart-rate-limiter's own RedisStore builds its own client and never expires keys; this
+store uses the app's injected client and lets each key expire once its window has passed.
+If Redis is unreachable the limits fall back to this process's memory: still enforced
+(per process), and the app keeps serving, so `/api/health` can say Redis is down.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from quart_rate_limiter import RateLimit, RateLimiter
+from quart_rate_limiter.store import MemoryStore, RateLimiterStoreABC
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from structlog import get_logger
+
+log = get_logger(__name__)
+
+KEY_PREFIX = "ratelimit:"
+
+
+class RedisRateLimitStore(RateLimiterStoreABC):
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._fallback = MemoryStore()
+
+    def _degraded(self, error: RedisError) -> None:
+        log.warning("rate limits held in process memory: Redis unavailable", error=str(error))
+
+    async def before_serving(self) -> None:
+        return None
+
+    async def after_serving(self) -> None:
+        return None
+
+    async def get(self, key: str, default: datetime) -> datetime:
+        try:
+            value = await self._redis.get(KEY_PREFIX + key)
+        except RedisError as error:
+            self._degraded(error)
+            return await self._fallback.get(key, default)
+        return default if value is None else datetime.fromtimestamp(float(value), UTC)
+
+    async def set(self, key: str, tat: datetime) -> None:
+        ttl_ms = max(1, int((tat - datetime.now(UTC)).total_seconds() * 1000) + 1000)
+        try:
+            await self._redis.set(KEY_PREFIX + key, tat.timestamp(), px=ttl_ms)
+        except RedisError as error:
+            self._degraded(error)
+            await self._fallback.set(key, tat)
+
+
+def build_rate_limiter(redis: Redis, *, per_second: int, per_minute: int) -> RateLimiter:
+    """Every route is limited by these defaults; routes may add tighter limits of their own."""
+    defaults = [
+        RateLimit(per_second, timedelta(seconds=1)),
+        RateLimit(per_minute, timedelta(minutes=1)),
+    ]
+    return RateLimiter(store=RedisRateLimitStore(redis), default_limits=defaults)

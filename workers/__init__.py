@@ -1,0 +1,1 @@
+"""Processes: they read config, build clients and run (workers, schedules, the dev stack)."""
