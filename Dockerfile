@@ -55,10 +55,9 @@ RUN pip install -c constraints.txt .
 # --- 3. Runtime ------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 
-# PYTHONPATH=/app: the code locates repository files relative to its own modules (for example
-# adapters/provisioning.py finds ../alembic.ini, whose script_location is ./migrations), so the
-# packages are imported from the source tree at /app rather than from site-packages. The copy
-# installed in the venv is identical; it is what provides the `dialler` entry point.
+# PYTHONPATH=/app: the packages are imported from the source tree at /app (the same code as the
+# copy installed in the venv, which provides the `dialler` entry point), so files beside them
+# such as alembic.ini and node_modules are found where the app looks for them.
 # WEB_HOST=0.0.0.0: the settings default (127.0.0.1) would be unreachable from outside the container.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

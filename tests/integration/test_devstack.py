@@ -1,0 +1,92 @@
+"""`dialler dev` end to end: the whole stack comes up on its own ports and databases, answers,
+and stops cleanly on Ctrl-C; an unreachable service is named with how to start it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adapters.provisioning import drop_mysql_database, drop_postgres_database
+from config.settings import Settings
+from tests.conftest import MYSQL_HOST, PG_HOST, free_port
+from workers.devstack import PreflightError, prepare_data
+
+DIALLER = str(Path(sys.executable).parent / "dialler")
+
+
+@pytest.fixture
+async def dev_env(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    suffix = f"dev_{os.getpid()}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgresql+asyncpg://postgres@{PG_HOST}/dialler_{suffix}",
+        "REPLICA_DATABASE_URL": f"mysql+aiomysql://root@{MYSQL_HOST}/rmc_{suffix}",
+        "REDIS_URL": "redis://127.0.0.1:6379/14",
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "TEMPORAL_UI_URL": f"http://127.0.0.1:{free_port()}",
+        "WEB_PORT": str(free_port()),
+        "DEV_STATE_DIR": str(tmp_path / "state"),
+    }
+    yield env
+    await drop_postgres_database(env["DATABASE_URL"])
+    await drop_mysql_database(env["REPLICA_DATABASE_URL"])
+
+
+async def _read_until(stream: asyncio.StreamReader, marker: str, seen: list[str]) -> None:
+    while line := await stream.readline():
+        seen.append(line.decode())
+        if marker in seen[-1]:
+            return
+    raise AssertionError("dialler dev exited before it was ready:\n" + "".join(seen))
+
+
+async def test_dev_brings_everything_up_and_stops_on_ctrl_c(dev_env: dict[str, str]) -> None:
+    process = await asyncio.create_subprocess_exec(
+        DIALLER, "dev", "--seed-users", "300",
+        env=dev_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    output: list[str] = []
+    try:
+        await asyncio.wait_for(
+            _read_until(process.stdout, "Press Ctrl-C to stop everything.", output), 120
+        )
+        text = "".join(output)
+        assert "Demo logins created" in text and "supervisor@demo.rmc" in text
+        async with httpx.AsyncClient(timeout=10) as client:
+            health = await client.get(f"http://127.0.0.1:{dev_env['WEB_PORT']}/api/health")
+            ui = await client.get(dev_env["TEMPORAL_UI_URL"])
+        assert health.status_code == 200, health.text
+        assert health.json()["status"] == "ok"
+        assert ui.status_code == 200
+        assert Path(dev_env["DEV_STATE_DIR"], "temporal.sqlite").exists()
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, "".join(output) + rest.decode()
+    assert "web stopped" in rest.decode() and "temporal stopped" in rest.decode()
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient(timeout=2) as client:
+            await client.get(f"http://127.0.0.1:{dev_env['WEB_PORT']}/api/health")
+
+
+async def test_unreachable_database_is_named_with_how_to_start_it(settings: Settings) -> None:
+    port = free_port()
+    broken = settings.model_copy(
+        update={"database_url": f"postgresql+asyncpg://postgres:pw@127.0.0.1:{port}/dialler"}
+    )
+    with pytest.raises(PreflightError) as raised:
+        await prepare_data(broken, seed_users=10)
+    message = str(raised.value)
+    assert (
+        f"cannot reach PostgreSQL at postgresql+asyncpg://postgres:***@127.0.0.1:{port}" in message
+    )
+    assert "pg_ctlcluster" in message
+    assert "pw@" not in message
