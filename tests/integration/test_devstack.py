@@ -66,7 +66,7 @@ async def test_dev_brings_everything_up_and_stops_on_ctrl_c(dev_env: dict[str, s
         assert health.status_code == 200, health.text
         assert health.json()["status"] == "ok"
         assert ui.status_code == 200
-        assert Path(dev_env["DEV_STATE_DIR"], "temporal.sqlite").exists()
+        assert await asyncio.to_thread(Path(dev_env["DEV_STATE_DIR"], "temporal.sqlite").exists)
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = await asyncio.wait_for(process.communicate(), 30)
