@@ -1,0 +1,1 @@
+"""Pure rules of the dialler: no I/O and no clock reads (time is always passed in)."""

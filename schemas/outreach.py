@@ -1,0 +1,373 @@
+"""Messages of the outreach engine: workflow input/output, signals, updates, activities.
+
+Every workflow, signal, update and activity takes one of these dataclasses and returns one.
+They travel through Temporal's pydantic data converter, so dates, times and enums are typed.
+Nothing here holds a name or a phone number: a phone is represented by `phone_key`, a hash
+that is enough to enforce per-number contact caps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from enum import StrEnum
+
+from schemas.enums import Queue
+
+
+class Stage(StrEnum):
+    UNSIGNED = "unsigned"
+    OUTSTANDING = "outstanding"
+    CALLBACK = "callback"
+    DONE = "done"
+
+    @property
+    def queue(self) -> Queue | None:
+        return None if self is Stage.DONE else Queue(self.value)
+
+
+# --- the claimant's facts, as the workflow holds them ------------------------------------
+
+
+@dataclass
+class RequirementFact:
+    requirement_id: int
+    type: str
+    status: str
+
+
+@dataclass
+class ClaimFact:
+    claim_id: int
+    lender: str
+    status: str
+    created_at: datetime
+    estimated_value: float | None = None
+    requirements: list[RequirementFact] = field(default_factory=list)
+
+
+@dataclass
+class ClaimantFacts:
+    """Everything the rules need about one claimant, rebuilt from the databases at the start
+    of every run and kept current by change events."""
+
+    user_id: int
+    is_enabled: bool
+    status: str
+    signed: bool
+    age_years: int | None
+    is_vulnerable: bool
+    phone_key: str | None
+    preferred_call_start: time | None
+    preferred_call_end: time | None
+    claims: list[ClaimFact] = field(default_factory=list)
+    opted_out: bool = False
+    deceased: bool = False
+    callback_at: datetime | None = None
+    callback_owner_agent_id: int | None = None
+    # last applied change per entity ("user:1", "claim:7", "requirement:9"): older events lose
+    entity_versions: dict[str, datetime] = field(default_factory=dict)
+
+
+# --- change events (CDC, reconcile) ------------------------------------------------------
+
+
+class ChangeKind(StrEnum):
+    SIGNATURE_ADDED = "signature_added"
+    SIGNATURE_REMOVED = "signature_removed"
+    CLAIM_ADDED = "claim_added"
+    CLAIM_STATUS_CHANGED = "claim_status_changed"
+    REQUIREMENT_ADDED = "requirement_added"
+    REQUIREMENT_CHANGED = "requirement_changed"
+    PHONE_CHANGED = "phone_changed"
+    ENABLED_CHANGED = "enabled_changed"
+    USER_STATUS_CHANGED = "user_status_changed"
+    VULNERABILITY_CHANGED = "vulnerability_changed"
+    OPTED_OUT = "opted_out"
+    REFRESH = "refresh"  # reconcile or an operator: reload the facts from the databases
+
+
+@dataclass
+class ChangeEvent:
+    """One row change of the main app (or a dialler-side opt-out), typed.
+
+    `event_id` makes delivery idempotent; `occurred_at` (the source's commit time) orders
+    events per entity, so a late, older event never overwrites a newer fact."""
+
+    event_id: str
+    kind: ChangeKind
+    user_id: int
+    occurred_at: datetime
+    claim_id: int | None = None
+    requirement_id: int | None = None
+    is_enabled: bool | None = None
+    user_status: str | None = None
+    is_vulnerable: bool | None = None
+    phone_key: str | None = None
+    lender: str | None = None
+    claim_status: str | None = None
+    claim_created_at: datetime | None = None
+    requirement_type: str | None = None
+    requirement_status: str | None = None
+    reason: str | None = None
+
+
+# --- scoring and contact policy ----------------------------------------------------------
+
+
+@dataclass
+class ContactHistory:
+    """Counts and times from the dialler DB that the contact policy and scoring need."""
+
+    attempts_today: int = 0
+    attempts_7d: int = 0
+    number_attempts_today: int = 0
+    number_attempts_7d: int = 0
+    last_contact_at: datetime | None = None
+    last_disposition: str | None = None
+    last_disposition_at: datetime | None = None
+    last_abandoned_at: datetime | None = None
+    consecutive_failed_attempts: int = 0
+    segment_conversion_rate: float | None = None
+
+
+@dataclass
+class ScoreFactor:
+    name: str
+    contribution: float
+    detail: str
+
+
+@dataclass
+class Assessment:
+    """Where the claimant stands: stage, score with its breakdown, and when they may be called."""
+
+    user_id: int
+    stage: Stage
+    score: float
+    factors: list[ScoreFactor]
+    not_before: datetime | None  # None: never (opted out, deceased, done)
+    not_before_reason: str
+    people_only: bool  # vulnerable claimants are never routed to AI agents
+
+
+# --- workflow ------------------------------------------------------------------------------
+
+
+@dataclass
+class Claim:
+    agent_id: int
+    claimed_at: datetime
+    lease_expires_at: datetime
+    task_version: int
+
+
+@dataclass
+class OutreachState:
+    """What a run carries into the next one on continue-as-new."""
+
+    facts: ClaimantFacts
+    seen_event_ids: list[str] = field(default_factory=list)
+    task_version: int = 0
+    claim: Claim | None = None
+    pending_events: list[ChangeEvent] = field(default_factory=list)
+
+
+@dataclass
+class OutreachInput:
+    user_id: int
+    carried: OutreachState | None = None
+
+
+@dataclass
+class OutreachResult:
+    user_id: int
+    final_stage: Stage
+    reason: str
+
+
+# --- agent actions (workflow updates) ------------------------------------------------------
+
+
+@dataclass
+class ClaimRequest:
+    agent_id: int
+    queue: Queue
+    task_version: int
+    is_ai: bool = False
+
+
+@dataclass
+class ClaimGranted:
+    user_id: int
+    queue: Queue
+    task_version: int
+    lease_expires_at: datetime
+
+
+@dataclass
+class OutcomeRequest:
+    agent_id: int
+    disposition: str
+    notes: str = ""
+    callback_at: datetime | None = None
+    call_id: int | None = None
+    abandoned: bool = False
+
+
+@dataclass
+class OutcomeRecorded:
+    user_id: int
+    stage: Stage
+    not_before: datetime | None
+    reason: str
+
+
+@dataclass
+class ReleaseRequest:
+    agent_id: int
+    reason: str = "released by agent"
+
+
+@dataclass
+class Released:
+    user_id: int
+    task_version: int
+
+
+@dataclass
+class CallbackRequest:
+    agent_id: int
+    at: datetime
+    notes: str = ""
+    owner_agent_id: int | None = None  # None: the shared callback pool
+
+
+@dataclass
+class CallbackScheduled:
+    user_id: int
+    at: datetime
+
+
+@dataclass
+class NoteRequest:
+    agent_id: int
+    text: str
+
+
+@dataclass
+class NoteAdded:
+    note_id: int
+
+
+# --- activity messages -------------------------------------------------------------------
+
+
+@dataclass
+class LoadFactsRequest:
+    user_id: int
+
+
+@dataclass
+class AssessRequest:
+    facts: ClaimantFacts
+    now: datetime
+
+
+@dataclass
+class PublishTask:
+    """Upsert the claimant's call task. `version` only grows, so an older write is ignored."""
+
+    user_id: int
+    workflow_id: str
+    version: int
+    assessment: Assessment
+    claim: Claim | None = None
+
+
+@dataclass
+class WithdrawTask:
+    user_id: int
+    version: int
+    reason: str
+
+
+@dataclass
+class TaskWritten:
+    applied: bool  # False when a newer version was already there
+
+
+@dataclass
+class RecordOutcome:
+    user_id: int
+    agent_id: int
+    queue: Queue | None
+    disposition: str
+    notes: str
+    at: datetime
+    call_id: int | None = None
+    abandoned: bool = False
+
+
+@dataclass
+class OutcomeStored:
+    call_id: int
+
+
+@dataclass
+class SaveCallback:
+    user_id: int
+    at: datetime
+    notes: str
+    created_by: int
+    owner_agent_id: int | None
+
+
+@dataclass
+class CallbackSaved:
+    callback_id: int
+
+
+@dataclass
+class CompleteCallbacks:
+    user_id: int
+    at: datetime
+
+
+@dataclass
+class CallbacksCompleted:
+    completed: int
+
+
+@dataclass
+class SaveNote:
+    user_id: int
+    agent_id: int
+    text: str
+
+
+@dataclass
+class Suppress:
+    user_id: int
+    reason: str
+    source: str
+
+
+@dataclass
+class Suppressed:
+    suppression_id: int
+
+
+@dataclass
+class AuditEntry:
+    actor_type: str
+    actor_id: str | None
+    action: str
+    subject_type: str
+    subject_id: str | None
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class AuditWritten:
+    audit_id: int
