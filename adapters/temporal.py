@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
 from config.settings import Settings
@@ -30,6 +31,8 @@ async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
         api_key=api_key,
         tls=_tls(settings),
         lazy=lazy,
+        # dataclasses with dates, times and enums travel typed
+        data_converter=pydantic_data_converter,
         connect_timeout=timedelta(seconds=5),
         identity="rmc-dialler",
     )

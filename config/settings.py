@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "outreach"
     temporal_ai_task_queue: str = "ai-agents"
 
+    # The dialler's business rules (scoring, contact policy, calling windows); TOML
+    rules_file: Path = Path(__file__).resolve().parent / "dialler_rules.toml"
+
+    # How long an agent may hold a claimed task without recording an outcome
+    claim_lease_minutes: int = Field(default=20, ge=1, le=240)
+
     # Web app
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8000, ge=1, le=65535)

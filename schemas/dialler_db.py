@@ -154,6 +154,7 @@ calls = Table(
     Column("provider", String(16), nullable=False, comment="twilio or simulated"),
     Column("provider_call_sid", String(64), nullable=True, unique=True),
     Column("to_number", String(20), nullable=False),
+    Column("phone_key", String(64), nullable=True, comment="SHA-256 of to_number: per-number caps"),
     Column("from_number", String(20), nullable=True),
     Column("status", String(20), nullable=False, server_default="initiated"),
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -170,6 +171,7 @@ calls = Table(
     _one_of("queue", Queue),
     Index("ix_calls_user_id_started_at", "user_id", "started_at"),
     Index("ix_calls_to_number_started_at", "to_number", "started_at"),
+    Index("ix_calls_phone_key_started_at", "phone_key", "started_at"),
     Index("ix_calls_agent_id_started_at", "agent_id", "started_at"),
 )
 
@@ -198,6 +200,17 @@ callbacks = Table(
         postgresql_where=text("status = 'pending'"),
     ),
     Index("ix_callbacks_user_id", "user_id"),
+)
+
+claimant_notes = Table(
+    "claimant_notes",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("agent_id", BigInteger, ForeignKey("agents.id", ondelete="SET NULL"), nullable=True),
+    Column("body", Text, nullable=False),
+    _created_at(),
+    Index("ix_claimant_notes_user_id_created_at", "user_id", "created_at"),
 )
 
 sms_messages = Table(

@@ -195,6 +195,7 @@ class ClaimRequest:
     queue: Queue
     task_version: int
     is_ai: bool = False
+    lease_seconds: int = 1200  # CLAIM_LEASE_MINUTES: the task returns if no outcome by then
 
 
 @dataclass

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from adapters.databases import dialler_engine, replica_engine
 from config.settings import Settings, load_settings
-from web.blueprints import health
+from web.blueprints import health, magic_links
 from web.errors import register_error_handlers
 from web.ratelimit import build_rate_limiter
 from web.security import install_security_headers
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     install_security_headers(app, https=settings.cookie_secure)
     register_error_handlers(app)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(magic_links.blueprint)
 
     @app.after_serving
     async def close_clients() -> None:

@@ -46,7 +46,7 @@ async def test_upgrade_then_downgrade_on_an_empty_database(empty_pg: str) -> Non
     engine = create_async_engine(empty_pg)
     try:
         await migrate(empty_pg)
-        assert await current_revision(empty_pg) == "0001"
+        assert await current_revision(empty_pg) == "0002"
         async with engine.connect() as conn:
             assert await conn.run_sync(_tables) == set(metadata.tables) | {"alembic_version"}
             assert await conn.run_sync(_schema_diff) == []
@@ -57,7 +57,7 @@ async def test_upgrade_then_downgrade_on_an_empty_database(empty_pg: str) -> Non
         assert await current_revision(empty_pg) is None
 
         await migrate(empty_pg)  # and back up again: downgrade left nothing behind
-        assert await current_revision(empty_pg) == "0001"
+        assert await current_revision(empty_pg) == "0002"
     finally:
         await engine.dispose()
 

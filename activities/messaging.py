@@ -1,0 +1,242 @@
+"""Messaging activities: send an SMS, create and send a magic link.
+
+Built once per worker with the dialler engine and the providers from
+`adapters.messaging.sms_sender/email_sender`. Every outbound SMS is kept in `sms_messages`
+(row written before the provider is called, so a message is on record even if the worker dies
+mid-send); a magic link's token lives only inside `create_magic_link`: the database holds its
+hash, the kept SMS copy holds a redacted link, and neither the result, the audit row nor the
+logs ever see it.
+
+Nothing is sent to a claimant who is suppressed (SMS STOP, do-not-call, suppression list):
+the activity fails with a non-retryable `Suppressed` error. A provider's permanent refusal
+fails with a non-retryable `DeliveryRejected`; other failures are retried by Temporal, which
+can in rare cases (provider accepted, worker died before recording it) send a message twice,
+so callers should keep `maximum_attempts` small for these activities.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from structlog import get_logger
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from adapters.messaging import DeliveryRejected, EmailSender, OutgoingEmail, SmsSender
+from config.settings import Settings
+from domain.magic_links import TOKEN_BYTES, email_message, hash_token, redact_link, sms_text
+from schemas import dialler_db as db
+from schemas.enums import LinkChannel, MessageDirection
+from schemas.messaging import CreateMagicLink, MagicLinkCreated, SendSms, SmsSent
+
+log = get_logger(__name__)
+
+PURPOSE_MAX_LENGTH = 32  # magic_links.purpose
+SMS_SENDING = "sending"
+SMS_FAILED = "failed"  # the provider refused it
+SMS_SEND_ERROR = "send_error"  # the call to the provider failed: not known to be sent
+
+
+def _invalid(message: str) -> ApplicationError:
+    return ApplicationError(message, type="InvalidRequest", non_retryable=True)
+
+
+def _rejected(error: DeliveryRejected) -> ApplicationError:
+    return ApplicationError(str(error), type="DeliveryRejected", non_retryable=True)
+
+
+class MessagingActivities:
+    def __init__(
+        self, engine: AsyncEngine, sms: SmsSender, email: EmailSender, settings: Settings
+    ) -> None:
+        self._engine = engine
+        self._sms = sms
+        self._email = email
+        self._public_base = str(settings.public_base_url).rstrip("/")
+        self._link_ttl = timedelta(minutes=settings.magic_link_ttl_minutes)
+
+    # --- SMS -----------------------------------------------------------------------------
+
+    @activity.defn
+    async def send_sms(self, request: SendSms) -> SmsSent:
+        """Send one SMS to a claimant and keep it in `sms_messages`."""
+        if not request.body.strip():
+            raise _invalid("an SMS needs a body")
+        await self._refuse_if_suppressed(request.user_id, request.to_number)
+        return await self._send_sms(
+            user_id=request.user_id,
+            to_number=request.to_number,
+            body=request.body,
+            kept_body=request.body,
+            agent_id=request.agent_id,
+        )
+
+    async def _send_sms(
+        self, *, user_id: int, to_number: str, body: str, kept_body: str, agent_id: int | None
+    ) -> SmsSent:
+        async with self._engine.begin() as conn:
+            message_id = await conn.scalar(
+                insert(db.sms_messages)
+                .values(
+                    user_id=user_id,
+                    direction=MessageDirection.OUTBOUND.value,
+                    from_number=self._sms.from_number,
+                    to_number=to_number,
+                    body=kept_body,
+                    status=SMS_SENDING,
+                    agent_id=agent_id,
+                )
+                .returning(db.sms_messages.c.id)
+            )
+        assert message_id is not None
+        try:
+            receipt = await self._sms.send(to_number, body)
+        except DeliveryRejected as error:
+            await self._set_status(message_id, SMS_FAILED)
+            raise _rejected(error) from None
+        except BaseException:
+            await self._set_status(message_id, SMS_SEND_ERROR)
+            raise
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(db.sms_messages)
+                .where(db.sms_messages.c.id == message_id)
+                .values(provider_sid=receipt.sid, status=receipt.status)
+            )
+        log.info(
+            "sms sent",
+            message_id=message_id,
+            user_id=user_id,
+            provider=receipt.provider,
+            provider_sid=receipt.sid,
+        )
+        return SmsSent(message_id=message_id, provider_sid=receipt.sid, status=receipt.status)
+
+    async def _set_status(self, message_id: int, status: str) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    update(db.sms_messages)
+                    .where(db.sms_messages.c.id == message_id)
+                    .values(status=status)
+                )
+        except Exception as error:  # the send error matters more than this one
+            log.warning("could not record sms status", message_id=message_id, error=str(error))
+
+    async def _refuse_if_suppressed(self, user_id: int, to_number: str | None) -> None:
+        subject = db.suppressions.c.user_id == user_id
+        if to_number:
+            subject = or_(subject, db.suppressions.c.phone_number == to_number)
+        async with self._engine.connect() as conn:
+            suppressed = await conn.scalar(select(func.count()).where(subject))
+        if suppressed:
+            raise ApplicationError(
+                f"user {user_id} has opted out of contact", type="Suppressed", non_retryable=True
+            )
+
+    # --- magic links -----------------------------------------------------------------------
+
+    @activity.defn
+    async def create_magic_link(self, request: CreateMagicLink) -> MagicLinkCreated:
+        """Create a single-use link to the main app and send it by SMS or email."""
+        channel = LinkChannel(request.channel)
+        purpose = request.purpose.strip()
+        if not purpose or len(purpose) > PURPOSE_MAX_LENGTH:
+            raise _invalid(f"purpose must be 1 to {PURPOSE_MAX_LENGTH} characters")
+        if channel is LinkChannel.SMS and not request.to_number:
+            raise _invalid("a magic link by SMS needs to_number")
+        if channel is LinkChannel.EMAIL and not request.to_email:
+            raise _invalid("a magic link by email needs to_email")
+        to_number = request.to_number if channel is LinkChannel.SMS else None
+        await self._refuse_if_suppressed(request.user_id, to_number)
+
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        url = f"{self._public_base}/m/{token}"
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    insert(db.magic_links)
+                    .values(
+                        user_id=request.user_id,
+                        token_hash=hash_token(token),
+                        channel=channel.value,
+                        purpose=purpose,
+                        created_by=request.created_by,
+                        expires_at=func.now() + self._link_ttl,
+                    )
+                    .returning(db.magic_links.c.id, db.magic_links.c.expires_at)
+                )
+            ).one()
+        link_id: int = row.id
+        expires_at: datetime = row.expires_at
+
+        # If delivery fails the link stays valid: nobody has the token unless the provider
+        # did deliver it (a timeout after acceptance), and then it should work.
+        ttl_minutes = int(self._link_ttl.total_seconds() // 60)
+        detail: dict[str, Any] = {
+            "link_id": link_id,
+            "channel": channel.value,
+            "purpose": purpose,
+            "expires_at": expires_at.isoformat(),
+        }
+        provider_id: str | None
+        if channel is LinkChannel.SMS:
+            assert to_number is not None
+            body = sms_text(url, purpose, ttl_minutes, request.first_name)
+            sent = await self._send_sms(
+                user_id=request.user_id,
+                to_number=to_number,
+                body=body,
+                kept_body=redact_link(body, token, link_id),
+                agent_id=request.created_by,
+            )
+            provider, provider_id = self._sms.provider, sent.provider_sid
+            detail["sms_message_id"] = sent.message_id
+        else:
+            assert request.to_email is not None
+            message = email_message(url, purpose, ttl_minutes, request.first_name)
+            try:
+                receipt = await self._email.send(
+                    OutgoingEmail(
+                        to=request.to_email,
+                        subject=message.subject,
+                        text=message.text,
+                        html=message.html,
+                    )
+                )
+            except DeliveryRejected as error:
+                raise _rejected(error) from None
+            provider, provider_id = receipt.provider, receipt.message_id
+        detail |= {"provider": provider, "provider_id": provider_id}
+
+        actor_id: str | None
+        if request.created_by is not None:
+            actor_type, actor_id = "agent", str(request.created_by)
+        else:
+            actor_type = "workflow"
+            actor_id = activity.info().workflow_id if activity.in_activity() else None
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(db.audit_log).values(
+                    actor_type=actor_type,
+                    actor_id=actor_id,
+                    action="magic_link_sent",
+                    subject_type="user",
+                    subject_id=str(request.user_id),
+                    detail=detail,
+                )
+            )
+        log.info(
+            "magic link sent",
+            link_id=link_id,
+            user_id=request.user_id,
+            channel=channel.value,
+            provider=provider,
+        )
+        return MagicLinkCreated(
+            link_id=link_id, expires_at=expires_at, delivered_via=channel, provider_id=provider_id
+        )

@@ -1,0 +1,502 @@
+"""Activities of the outreach workflow: the only code that does its I/O.
+
+Built once per worker with the engines and rules it needs (no module-level clients).
+Every method takes one dataclass from `schemas.outreach` and returns one.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.assessment import assess
+from domain.calling_windows import callback_time_allowed, explain
+from domain.dispositions import EFFECTS, Disposition
+from domain.phones import phone_key
+from domain.rules import DiallerRules
+from domain.stages import derive_stage
+from schemas import dialler_db as db
+from schemas import replica
+from schemas.enums import CallbackStatus, TaskStatus
+from schemas.outreach import (
+    Assessment,
+    AssessRequest,
+    AuditEntry,
+    AuditWritten,
+    CallbackSaved,
+    CallbacksCompleted,
+    ClaimantFacts,
+    ClaimFact,
+    CompleteCallbacks,
+    ContactHistory,
+    LoadFactsRequest,
+    NoteAdded,
+    OutcomeStored,
+    PublishTask,
+    RecordOutcome,
+    RequirementFact,
+    SaveCallback,
+    SaveNote,
+    Stage,
+    Suppress,
+    Suppressed,
+    TaskWritten,
+    WithdrawTask,
+)
+
+_POSITIVE = [d.value for d, e in EFFECTS.items() if e.positive]
+_FAILED = [d.value for d, e in EFFECTS.items() if e.failed_attempt]
+CONVERSION_WINDOW = timedelta(days=90)
+CONVERSION_CACHE_SECONDS = 600.0
+
+
+def _age(born: date | None, today: date) -> int | None:
+    if born is None:
+        return None
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+class OutreachActivities:
+    def __init__(self, dialler: AsyncEngine, replica_db: AsyncEngine, rules: DiallerRules) -> None:
+        self._dialler = dialler
+        self._replica = replica_db
+        self._rules = rules
+        self._conversion: tuple[float, dict[str, float]] = (0.0, {})
+
+    # --- facts -----------------------------------------------------------------------
+
+    @activity.defn
+    async def load_facts(self, request: LoadFactsRequest) -> ClaimantFacts:
+        """Rebuild the claimant's facts: the replica's rows plus the dialler's own record
+        (opt-outs, bereavement, a pending callback)."""
+        user_id = request.user_id
+        async with self._replica.connect() as conn:
+            user = (
+                await conn.execute(select(replica.users).where(replica.users.c.id == user_id))
+            ).one_or_none()
+            claim_rows = (
+                await conn.execute(
+                    select(
+                        replica.claims.c.id,
+                        replica.claims.c.status,
+                        replica.claims.c.created_at,
+                        replica.claims.c.estimated_value,
+                        replica.lenders.c.name.label("lender"),
+                    )
+                    .join(replica.lenders, replica.lenders.c.id == replica.claims.c.lender_id)
+                    .where(replica.claims.c.user_id == user_id)
+                    .order_by(replica.claims.c.id)
+                )
+            ).all()
+            requirement_rows = (
+                await conn.execute(
+                    select(
+                        replica.claim_requirements.c.id,
+                        replica.claim_requirements.c.claim_id,
+                        replica.claim_requirements.c.type,
+                        replica.claim_requirements.c.status,
+                    )
+                    .join(
+                        replica.claims, replica.claims.c.id == replica.claim_requirements.c.claim_id
+                    )
+                    .where(replica.claims.c.user_id == user_id)
+                    .order_by(replica.claim_requirements.c.id)
+                )
+            ).all()
+        now = datetime.now(UTC)
+        if user is None:
+            # Deleted from the main app: nothing to chase.
+            return ClaimantFacts(
+                user_id=user_id, is_enabled=False, status="deleted", signed=False,
+                age_years=None, is_vulnerable=False, phone_key=None,
+                preferred_call_start=None, preferred_call_end=None,
+            )  # fmt: skip
+        requirements: dict[int, list[RequirementFact]] = {}
+        for row in requirement_rows:
+            requirements.setdefault(row.claim_id, []).append(
+                RequirementFact(requirement_id=row.id, type=row.type, status=row.status)
+            )
+        facts = ClaimantFacts(
+            user_id=user_id,
+            is_enabled=bool(user.is_enabled),
+            status=user.status,
+            signed=user.current_signature_file_id is not None,
+            age_years=_age(user.date_of_birth, now.date()),
+            is_vulnerable=bool(user.is_vulnerable),
+            phone_key=phone_key(user.phone_number),
+            preferred_call_start=user.preferred_call_start,
+            preferred_call_end=user.preferred_call_end,
+            claims=[
+                ClaimFact(
+                    claim_id=row.id,
+                    lender=row.lender,
+                    status=row.status,
+                    created_at=row.created_at.replace(tzinfo=UTC),
+                    estimated_value=float(row.estimated_value)
+                    if row.estimated_value is not None
+                    else None,
+                    requirements=requirements.get(row.id, []),
+                )
+                for row in claim_rows
+            ],
+        )
+        async with self._dialler.connect() as conn:
+            await self._add_dialler_facts(conn, facts, user.phone_number)
+        return facts
+
+    async def _add_dialler_facts(
+        self, conn: AsyncConnection, facts: ClaimantFacts, number: str | None
+    ) -> None:
+        subject = db.suppressions.c.user_id == facts.user_id
+        if number:
+            subject = or_(subject, db.suppressions.c.phone_number == number)
+        suppressed = await conn.scalar(select(func.count()).where(subject))
+        facts.opted_out = bool(suppressed)
+        deceased = await conn.scalar(
+            select(func.count()).where(
+                db.calls.c.user_id == facts.user_id,
+                db.calls.c.disposition == Disposition.DECEASED.value,
+            )
+        )
+        facts.deceased = bool(deceased)
+        callback = (
+            await conn.execute(
+                select(db.callbacks.c.scheduled_for, db.callbacks.c.owner_agent_id)
+                .where(
+                    db.callbacks.c.user_id == facts.user_id,
+                    db.callbacks.c.status == CallbackStatus.PENDING.value,
+                )
+                .order_by(db.callbacks.c.scheduled_for)
+                .limit(1)
+            )
+        ).one_or_none()
+        if callback is not None:
+            facts.callback_at = callback.scheduled_for
+            facts.callback_owner_agent_id = callback.owner_agent_id
+
+    # --- assessment --------------------------------------------------------------------
+
+    @activity.defn
+    async def assess(self, request: AssessRequest) -> Assessment:
+        """Stage, score with its breakdown, and the earliest time the claimant may be called."""
+        stage = derive_stage(request.facts, request.now, self._rules.stage_priority)
+        history = await self.contact_history(request.facts, request.now, stage)
+        return assess(request.facts, history, self._rules, request.now, stage)
+
+    async def contact_history(
+        self, facts: ClaimantFacts, now: datetime, stage: Stage
+    ) -> ContactHistory:
+        zone = self._rules.calling_windows.zone
+        # daily caps count calls since local (UK) midnight
+        day_start = datetime.combine(now.astimezone(zone).date(), dtime.min, zone)
+        week_ago = now - timedelta(days=7)
+        calls = db.calls.c
+        async with self._dialler.connect() as conn:
+            mine = (
+                await conn.execute(
+                    select(
+                        func.count().filter(calls.started_at >= day_start),
+                        func.count().filter(calls.started_at >= week_ago),
+                        func.max(calls.started_at),
+                        func.max(calls.started_at).filter(calls.abandoned),
+                    ).where(calls.user_id == facts.user_id)
+                )
+            ).one()
+            last = (
+                await conn.execute(
+                    select(calls.disposition, calls.ended_at, calls.started_at)
+                    .where(calls.user_id == facts.user_id, calls.disposition.is_not(None))
+                    .order_by(calls.started_at.desc())
+                    .limit(10)
+                )
+            ).all()
+            by_number = (0, 0)
+            if facts.phone_key:
+                row = (
+                    await conn.execute(
+                        select(
+                            func.count().filter(calls.started_at >= day_start),
+                            func.count().filter(calls.started_at >= week_ago),
+                        ).where(calls.phone_key == facts.phone_key)
+                    )
+                ).one()
+                by_number = (int(row[0]), int(row[1]))
+            rates = await self._conversion_rates(conn)
+        failed = 0
+        for row in last:
+            if row.disposition not in _FAILED:
+                break
+            failed += 1
+        return ContactHistory(
+            attempts_today=int(mine[0]),
+            attempts_7d=int(mine[1]),
+            number_attempts_today=by_number[0],
+            number_attempts_7d=by_number[1],
+            last_contact_at=mine[2],
+            last_disposition=last[0].disposition if last else None,
+            last_disposition_at=(last[0].ended_at or last[0].started_at) if last else None,
+            last_abandoned_at=mine[3],
+            consecutive_failed_attempts=failed,
+            segment_conversion_rate=rates.get(stage.value, rates.get("all")),
+        )
+
+    async def _conversion_rates(self, conn: AsyncConnection) -> dict[str, float]:
+        """Share of reached calls that moved a claim forward, per queue, over 90 days;
+        cached per worker for ten minutes since it changes slowly."""
+        fetched_at, rates = self._conversion
+        if time.monotonic() - fetched_at < CONVERSION_CACHE_SECONDS:
+            return rates
+        calls = db.calls.c
+        rows = (
+            await conn.execute(
+                select(
+                    calls.queue,
+                    func.count().filter(calls.disposition.in_(_POSITIVE)),
+                    func.count().filter(calls.disposition.is_not(None)),
+                )
+                .where(calls.started_at >= func.now() - CONVERSION_WINDOW)
+                .group_by(calls.queue)
+            )
+        ).all()
+        rates = {
+            str(queue): positive / total
+            for queue, positive, total in rows
+            if queue is not None and total >= 20
+        }
+        total_positive = sum(int(r[1]) for r in rows)
+        total = sum(int(r[2]) for r in rows)
+        if total >= 20:
+            rates["all"] = total_positive / total
+        self._conversion = (time.monotonic(), rates)
+        return rates
+
+    # --- the queue projection -------------------------------------------------------------
+
+    @activity.defn
+    async def publish_task(self, request: PublishTask) -> TaskWritten:
+        a = request.assessment
+        claim = request.claim
+        queue = a.stage.queue
+        if queue is None or a.not_before is None:
+            raise ValueError("only a callable stage can be published; withdraw instead")
+        values: dict[str, Any] = {
+            "user_id": request.user_id,
+            "workflow_id": request.workflow_id,
+            "queue": queue.value,
+            "score": a.score,
+            "score_breakdown": [
+                {"name": f.name, "contribution": f.contribution, "detail": f.detail}
+                for f in a.factors
+            ],
+            "not_before": a.not_before,
+            "not_before_reason": a.not_before_reason[:200],
+            "status": (TaskStatus.CLAIMED if claim else TaskStatus.READY).value,
+            "claimed_by": claim.agent_id if claim else None,
+            "claimed_at": claim.claimed_at if claim else None,
+            "lease_expires_at": claim.lease_expires_at if claim else None,
+            "version": request.version,
+            "route_to_people_only": a.people_only,
+            "updated_at": func.now(),
+        }
+        return await self._upsert(values, request.version)
+
+    @activity.defn
+    async def withdraw_task(self, request: WithdrawTask) -> TaskWritten:
+        table = db.call_tasks
+        async with self._dialler.begin() as conn:
+            result = await conn.execute(
+                update(table)
+                .where(table.c.user_id == request.user_id, table.c.version < request.version)
+                .values(
+                    status=TaskStatus.WITHDRAWN.value,
+                    claimed_by=None,
+                    claimed_at=None,
+                    lease_expires_at=None,
+                    not_before_reason=request.reason[:200],
+                    version=request.version,
+                    updated_at=func.now(),
+                )
+            )
+        return TaskWritten(applied=result.rowcount > 0)
+
+    async def _upsert(self, values: dict[str, Any], version: int) -> TaskWritten:
+        table = db.call_tasks
+        statement = pg_insert(table).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.user_id],
+            set_={k: statement.excluded[k] for k in values if k != "user_id"},
+            # an older write (a retried activity, a late run) never overwrites a newer one
+            where=table.c.version < statement.excluded.version,
+        )
+        async with self._dialler.begin() as conn:
+            result = await conn.execute(statement)
+        return TaskWritten(applied=result.rowcount > 0)
+
+    # --- outcomes, callbacks, notes, opt-outs, audit ---------------------------------------
+
+    @activity.defn
+    async def record_outcome(self, request: RecordOutcome) -> OutcomeStored:
+        calls = db.calls
+        async with self._dialler.begin() as conn:
+            if request.call_id is not None:
+                await conn.execute(
+                    update(calls)
+                    .where(calls.c.id == request.call_id, calls.c.user_id == request.user_id)
+                    .values(
+                        disposition=request.disposition,
+                        notes=request.notes or None,
+                        abandoned=request.abandoned,
+                    )
+                )
+                call_id = request.call_id
+            else:
+                number = await self._phone_number(request.user_id)
+                call_id = int(
+                    await conn.scalar(
+                        insert(calls)
+                        .values(
+                            user_id=request.user_id,
+                            agent_id=request.agent_id,
+                            queue=request.queue.value if request.queue else None,
+                            provider="manual",
+                            to_number=number or "unknown",
+                            phone_key=phone_key(number),
+                            status="completed",
+                            started_at=request.at,
+                            ended_at=request.at,
+                            abandoned=request.abandoned,
+                            disposition=request.disposition,
+                            notes=request.notes or None,
+                        )
+                        .returning(calls.c.id)
+                    )
+                )
+            await self._audit(
+                conn,
+                AuditEntry(
+                    actor_type="agent",
+                    actor_id=str(request.agent_id),
+                    action="outcome_recorded",
+                    subject_type="user",
+                    subject_id=str(request.user_id),
+                    detail={"disposition": request.disposition, "call_id": str(call_id)},
+                ),
+            )
+        return OutcomeStored(call_id=call_id)
+
+    async def _phone_number(self, user_id: int) -> str | None:
+        async with self._replica.connect() as conn:
+            number = await conn.scalar(
+                select(replica.users.c.phone_number).where(replica.users.c.id == user_id)
+            )
+        return str(number) if number else None
+
+    @activity.defn
+    async def save_callback(self, request: SaveCallback) -> CallbackSaved:
+        windows = self._rules.calling_windows
+        if not callback_time_allowed(request.at, windows):
+            raise ApplicationError(
+                f"callback time outside the calling windows: {explain(request.at, windows)}",
+                type="CallbackOutsideWindow",
+                non_retryable=True,
+            )
+        table = db.callbacks
+        async with self._dialler.begin() as conn:
+            # one pending callback per claimant: a new one replaces the old
+            await conn.execute(
+                update(table)
+                .where(
+                    table.c.user_id == request.user_id,
+                    table.c.status == CallbackStatus.PENDING.value,
+                )
+                .values(status=CallbackStatus.CANCELLED.value, completed_at=func.now())
+            )
+            callback_id = await conn.scalar(
+                insert(table)
+                .values(
+                    user_id=request.user_id,
+                    owner_agent_id=request.owner_agent_id,
+                    scheduled_for=request.at,
+                    notes=request.notes or None,
+                    created_by=request.created_by,
+                )
+                .returning(table.c.id)
+            )
+        return CallbackSaved(callback_id=int(callback_id or 0))
+
+    @activity.defn
+    async def complete_callbacks(self, request: CompleteCallbacks) -> CallbacksCompleted:
+        table = db.callbacks
+        async with self._dialler.begin() as conn:
+            result = await conn.execute(
+                update(table)
+                .where(
+                    and_(
+                        table.c.user_id == request.user_id,
+                        table.c.status == CallbackStatus.PENDING.value,
+                        table.c.scheduled_for <= request.at,
+                    )
+                )
+                .values(status=CallbackStatus.COMPLETED.value, completed_at=request.at)
+            )
+        return CallbacksCompleted(completed=result.rowcount)
+
+    @activity.defn
+    async def save_note(self, request: SaveNote) -> NoteAdded:
+        async with self._dialler.begin() as conn:
+            note_id = await conn.scalar(
+                insert(db.claimant_notes)
+                .values(user_id=request.user_id, agent_id=request.agent_id, body=request.text)
+                .returning(db.claimant_notes.c.id)
+            )
+        return NoteAdded(note_id=int(note_id or 0))
+
+    @activity.defn
+    async def suppress(self, request: Suppress) -> Suppressed:
+        async with self._dialler.begin() as conn:
+            suppression_id = await conn.scalar(
+                insert(db.suppressions)
+                .values(user_id=request.user_id, reason=request.reason, source=request.source)
+                .returning(db.suppressions.c.id)
+            )
+            await self._audit(
+                conn,
+                AuditEntry(
+                    actor_type="workflow",
+                    actor_id=request.source,
+                    action="opted_out",
+                    subject_type="user",
+                    subject_id=str(request.user_id),
+                    detail={"reason": request.reason},
+                ),
+            )
+        return Suppressed(suppression_id=int(suppression_id or 0))
+
+    @activity.defn
+    async def audit(self, entry: AuditEntry) -> AuditWritten:
+        async with self._dialler.begin() as conn:
+            return AuditWritten(audit_id=await self._audit(conn, entry))
+
+    @staticmethod
+    async def _audit(conn: AsyncConnection, entry: AuditEntry) -> int:
+        audit_id = await conn.scalar(
+            insert(db.audit_log)
+            .values(
+                actor_type=entry.actor_type,
+                actor_id=entry.actor_id,
+                action=entry.action,
+                subject_type=entry.subject_type,
+                subject_id=entry.subject_id,
+                detail=entry.detail,
+            )
+            .returning(db.audit_log.c.id)
+        )
+        return int(audit_id or 0)

@@ -1,0 +1,136 @@
+"""Activities of the reconcile workflow: compare the seed's queue queries with the queue
+projection, and nudge the workflows that disagree."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
+from domain.rules import DiallerRules
+from schemas import dialler_db as db
+from schemas.enums import TaskStatus
+from schemas.outreach import ChangeEvent, ChangeKind, OutreachInput, Stage
+from schemas.reconcile import ReconcilePlan, ReconcilePlanRequest, RefreshBatch, RefreshDone
+from workflows.outreach import OutreachWorkflow, workflow_id_for
+
+SIGNALS_IN_FLIGHT = 16
+
+
+def expected_queues(
+    callback: set[int], unsigned: set[int], outstanding: set[int], priority: list[Stage]
+) -> dict[int, str]:
+    """Each claimant's queue by the seed's queries, resolving overlaps by stage priority."""
+    members = {Stage.CALLBACK: callback, Stage.UNSIGNED: unsigned, Stage.OUTSTANDING: outstanding}
+    expected: dict[int, str] = {}
+    for stage in reversed(priority):  # higher priority written last wins
+        expected.update(dict.fromkeys(members[stage], stage.value))
+    return expected
+
+
+class ReconcileActivities:
+    def __init__(
+        self,
+        dialler: AsyncEngine,
+        replica_db: AsyncEngine,
+        client: Client,
+        task_queue: str,
+        rules: DiallerRules,
+    ) -> None:
+        self._dialler = dialler
+        self._replica = replica_db
+        self._client = client
+        self._task_queue = task_queue
+        self._rules = rules
+
+    @activity.defn
+    async def plan(self, request: ReconcilePlanRequest) -> ReconcilePlan:
+        unsigned, outstanding, callback = await asyncio.gather(
+            unsigned_user_ids(self._replica),
+            outstanding_user_ids(self._replica),
+            due_callback_user_ids(self._dialler, self._replica, request.now),
+        )
+        expected = expected_queues(callback, unsigned, outstanding, self._rules.stage_priority)
+        async with self._dialler.connect() as conn:
+            rows = await conn.execute(
+                select(db.call_tasks.c.user_id, db.call_tasks.c.queue).where(
+                    db.call_tasks.c.status.in_([TaskStatus.READY.value, TaskStatus.CLAIMED.value])
+                )
+            )
+            published = {int(user_id): queue for user_id, queue in rows}
+        counts = {stage: 0 for stage in ("callback", "unsigned", "outstanding")}
+        for queue in expected.values():
+            counts[queue] += 1
+        return ReconcilePlan(
+            counts=counts,
+            to_refresh=sorted(u for u, q in expected.items() if published.get(u) != q),
+            to_withdraw=sorted(u for u in published if u not in expected),
+        )
+
+    @activity.defn
+    async def refresh(self, batch: RefreshBatch) -> RefreshDone:
+        """Signal-with-start each claimant's workflow with a REFRESH event: a running one
+        reloads its facts, a missing one starts and builds them."""
+        gate = asyncio.Semaphore(SIGNALS_IN_FLIGHT)
+        now = datetime.now(UTC)
+
+        async def one(user_id: int) -> None:
+            async with gate:
+                await self._client.start_workflow(
+                    OutreachWorkflow.run,
+                    OutreachInput(user_id),
+                    id=workflow_id_for(user_id),
+                    task_queue=self._task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    start_signal="change",
+                    start_signal_args=[
+                        ChangeEvent(
+                            event_id=f"{batch.batch_id}:{user_id}",
+                            kind=ChangeKind.REFRESH,
+                            user_id=user_id,
+                            occurred_at=now,
+                            reason=batch.reason,
+                        )
+                    ],
+                    static_summary=f"Outreach for claimant {user_id}",
+                )
+            activity.heartbeat()
+
+        await asyncio.gather(*(one(u) for u in batch.user_ids))
+        return RefreshDone(signalled=len(batch.user_ids))
+
+    @activity.defn
+    async def withdraw(self, batch: RefreshBatch) -> RefreshDone:
+        """Tasks of claimants who belong in no queue: a running workflow is asked to
+        reconsider; a task with no workflow behind it is withdrawn here."""
+        signalled, direct = 0, []
+        now = datetime.now(UTC)
+        for user_id in batch.user_ids:
+            handle = self._client.get_workflow_handle_for(
+                OutreachWorkflow.run, workflow_id_for(user_id)
+            )
+            try:
+                await handle.signal(
+                    OutreachWorkflow.change,
+                    ChangeEvent(f"{batch.batch_id}:{user_id}", ChangeKind.REFRESH, user_id, now),
+                )
+                signalled += 1
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                direct.append(user_id)
+        if direct:
+            async with self._dialler.begin() as conn:
+                await conn.execute(
+                    update(db.call_tasks)
+                    .where(db.call_tasks.c.user_id.in_(direct))
+                    .values(status=TaskStatus.WITHDRAWN.value, not_before_reason="in no queue")
+                )
+        return RefreshDone(signalled=signalled, withdrawn_directly=len(direct))

@@ -1,0 +1,57 @@
+"""One claimant's standing: stage, score with its breakdown, and when they may be called.
+
+`assess` is what the outreach workflow's assess activity returns. The stage is passed in
+(derived by `domain.stages.derive_stage` with `rules.stage_priority`) so this function only
+combines the contact policy and the score; it stays pure and deterministic for a given `now`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from domain.calling_windows import as_utc
+from domain.contact_policy import earliest_contact
+from domain.rules import DiallerRules
+from domain.scoring import score
+from schemas.outreach import Assessment, ClaimantFacts, ContactHistory, Stage
+
+
+def assess(
+    facts: ClaimantFacts,
+    history: ContactHistory,
+    rules: DiallerRules,
+    now: datetime,
+    stage: Stage,
+) -> Assessment:
+    now = as_utc(now, "now")
+    # Vulnerable claimants are routed to people only, never to AI agents (DESIGN section 4).
+    people_only = facts.is_vulnerable
+    if stage is Stage.DONE:
+        return Assessment(
+            user_id=facts.user_id,
+            stage=stage,
+            score=0.0,
+            factors=[],
+            not_before=None,
+            not_before_reason=_done_reason(facts),
+            people_only=people_only,
+        )
+    not_before, reason = earliest_contact(facts, history, rules, now)
+    total, factors = score(facts, history, stage, rules.scoring, now)
+    return Assessment(
+        user_id=facts.user_id,
+        stage=stage,
+        score=total,
+        factors=factors,
+        not_before=not_before,
+        not_before_reason=reason,
+        people_only=people_only,
+    )
+
+
+def _done_reason(facts: ClaimantFacts) -> str:
+    if facts.opted_out:
+        return "opted out: outreach stopped for good"
+    if facts.deceased:
+        return "recorded as deceased: outreach stopped"
+    return "nothing left to chase"

@@ -1,0 +1,126 @@
+"""Applying change events and call outcomes to a claimant's facts.
+
+Pure functions over `ClaimantFacts`. Events are idempotent (the caller skips seen ids) and
+ordered per entity by `occurred_at`: an event older than the last one applied to the same
+user, claim or requirement is ignored, so out-of-order delivery never regresses a fact.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from domain.dispositions import Disposition, effect_of
+from schemas.outreach import (
+    ChangeEvent,
+    ChangeKind,
+    ClaimantFacts,
+    ClaimFact,
+    RequirementFact,
+)
+
+_USER_KINDS = {
+    ChangeKind.SIGNATURE_ADDED,
+    ChangeKind.SIGNATURE_REMOVED,
+    ChangeKind.PHONE_CHANGED,
+    ChangeKind.ENABLED_CHANGED,
+    ChangeKind.USER_STATUS_CHANGED,
+    ChangeKind.VULNERABILITY_CHANGED,
+}
+
+
+def entity_key(event: ChangeEvent) -> str:
+    if event.kind in (ChangeKind.REQUIREMENT_ADDED, ChangeKind.REQUIREMENT_CHANGED):
+        return f"requirement:{event.requirement_id}"
+    if event.kind in (ChangeKind.CLAIM_ADDED, ChangeKind.CLAIM_STATUS_CHANGED):
+        return f"claim:{event.claim_id}"
+    # Field-level keys for the user row, so a late phone change cannot undo a newer
+    # signature change (they are different columns of the same row).
+    return f"user:{event.kind.value}"
+
+
+def _claim(facts: ClaimantFacts, event: ChangeEvent) -> ClaimFact:
+    for claim in facts.claims:
+        if claim.claim_id == event.claim_id:
+            return claim
+    claim = ClaimFact(
+        claim_id=event.claim_id or 0,
+        lender=event.lender or "unknown",
+        status=event.claim_status or "new",
+        created_at=event.claim_created_at or event.occurred_at,
+    )
+    facts.claims.append(claim)
+    return claim
+
+
+def apply_event(facts: ClaimantFacts, event: ChangeEvent) -> bool:
+    """Apply one event in place; False when it was older than what is already known."""
+    if event.kind is ChangeKind.REFRESH:
+        return True  # handled by the workflow: reload from the databases
+    key = entity_key(event)
+    last = facts.entity_versions.get(key)
+    if last is not None and event.occurred_at < last:
+        return False
+    facts.entity_versions[key] = event.occurred_at
+
+    match event.kind:
+        case ChangeKind.SIGNATURE_ADDED:
+            facts.signed = True
+        case ChangeKind.SIGNATURE_REMOVED:
+            facts.signed = False
+        case ChangeKind.PHONE_CHANGED:
+            facts.phone_key = event.phone_key
+        case ChangeKind.ENABLED_CHANGED:
+            facts.is_enabled = bool(event.is_enabled)
+        case ChangeKind.USER_STATUS_CHANGED:
+            facts.status = event.user_status or facts.status
+        case ChangeKind.VULNERABILITY_CHANGED:
+            facts.is_vulnerable = bool(event.is_vulnerable)
+        case ChangeKind.OPTED_OUT:
+            facts.opted_out = True  # final: no event turns it back
+        case ChangeKind.CLAIM_ADDED | ChangeKind.CLAIM_STATUS_CHANGED:
+            claim = _claim(facts, event)
+            claim.status = event.claim_status or claim.status
+            claim.lender = event.lender or claim.lender
+        case ChangeKind.REQUIREMENT_ADDED | ChangeKind.REQUIREMENT_CHANGED:
+            claim = _claim(facts, event)
+            _upsert_requirement(claim, event)
+    return True
+
+
+def _upsert_requirement(claim: ClaimFact, event: ChangeEvent) -> None:
+    for requirement in claim.requirements:
+        if requirement.requirement_id == event.requirement_id:
+            requirement.status = event.requirement_status or requirement.status
+            requirement.type = event.requirement_type or requirement.type
+            return
+    claim.requirements.append(
+        RequirementFact(
+            requirement_id=event.requirement_id or 0,
+            type=event.requirement_type or "unknown",
+            status=event.requirement_status or "PENDING",
+        )
+    )
+
+
+def apply_disposition(
+    facts: ClaimantFacts,
+    disposition: Disposition,
+    now: datetime,
+    callback_at: datetime | None = None,
+    owner_agent_id: int | None = None,
+) -> None:
+    """The outcome's effect on the facts (cooldowns come from the contact history)."""
+    effect = effect_of(disposition)
+    if effect.opt_out:
+        facts.opted_out = True
+    if disposition is Disposition.DECEASED:
+        facts.deceased = True
+    if effect.invalidates_phone:
+        facts.phone_key = None
+    if effect.needs_callback_time:
+        facts.callback_at = callback_at
+        facts.callback_owner_agent_id = owner_agent_id
+    elif facts.callback_at is not None and facts.callback_at <= now:
+        # this call honoured the callback that was due
+        facts.callback_at = None
+        facts.callback_owner_agent_id = None

@@ -1,0 +1,1 @@
+"""Service layer shared by the web app and AI agents: the claim protocol."""

@@ -1,0 +1,169 @@
+"""The claim protocol: how an agent (person or AI) takes the next call.
+
+`call_tasks` is only an index. Claim-next picks the best ready task with
+`FOR UPDATE SKIP LOCKED` and, while holding the row, asks the claimant's workflow to
+confirm with the `claim` Update. The workflow is the source of truth: if it says the task
+is stale, the row is skipped and the next one tried. The row lock makes two agents
+racing for one task impossible; the Update makes a claim on an outdated task impossible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from schemas import dialler_db as db
+from schemas.enums import Queue, TaskStatus
+from schemas.outreach import (
+    ClaimGranted,
+    ClaimRequest,
+    OutcomeRecorded,
+    OutcomeRequest,
+    Released,
+    ReleaseRequest,
+)
+from workflows.outreach import OutreachWorkflow, workflow_id_for
+
+MAX_ATTEMPTS = 8  # stale rows skipped before giving up on this call
+
+_NEXT_READY = text(
+    """
+    SELECT id, user_id, workflow_id, version, score, score_breakdown, not_before_reason
+    FROM call_tasks
+    WHERE status = 'ready' AND queue = :queue AND not_before <= now()
+      AND (:people OR NOT route_to_people_only)
+      AND NOT (id = ANY(:skip))
+    ORDER BY score DESC
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+    """
+)
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    task_id: int
+    user_id: int
+    queue: Queue
+    score: float
+    score_breakdown: list[dict[str, Any]]
+    reason: str
+    lease_expires_at: datetime
+
+
+class ClaimError(Exception):
+    """The workflow refused the action; the message says why, for the agent."""
+
+
+class ClaimService:
+    def __init__(self, engine: AsyncEngine, client: Client, *, lease_seconds: int = 1200) -> None:
+        self._engine = engine
+        self._client = client
+        self._lease_seconds = lease_seconds
+
+    async def claim_next(
+        self, agent_id: int, queue: Queue, *, is_ai: bool = False
+    ) -> ClaimedTask | None:
+        """The best task this agent may take now, confirmed by its workflow; None if none."""
+        skipped: list[int] = []
+        async with self._engine.begin() as conn:
+            for _ in range(MAX_ATTEMPTS):
+                row = (
+                    await conn.execute(
+                        _NEXT_READY,
+                        {"queue": queue.value, "people": not is_ai, "skip": skipped},
+                    )
+                ).one_or_none()
+                if row is None:
+                    return None
+                granted = await self._confirm(conn, row, agent_id, queue, is_ai)
+                if granted is None:
+                    skipped.append(row.id)
+                    continue
+                await conn.execute(
+                    update(db.call_tasks)
+                    .where(db.call_tasks.c.id == row.id, db.call_tasks.c.version == row.version)
+                    .values(
+                        status=TaskStatus.CLAIMED.value,
+                        claimed_by=agent_id,
+                        claimed_at=text("now()"),
+                        lease_expires_at=granted.lease_expires_at,
+                    )
+                )
+                return ClaimedTask(
+                    task_id=row.id,
+                    user_id=row.user_id,
+                    queue=queue,
+                    score=float(row.score),
+                    score_breakdown=list(row.score_breakdown),
+                    reason=row.not_before_reason,
+                    lease_expires_at=granted.lease_expires_at,
+                )
+        return None
+
+    async def _confirm(
+        self, conn: AsyncConnection, row: Any, agent_id: int, queue: Queue, is_ai: bool
+    ) -> ClaimGranted | None:
+        handle = self._client.get_workflow_handle_for(OutreachWorkflow.run, row.workflow_id)
+        try:
+            return await handle.execute_update(
+                OutreachWorkflow.claim,
+                ClaimRequest(
+                    agent_id=agent_id,
+                    queue=queue,
+                    task_version=row.version,
+                    is_ai=is_ai,
+                    lease_seconds=self._lease_seconds,
+                ),
+            )
+        except WorkflowUpdateFailedError:
+            return None  # stale: the workflow has moved on and will republish
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # No running workflow behind the row (it ended): the row is an orphan.
+            await conn.execute(
+                update(db.call_tasks)
+                .where(db.call_tasks.c.id == row.id)
+                .values(status=TaskStatus.WITHDRAWN.value, not_before_reason="workflow ended")
+            )
+            return None
+
+    async def record_outcome(self, user_id: int, request: OutcomeRequest) -> OutcomeRecorded:
+        handle = self._client.get_workflow_handle_for(
+            OutreachWorkflow.run, workflow_id_for(user_id)
+        )
+        try:
+            return await handle.execute_update(OutreachWorkflow.record_outcome, request)
+        except WorkflowUpdateFailedError as error:
+            raise ClaimError(_reason(error)) from None
+
+    async def release(self, user_id: int, request: ReleaseRequest) -> Released:
+        handle = self._client.get_workflow_handle_for(
+            OutreachWorkflow.run, workflow_id_for(user_id)
+        )
+        try:
+            return await handle.execute_update(OutreachWorkflow.release, request)
+        except WorkflowUpdateFailedError as error:
+            raise ClaimError(_reason(error)) from None
+
+    async def claimed_by(self, agent_id: int) -> list[int]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(db.call_tasks.c.user_id).where(
+                    db.call_tasks.c.claimed_by == agent_id,
+                    db.call_tasks.c.status == TaskStatus.CLAIMED.value,
+                )
+            )
+            return [int(r[0]) for r in rows]
+
+
+def _reason(error: WorkflowUpdateFailedError) -> str:
+    cause = error.cause
+    return str(getattr(cause, "message", None) or cause or error)

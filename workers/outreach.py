@@ -1,0 +1,93 @@
+"""The outreach worker: runs OutreachWorkflow and ReconcileWorkflow with their activities."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from structlog import get_logger
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.messaging import MessagingActivities
+from activities.outreach import OutreachActivities
+from activities.reconcile import ReconcileActivities
+from adapters.databases import dialler_engine, replica_engine
+from adapters.messaging import email_sender, sms_sender
+from adapters.rules_file import load_rules_file
+from adapters.temporal import connect_temporal
+from config.settings import Settings
+from domain.rules import DiallerRules
+from workers.schedules import ensure_schedules
+from workflows.outreach import OutreachWorkflow
+from workflows.reconcile import ReconcileWorkflow
+
+log = get_logger(__name__)
+WORKFLOWS = [OutreachWorkflow, ReconcileWorkflow]
+
+
+def outreach_activities(
+    settings: Settings,
+    client: Client,
+    dialler: AsyncEngine,
+    replica: AsyncEngine,
+    rules: DiallerRules,
+) -> list[Callable[..., Any]]:
+    outreach = OutreachActivities(dialler, replica, rules)
+    reconcile = ReconcileActivities(dialler, replica, client, settings.temporal_task_queue, rules)
+    messaging = MessagingActivities(dialler, sms_sender(settings), email_sender(settings), settings)
+    return [
+        outreach.load_facts,
+        outreach.assess,
+        outreach.publish_task,
+        outreach.withdraw_task,
+        outreach.record_outcome,
+        outreach.save_callback,
+        outreach.complete_callbacks,
+        outreach.save_note,
+        outreach.suppress,
+        outreach.audit,
+        reconcile.plan,
+        reconcile.refresh,
+        reconcile.withdraw,
+        messaging.send_sms,
+        messaging.create_magic_link,
+    ]
+
+
+def build_worker(
+    client: Client, task_queue: str, activities: Sequence[Callable[..., Any]]
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=activities,
+        max_concurrent_activities=200,
+    )
+
+
+async def run_outreach_worker(settings: Settings) -> None:
+    rules = load_rules_file(settings.rules_file)
+    client = await connect_temporal(settings)
+    dialler, replica = (
+        dialler_engine(settings, pool_size=20),
+        replica_engine(settings, pool_size=10),
+    )
+    created = await ensure_schedules(client, settings.temporal_task_queue)
+    if created:
+        log.info("schedules created", schedules=created)
+    activities = outreach_activities(settings, client, dialler, replica, rules)
+    worker = build_worker(client, settings.temporal_task_queue, activities)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("outreach worker started", task_queue=settings.temporal_task_queue)
+    async with worker:
+        await stop.wait()
+    await dialler.dispose()
+    await replica.dispose()

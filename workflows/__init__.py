@@ -1,0 +1,1 @@
+"""Temporal workflows: thin deterministic scripts over the domain rules."""

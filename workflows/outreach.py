@@ -1,0 +1,444 @@
+"""OutreachWorkflow: one durable workflow per claimant (`outreach-<user_id>`).
+
+It holds the claimant's facts, keeps exactly one call task published for the right queue
+with the right score and `not_before` (or none), reacts to change events, confirms agent
+actions through validated Updates, and ends when there is nothing left to chase. All I/O
+happens in `OutreachActivities`; all rules live in `domain`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.outreach import OutreachActivities
+    from domain.dispositions import Disposition, effect_of
+    from domain.facts import apply_disposition, apply_event
+    from domain.stages import has_future_callback
+    from schemas import search_attributes as sa
+    from schemas.outreach import (
+        Assessment,
+        AssessRequest,
+        AuditEntry,
+        CallbackRequest,
+        CallbackScheduled,
+        ChangeEvent,
+        ChangeKind,
+        Claim,
+        ClaimGranted,
+        ClaimRequest,
+        CompleteCallbacks,
+        LoadFactsRequest,
+        NoteAdded,
+        NoteRequest,
+        OutcomeRecorded,
+        OutcomeRequest,
+        OutreachInput,
+        OutreachResult,
+        OutreachState,
+        PublishTask,
+        RecordOutcome,
+        Released,
+        ReleaseRequest,
+        SaveCallback,
+        SaveNote,
+        Stage,
+        Suppress,
+        WithdrawTask,
+    )
+
+MAX_LEASE = timedelta(hours=4)
+RESCORE_EVERY = timedelta(hours=6)  # scores drift with time (days since contact, ...)
+SEEN_EVENTS_KEPT = 500
+ACTIVITY = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=30)),
+}
+
+
+def workflow_id_for(user_id: int) -> str:
+    return f"outreach-{user_id}"
+
+
+@dataclass(frozen=True)
+class _Published:
+    """What the last task write said, to skip writes that would change nothing."""
+
+    queue: str | None
+    score: float
+    not_before: datetime | None
+    claimed_by: int | None
+    people_only: bool
+
+
+@workflow.defn(name="Outreach")
+class OutreachWorkflow:
+    @workflow.init
+    def __init__(self, input: OutreachInput) -> None:
+        self._user_id = input.user_id
+        self._state: OutreachState | None = input.carried
+        self._pending: list[ChangeEvent] = (
+            list(input.carried.pending_events) if input.carried else []
+        )
+        self._reload = False
+        self._assessment: Assessment | None = None
+        self._published: _Published | None = None
+        # Every change bumps `_changes`; the loop records which change its latest assessment
+        # covered, so an update can wait for an assessment that saw its own change.
+        self._changes = 0
+        self._assessed_through = -1
+
+    # --- signals -------------------------------------------------------------------------
+
+    @workflow.signal
+    def change(self, event: ChangeEvent) -> None:
+        """A row change of the main app (or an opt-out): queued, applied by the run loop."""
+        seen = self._state.seen_event_ids if self._state else []
+        if event.event_id in seen or any(e.event_id == event.event_id for e in self._pending):
+            return
+        self._pending.append(event)
+        self._changes += 1
+
+    # --- queries -------------------------------------------------------------------------
+
+    @workflow.query
+    def assessment(self) -> Assessment | None:
+        return self._assessment
+
+    @workflow.query
+    def state(self) -> OutreachState | None:
+        return self._state
+
+    # --- run loop ------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: OutreachInput) -> OutreachResult:
+        workflow.set_current_details("loading the claimant's facts")
+        if self._state is None:
+            facts = await workflow.execute_activity_method(
+                OutreachActivities.load_facts, LoadFactsRequest(self._user_id), **ACTIVITY
+            )
+            self._state = OutreachState(facts=facts)
+        while True:
+            iteration = self._changes
+            await self._apply_pending()
+            now = workflow.now()
+            await self._expire_lease(now)
+            assessment = await workflow.execute_activity_method(
+                OutreachActivities.assess, AssessRequest(self._state.facts, now), **ACTIVITY
+            )
+            self._assessment = assessment
+            await self._project(assessment)
+            self._assessed_through = iteration
+            self._describe(assessment)
+
+            if self._finished(assessment, now):
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._changes == iteration:
+                    return OutreachResult(self._user_id, Stage.DONE, assessment.not_before_reason)
+                continue
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                self._state.pending_events = list(self._pending)
+                workflow.continue_as_new(OutreachInput(self._user_id, carried=self._state))
+
+            try:
+                await workflow.wait_condition(
+                    lambda: self._changes != iteration, timeout=self._next_timer(now)
+                )
+            except TimeoutError:
+                pass  # a lease, a callback or a re-score is due
+
+    def _finished(self, assessment: Assessment, now: datetime) -> bool:
+        assert self._state is not None
+        return (
+            assessment.stage is Stage.DONE
+            and self._state.claim is None
+            and not has_future_callback(self._state.facts, now)
+        )
+
+    def _next_timer(self, now: datetime) -> timedelta:
+        assert self._state is not None
+        deadlines = [now + RESCORE_EVERY]
+        if self._state.claim is not None:
+            deadlines.append(self._state.claim.lease_expires_at)
+        callback_at = self._state.facts.callback_at
+        if callback_at is not None and callback_at > now:
+            deadlines.append(callback_at)
+        return max(min(deadlines) - now, timedelta(seconds=1))
+
+    async def _apply_pending(self) -> None:
+        assert self._state is not None
+        events, self._pending = self._pending, []
+        if self._reload or any(e.kind is ChangeKind.REFRESH for e in events):
+            self._reload = False
+            fresh = await workflow.execute_activity_method(
+                OutreachActivities.load_facts, LoadFactsRequest(self._user_id), **ACTIVITY
+            )
+            # An opt-out recorded by this workflow is final even if a reload raced its write.
+            fresh.opted_out = fresh.opted_out or self._state.facts.opted_out
+            fresh.entity_versions = self._state.facts.entity_versions
+            self._state.facts = fresh
+        for event in sorted(events, key=lambda e: e.occurred_at):
+            apply_event(self._state.facts, event)
+            if event.kind is ChangeKind.OPTED_OUT:
+                await workflow.execute_activity_method(
+                    OutreachActivities.suppress,
+                    Suppress(self._user_id, event.reason or "opted_out", "change_event"),
+                    **ACTIVITY,
+                )
+        seen = self._state.seen_event_ids + [e.event_id for e in events]
+        self._state.seen_event_ids = seen[-SEEN_EVENTS_KEPT:]
+
+    async def _expire_lease(self, now: datetime) -> None:
+        assert self._state is not None
+        claim = self._state.claim
+        if claim is None or claim.lease_expires_at > now:
+            return
+        self._state.claim = None
+        await self._audit(
+            "lease_expired", str(claim.agent_id), {"claimed_at": claim.claimed_at.isoformat()}
+        )
+
+    def _next_version(self) -> int:
+        """Task versions grow across runs too: microseconds of workflow time, at least +1."""
+        assert self._state is not None
+        now_us = int(workflow.now().timestamp() * 1_000_000)
+        self._state.task_version = max(self._state.task_version + 1, now_us)
+        return self._state.task_version
+
+    async def _project(self, assessment: Assessment) -> None:
+        """Keep exactly one task published for the current queue, or none."""
+        assert self._state is not None
+        claim = self._state.claim
+        callable_now = assessment.stage is not Stage.DONE and assessment.not_before is not None
+        wanted = _Published(
+            queue=assessment.stage.queue.value if callable_now and assessment.stage.queue else None,
+            score=assessment.score,
+            not_before=assessment.not_before,
+            claimed_by=claim.agent_id if claim else None,
+            people_only=assessment.people_only,
+        )
+        if wanted == self._published:
+            return
+        if callable_now:
+            await workflow.execute_activity_method(
+                OutreachActivities.publish_task,
+                PublishTask(
+                    user_id=self._user_id,
+                    workflow_id=workflow.info().workflow_id,
+                    version=self._next_version(),
+                    assessment=assessment,
+                    claim=claim,
+                ),
+                **ACTIVITY,
+            )
+        elif claim is None:
+            await workflow.execute_activity_method(
+                OutreachActivities.withdraw_task,
+                WithdrawTask(self._user_id, self._next_version(), assessment.not_before_reason),
+                **ACTIVITY,
+            )
+        else:
+            return  # the claimant left the queue mid-call: keep the claim until its outcome
+        self._published = wanted
+
+    def _describe(self, assessment: Assessment) -> None:
+        assert self._state is not None
+        claim = self._state.claim
+        queue = assessment.stage.queue
+        updates = [
+            sa.OUTREACH_STAGE.value_set(assessment.stage.value),
+            sa.OUTREACH_QUEUE.value_set(queue.value) if queue else sa.OUTREACH_QUEUE.value_unset(),
+            sa.OUTREACH_SCORE.value_set(assessment.score),
+            sa.ASSIGNED_AGENT.value_set(str(claim.agent_id))
+            if claim
+            else sa.ASSIGNED_AGENT.value_unset(),
+            sa.NEXT_CALLBACK_AT.value_set(self._state.facts.callback_at)
+            if self._state.facts.callback_at
+            else sa.NEXT_CALLBACK_AT.value_unset(),
+        ]
+        workflow.upsert_search_attributes(updates)
+        # No personal data: ids, stage, score and reasons only.
+        when = assessment.not_before.isoformat() if assessment.not_before else "never"
+        workflow.set_current_details(
+            f"**{assessment.stage.value}** · score {assessment.score:.1f} · "
+            f"callable from {when} ({assessment.not_before_reason})"
+            + (f" · claimed by agent {claim.agent_id}" if claim else "")
+        )
+
+    async def _audit(self, action: str, actor: str | None, detail: dict[str, str]) -> None:
+        await workflow.execute_activity_method(
+            OutreachActivities.audit,
+            AuditEntry("workflow", actor, action, "user", str(self._user_id), detail),
+            **ACTIVITY,
+        )
+
+    # --- agent actions -----------------------------------------------------------------------
+
+    @workflow.update
+    async def claim(self, request: ClaimRequest) -> ClaimGranted:
+        assert self._state is not None and self._assessment is not None
+        # A claim is a lease: an agent who vanishes mid-call gives the task back.
+        expires = workflow.now() + timedelta(seconds=request.lease_seconds)
+        self._state.claim = Claim(
+            agent_id=request.agent_id,
+            claimed_at=workflow.now(),
+            lease_expires_at=expires,
+            task_version=request.task_version,
+        )
+        self._changes += 1
+        return ClaimGranted(
+            user_id=self._user_id,
+            queue=request.queue,
+            task_version=request.task_version,
+            lease_expires_at=expires,
+        )
+
+    @claim.validator
+    def _validate_claim(self, request: ClaimRequest) -> None:
+        state, assessment = self._state, self._assessment
+        if state is None or assessment is None:
+            raise ValueError("the claimant is still being assessed")
+        if state.claim is not None:
+            raise ValueError(f"already claimed by agent {state.claim.agent_id}")
+        if request.task_version != state.task_version:
+            raise ValueError("stale task: the claimant's task has changed since it was listed")
+        if assessment.stage.queue != request.queue:
+            raise ValueError(f"the claimant is no longer in the {request.queue.value} queue")
+        if assessment.not_before is None or assessment.not_before > workflow.now():
+            raise ValueError("the claimant may not be called yet")
+        if request.is_ai and assessment.people_only:
+            raise ValueError("vulnerable claimant: people only")
+        if not 1 <= request.lease_seconds <= MAX_LEASE.total_seconds():
+            raise ValueError("a lease lasts between 1 second and 4 hours")
+
+    @workflow.update
+    async def record_outcome(self, request: OutcomeRequest) -> OutcomeRecorded:
+        assert self._state is not None and self._state.claim is not None
+        disposition = Disposition(request.disposition)
+        effect = effect_of(disposition)
+        now = workflow.now()
+        queue = self._assessment.stage.queue if self._assessment else None
+        if effect.needs_callback_time and request.callback_at is not None:
+            # saved first: it checks the calling windows and fails the update if outside them
+            await workflow.execute_activity_method(
+                OutreachActivities.save_callback,
+                SaveCallback(self._user_id, request.callback_at, request.notes,
+                             request.agent_id, request.agent_id),
+                **ACTIVITY,
+            )  # fmt: skip
+        await workflow.execute_activity_method(
+            OutreachActivities.record_outcome,
+            RecordOutcome(
+                user_id=self._user_id, agent_id=request.agent_id, queue=queue,
+                disposition=disposition.value, notes=request.notes, at=now,
+                call_id=request.call_id, abandoned=request.abandoned,
+            ),
+            **ACTIVITY,
+        )  # fmt: skip
+        callback_due = self._state.facts.callback_at is not None and (
+            self._state.facts.callback_at <= now
+        )
+        apply_disposition(
+            self._state.facts, disposition, now, request.callback_at, request.agent_id
+        )
+        if callback_due and not effect.needs_callback_time:
+            await workflow.execute_activity_method(
+                OutreachActivities.complete_callbacks,
+                CompleteCallbacks(self._user_id, now),
+                **ACTIVITY,
+            )
+        if effect.opt_out:
+            await workflow.execute_activity_method(
+                OutreachActivities.suppress,
+                Suppress(self._user_id, "do_not_call", f"agent:{request.agent_id}"),
+                **ACTIVITY,
+            )
+        self._state.claim = None
+        return await self._after_change()
+
+    @record_outcome.validator
+    def _validate_outcome(self, request: OutcomeRequest) -> None:
+        self._require_claim_by(request.agent_id)
+        try:
+            disposition = Disposition(request.disposition)
+        except ValueError:
+            raise ValueError(f"unknown disposition {request.disposition!r}") from None
+        if effect_of(disposition).needs_callback_time:
+            if request.callback_at is None:
+                raise ValueError("a callback needs a time")
+            if request.callback_at <= workflow.now():
+                raise ValueError("a callback must be in the future")
+
+    @workflow.update
+    async def release(self, request: ReleaseRequest) -> Released:
+        assert self._state is not None
+        self._state.claim = None
+        await self._audit("claim_released", str(request.agent_id), {"reason": request.reason})
+        await self._after_change()
+        return Released(self._user_id, self._state.task_version)
+
+    @release.validator
+    def _validate_release(self, request: ReleaseRequest) -> None:
+        self._require_claim_by(request.agent_id)
+
+    @workflow.update
+    async def schedule_callback(self, request: CallbackRequest) -> CallbackScheduled:
+        assert self._state is not None
+        await workflow.execute_activity_method(
+            OutreachActivities.save_callback,
+            SaveCallback(self._user_id, request.at, request.notes, request.agent_id,
+                         request.owner_agent_id),
+            **ACTIVITY,
+        )  # fmt: skip
+        self._state.facts.callback_at = request.at
+        self._state.facts.callback_owner_agent_id = request.owner_agent_id
+        await self._after_change()
+        return CallbackScheduled(self._user_id, request.at)
+
+    @schedule_callback.validator
+    def _validate_callback(self, request: CallbackRequest) -> None:
+        if self._state is None:
+            raise ValueError("the claimant is still being assessed")
+        if self._state.facts.opted_out or self._state.facts.deceased:
+            raise ValueError("outreach to this claimant has stopped")
+        if request.at <= workflow.now():
+            raise ValueError("a callback must be in the future")
+
+    @workflow.update
+    async def add_note(self, request: NoteRequest) -> NoteAdded:
+        return await workflow.execute_activity_method(
+            OutreachActivities.save_note,
+            SaveNote(self._user_id, request.agent_id, request.text),
+            **ACTIVITY,
+        )
+
+    @add_note.validator
+    def _validate_note(self, request: NoteRequest) -> None:
+        if not request.text.strip():
+            raise ValueError("a note needs some text")
+        if len(request.text) > 4000:
+            raise ValueError("a note is at most 4000 characters")
+
+    def _require_claim_by(self, agent_id: int) -> None:
+        claim = self._state.claim if self._state else None
+        if claim is None or claim.agent_id != agent_id:
+            raise ValueError("this claimant is not claimed by you")
+
+    async def _after_change(self) -> OutcomeRecorded:
+        """Wake the run loop and wait until it has re-assessed, so the caller learns where
+        the claimant now stands."""
+        self._changes += 1
+        target = self._changes
+        await workflow.wait_condition(lambda: self._assessed_through >= target)
+        assessment = self._assessment
+        assert assessment is not None
+        return OutcomeRecorded(
+            self._user_id, assessment.stage, assessment.not_before, assessment.not_before_reason
+        )
