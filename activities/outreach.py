@@ -231,8 +231,8 @@ class OutreachActivities:
                 by_number = (int(row[0]), int(row[1]))
             rates = await self._conversion_rates(conn)
         failed = 0
-        for row in last:
-            if row.disposition not in _FAILED:
+        for call in last:
+            if call.disposition not in _FAILED:
                 break
             failed += 1
         return ContactHistory(

@@ -8,12 +8,14 @@ happens in `OutreachActivities`; all rules live in `domain`.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from activities.outreach import OutreachActivities
@@ -55,10 +57,10 @@ with workflow.unsafe.imports_passed_through():
 MAX_LEASE = timedelta(hours=4)
 RESCORE_EVERY = timedelta(hours=6)  # scores drift with time (days since contact, ...)
 SEEN_EVENTS_KEPT = 500
-ACTIVITY = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=30)),
-}
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
 
 
 def workflow_id_for(user_id: int) -> str:
@@ -120,17 +122,15 @@ class OutreachWorkflow:
     async def run(self, input: OutreachInput) -> OutreachResult:
         workflow.set_current_details("loading the claimant's facts")
         if self._state is None:
-            facts = await workflow.execute_activity_method(
-                OutreachActivities.load_facts, LoadFactsRequest(self._user_id), **ACTIVITY
-            )
+            facts = await self._run(OutreachActivities.load_facts, LoadFactsRequest(self._user_id))
             self._state = OutreachState(facts=facts)
         while True:
             iteration = self._changes
             await self._apply_pending()
             now = workflow.now()
             await self._expire_lease(now)
-            assessment = await workflow.execute_activity_method(
-                OutreachActivities.assess, AssessRequest(self._state.facts, now), **ACTIVITY
+            assessment = await self._run(
+                OutreachActivities.assess, AssessRequest(self._state.facts, now)
             )
             self._assessment = assessment
             await self._project(assessment)
@@ -147,12 +147,13 @@ class OutreachWorkflow:
                 self._state.pending_events = list(self._pending)
                 workflow.continue_as_new(OutreachInput(self._user_id, carried=self._state))
 
-            try:
-                await workflow.wait_condition(
-                    lambda: self._changes != iteration, timeout=self._next_timer(now)
-                )
-            except TimeoutError:
-                pass  # a lease, a callback or a re-score is due
+            await self._wait_for_change(iteration, self._next_timer(now))
+
+    async def _wait_for_change(self, seen: int, wake_after: timedelta) -> None:
+        """Until a signal or update changes something, or a timer (lease, callback, re-score)
+        is due."""
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(lambda: self._changes != seen, timeout=wake_after)
 
     def _finished(self, assessment: Assessment, now: datetime) -> bool:
         assert self._state is not None
@@ -177,9 +178,7 @@ class OutreachWorkflow:
         events, self._pending = self._pending, []
         if self._reload or any(e.kind is ChangeKind.REFRESH for e in events):
             self._reload = False
-            fresh = await workflow.execute_activity_method(
-                OutreachActivities.load_facts, LoadFactsRequest(self._user_id), **ACTIVITY
-            )
+            fresh = await self._run(OutreachActivities.load_facts, LoadFactsRequest(self._user_id))
             # An opt-out recorded by this workflow is final even if a reload raced its write.
             fresh.opted_out = fresh.opted_out or self._state.facts.opted_out
             fresh.entity_versions = self._state.facts.entity_versions
@@ -187,10 +186,9 @@ class OutreachWorkflow:
         for event in sorted(events, key=lambda e: e.occurred_at):
             apply_event(self._state.facts, event)
             if event.kind is ChangeKind.OPTED_OUT:
-                await workflow.execute_activity_method(
+                await self._run(
                     OutreachActivities.suppress,
                     Suppress(self._user_id, event.reason or "opted_out", "change_event"),
-                    **ACTIVITY,
                 )
         seen = self._state.seen_event_ids + [e.event_id for e in events]
         self._state.seen_event_ids = seen[-SEEN_EVENTS_KEPT:]
@@ -227,7 +225,7 @@ class OutreachWorkflow:
         if wanted == self._published:
             return
         if callable_now:
-            await workflow.execute_activity_method(
+            await self._run(
                 OutreachActivities.publish_task,
                 PublishTask(
                     user_id=self._user_id,
@@ -236,13 +234,11 @@ class OutreachWorkflow:
                     assessment=assessment,
                     claim=claim,
                 ),
-                **ACTIVITY,
             )
         elif claim is None:
-            await workflow.execute_activity_method(
+            await self._run(
                 OutreachActivities.withdraw_task,
                 WithdrawTask(self._user_id, self._next_version(), assessment.not_before_reason),
-                **ACTIVITY,
             )
         else:
             return  # the claimant left the queue mid-call: keep the claim until its outcome
@@ -252,7 +248,7 @@ class OutreachWorkflow:
         assert self._state is not None
         claim = self._state.claim
         queue = assessment.stage.queue
-        updates = [
+        updates: list[SearchAttributeUpdate[Any]] = [
             sa.OUTREACH_STAGE.value_set(assessment.stage.value),
             sa.OUTREACH_QUEUE.value_set(queue.value) if queue else sa.OUTREACH_QUEUE.value_unset(),
             sa.OUTREACH_SCORE.value_set(assessment.score),
@@ -272,11 +268,19 @@ class OutreachWorkflow:
             + (f" · claimed by agent {claim.agent_id}" if claim else "")
         )
 
+    async def _run(
+        self,
+        activity: Callable[[OutreachActivities, Arg], Awaitable[Result]],
+        arg: Arg,
+    ) -> Result:
+        return await workflow.execute_activity_method(
+            activity, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY
+        )
+
     async def _audit(self, action: str, actor: str | None, detail: dict[str, str]) -> None:
-        await workflow.execute_activity_method(
+        await self._run(
             OutreachActivities.audit,
             AuditEntry("workflow", actor, action, "user", str(self._user_id), detail),
-            **ACTIVITY,
         )
 
     # --- agent actions -----------------------------------------------------------------------
@@ -327,21 +331,25 @@ class OutreachWorkflow:
         queue = self._assessment.stage.queue if self._assessment else None
         if effect.needs_callback_time and request.callback_at is not None:
             # saved first: it checks the calling windows and fails the update if outside them
-            await workflow.execute_activity_method(
-                OutreachActivities.save_callback,
-                SaveCallback(self._user_id, request.callback_at, request.notes,
-                             request.agent_id, request.agent_id),
-                **ACTIVITY,
-            )  # fmt: skip
-        await workflow.execute_activity_method(
-            OutreachActivities.record_outcome,
-            RecordOutcome(
-                user_id=self._user_id, agent_id=request.agent_id, queue=queue,
-                disposition=disposition.value, notes=request.notes, at=now,
-                call_id=request.call_id, abandoned=request.abandoned,
-            ),
-            **ACTIVITY,
-        )  # fmt: skip
+            callback = SaveCallback(
+                self._user_id,
+                request.callback_at,
+                request.notes,
+                request.agent_id,
+                request.agent_id,
+            )
+            await self._run(OutreachActivities.save_callback, callback)
+        outcome = RecordOutcome(
+            user_id=self._user_id,
+            agent_id=request.agent_id,
+            queue=queue,
+            disposition=disposition.value,
+            notes=request.notes,
+            at=now,
+            call_id=request.call_id,
+            abandoned=request.abandoned,
+        )
+        await self._run(OutreachActivities.record_outcome, outcome)
         callback_due = self._state.facts.callback_at is not None and (
             self._state.facts.callback_at <= now
         )
@@ -349,16 +357,13 @@ class OutreachWorkflow:
             self._state.facts, disposition, now, request.callback_at, request.agent_id
         )
         if callback_due and not effect.needs_callback_time:
-            await workflow.execute_activity_method(
-                OutreachActivities.complete_callbacks,
-                CompleteCallbacks(self._user_id, now),
-                **ACTIVITY,
+            await self._run(
+                OutreachActivities.complete_callbacks, CompleteCallbacks(self._user_id, now)
             )
         if effect.opt_out:
-            await workflow.execute_activity_method(
+            await self._run(
                 OutreachActivities.suppress,
                 Suppress(self._user_id, "do_not_call", f"agent:{request.agent_id}"),
-                **ACTIVITY,
             )
         self._state.claim = None
         return await self._after_change()
@@ -391,12 +396,10 @@ class OutreachWorkflow:
     @workflow.update
     async def schedule_callback(self, request: CallbackRequest) -> CallbackScheduled:
         assert self._state is not None
-        await workflow.execute_activity_method(
-            OutreachActivities.save_callback,
-            SaveCallback(self._user_id, request.at, request.notes, request.agent_id,
-                         request.owner_agent_id),
-            **ACTIVITY,
-        )  # fmt: skip
+        callback = SaveCallback(
+            self._user_id, request.at, request.notes, request.agent_id, request.owner_agent_id
+        )
+        await self._run(OutreachActivities.save_callback, callback)
         self._state.facts.callback_at = request.at
         self._state.facts.callback_owner_agent_id = request.owner_agent_id
         await self._after_change()
@@ -413,10 +416,8 @@ class OutreachWorkflow:
 
     @workflow.update
     async def add_note(self, request: NoteRequest) -> NoteAdded:
-        return await workflow.execute_activity_method(
-            OutreachActivities.save_note,
-            SaveNote(self._user_id, request.agent_id, request.text),
-            **ACTIVITY,
+        return await self._run(
+            OutreachActivities.save_note, SaveNote(self._user_id, request.agent_id, request.text)
         )
 
     @add_note.validator
