@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import time
 
@@ -15,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from adapters.provisioning import (
     create_replica_schema,
@@ -49,10 +49,11 @@ def open_rules() -> DiallerRules:
     return rules.model_copy(update={"calling_windows": windows})
 
 
-@pytest.fixture(scope="session")
-async def wf_databases() -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
-    pg = f"postgresql+asyncpg://postgres@{PG_HOST}/dialler_wf_{os.getpid()}"
-    my = f"mysql+aiomysql://root@{MYSQL_HOST}/rmc_wf_{os.getpid()}"
+@asynccontextmanager
+async def scratch_databases(name: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    """A migrated PostgreSQL database and a MariaDB replica schema of their own."""
+    pg = f"postgresql+asyncpg://postgres@{PG_HOST}/dialler_{name}_{os.getpid()}"
+    my = f"mysql+aiomysql://root@{MYSQL_HOST}/rmc_{name}_{os.getpid()}"
     await drop_postgres_database(pg)
     await ensure_postgres_database(pg)
     await migrate(pg)
@@ -60,21 +61,13 @@ async def wf_databases() -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
     await ensure_mysql_database(my)
     dialler, replica = create_async_engine(pg, pool_size=20), create_async_engine(my, pool_size=10)
     await create_replica_schema(replica)
-    yield dialler, replica
-    await dialler.dispose()
-    await replica.dispose()
-    await drop_postgres_database(pg)
-    await drop_mysql_database(my)
-
-
-@pytest.fixture(scope="session")
-def wf_settings(settings: Settings, temporal_env: WorkflowEnvironment) -> Settings:
-    return settings.model_copy(
-        update={
-            "temporal_address": temporal_env.client.service_client.config.target_host,
-            "temporal_task_queue": f"outreach-test-{uuid.uuid4().hex[:8]}",
-        }
-    )
+    try:
+        yield dialler, replica
+    finally:
+        await dialler.dispose()
+        await replica.dispose()
+        await drop_postgres_database(pg)
+        await drop_mysql_database(my)
 
 
 def typed_client(env: WorkflowEnvironment) -> Client:
@@ -93,28 +86,29 @@ class Harness:
     rules: DiallerRules
 
 
-@pytest.fixture(scope="session")
-async def harness(
-    temporal_env: WorkflowEnvironment,
-    wf_databases: tuple[AsyncEngine, AsyncEngine],
-    wf_settings: Settings,
+@asynccontextmanager
+async def running_harness(
+    env: WorkflowEnvironment, settings: Settings, dialler: AsyncEngine, replica: AsyncEngine
 ) -> AsyncIterator[Harness]:
-    dialler, replica = wf_databases
-    client = typed_client(temporal_env)
+    """An outreach worker on its own task queue, with the real activities."""
+    client = typed_client(env)
     rules = open_rules()
-    activities = outreach_activities(wf_settings, client, dialler, replica, rules)
-    worker: Worker = build_worker(client, wf_settings.temporal_task_queue, activities)
-    async with worker:
-        yield Harness(
-            client=client,
-            dialler=dialler,
-            replica=replica,
-            task_queue=wf_settings.temporal_task_queue,
-            claims=ClaimService(dialler, client, lease_seconds=600),
-            rules=rules,
-        )
+    task_queue = f"outreach-test-{uuid.uuid4().hex[:8]}"
+    settings = settings.model_copy(update={"temporal_task_queue": task_queue})
+    activities = outreach_activities(settings, client, dialler, replica, rules)
+    async with build_worker(client, task_queue, activities):
+        yield Harness(client, dialler, replica, task_queue, ClaimService(dialler, client), rules)
 
 
 @pytest.fixture(scope="session")
-def default_rules(wf_settings: Settings) -> DiallerRules:
-    return load_rules_file(wf_settings.rules_file)
+async def harness(temporal_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Harness]:
+    async with (
+        scratch_databases("wf") as (dialler, replica),
+        running_harness(temporal_env, settings, dialler, replica) as h,
+    ):
+        yield h
+
+
+@pytest.fixture(scope="session")
+def default_rules(settings: Settings) -> DiallerRules:
+    return load_rules_file(settings.rules_file)

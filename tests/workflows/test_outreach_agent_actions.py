@@ -104,9 +104,12 @@ async def test_stale_claim_is_rejected_and_claim_next_moves_on(harness: Harness)
               requirement_id=user_id * 10 + 5, requirement_type="photo_id",
               requirement_status="PENDING"),
     )  # fmt: skip
-    await handle.signal("change", event(ChangeKind.VULNERABILITY_CHANGED, user_id, is_vulnerable=True))
+    await handle.signal(
+        "change", event(ChangeKind.VULNERABILITY_CHANGED, user_id, is_vulnerable=True)
+    )
     newer = await eventually(
-        lambda: task_row(harness, user_id), lambda r: r.version > first.version and r.route_to_people_only
+        lambda: task_row(harness, user_id),
+        lambda r: r.version > first.version and r.route_to_people_only,
     )
     with pytest.raises(WorkflowUpdateFailedError) as raised:
         await handle.execute_update(
@@ -130,7 +133,9 @@ async def test_vulnerable_claimants_are_for_people_only(harness: Harness) -> Non
     with pytest.raises(WorkflowUpdateFailedError) as raised:
         await handle.execute_update(
             OutreachWorkflow.claim,
-            ClaimRequest(agent_id=AGENT, queue=Queue.UNSIGNED, task_version=row.version, is_ai=True),
+            ClaimRequest(
+                agent_id=AGENT, queue=Queue.UNSIGNED, task_version=row.version, is_ai=True
+            ),
         )
     assert "people only" in str(raised.value.cause)
 
@@ -148,10 +153,14 @@ async def test_lease_expiry_returns_the_task(harness: Harness) -> None:
     assert returned.claimed_by is None
     async with harness.dialler.connect() as conn:
         actions = (
-            await conn.execute(
-                select(db.audit_log.c.action).where(db.audit_log.c.subject_id == str(user_id))
+            (
+                await conn.execute(
+                    select(db.audit_log.c.action).where(db.audit_log.c.subject_id == str(user_id))
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     assert "lease_expired" in actions
     with pytest.raises(ClaimError, match="not claimed by you"):
         await harness.claims.record_outcome(user_id, OutcomeRequest(agent_id=7, disposition="busy"))
@@ -164,7 +173,9 @@ async def test_callback_fires_at_its_time_then_is_completed(harness: Harness) ->
     at = datetime.now(UTC) + timedelta(seconds=3)
     recorded = await harness.claims.record_outcome(
         user_id,
-        OutcomeRequest(agent_id=AGENT, disposition="callback_requested", notes="after 6", callback_at=at),
+        OutcomeRequest(
+            agent_id=AGENT, disposition="callback_requested", notes="after 6", callback_at=at
+        ),
     )
     assert recorded.not_before is not None and recorded.not_before >= at - timedelta(seconds=1)
     assert "callback" in recorded.reason
@@ -176,8 +187,14 @@ async def test_callback_fires_at_its_time_then_is_completed(harness: Harness) ->
     await task_in(harness, user_id, "outstanding")
     async with harness.dialler.connect() as conn:
         statuses = (
-            await conn.execute(select(db.callbacks.c.status).where(db.callbacks.c.user_id == user_id))
-        ).scalars().all()
+            (
+                await conn.execute(
+                    select(db.callbacks.c.status).where(db.callbacks.c.user_id == user_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert statuses == ["completed"]
 
 
@@ -209,7 +226,9 @@ async def test_notes_are_stored(harness: Harness) -> None:
         )
     assert body == "prefers evenings"
     with pytest.raises(WorkflowUpdateFailedError):
-        await handle.execute_update(OutreachWorkflow.add_note, NoteRequest(agent_id=AGENT, text=" "))
+        await handle.execute_update(
+            OutreachWorkflow.add_note, NoteRequest(agent_id=AGENT, text=" ")
+        )
 
 
 async def test_do_not_call_is_final(harness: Harness) -> None:
@@ -244,8 +263,12 @@ async def test_sms_stop_opt_out_is_final(harness: Harness) -> None:
     assert (await handle.result()).final_stage is Stage.DONE
     async with harness.dialler.connect() as conn:
         reasons = (
-            await conn.execute(
-                select(db.suppressions.c.reason).where(db.suppressions.c.user_id == user_id)
+            (
+                await conn.execute(
+                    select(db.suppressions.c.reason).where(db.suppressions.c.user_id == user_id)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     assert reasons == ["sms_stop"]

@@ -1,0 +1,607 @@
+"""Shared benchmark plumbing: a Temporal dev server, scratch databases, demo data, load and
+CPU accounting, percentiles, and the `docs/benchmarks.md` writer.
+
+The machine has 2 cores and other engineers run tests on it at the same time, so every
+measured phase records the load average and where the CPU went (this process, the Temporal
+server, PostgreSQL, MariaDB, everything else) next to its figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from datetime import time as clock_time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, NoReturn
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.client import Interceptor as ClientInterceptor
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
+from temporalio.worker import Interceptor as WorkerInterceptor
+
+from activities.reconcile import expected_queues
+from adapters.provisioning import (
+    create_replica_schema,
+    drop_mysql_database,
+    drop_postgres_database,
+    ensure_mysql_database,
+    ensure_postgres_database,
+    migrate,
+)
+from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
+from config.settings import Environment, Settings
+from demo.data import generate
+from demo.load import load_demo_data
+from domain.rules import DiallerRules, parse_rules
+from schemas.search_attributes import cli_flags
+
+REPO = Path(__file__).resolve().parents[1]
+REPORT = REPO / "docs" / "benchmarks.md"
+PG_HOST = os.environ.get("BENCH_PG_HOST", "127.0.0.1:5432")
+MYSQL_HOST = os.environ.get("BENCH_MYSQL_HOST", "127.0.0.1:3306")
+NAMESPACE = "default"
+TEMPORAL_PAYLOAD_LIMIT = 2 * 1024 * 1024  # the server's default blob size limit (error)
+
+_REPORT_HEADER = """# Benchmarks
+
+Figures from `bench/` (`.venv/bin/python -m bench.<name>`), newest at the bottom. Each run
+appends a dated section with the machine it ran on and the load it saw: the machine has
+2 cores shared with other engineers' test runs, so compare ratios measured in the same run,
+not absolute figures across runs. Targets are in DESIGN.md section 5.
+"""
+
+
+# --- running a benchmark ---------------------------------------------------------------------
+
+
+def run(main: Callable[[], Awaitable[int]]) -> NoReturn:
+    """Run `main`, print any crash, and leave with `os._exit(rc)`: scripts that start
+    Temporal's Rust core can crash at interpreter exit (SDK issue 300)."""
+    rc = 1
+    try:
+        rc = asyncio.run(main())
+    except BaseException:
+        traceback.print_exc()
+        rc = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(rc)
+
+
+def say(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def venv_binary(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: install the dev extras (make install)")
+    return str(path)
+
+
+def open_rules() -> DiallerRules:
+    """Default rules with calling allowed all day, every day (as the workflow tests use), so
+    every published task is claimable now. `model_copy` skips the DMA-hours validation on
+    purpose."""
+    rules = parse_rules("")
+    windows = rules.calling_windows.model_copy(
+        update={
+            "weekday_open": clock_time(0, 0),
+            "weekday_close": clock_time(23, 59, 59),
+            "weekend_open": clock_time(0, 0),
+            "weekend_close": clock_time(23, 59, 59),
+            "bank_holidays": [],
+        }
+    )
+    return rules.model_copy(update={"calling_windows": windows})
+
+
+# --- statistics ------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * pct / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+# --- the Temporal dev server -----------------------------------------------------------------
+
+
+@dataclass
+class DevServer:
+    address: str
+    pid: int
+    argv: list[str]
+
+
+@contextlib.asynccontextmanager
+async def dev_server() -> AsyncIterator[DevServer]:
+    """`temporal server start-dev` from the venv on free ports, SQLite file with WAL (as
+    `dialler dev` runs it), the outreach search attributes registered, no UI."""
+    state = Path(tempfile.mkdtemp(prefix="bench-temporal-"))
+    port = free_port()
+    argv = [
+        venv_binary("temporal"),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--http-port",
+        str(free_port()),
+        "--metrics-port",
+        str(free_port()),
+        "--headless",
+        "--namespace",
+        NAMESPACE,
+        "--db-filename",
+        str(state / "temporal.sqlite"),
+        "--sqlite-pragma",
+        "journal_mode=wal",
+        "--sqlite-pragma",
+        "synchronous=normal",
+        "--log-level",
+        "error",
+        *cli_flags(),
+    ]
+    log = (state / "server.log").open("wb")
+    process = await asyncio.create_subprocess_exec(*argv, stdout=log, stderr=log)
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.returncode is not None:
+                raise RuntimeError(f"temporal dev server exited: {process.returncode}")
+            try:
+                client = await Client.connect(address, namespace=NAMESPACE)
+                await client.count_workflows()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.25)
+        yield DevServer(address=address, pid=process.pid, argv=argv)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        log.close()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+class ActivityTap(ClientInterceptor, WorkerInterceptor):
+    """Counts activity executions by type and notes when each workflow first completed one
+    of `first_of` (wall clock). Given to the client, so workers built from it by
+    `workers.outreach.build_worker` pick it up unchanged."""
+
+    def __init__(self, first_of: frozenset[str] = frozenset()) -> None:
+        self.first_of = first_of
+        self.counts: Counter[str] = Counter()
+        self.first_done: dict[str, float] = {}
+        self.changed = asyncio.Event()
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _TapInbound(next, self)
+
+    def note(self, activity_type: str, workflow_id: str | None) -> None:
+        self.counts[activity_type] += 1
+        if activity_type in self.first_of and workflow_id and workflow_id not in self.first_done:
+            self.first_done[workflow_id] = time.time()
+            self.changed.set()
+
+
+class _TapInbound(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, tap: ActivityTap) -> None:
+        super().__init__(next)
+        self._tap = tap
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        result = await super().execute_activity(input)
+        info = activity.info()
+        self._tap.note(info.activity_type, info.workflow_id)
+        return result
+
+
+async def connect_client(address: str, tap: ActivityTap | None = None) -> Client:
+    """A client as the product builds one: pydantic data converter, default namespace."""
+    return await Client.connect(
+        address,
+        namespace=NAMESPACE,
+        data_converter=pydantic_data_converter,
+        interceptors=[tap] if tap else [],
+        identity="bench",
+    )
+
+
+@dataclass
+class HistoryProfile:
+    events: int
+    workflow_tasks: int
+    activities: Counter[str]
+
+
+async def history_profile(client: Client, workflow_id: str) -> HistoryProfile:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    activities: Counter[str] = Counter()
+    tasks = 0
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            tasks += 1
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            activities[event.activity_task_scheduled_event_attributes.activity_type.name] += 1
+    return HistoryProfile(len(history.events), tasks, activities)
+
+
+def describe_profiles(profiles: Sequence[HistoryProfile]) -> str:
+    """'events 23, workflow tasks 5, activities load_facts x2 assess x1 ...' (averages)."""
+    if not profiles:
+        return "no histories sampled"
+    n = len(profiles)
+    total: Counter[str] = Counter()
+    for p in profiles:
+        total.update(p.activities)
+    acts = " ".join(f"{name}×{count / n:g}" for name, count in sorted(total.items()))
+    events = sum(p.events for p in profiles) / n
+    tasks = sum(p.workflow_tasks for p in profiles) / n
+    return f"{events:g} events, {tasks:g} workflow tasks, activities: {acts or 'none'}"
+
+
+# --- scratch databases -----------------------------------------------------------------------
+
+
+@dataclass
+class Databases:
+    pg_url: str
+    mysql_url: str
+    dialler: AsyncEngine
+    replica: AsyncEngine
+    extra: list[AsyncEngine] = field(default_factory=list)
+
+    def dialler_engine(self, pool_size: int, max_overflow: int = 0) -> AsyncEngine:
+        """Another engine on the scratch PostgreSQL database, disposed with the others."""
+        engine = create_async_engine(self.pg_url, pool_size=pool_size, max_overflow=max_overflow)
+        self.extra.append(engine)
+        return engine
+
+    def settings(self, temporal_address: str, task_queue: str) -> Settings:
+        return Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            environment=Environment.TEST,
+            database_url=self.pg_url,
+            replica_database_url=self.mysql_url,
+            temporal_address=temporal_address,
+            temporal_task_queue=task_queue,
+        )
+
+
+@contextlib.asynccontextmanager
+async def scratch_databases(
+    tag: str, *, pg_pool: int = 20, mysql_pool: int = 10
+) -> AsyncIterator[Databases]:
+    """`bench_<tag>_<pid>` on PostgreSQL (migrated) and MariaDB (replica schema), dropped on
+    the way out. Pool sizes match the outreach worker's (`run_outreach_worker`)."""
+    name = f"bench_{tag}_{os.getpid()}"
+    pg = f"postgresql+asyncpg://postgres@{PG_HOST}/{name}"
+    my = f"mysql+aiomysql://root@{MYSQL_HOST}/{name}"
+    await drop_postgres_database(pg)
+    await ensure_postgres_database(pg)
+    await drop_mysql_database(my)
+    await ensure_mysql_database(my)
+    dbs: Databases | None = None
+    try:
+        await migrate(pg)
+        dialler = create_async_engine(pg, pool_size=pg_pool, max_overflow=pg_pool)
+        replica = create_async_engine(
+            my, pool_size=mysql_pool, max_overflow=mysql_pool, pool_recycle=3600
+        )
+        dbs = Databases(pg, my, dialler, replica)
+        await create_replica_schema(replica)
+        yield dbs
+    finally:
+        if dbs is not None:
+            for engine in (dbs.dialler, dbs.replica, *dbs.extra):
+                await engine.dispose()
+        await drop_postgres_database(pg)
+        await drop_mysql_database(my)
+
+
+@dataclass
+class Seeded:
+    users: int
+    rows: dict[str, int]
+    generate_seconds: float
+    load_seconds: float
+    now: datetime
+
+
+async def seed(dbs: Databases, users: int, now: datetime | None = None) -> Seeded:
+    """Demo data for `users` claimants (replica rows + dialler callbacks), replacing any."""
+    now = now or datetime.now(UTC)
+    started = time.perf_counter()
+    data = generate(users, now=now)
+    generated = time.perf_counter() - started
+    report = await load_demo_data(dbs.replica, dbs.dialler, data, replace=True)
+    for table in ("users", "claims", "claim_requirements"):
+        async with dbs.replica.connect() as conn:
+            await conn.exec_driver_sql(f"ANALYZE TABLE `{table}`")
+    async with dbs.dialler.connect() as conn:
+        await conn.execute(text("ANALYZE callbacks"))
+    return Seeded(users, report.rows, generated, report.seconds, now)
+
+
+async def expected_members(dbs: Databases, rules: DiallerRules, now: datetime) -> dict[int, str]:
+    """Each claimant's queue by the seed's three queries (what reconcile plans from)."""
+    unsigned, outstanding, callback = await asyncio.gather(
+        unsigned_user_ids(dbs.replica),
+        outstanding_user_ids(dbs.replica),
+        due_callback_user_ids(dbs.dialler, dbs.replica, now),
+    )
+    return expected_queues(callback, unsigned, outstanding, rules.stage_priority)
+
+
+# --- load and CPU accounting -----------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuSnapshot:
+    wall: float
+    busy: float  # all cores, seconds
+    groups: dict[str, float]  # seconds per process group
+
+
+def _proc_stat(pid: str) -> tuple[str, list[str]] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+    return comm, raw[raw.rindex(")") + 2 :].split()
+
+
+def cpu_snapshot(temporal_pid: int | None) -> CpuSnapshot:
+    """CPU seconds so far: this process (the benchmark's client and workers, Temporal core
+    threads included), the Temporal server, PostgreSQL (live backends plus those reaped by
+    the postmaster), MariaDB, and the machine's total busy time."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    jiffies = [int(x) for x in fields]
+    busy = (sum(jiffies[:8]) - jiffies[3] - jiffies[4]) / _TICK  # minus idle and iowait
+    own = os.times()
+    groups = {"bench": own.user + own.system, "temporal": 0.0, "postgres": 0.0, "mariadb": 0.0}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        found = _proc_stat(entry)
+        if found is None:
+            continue
+        comm, rest = found
+        # fields after the command: utime is the 12th, stime 13th, cutime 14th, cstime 15th
+        own_ticks = int(rest[11]) + int(rest[12])
+        children = int(rest[13]) + int(rest[14])
+        if temporal_pid is not None and int(entry) == temporal_pid:
+            groups["temporal"] += (own_ticks + children) / _TICK
+        elif comm.startswith("postgres"):
+            groups["postgres"] += (own_ticks + children) / _TICK
+        elif comm in ("mariadbd", "mysqld"):
+            groups["mariadb"] += own_ticks / _TICK
+    return CpuSnapshot(time.monotonic(), busy, groups)
+
+
+@dataclass
+class PhaseLoad:
+    name: str
+    seconds: float
+    load_start: float
+    load_end: float
+    load_max: float
+    cores: dict[str, float]  # average cores busy per group during the phase
+
+    def line(self) -> str:
+        shares = ", ".join(f"{k} {v:.2f}" for k, v in self.cores.items())
+        return (
+            f"{self.name}: {self.seconds:.1f}s, loadavg(1m) {self.load_start:.2f}→"
+            f"{self.load_end:.2f} (max {self.load_max:.2f}); cores busy: {shares}"
+        )
+
+
+class Phase:
+    """`async with Phase("name", pid) as p:` … then `p.load` holds the phase's load: the
+    1-minute load average at the start, end and its maximum (sampled every second), and the
+    average number of cores each process group kept busy."""
+
+    def __init__(self, name: str, temporal_pid: int | None = None) -> None:
+        self.name = name
+        self._pid = temporal_pid
+        self._samples: list[float] = []
+        self._sampler: asyncio.Task[None] | None = None
+        self._start: CpuSnapshot | None = None
+        self._load: PhaseLoad | None = None
+
+    @property
+    def load(self) -> PhaseLoad:
+        if self._load is None:
+            raise RuntimeError(f"phase {self.name} has not ended")
+        return self._load
+
+    async def _sample(self) -> None:
+        while True:
+            self._samples.append(os.getloadavg()[0])
+            await asyncio.sleep(1)
+
+    async def __aenter__(self) -> Phase:
+        self._start = cpu_snapshot(self._pid)
+        self._samples = [os.getloadavg()[0]]
+        self._sampler = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._sampler is not None and self._start is not None
+        self._sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._sampler
+        end = cpu_snapshot(self._pid)
+        wall = max(end.wall - self._start.wall, 1e-9)
+        cores = {k: (end.groups[k] - self._start.groups[k]) / wall for k in end.groups}
+        total = (end.busy - self._start.busy) / wall
+        cores["other"] = max(total - sum(cores.values()), 0.0)
+        cores["total"] = total
+        load_end = os.getloadavg()[0]
+        self._load = PhaseLoad(
+            self.name, wall, self._samples[0], load_end, max([*self._samples, load_end]), cores
+        )
+        say(self._load.line())
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def _command(*argv: str) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return done.stdout.strip() or "?"
+
+
+async def machine_info(dbs: Databases | None = None) -> dict[str, str]:
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = "?"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
+        memory = f"{kb / 1024 / 1024:.1f} GiB"
+    info = {
+        "nproc": _command("nproc"),
+        "cpu": cpu,
+        "memory": memory,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "temporalio": version("temporalio"),
+        "temporal CLI": _command(venv_binary("temporal"), "--version").removeprefix(
+            "temporal version "
+        ),
+    }
+    if dbs is not None:
+        async with dbs.dialler.connect() as conn:
+            pg = str(await conn.scalar(text("SHOW server_version")))
+        async with dbs.replica.connect() as conn:
+            my = str(await conn.scalar(text("SELECT VERSION()")))
+            pool = await conn.scalar(text("SELECT @@innodb_buffer_pool_size"))
+        info["PostgreSQL"] = pg.split()[0]
+        info["MariaDB"] = f"{my} (innodb_buffer_pool_size {int(pool or 0) // 2**20} MiB)"
+    return info
+
+
+@dataclass
+class Table:
+    heading: str
+    columns: list[str]
+    rows: list[list[str]]
+
+    def markdown(self) -> list[str]:
+        lines = [f"**{self.heading}**", ""] if self.heading else []
+        lines.append("| " + " | ".join(self.columns) + " |")
+        lines.append("|" + "|".join("---" for _ in self.columns) + "|")
+        lines += [
+            "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in self.rows
+        ]
+        return [*lines, ""]
+
+
+def load_table(phases: Sequence[PhaseLoad]) -> Table:
+    groups = ["bench", "temporal", "postgres", "mariadb", "other", "total"]
+    return Table(
+        "Load seen (1-min load average; average cores busy per process group)",
+        ["phase", "seconds", "loadavg start→end (max)", *groups],
+        [
+            [
+                p.name,
+                f"{p.seconds:.1f}",
+                f"{p.load_start:.2f}→{p.load_end:.2f} ({p.load_max:.2f})",
+                *(f"{p.cores.get(g, 0.0):.2f}" for g in groups),
+            ]
+            for p in phases
+        ],
+    )
+
+
+def append_report(
+    title: str, machine: dict[str, str], notes: Sequence[str], tables: Sequence[Table]
+) -> None:
+    """Append a dated section to docs/benchmarks.md (created with a header if missing)."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"## {title} — {stamp}", ""]
+    lines.append("Machine: " + "; ".join(f"{k} {v}" for k, v in machine.items()) + ".")
+    lines.append("")
+    lines += [f"- {note}" for note in notes]
+    if notes:
+        lines.append("")
+    for table in tables:
+        lines += table.markdown()
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    existing = REPORT.read_text(encoding="utf-8") if REPORT.exists() else _REPORT_HEADER
+    REPORT.write_text(existing.rstrip("\n") + "\n\n" + "\n".join(lines), encoding="utf-8")
+    say(f"appended '{title}' to {REPORT.relative_to(REPO)}")
+
+
+def print_tables(tables: Sequence[Table]) -> None:
+    for table in tables:
+        print("\n".join(table.markdown()), flush=True)
+
+
+async def wait_for(
+    probe: Callable[[], Awaitable[bool]], *, timeout: float, interval: float = 0.2
+) -> bool:
+    """Poll until `probe()` is true; False if `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while not await probe():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(interval)
+    return True

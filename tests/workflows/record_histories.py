@@ -1,0 +1,92 @@
+"""Record OutreachWorkflow histories for the replay tests.
+
+    .venv/bin/python -m tests.workflows.record_histories
+
+Run it when a workflow change is *meant* to be incompatible (and ship it behind
+`workflow.patched`), never to make a failing replay test pass. Each scenario runs against a
+fresh dev server and scratch databases; the histories land in tests/workflows/histories/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from config.settings import Settings
+from schemas import search_attributes
+from schemas.enums import Queue
+from schemas.outreach import ChangeKind, ClaimRequest, OutcomeRequest
+from tests.factories import add_claimant, set_requirements, set_user
+from tests.workflows.conftest import Harness, running_harness, scratch_databases
+from tests.workflows.helpers import event, start, task_in
+from workflows.outreach import OutreachWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def journey(h: Harness) -> str:
+    """Unsigned, claimed, no answer, signs, documents arrive: done."""
+    user_id = await add_claimant(h.replica, signed=False, pending=1)
+    handle = await start(h, user_id)
+    row = await task_in(h, user_id, "unsigned")
+    await handle.execute_update(
+        OutreachWorkflow.claim,
+        ClaimRequest(agent_id=1, queue=Queue.UNSIGNED, task_version=row.version),
+    )
+    await h.claims.record_outcome(user_id, OutcomeRequest(agent_id=1, disposition="no_answer"))
+    await set_user(h.replica, user_id, current_signature_file_id=5)
+    await handle.signal("change", event(ChangeKind.SIGNATURE_ADDED, user_id))
+    await task_in(h, user_id, "outstanding")
+    await set_requirements(h.replica, user_id, "RECEIVED")
+    await handle.signal(
+        "change",
+        event(ChangeKind.REQUIREMENT_CHANGED, user_id, claim_id=user_id,
+              requirement_id=user_id * 10, requirement_status="RECEIVED"),
+    )  # fmt: skip
+    await handle.result()
+    return handle.id
+
+
+async def opt_out(h: Harness) -> str:
+    user_id = await add_claimant(h.replica, signed=True, pending=2)
+    handle = await start(h, user_id)
+    await task_in(h, user_id, "outstanding")
+    await handle.signal("change", event(ChangeKind.OPTED_OUT, user_id, reason="sms_stop"))
+    await handle.result()
+    return handle.id
+
+
+async def main() -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        search_attributes=list(search_attributes.ALL),
+        ui=False,
+    )
+    HISTORIES.mkdir(exist_ok=True)
+    async with (
+        scratch_databases("record") as (dialler, replica),
+        running_harness(env, Settings(_env_file=None), dialler, replica) as h,  # type: ignore[call-arg]
+    ):
+        async with dialler.begin() as conn:
+            from sqlalchemy import text
+
+            await conn.execute(
+                text(
+                    "INSERT INTO agents (id, email, display_name, role) VALUES (1, 'a@t', 'A', 'agent')"
+                )
+            )
+        for name, scenario in (("journey", journey), ("opt_out", opt_out)):
+            workflow_id = await scenario(h)
+            history = await h.client.get_workflow_handle(workflow_id).fetch_history()
+            (HISTORIES / f"outreach_{name}.json").write_text(history.to_json())
+            print(f"recorded {name}: {len(history.events)} events")
+    await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    os._exit(0)  # SDK issue 300: WorkflowEnvironment can crash at interpreter exit

@@ -1,0 +1,96 @@
+"""32 agents claiming at once over 500 tasks: every task is claimed exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import date
+
+from sqlalchemy import func, insert, select
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.testing import WorkflowEnvironment
+
+from config.settings import Settings
+from schemas import dialler_db as db
+from schemas import replica as rp
+from schemas.enums import Queue
+from schemas.outreach import OutreachInput
+from tests.workflows.conftest import running_harness, scratch_databases
+from tests.workflows.helpers import eventually
+from workflows.outreach import OutreachWorkflow, workflow_id_for
+
+TASKS = 500
+CLAIMERS = 32
+
+
+async def test_every_task_is_claimed_exactly_once(
+    temporal_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    async with (
+        scratch_databases("race") as (dialler, replica),
+        running_harness(temporal_env, settings, dialler, replica) as h,
+    ):
+        users = range(1, TASKS + 1)
+        async with replica.begin() as conn:
+            await conn.execute(insert(rp.lenders).values(id=1, name="Lloyds"))
+            await conn.execute(
+                insert(rp.users),
+                [{"id": u, "first_name": "A", "last_name": "B", "phone_number": f"+44770090{u:04d}",
+                  "date_of_birth": date(1960, 1, 1), "is_enabled": True, "status": "active",
+                  "is_vulnerable": False} for u in users],
+            )  # fmt: skip
+            await conn.execute(
+                insert(rp.claims),
+                [{"id": u, "user_id": u, "lender_id": 1, "status": "in_progress"} for u in users],
+            )
+        async with dialler.begin() as conn:
+            await conn.execute(
+                insert(db.agents),
+                [{"id": a, "email": f"agent{a}@t", "display_name": f"Agent {a}", "role": "agent"}
+                 for a in range(1, CLAIMERS + 1)],
+            )  # fmt: skip
+
+        gate = asyncio.Semaphore(20)
+
+        async def start(user_id: int) -> None:
+            async with gate:
+                await h.client.start_workflow(
+                    OutreachWorkflow.run,
+                    OutreachInput(user_id),
+                    id=workflow_id_for(user_id),
+                    task_queue=h.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                )
+
+        await asyncio.gather(*(start(u) for u in users))
+
+        async def ready() -> int:
+            async with dialler.connect() as conn:
+                return int(
+                    await conn.scalar(select(func.count()).where(db.call_tasks.c.status == "ready"))
+                    or 0
+                )
+
+        await eventually(ready, lambda n: n == TASKS, seconds=180)
+
+        async def claimer(agent_id: int) -> list[int]:
+            mine = []
+            while (task := await h.claims.claim_next(agent_id, Queue.UNSIGNED)) is not None:
+                mine.append(task.user_id)
+            return mine
+
+        results = await asyncio.gather(*(claimer(a) for a in range(1, CLAIMERS + 1)))
+        claimed = Counter(u for mine in results for u in mine)
+        assert len(claimed) == TASKS
+        assert max(claimed.values()) == 1, "a task was claimed twice"
+        assert sum(1 for mine in results if mine) > 1, "the claimers did not run concurrently"
+        async with dialler.connect() as conn:
+            rows = (
+                await conn.execute(select(db.call_tasks.c.status, db.call_tasks.c.claimed_by))
+            ).all()
+        assert all(status == "claimed" and agent is not None for status, agent in rows)
+        # the workflows agree: each holds exactly the claim the projection shows
+        sample = [h.client.get_workflow_handle(workflow_id_for(u)) for u in (1, TASKS // 2, TASKS)]
+        for handle in sample:
+            state = await handle.query(OutreachWorkflow.state)
+            assert state.claim is not None

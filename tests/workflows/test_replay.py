@@ -1,0 +1,49 @@
+"""Replay recorded histories against today's workflow code: a change that would break a
+running claimant's workflow fails here, before it reaches production."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
+
+from schemas.outreach import OutreachInput, OutreachResult
+from workflows.outreach import OutreachWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("outreach_*.json"))
+
+
+def _history(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, path.read_text())
+
+
+def test_there_are_histories_to_replay() -> None:
+    assert len(HISTORIES) >= 2
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_recorded_history_replays(path: Path) -> None:
+    replayer = Replayer(workflows=[OutreachWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
+
+
+@workflow.defn(name="Outreach")
+class ReorderedOutreach(OutreachWorkflow):
+    """A careless edit: a timer before loading the facts changes the command sequence."""
+
+    @workflow.run
+    async def run(self, input: OutreachInput) -> OutreachResult:
+        await workflow.sleep(1)
+        return await super().run(input)
+
+
+async def test_a_changed_workflow_fails_replay() -> None:
+    replayer = Replayer(workflows=[ReorderedOutreach], data_converter=pydantic_data_converter)
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(_history(HISTORIES[0]))
