@@ -20,7 +20,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from datetime import time as clock_time
@@ -73,7 +73,7 @@ not absolute figures across runs. Targets are in DESIGN.md section 5.
 # --- running a benchmark ---------------------------------------------------------------------
 
 
-def run(main: Callable[[], Awaitable[int]]) -> NoReturn:
+def run(main: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
     """Run `main`, print any crash, and leave with `os._exit(rc)`: scripts that start
     Temporal's Rust core can crash at interpreter exit (SDK issue 300)."""
     rc = 1
@@ -281,7 +281,7 @@ def describe_profiles(profiles: Sequence[HistoryProfile]) -> str:
     total: Counter[str] = Counter()
     for p in profiles:
         total.update(p.activities)
-    acts = " ".join(f"{name}×{count / n:g}" for name, count in sorted(total.items()))
+    acts = " ".join(f"{name} x{count / n:g}" for name, count in sorted(total.items()))
     events = sum(p.events for p in profiles) / n
     tasks = sum(p.workflow_tasks for p in profiles) / n
     return f"{events:g} events, {tasks:g} workflow tasks, activities: {acts or 'none'}"
@@ -499,13 +499,15 @@ class Phase:
 
 def _command(*argv: str) -> str:
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+        done = subprocess.run(  # noqa: S603 (our own fixed argv)
+            argv, capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "?"
     return done.stdout.strip() or "?"
 
 
-async def machine_info(dbs: Databases | None = None) -> dict[str, str]:
+def _machine_basics() -> dict[str, str]:
     cpu = "?"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -527,6 +529,12 @@ async def machine_info(dbs: Databases | None = None) -> dict[str, str]:
             "temporal version "
         ),
     }
+    return info
+
+
+async def machine_info(dbs: Databases | None = None) -> dict[str, str]:
+    """nproc, CPU model, memory, versions; with `dbs`, the database servers' versions."""
+    info = _machine_basics()
     if dbs is not None:
         async with dbs.dialler.connect() as conn:
             pg = str(await conn.scalar(text("SHOW server_version")))
@@ -596,10 +604,10 @@ def print_tables(tables: Sequence[Table]) -> None:
 
 
 async def wait_for(
-    probe: Callable[[], Awaitable[bool]], *, timeout: float, interval: float = 0.2
+    probe: Callable[[], Awaitable[bool]], *, within: float, interval: float = 0.2
 ) -> bool:
-    """Poll until `probe()` is true; False if `timeout` seconds pass first."""
-    deadline = time.monotonic() + timeout
+    """Poll until `probe()` is true; False if `within` seconds pass first."""
+    deadline = time.monotonic() + within
     while not await probe():
         if time.monotonic() > deadline:
             return False

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -115,7 +116,7 @@ async def empty_phase(client: Client, label: str, n: int, concurrency: int) -> R
         done = await client.count_workflows(query + " AND ExecutionStatus = 'Completed'")
         return done.count >= n
 
-    if not await wait_for(all_closed, timeout=PHASE_TIMEOUT, interval=0.25):
+    if not await wait_for(all_closed, within=PHASE_TIMEOUT, interval=0.25):
         raise RuntimeError(f"empty workflows did not all complete within {PHASE_TIMEOUT}s")
     closes: dict[str, float] = {}
     async for execution in client.list_workflows(query):
@@ -152,10 +153,8 @@ async def outreach_phase(
         if time.monotonic() > deadline:
             missing = sum(w not in tap.first_done for w in ids)
             raise RuntimeError(f"{missing} outreach workflows published nothing in time")
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(tap.changed.wait(), timeout=1)
-        except TimeoutError:
-            pass
     last = max(tap.first_done[w] for w in ids)
     return Rate(len(ids), last - began, starts, [tap.first_done[w] - started[w] for w in ids])
 
@@ -225,11 +224,10 @@ async def main() -> int:
             say(f"    {empty_again.per_second:.1f} completed/s")
 
             async with dbs.dialler.connect() as conn:
-                statuses = dict(
-                    (await conn.execute(text("SELECT status, count(*) FROM call_tasks GROUP BY 1")))
-                    .tuples()
-                    .all()
+                rows = await conn.execute(
+                    text("SELECT status, count(*) FROM call_tasks GROUP BY 1")
                 )
+                statuses = {str(status): int(count) for status, count in rows}
                 sample_ready = [
                     int(r[0])
                     for r in await conn.execute(

@@ -88,11 +88,16 @@ class Harness:
 
 @asynccontextmanager
 async def running_harness(
-    env: WorkflowEnvironment, settings: Settings, dialler: AsyncEngine, replica: AsyncEngine
+    env: WorkflowEnvironment,
+    settings: Settings,
+    dialler: AsyncEngine,
+    replica: AsyncEngine,
+    rules: DiallerRules | None = None,
 ) -> AsyncIterator[Harness]:
-    """An outreach worker on its own task queue, with the real activities."""
+    """An outreach worker on its own task queue, with the real activities (and, unless
+    given other rules, calling windows open all day)."""
     client = typed_client(env)
-    rules = open_rules()
+    rules = rules or open_rules()
     task_queue = f"outreach-test-{uuid.uuid4().hex[:8]}"
     settings = settings.model_copy(update={"temporal_task_queue": task_queue})
     activities = outreach_activities(settings, client, dialler, replica, rules)

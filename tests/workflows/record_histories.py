@@ -14,10 +14,12 @@ import os
 import sys
 from pathlib import Path
 
+from sqlalchemy import insert
 from temporalio.testing import WorkflowEnvironment
 
 from config.settings import Settings
 from schemas import search_attributes
+from schemas.dialler_db import agents
 from schemas.enums import Queue
 from schemas.outreach import ChangeKind, ClaimRequest, OutcomeRequest
 from tests.factories import add_claimant, set_requirements, set_user
@@ -72,12 +74,8 @@ async def main() -> None:
         running_harness(env, Settings(_env_file=None), dialler, replica) as h,  # type: ignore[call-arg]
     ):
         async with dialler.begin() as conn:
-            from sqlalchemy import text
-
             await conn.execute(
-                text(
-                    "INSERT INTO agents (id, email, display_name, role) VALUES (1, 'a@t', 'A', 'agent')"
-                )
+                insert(agents).values(id=1, email="a@t", display_name="Agent", role="agent")
             )
         for name, scenario in (("journey", journey), ("opt_out", opt_out)):
             workflow_id = await scenario(h)

@@ -93,4 +93,4 @@ async def test_every_task_is_claimed_exactly_once(
         sample = [h.client.get_workflow_handle(workflow_id_for(u)) for u in (1, TASKS // 2, TASKS)]
         for handle in sample:
             state = await handle.query(OutreachWorkflow.state)
-            assert state.claim is not None
+            assert state is not None and state.claim is not None
