@@ -25,6 +25,7 @@ from bench.common import (
     Table,
     append_report,
     connect_client,
+    count_type_adapters,
     describe_profiles,
     dev_server,
     expected_members,
@@ -62,6 +63,7 @@ async def main() -> int:
     parser.add_argument("--within", type=float, default=20.0, help="minutes to wait at most")
     args = parser.parse_args()
     tap = ActivityTap()
+    adapters = count_type_adapters()
     async with dev_server() as server, scratch_databases("bu") as dbs:
         machine = await machine_info(dbs)
         say(f"seeding {args.users} demo claimants")
@@ -156,6 +158,9 @@ async def main() -> int:
         ["activities executed (all)", activity_counts],
         ["load_facts per claimant", f"{tap.counts['load_facts'] / max(total, 1):.2f}"],
         ["sampled outreach history", describe_profiles(profiles)],
+        ["pydantic TypeAdapters built per claimant",
+         f"{sum(adapters.built.values()) / max(total, 1):.2f} "
+         f"({adapters.cpu_seconds / max(total, 1) * 1000:.1f} ms CPU per claimant)"],
     ]  # fmt: skip
     notes = [f"Sizes: --users {args.users:,}; {total:,} claimants in a queue."]
     if args.users < SEED_SCALE or not finished:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import os
 import platform
 import shutil
@@ -17,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections import Counter
@@ -28,13 +31,14 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pydantic import TypeAdapter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.client import Interceptor as ClientInterceptor
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, pydantic_data_converter
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
 from temporalio.worker import Interceptor as WorkerInterceptor
 
@@ -138,6 +142,47 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
+
+
+# --- pydantic TypeAdapters ------------------------------------------------------------------
+
+
+@dataclass
+class TypeAdapterCount:
+    built: Counter[str] = field(default_factory=Counter)
+    cpu_seconds: float = 0.0  # thread CPU time spent building them
+
+
+def count_type_adapters() -> TypeAdapterCount:
+    """Count every `pydantic.TypeAdapter` built in this process from now on, by type, with
+    the CPU time it took. The pydantic data converter caches adapters per converter
+    instance, and the worker makes a payload converter per workflow run."""
+    stats = TypeAdapterCount()
+    original = TypeAdapter.__init__
+
+    def counted(self: TypeAdapter[Any], type: Any, *args: Any, **kwargs: Any) -> None:
+        began = time.thread_time()
+        original(self, type, *args, **kwargs)
+        stats.cpu_seconds += time.thread_time() - began
+        stats.built[getattr(type, "__name__", str(type))] += 1
+
+    TypeAdapter.__init__ = counted  # type: ignore[method-assign]
+    return stats
+
+
+def share_type_adapters() -> None:
+    """Experiment (not the product's behaviour): one process-wide TypeAdapter cache for
+    every pydantic payload converter made from now on, instead of one per converter."""
+    shared = functools.lru_cache(maxsize=1024)(TypeAdapter)
+    original = PydanticJSONPlainPayloadConverter.__init__
+
+    def with_shared_cache(
+        self: PydanticJSONPlainPayloadConverter, *args: Any, **kwargs: Any
+    ) -> None:
+        original(self, *args, **kwargs)
+        self._type_adapter = shared
+
+    PydanticJSONPlainPayloadConverter.__init__ = with_shared_cache  # type: ignore[method-assign]
 
 
 # --- the Temporal dev server -----------------------------------------------------------------
@@ -273,6 +318,37 @@ async def history_profile(client: Client, workflow_id: str) -> HistoryProfile:
     return HistoryProfile(len(history.events), tasks, activities)
 
 
+async def history_timeline(client: Client, workflow_id: str) -> list[str]:
+    """The history as lines 'mm:ss.mmm event detail', activities named; a `publish_task`
+    shows the task it wrote (ready or claimed, not_before), an update its name."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    scheduled: dict[int, str] = {}
+    lines: list[str] = []
+    for event in history.events:
+        kind = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
+        at = event.event_time.ToDatetime(tzinfo=UTC)
+        detail = ""
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attrs = event.activity_task_scheduled_event_attributes
+            detail = attrs.activity_type.name
+            scheduled[event.event_id] = detail
+            if detail == "publish_task" and attrs.input.payloads:
+                task = json.loads(attrs.input.payloads[0].data)
+                state = "claimed" if task.get("claim") else "ready"
+                detail += f" ({state}, not_before {task['assessment']['not_before']})"
+        elif event.HasField("activity_task_completed_event_attributes"):
+            detail = scheduled.get(
+                event.activity_task_completed_event_attributes.scheduled_event_id, ""
+            )
+        elif event.HasField("workflow_execution_update_accepted_event_attributes"):
+            accepted = event.workflow_execution_update_accepted_event_attributes
+            detail = accepted.accepted_request.input.name
+        elif kind.startswith("WORKFLOW_TASK") or kind == "WORKFLOW_EXECUTION_STARTED":
+            continue
+        lines.append(f"{at:%M:%S.%f}"[:-3] + f" {kind.lower()} {detail}".rstrip())
+    return lines
+
+
 def describe_profiles(profiles: Sequence[HistoryProfile]) -> str:
     """'events 23, workflow tasks 5, activities load_facts x2 assess x1 ...' (averages)."""
     if not profiles:
@@ -390,6 +466,7 @@ class CpuSnapshot:
     wall: float
     busy: float  # all cores, seconds
     groups: dict[str, float]  # seconds per process group
+    threads: dict[str, float]  # seconds per thread group of this process
 
 
 def _proc_stat(pid: str) -> tuple[str, list[str]] | None:
@@ -399,6 +476,32 @@ def _proc_stat(pid: str) -> tuple[str, list[str]] | None:
         return None
     comm = raw[raw.index("(") + 1 : raw.rindex(")")]
     return comm, raw[raw.rindex(")") + 2 :].split()
+
+
+def own_threads() -> dict[str, float]:
+    """CPU seconds of this process's threads, grouped: the asyncio loop (main thread: client,
+    activities, SQLAlchemy), the workflow activation threads (`temporal_workflow_*`: the
+    sandboxed workflow code), Temporal core's native threads, other Python threads. Threads
+    that have exited are not counted."""
+    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    main = threading.main_thread().native_id
+    groups = {"loop": 0.0, "workflow threads": 0.0, "core": 0.0, "other threads": 0.0}
+    for entry in os.listdir("/proc/self/task"):
+        found = _proc_stat(f"self/task/{entry}")
+        if found is None:
+            continue
+        seconds = (int(found[1][11]) + int(found[1][12])) / _TICK
+        tid = int(entry)
+        name = names.get(tid)
+        if tid == main:
+            groups["loop"] += seconds
+        elif name is None:
+            groups["core"] += seconds
+        elif name.startswith("temporal_workflow_"):
+            groups["workflow threads"] += seconds
+        else:
+            groups["other threads"] += seconds
+    return groups
 
 
 def cpu_snapshot(temporal_pid: int | None) -> CpuSnapshot:
@@ -426,7 +529,7 @@ def cpu_snapshot(temporal_pid: int | None) -> CpuSnapshot:
             groups["postgres"] += (own_ticks + children) / _TICK
         elif comm in ("mariadbd", "mysqld"):
             groups["mariadb"] += own_ticks / _TICK
-    return CpuSnapshot(time.monotonic(), busy, groups)
+    return CpuSnapshot(time.monotonic(), busy, groups, own_threads())
 
 
 @dataclass
@@ -437,12 +540,17 @@ class PhaseLoad:
     load_end: float
     load_max: float
     cores: dict[str, float]  # average cores busy per group during the phase
+    threads: dict[str, float]  # average cores busy per thread group of this process
+
+    def split(self) -> str:
+        return " / ".join(f"{v:.2f}" for v in self.threads.values())
 
     def line(self) -> str:
         shares = ", ".join(f"{k} {v:.2f}" for k, v in self.cores.items())
         return (
             f"{self.name}: {self.seconds:.1f}s, loadavg(1m) {self.load_start:.2f}→"
-            f"{self.load_end:.2f} (max {self.load_max:.2f}); cores busy: {shares}"
+            f"{self.load_end:.2f} (max {self.load_max:.2f}); cores busy: {shares}; "
+            f"bench {' / '.join(self.threads)}: {self.split()}"
         )
 
 
@@ -487,9 +595,16 @@ class Phase:
         total = (end.busy - self._start.busy) / wall
         cores["other"] = max(total - sum(cores.values()), 0.0)
         cores["total"] = total
+        threads = {k: (v - self._start.threads.get(k, 0.0)) / wall for k, v in end.threads.items()}
         load_end = os.getloadavg()[0]
         self._load = PhaseLoad(
-            self.name, wall, self._samples[0], load_end, max([*self._samples, load_end]), cores
+            self.name,
+            wall,
+            self._samples[0],
+            load_end,
+            max([*self._samples, load_end]),
+            cores,
+            threads,
         )
         say(self._load.line())
 
@@ -565,14 +680,16 @@ class Table:
 def load_table(phases: Sequence[PhaseLoad]) -> Table:
     groups = ["bench", "temporal", "postgres", "mariadb", "other", "total"]
     return Table(
-        "Load seen (1-min load average; average cores busy per process group)",
-        ["phase", "seconds", "loadavg start→end (max)", *groups],
+        "Load seen (1-min load average; average cores busy per process group; the bench "
+        "process split into asyncio loop / workflow threads / Temporal core / other threads)",
+        ["phase", "seconds", "loadavg start→end (max)", *groups, "bench split"],
         [
             [
                 p.name,
                 f"{p.seconds:.1f}",
                 f"{p.load_start:.2f}→{p.load_end:.2f} ({p.load_max:.2f})",
                 *(f"{p.cores.get(g, 0.0):.2f}" for g in groups),
+                p.split(),
             ]
             for p in phases
         ],
@@ -580,7 +697,11 @@ def load_table(phases: Sequence[PhaseLoad]) -> Table:
 
 
 def append_report(
-    title: str, machine: dict[str, str], notes: Sequence[str], tables: Sequence[Table]
+    title: str,
+    machine: dict[str, str],
+    notes: Sequence[str],
+    tables: Sequence[Table],
+    details: Sequence[str] = (),
 ) -> None:
     """Append a dated section to docs/benchmarks.md (created with a header if missing)."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -592,6 +713,7 @@ def append_report(
         lines.append("")
     for table in tables:
         lines += table.markdown()
+    lines += details
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     existing = REPORT.read_text(encoding="utf-8") if REPORT.exists() else _REPORT_HEADER
     REPORT.write_text(existing.rstrip("\n") + "\n\n" + "\n".join(lines), encoding="utf-8")

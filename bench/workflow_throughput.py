@@ -8,6 +8,10 @@
     with the real activities; figure: workflows started-and-first-task-published per second
     (first start → the last workflow's first `publish_task`, or `withdraw_task` for a
     claimant in no queue, completed);
+(c) experiment: N more claimants through OutreachWorkflow with one process-wide pydantic
+    TypeAdapter cache (`bench.common.share_type_adapters`), to measure what the per-run
+    adapter rebuilds cost (the stock converter caches adapters per converter instance, and
+    the worker makes a payload converter per workflow run);
 (a') the baseline again, to see drift in the machine's load during the run.
 The ratio outreach/empty is DESIGN.md's target (≥ 0.70). Both workers run in this process,
 one Worker per task queue, both with the default (sandboxed) workflow runner.
@@ -37,8 +41,10 @@ with workflow.unsafe.imports_passed_through():
         Phase,
         PhaseLoad,
         Table,
+        TypeAdapterCount,
         append_report,
         connect_client,
+        count_type_adapters,
         describe_profiles,
         dev_server,
         history_profile,
@@ -51,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         say,
         scratch_databases,
         seed,
+        share_type_adapters,
         wait_for,
     )
     from schemas.outreach import OutreachInput
@@ -169,6 +176,10 @@ async def warm_up(client: Client, tap: ActivityTap, first_user: int) -> None:
     await outreach_phase(client, tap, users, 5)
 
 
+def _built_since(adapters: TypeAdapterCount, before: tuple[int, float]) -> tuple[int, float]:
+    return sum(adapters.built.values()) - before[0], adapters.cpu_seconds - before[1]
+
+
 def rate_rows(name: str, rate: Rate) -> list[str]:
     return [
         name,
@@ -191,8 +202,9 @@ async def main() -> int:
     loads: list[PhaseLoad] = []
     async with dev_server() as server, scratch_databases("wt") as dbs:
         machine = await machine_info(dbs)
-        say(f"seeding {n + WARMUP} demo claimants")
-        seeded = await seed(dbs, n + WARMUP)
+        say(f"seeding {2 * n + WARMUP} demo claimants")
+        seeded = await seed(dbs, 2 * n + WARMUP)
+        adapters = count_type_adapters()
         client = await connect_client(server.address, tap)
         settings = dbs.settings(server.address, OUTREACH_QUEUE)
         rules = load_rules_file(settings.rules_file)
@@ -200,13 +212,14 @@ async def main() -> int:
         empty_worker = Worker(client, task_queue=EMPTY_QUEUE, workflows=[EmptyWorkflow])
         async with empty_worker, build_worker(client, OUTREACH_QUEUE, activities):
             say("warming up")
-            await warm_up(client, tap, n + 1)
+            await warm_up(client, tap, 2 * n + 1)
             say(f"(a) {n} empty workflows, {concurrency} starts in flight")
             async with Phase("(a) empty", server.pid) as phase:
                 empty = await empty_phase(client, "a", n, concurrency)
             loads.append(phase.load)
             say(f"    {empty.per_second:.1f} completed/s")
             counts_before = dict(tap.counts)
+            built_before = sum(adapters.built.values()), adapters.cpu_seconds
             say(f"(b) {n} outreach workflows, {concurrency} starts in flight")
             async with Phase("(b) outreach", server.pid) as phase:
                 outreach = await outreach_phase(client, tap, list(range(1, n + 1)), concurrency)
@@ -216,7 +229,18 @@ async def main() -> int:
                 for k, v in sorted(tap.counts.items())
                 if v - counts_before.get(k, 0)
             }
+            built_b = _built_since(adapters, built_before)
             say(f"    {outreach.per_second:.1f} published/s")
+            share_type_adapters()
+            built_before = sum(adapters.built.values()), adapters.cpu_seconds
+            say(f"(c) {n} outreach workflows, one shared TypeAdapter cache")
+            async with Phase("(c) outreach, shared adapters", server.pid) as phase:
+                shared = await outreach_phase(
+                    client, tap, list(range(n + 1, 2 * n + 1)), concurrency
+                )
+            loads.append(phase.load)
+            built_c = _built_since(adapters, built_before)
+            say(f"    {shared.per_second:.1f} published/s")
             say(f"(a') {n} empty workflows again")
             async with Phase("(a') empty again", server.pid) as phase:
                 empty_again = await empty_phase(client, "a2", n, concurrency)
@@ -259,6 +283,7 @@ async def main() -> int:
         [
             rate_rows("(a) EmptyWorkflow: completed", empty),
             rate_rows("(b) OutreachWorkflow: first task published", outreach),
+            rate_rows("(c) same, shared TypeAdapter cache (experiment)", shared),
             rate_rows("(a') EmptyWorkflow again: completed", empty_again),
         ],
     )  # fmt: skip
@@ -272,6 +297,8 @@ async def main() -> int:
              f"{outreach.per_second / empty_again.per_second:.2f}"],
             ["mean of (a) and (a')", f"{baseline:.1f}", f"{outreach.per_second:.1f}",
              f"**{ratio:.2f}**"],
+            ["(c) experiment vs mean", f"{baseline:.1f}", f"{shared.per_second:.1f}",
+             f"{shared.per_second / baseline:.2f}"],
         ],
     )  # fmt: skip
     work = Table(
@@ -286,13 +313,20 @@ async def main() -> int:
             ["call_tasks after (b)", ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
              + f" (incl. {WARMUP} warm-up claimants)"],
             ["Outreach workflows ended (DONE, no queue)", str(ended.count)],
+            ["pydantic TypeAdapters built per workflow, (b) stock",
+             f"{built_b[0] / n:.2f} ({built_b[1] / n * 1000:.1f} ms CPU per workflow)"],
+            ["pydantic TypeAdapters built per workflow, (c) shared cache",
+             f"{built_c[0] / n:.2f} ({built_c[1] / n * 1000:.1f} ms CPU per workflow)"],
         ],
     )  # fmt: skip
     tables = [figures, ratios, work, load_table(loads)]
     notes = [
         f"Sizes: N = {n} workflows per phase; {seeded.users} demo claimants seeded "
-        f"({seeded.rows}); {WARMUP} empty and {WARMUP} outreach workflows run first as "
-        "warm-up, not timed.",
+        f"({seeded.rows}): users 1-{n} for (b), {n + 1}-{2 * n} for (c); {WARMUP} empty "
+        f"and {WARMUP} outreach workflows run first as warm-up, not timed.",
+        "(c) is an experiment, not the product: it swaps the pydantic converter's "
+        "per-instance TypeAdapter cache for one shared by the process, to show what the "
+        "per-workflow-run rebuilds cost. The ratio that counts is (b).",
         "One dev server (SQLite file, WAL, synchronous=normal), started by the benchmark. "
         "Workers run in the benchmark process, one Worker per task queue: `bench-empty` "
         "(EmptyWorkflow only) and `bench-outreach` (`workers.outreach.build_worker` with "

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from config.logging import configure_logging
@@ -16,3 +19,12 @@ def settings_or_exit() -> Settings:
         raise click.ClickException(str(error)) from None
     configure_logging(settings.log_level)
     return settings
+
+
+def exit_after_temporal(code: int = 0) -> None:
+    """End a command that used a Temporal client. The SDK's native threads can crash the
+    interpreter while it finalises (temporalio/sdk-python issue 300), so skip finalisation
+    once everything has been printed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from adapters.databases import dialler_engine, replica_engine
 from adapters.health import DependencyStatus, check_all, check_redis, check_sql, check_temporal
 from adapters.temporal import connect_temporal
-from cli.common import settings_or_exit
+from cli.common import exit_after_temporal, settings_or_exit
 from config.settings import Settings
 
 
@@ -39,5 +39,4 @@ def health() -> None:
     for result in results:
         mark = "ok  " if result.ok else "DOWN"
         click.echo(f"{mark} {result.name:<9} {result.latency_ms:>7.1f} ms  {result.detail}")
-    if not all(result.ok for result in results):
-        raise SystemExit(1)
+    exit_after_temporal(0 if all(result.ok for result in results) else 1)

@@ -7,8 +7,11 @@ import click
 from cli.db import db
 from cli.dev import dev
 from cli.health import health
+from cli.queue import queue
+from cli.scoring import scoring
 from cli.seed import seed
 from cli.web import web
+from cli.worker import worker
 
 
 @click.group()
@@ -16,7 +19,7 @@ def main() -> None:
     """RMC Dialler: outbound calling for stuck claims."""
 
 
-for command in (db, dev, health, seed, web):
+for command in (db, dev, health, queue, scoring, seed, web, worker):
     main.add_command(command)
 
 

@@ -9,7 +9,7 @@ import click
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from cli.common import settings_or_exit
+from cli.common import exit_after_temporal, settings_or_exit
 from web import create_app
 
 
@@ -32,3 +32,4 @@ def web(host: str | None, port: int | None) -> None:
         await serve(create_app(settings), config, shutdown_trigger=stop.wait)
 
     asyncio.run(run())
+    exit_after_temporal()

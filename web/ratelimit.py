@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from quart import request
 from quart_rate_limiter import RateLimit, RateLimiter
 from quart_rate_limiter.store import MemoryStore, RateLimiterStoreABC
 from redis.asyncio import Redis
@@ -52,10 +53,21 @@ class RedisRateLimitStore(RateLimiterStoreABC):
             await self._fallback.set(key, tat)
 
 
+async def client_address_key() -> str:
+    """The peer address of the connection. The library's default trusts the first
+    X-Forwarded-For entry, which any client can set to dodge its limits; behind a proxy,
+    run Hypercorn's ProxyFixMiddleware so `remote_addr` is the real client."""
+    return request.remote_addr or "unknown"
+
+
 def build_rate_limiter(redis: Redis, *, per_second: int, per_minute: int) -> RateLimiter:
     """Every route is limited by these defaults; routes may add tighter limits of their own."""
     defaults = [
         RateLimit(per_second, timedelta(seconds=1)),
         RateLimit(per_minute, timedelta(minutes=1)),
     ]
-    return RateLimiter(store=RedisRateLimitStore(redis), default_limits=defaults)
+    return RateLimiter(
+        key_function=client_address_key,
+        store=RedisRateLimitStore(redis),
+        default_limits=defaults,
+    )

@@ -23,6 +23,10 @@ from typing import TextIO
 import httpx
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.service import RPCError
 
 from adapters.databases import dialler_engine, redacted, replica_engine
 from adapters.provisioning import (
@@ -31,6 +35,7 @@ from adapters.provisioning import (
     ensure_postgres_database,
     migrate,
 )
+from adapters.temporal import connect_temporal
 from config.settings import Settings
 from demo.data import generate
 from demo.load import load_demo_data, replica_is_empty
@@ -199,7 +204,29 @@ def product_processes(settings: Settings) -> list[Process]:
         except httpx.HTTPError:
             return False
 
-    return [Process("web", [_bin("dialler"), "web"], web_ready)]
+    async def worker_ready() -> bool:
+        return await _task_queue_polled(settings)
+
+    return [
+        Process("outreach-worker", [_bin("dialler"), "worker", "outreach"], worker_ready),
+        Process("web", [_bin("dialler"), "web"], web_ready),
+    ]
+
+
+async def _task_queue_polled(settings: Settings) -> bool:
+    """True once a worker polls the outreach task queue (it provisions the schedules first)."""
+    try:
+        client = await connect_temporal(settings)
+        response = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=settings.temporal_namespace,
+                task_queue=TaskQueue(name=settings.temporal_task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            )
+        )
+    except RPCError:
+        return False
+    return len(response.pollers) > 0
 
 
 class DevStack:

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.client import Client
 
 from adapters.provisioning import drop_mysql_database, drop_postgres_database
 from config.settings import Settings
 from tests.conftest import MYSQL_HOST, PG_HOST, free_port
 from workers.devstack import PreflightError, prepare_data
+from workers.schedules import RECONCILE_EVERY, RECONCILE_SCHEDULE_ID
 
 DIALLER = str(Path(sys.executable).parent / "dialler")
 
@@ -67,11 +69,16 @@ async def test_dev_brings_everything_up_and_stops_on_ctrl_c(dev_env: dict[str, s
         assert health.json()["status"] == "ok"
         assert ui.status_code == 200
         assert await asyncio.to_thread(Path(dev_env["DEV_STATE_DIR"], "temporal.sqlite").exists)
+        assert "outreach-worker is ready" in text
+        temporal = await Client.connect(dev_env["TEMPORAL_ADDRESS"])
+        schedule = await temporal.get_schedule_handle(RECONCILE_SCHEDULE_ID).describe()
+        assert schedule.schedule.spec.intervals[0].every == RECONCILE_EVERY
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, "".join(output) + rest.decode()
-    assert "web stopped" in rest.decode() and "temporal stopped" in rest.decode()
+    stopped = rest.decode()
+    assert all(f"{name} stopped" in stopped for name in ("web", "outreach-worker", "temporal"))
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient(timeout=2) as client:
             await client.get(f"http://127.0.0.1:{dev_env['WEB_PORT']}/api/health")

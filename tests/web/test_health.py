@@ -83,8 +83,11 @@ async def test_every_route_is_rate_limited_in_redis(healthy_settings: Settings) 
         # a second app (another web process) shares the same limits through Redis
         async with create_app(settings).test_app() as other_app:
             also_limited = await other_app.test_client().get("/openapi.json")
+        # a forged X-Forwarded-For does not buy a fresh allowance
+        spoofed = await client.get("/openapi.json", headers={"X-Forwarded-For": "198.51.100.7"})
     assert statuses == [200] * 5
     assert limited.status_code == 429
+    assert spoofed.status_code == 429
     assert also_limited.status_code == 429
     body = await limited.get_json()
     assert body["error"]["code"] == "rate_limited"

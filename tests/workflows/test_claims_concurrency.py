@@ -71,7 +71,7 @@ async def test_every_task_is_claimed_exactly_once(
                     or 0
                 )
 
-        await eventually(ready, lambda n: n == TASKS, seconds=180)
+        await eventually(ready, lambda n: n == TASKS, seconds=600)
 
         async def claimer(agent_id: int) -> list[int]:
             mine = []

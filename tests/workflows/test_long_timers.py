@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,8 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from config.settings import Settings
-from domain.rules import DiallerRules
 from domain.calling_windows import is_open, next_open
+from domain.rules import DiallerRules
 from schemas import dialler_db as db
 from schemas import search_attributes
 from schemas.outreach import Stage
@@ -65,7 +66,8 @@ async def test_callbacks_fire_at_their_time_inside_the_calling_window(
             async with dialler.begin() as conn:
                 await conn.execute(insert(db.callbacks).values(user_id=user_id, scheduled_for=at))
             handles[at] = await start(h, user_id)
-            before = await eventually(lambda: assessment(handles[at]), lambda a: a is not None)
+            handle = handles[at]
+            before = await eventually(partial(assessment, handle), lambda a: a is not None)
             assert before is not None and before.stage is Stage.UNSIGNED
             assert before.not_before == next_open(at, windows)  # never before the agreed time
             assert "callback" in before.not_before_reason

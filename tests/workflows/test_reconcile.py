@@ -72,7 +72,7 @@ async def test_reconcile_matches_the_seed_queries(
             q: sum(1 for v in expected.values() if v == q)
             for q in ("callback", "unsigned", "outstanding")
         }
-        await eventually(lambda: _projection(dialler), lambda p: p == expected, seconds=120)
+        await eventually(lambda: _projection(dialler), lambda p: p == expected, seconds=600)
 
         second = await _reconcile(h)
         assert (second.refreshed, second.withdrawn) == (0, 0)
@@ -84,4 +84,4 @@ async def test_reconcile_matches_the_seed_queries(
         assert healed.get(moved) != Stage.UNSIGNED.value
         third = await _reconcile(h)
         assert third.refreshed + third.withdrawn >= 1
-        await eventually(lambda: _projection(dialler), lambda p: p == healed, seconds=60)
+        await eventually(lambda: _projection(dialler), lambda p: p == healed, seconds=300)

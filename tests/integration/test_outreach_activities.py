@@ -1,0 +1,115 @@
+"""Outreach activities against the real databases: the version guard on the queue
+projection, callback times checked against the real calling windows, context loading."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.outreach import OutreachActivities
+from adapters.rules_file import load_rules_file
+from config.settings import Settings
+from schemas import dialler_db as db
+from schemas.outreach import (
+    Assessment,
+    LoadFactsRequest,
+    PublishTask,
+    SaveCallback,
+    ScoreFactor,
+    Stage,
+    WithdrawTask,
+)
+from tests.factories import add_claimant, next_id
+
+
+@pytest.fixture
+def activities(
+    settings: Settings, dialler_db: AsyncEngine, replica: AsyncEngine
+) -> OutreachActivities:
+    return OutreachActivities(dialler_db, replica, load_rules_file(settings.rules_file))
+
+
+def _assessment(user_id: int, score: float) -> Assessment:
+    return Assessment(
+        user_id=user_id,
+        stage=Stage.UNSIGNED,
+        score=score,
+        factors=[ScoreFactor("queue", score, "base")],
+        not_before=datetime.now(UTC),
+        not_before_reason="can call now",
+        people_only=False,
+    )
+
+
+async def _task(engine: AsyncEngine, user_id: int):  # type: ignore[no-untyped-def]
+    async with engine.connect() as conn:
+        return (
+            await conn.execute(select(db.call_tasks).where(db.call_tasks.c.user_id == user_id))
+        ).one()
+
+
+async def test_an_older_write_never_overwrites_a_newer_one(
+    activities: OutreachActivities, dialler_db: AsyncEngine
+) -> None:
+    user_id = next_id()
+    env = ActivityEnvironment()
+    publish = activities.publish_task
+    newer = PublishTask(user_id, f"outreach-{user_id}", 20, _assessment(user_id, 90.0))
+    older = PublishTask(user_id, f"outreach-{user_id}", 10, _assessment(user_id, 10.0))
+    assert (await env.run(publish, newer)).applied
+    assert not (await env.run(publish, older)).applied  # a retried, late activity
+    row = await _task(dialler_db, user_id)
+    assert (row.version, float(row.score), row.status) == (20, 90.0, "ready")
+
+    assert not (await env.run(activities.withdraw_task, WithdrawTask(user_id, 15, "late"))).applied
+    assert (await env.run(activities.withdraw_task, WithdrawTask(user_id, 30, "done"))).applied
+    row = await _task(dialler_db, user_id)
+    assert (row.version, row.status, row.not_before_reason) == (30, "withdrawn", "done")
+
+
+async def test_callback_outside_the_calling_windows_is_refused(
+    activities: OutreachActivities, dialler_db: AsyncEngine
+) -> None:
+    async with dialler_db.begin() as conn:
+        agent = await conn.scalar(
+            insert(db.agents)
+            .values(email=f"cb{next_id()}@t", display_name="Agent", role="agent")
+            .returning(db.agents.c.id)
+        )
+    sunday_late = datetime(2026, 12, 6, 22, 30, tzinfo=UTC)  # 22:30 in London, a Sunday
+    christmas = datetime(2026, 12, 25, 12, 0, tzinfo=UTC)  # a bank holiday
+    for at in (sunday_late, christmas):
+        with pytest.raises(ApplicationError, match="outside the calling windows") as raised:
+            await ActivityEnvironment().run(
+                activities.save_callback, SaveCallback(next_id(), at, "", agent, None)
+            )
+        assert raised.value.non_retryable
+    monday_noon = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    saved = await ActivityEnvironment().run(
+        activities.save_callback, SaveCallback(next_id(), monday_noon, "after lunch", agent, None)
+    )
+    assert saved.callback_id > 0
+
+
+async def test_facts_are_built_from_the_replica_without_personal_data(
+    activities: OutreachActivities, replica: AsyncEngine
+) -> None:
+    user_id = await add_claimant(
+        replica, signed=False, pending=2, phone="+447700900123", born=date(1950, 1, 1)
+    )
+    facts = await ActivityEnvironment().run(activities.load_facts, LoadFactsRequest(user_id))
+    assert not facts.signed and facts.is_enabled
+    assert facts.age_years is not None and facts.age_years >= 75
+    assert facts.phone_key is not None and "7700900123" not in facts.phone_key
+    assert [len(c.requirements) for c in facts.claims] == [2]
+    assert facts.claims[0].created_at.tzinfo is not None
+    dumped = repr(facts)
+    assert f"Claimant{user_id}" not in dumped and "example.com" not in dumped
+    assert "+44" not in dumped
+    missing = await ActivityEnvironment().run(activities.load_facts, LoadFactsRequest(next_id()))
+    assert not missing.is_enabled and missing.status == "deleted"

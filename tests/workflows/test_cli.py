@@ -1,0 +1,77 @@
+"""The operator commands end to end, as subprocesses against a running worker:
+`dialler queue refresh`, `dialler scoring explain`, `dialler scoring test`; and the
+schedule provisioning they rely on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from tests.factories import add_claimant
+from tests.workflows.conftest import Harness
+from workers.schedules import RECONCILE_EVERY, RECONCILE_SCHEDULE_ID, ensure_schedules
+
+DIALLER = str(Path(sys.executable).parent / "dialler")
+
+
+async def _dialler(h: Harness, env: WorkflowEnvironment, *args: str) -> tuple[int, str]:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": h.dialler.url.render_as_string(hide_password=False),
+        "REPLICA_DATABASE_URL": h.replica.url.render_as_string(hide_password=False),
+        "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        "TEMPORAL_TASK_QUEUE": h.task_queue,
+    }
+    process = await asyncio.create_subprocess_exec(
+        DIALLER, *args, env=environment,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, out.decode()
+
+
+async def test_scoring_explain_says_why_this_claimant_and_why_now(
+    harness: Harness, temporal_env: WorkflowEnvironment
+) -> None:
+    user_id = await add_claimant(harness.replica, signed=False, pending=1, lender="Barclays")
+    rc, out = await _dialler(harness, temporal_env, "scoring", "explain", str(user_id))
+    assert rc == 0, out
+    assert f"claimant {user_id}: stage unsigned" in out
+    assert "Barclays (high-value lender) +15" in out
+    assert "not before" in out
+
+
+async def test_scoring_test_rejects_a_bad_rules_file(
+    harness: Harness, temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    bad = tmp_path / "rules.toml"
+    bad.write_text('[scoring.lenders]\nSantander = "lots"\n')
+    rc, out = await _dialler(harness, temporal_env, "scoring", "test", "--rules", str(bad))
+    assert rc == 1
+    assert "scoring.lenders.Santander" in out
+    rc, out = await _dialler(harness, temporal_env, "scoring", "test", "--top", "2")
+    assert rc == 0, out
+    assert "rules file OK" in out and "unsigned: top" in out
+
+
+async def test_queue_refresh_runs_reconcile_now(
+    harness: Harness, temporal_env: WorkflowEnvironment
+) -> None:
+    await add_claimant(harness.replica, signed=True, pending=1)
+    rc, out = await _dialler(harness, temporal_env, "queue", "refresh")
+    assert rc == 0, out
+    assert "claimants per queue" in out and "outstanding" in out
+    assert "workflows refreshed" in out
+
+
+async def test_schedule_provisioning_is_idempotent(harness: Harness) -> None:
+    first = await ensure_schedules(harness.client, harness.task_queue)
+    again = await ensure_schedules(harness.client, harness.task_queue)
+    assert RECONCILE_SCHEDULE_ID in first or RECONCILE_SCHEDULE_ID not in again
+    assert again == []
+    description = await harness.client.get_schedule_handle(RECONCILE_SCHEDULE_ID).describe()
+    assert description.schedule.spec.intervals[0].every == RECONCILE_EVERY
