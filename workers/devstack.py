@@ -41,6 +41,7 @@ from demo.data import generate
 from demo.load import load_demo_data, replica_is_empty
 from demo.logins import create_demo_logins
 from schemas.search_attributes import cli_flags
+from workers.schedules import RECONCILE_SCHEDULE_ID
 
 HOW_TO_START = {
     "PostgreSQL": "start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) "
@@ -262,6 +263,13 @@ class DevStack:
             await asyncio.sleep(0.25)
         _log(f"{process.name} is ready")
 
+    async def _first_reconcile(self) -> None:
+        """Run the reconcile schedule now rather than in 5 minutes, so the queues fill while
+        the developer opens the app (it proceeds in the background)."""
+        client = await connect_temporal(self.settings)
+        await client.get_schedule_handle(RECONCILE_SCHEDULE_ID).trigger()
+        _log("reconcile triggered: claimants are being brought under workflows")
+
     async def stop(self) -> None:
         for process in reversed(self.processes):
             handle = process.handle
@@ -291,6 +299,7 @@ class DevStack:
                 await self._start(temporal)
             for process in product_processes(self.settings):
                 await self._start(process)
+            await self._first_reconcile()
         except PreflightError as error:
             print(f"[dev] {error}", file=sys.stderr, flush=True)
             await self.stop()

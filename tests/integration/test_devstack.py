@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.client import Client
 
 from adapters.provisioning import drop_mysql_database, drop_postgres_database
@@ -73,6 +75,8 @@ async def test_dev_brings_everything_up_and_stops_on_ctrl_c(dev_env: dict[str, s
         temporal = await Client.connect(dev_env["TEMPORAL_ADDRESS"])
         schedule = await temporal.get_schedule_handle(RECONCILE_SCHEDULE_ID).describe()
         assert schedule.schedule.spec.intervals[0].every == RECONCILE_EVERY
+        assert "reconcile triggered" in text
+        await _queues_filled(dev_env)
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = await asyncio.wait_for(process.communicate(), 30)
@@ -82,6 +86,20 @@ async def test_dev_brings_everything_up_and_stops_on_ctrl_c(dev_env: dict[str, s
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient(timeout=2) as client:
             await client.get(f"http://127.0.0.1:{dev_env['WEB_PORT']}/api/health")
+
+
+async def _queues_filled(env: dict[str, str]) -> None:
+    """The first reconcile brings the demo claimants under workflows: tasks appear."""
+    engine = create_async_engine(env["DATABASE_URL"])
+    try:
+        for _ in range(600):
+            async with engine.connect() as conn:
+                if await conn.scalar(text("SELECT count(*) FROM call_tasks")):
+                    return
+            await asyncio.sleep(0.5)
+        raise AssertionError("no call task appeared after the first reconcile")
+    finally:
+        await engine.dispose()
 
 
 async def test_unreachable_database_is_named_with_how_to_start_it(settings: Settings) -> None:
