@@ -17,6 +17,7 @@ so callers should keep `maximum_attempts` small for these activities.
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +31,7 @@ from adapters.messaging import DeliveryRejected, EmailSender, OutgoingEmail, Sms
 from config.settings import Settings
 from domain.magic_links import TOKEN_BYTES, email_message, hash_token, redact_link, sms_text
 from schemas import dialler_db as db
+from schemas import replica as replica_tables
 from schemas.enums import LinkChannel, MessageDirection
 from schemas.messaging import CreateMagicLink, MagicLinkCreated, SendSms, SmsSent
 
@@ -51,9 +53,15 @@ def _rejected(error: DeliveryRejected) -> ApplicationError:
 
 class MessagingActivities:
     def __init__(
-        self, engine: AsyncEngine, sms: SmsSender, email: EmailSender, settings: Settings
+        self,
+        engine: AsyncEngine,
+        sms: SmsSender,
+        email: EmailSender,
+        settings: Settings,
+        replica: AsyncEngine | None = None,
     ) -> None:
         self._engine = engine
+        self._replica = replica
         self._sms = sms
         self._email = email
         self._public_base = str(settings.public_base_url).rstrip("/")
@@ -140,9 +148,34 @@ class MessagingActivities:
 
     # --- magic links -----------------------------------------------------------------------
 
+    async def _with_contact_details(self, request: CreateMagicLink) -> CreateMagicLink:
+        """Workflows pass only the claimant's id (no personal data in their histories): the
+        number, address and first name are read from the replica here, at send time."""
+        if self._replica is None or (request.to_number or request.to_email):
+            return request
+        async with self._replica.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        replica_tables.users.c.phone_number,
+                        replica_tables.users.c.email,
+                        replica_tables.users.c.first_name,
+                    ).where(replica_tables.users.c.id == request.user_id)
+                )
+            ).one_or_none()
+        if row is None:
+            raise _invalid(f"claimant {request.user_id} is not in the replica")
+        return replace(
+            request,
+            to_number=row.phone_number,
+            to_email=row.email,
+            first_name=request.first_name or row.first_name,
+        )
+
     @activity.defn
     async def create_magic_link(self, request: CreateMagicLink) -> MagicLinkCreated:
         """Create a single-use link to the main app and send it by SMS or email."""
+        request = await self._with_contact_details(request)
         channel = LinkChannel(request.channel)
         purpose = request.purpose.strip()
         if not purpose or len(purpose) > PURPOSE_MAX_LENGTH:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import StrEnum
 
-from schemas.enums import Queue
+from schemas.enums import LinkChannel, Queue
 
 
 class Stage(StrEnum):
@@ -248,6 +248,13 @@ class CallbackRequest:
 class CallbackScheduled:
     user_id: int
     at: datetime
+
+
+@dataclass
+class MagicLinkRequest:
+    agent_id: int
+    channel: LinkChannel
+    purpose: str  # signature, documents, callback, ...
 
 
 @dataclass

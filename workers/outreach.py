@@ -38,7 +38,9 @@ def outreach_activities(
 ) -> list[Callable[..., Any]]:
     outreach = OutreachActivities(dialler, replica, rules)
     reconcile = ReconcileActivities(dialler, replica, client, settings.temporal_task_queue, rules)
-    messaging = MessagingActivities(dialler, sms_sender(settings), email_sender(settings), settings)
+    messaging = MessagingActivities(
+        dialler, sms_sender(settings), email_sender(settings), settings, replica
+    )
     return [
         outreach.load_facts,
         outreach.assess,

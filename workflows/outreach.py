@@ -18,11 +18,13 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
+    from activities.messaging import MessagingActivities
     from activities.outreach import OutreachActivities
     from domain.dispositions import Disposition, effect_of
     from domain.facts import apply_disposition, apply_event
     from domain.stages import has_future_callback
     from schemas import search_attributes as sa
+    from schemas.messaging import CreateMagicLink, MagicLinkCreated
     from schemas.outreach import (
         Assessment,
         AssessRequest,
@@ -36,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ClaimRequest,
         CompleteCallbacks,
         LoadFactsRequest,
+        MagicLinkRequest,
         NoteAdded,
         NoteRequest,
         OutcomeRecorded,
@@ -413,6 +416,25 @@ class OutreachWorkflow:
             raise ValueError("outreach to this claimant has stopped")
         if request.at <= workflow.now():
             raise ValueError("a callback must be in the future")
+
+    @workflow.update
+    async def send_magic_link(self, request: MagicLinkRequest) -> MagicLinkCreated:
+        """One click by the agent: a single-use link by SMS or email. Only ids pass through
+        here; the activity reads the number or address from the replica."""
+        return await workflow.execute_activity_method(
+            MessagingActivities.create_magic_link,
+            CreateMagicLink(self._user_id, request.channel, request.purpose, request.agent_id),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            # a retry after the provider accepted the message would send it twice
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )
+
+    @send_magic_link.validator
+    def _validate_magic_link(self, request: MagicLinkRequest) -> None:
+        if self._state is None:
+            raise ValueError("the claimant is still being assessed")
+        if self._state.facts.opted_out or self._state.facts.deceased:
+            raise ValueError("outreach to this claimant has stopped")
 
     @workflow.update
     async def add_note(self, request: NoteRequest) -> NoteAdded:

@@ -7,19 +7,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert, select
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
 from schemas import dialler_db as db
-from schemas.enums import Queue
+from schemas.enums import LinkChannel, Queue
 from schemas.outreach import (
     ChangeKind,
+    ClaimGranted,
     ClaimRequest,
+    MagicLinkRequest,
     NoteRequest,
     OutcomeRequest,
+    OutreachResult,
     ReleaseRequest,
     Stage,
 )
-from services.claims import ClaimError, ClaimService
+from services.claims import ClaimError
 from tests.factories import add_claimant
 from tests.workflows.conftest import Harness
 from tests.workflows.helpers import assessment, event, eventually, start, task_in, task_row
@@ -42,10 +45,12 @@ async def agents(harness: Harness) -> None:
             )
 
 
-async def _claim(h: Harness, user_id: int, queue: Queue, claims: ClaimService | None = None):  # type: ignore[no-untyped-def]
+async def _claim(h: Harness, user_id: int, queue: Queue) -> ClaimGranted:
     """Claim exactly this claimant's task (other tests' tasks share the queues)."""
     row = await task_in(h, user_id, queue.value)
-    handle = h.client.get_workflow_handle_for(OutreachWorkflow.run, row.workflow_id)
+    handle: WorkflowHandle[OutreachWorkflow, OutreachResult] = h.client.get_workflow_handle_for(
+        OutreachWorkflow.run, row.workflow_id
+    )
     return await handle.execute_update(
         OutreachWorkflow.claim,
         ClaimRequest(agent_id=AGENT, queue=queue, task_version=row.version, lease_seconds=600),
@@ -272,3 +277,27 @@ async def test_sms_stop_opt_out_is_final(harness: Harness) -> None:
             .all()
         )
     assert reasons == ["sms_stop"]
+
+
+async def test_magic_link_by_sms_keeps_personal_data_out_of_the_history(harness: Harness) -> None:
+    phone = "+447700912345"
+    user_id = await add_claimant(harness.replica, signed=False, pending=1, phone=phone)
+    handle = await start(harness, user_id)
+    await task_in(harness, user_id, "unsigned")
+    sent = await handle.execute_update(
+        OutreachWorkflow.send_magic_link,
+        MagicLinkRequest(agent_id=AGENT, channel=LinkChannel.SMS, purpose="signature"),
+    )
+    assert sent.delivered_via is LinkChannel.SMS
+    async with harness.dialler.connect() as conn:
+        link = (
+            await conn.execute(select(db.magic_links).where(db.magic_links.c.id == sent.link_id))
+        ).one()
+        sms = (
+            await conn.execute(select(db.sms_messages).where(db.sms_messages.c.user_id == user_id))
+        ).one()
+    assert link.user_id == user_id and link.created_by == AGENT and link.used_at is None
+    assert sms.to_number == phone and "/m/[link" in sms.body
+    history = (await handle.fetch_history()).to_json()
+    assert phone not in history and phone.removeprefix("+") not in history
+    assert f"Claimant{user_id}" not in history

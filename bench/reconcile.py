@@ -1,0 +1,197 @@
+"""Reconcile plan time at seed scale and at 10x: does it grow no worse than linearly?
+
+    .venv/bin/python -m bench.reconcile [--users 50000] [--scale 10] [--repeats 3]
+
+Times the body of the `ReconcileActivities.plan` activity (the seed's three queue queries,
+the queue projection read, and the diff), called directly against scratch databases seeded
+with demo data: no worker, no Temporal server. Each size is timed twice: with an empty
+projection (first run after a deploy: everyone is to be refreshed) and with a complete one
+(steady state: `call_tasks` holds exactly the seed queries' answer, nothing to do). Also
+reports each part alone, and the size of the plan as a Temporal payload (the activity's
+result goes into the reconcile workflow's history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from sqlalchemy import text
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from activities.reconcile import ReconcileActivities
+from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
+from adapters.rules_file import load_rules_file
+from bench.common import (
+    TEMPORAL_PAYLOAD_LIMIT,
+    Databases,
+    Phase,
+    PhaseLoad,
+    Table,
+    append_report,
+    expected_members,
+    free_port,
+    load_table,
+    machine_info,
+    ms,
+    print_tables,
+    run,
+    say,
+    scratch_databases,
+    seed,
+)
+from config.settings import Settings
+from schemas.reconcile import ReconcilePlan, ReconcilePlanRequest
+
+
+async def timed(repeats: int, work: Callable[[], Awaitable[Any]]) -> tuple[list[float], Any]:
+    times, result = [], None
+    for _ in range(repeats):
+        began = time.perf_counter()
+        result = await work()
+        times.append(time.perf_counter() - began)
+    return times, result
+
+
+async def fill_projection(dbs: Databases, expected: dict[int, str]) -> None:
+    """call_tasks = exactly the seed queries' answer (one ready task per claimant)."""
+    users = sorted(expected)
+    async with dbs.dialler.begin() as conn:
+        await conn.execute(text("TRUNCATE call_tasks CASCADE"))  # scratch: calls is empty
+        await conn.execute(
+            text(
+                "INSERT INTO call_tasks (user_id, workflow_id, queue, score, not_before, "
+                "status, version) SELECT u, 'outreach-' || u, q, 50, now(), 'ready', 1 "
+                "FROM unnest(CAST(:users AS bigint[]), CAST(:queues AS text[])) AS t(u, q)"
+            ),
+            {"users": users, "queues": [expected[u] for u in users]},
+        )
+    async with dbs.dialler.connect() as conn:
+        await conn.execute(text("ANALYZE call_tasks"))
+        await conn.commit()
+
+
+def payload_bytes(plan: ReconcilePlan) -> int:
+    payloads = pydantic_data_converter.payload_converter.to_payloads([plan])
+    return sum(p.ByteSize() for p in payloads)
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=50_000, help="the smaller size")
+    parser.add_argument("--scale", type=int, default=10, help="the larger size is this x")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per case")
+    args = parser.parse_args()
+    sizes = [args.users, args.users * args.scale]
+    rules = load_rules_file(Settings(_env_file=None).rules_file)  # type: ignore[call-arg]
+    # `plan` never calls Temporal: a lazy client that is never connected stands in
+    client = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
+    loads: list[PhaseLoad] = []
+    rows: list[list[str]] = []
+    parts: list[list[str]] = []
+    medians: dict[tuple[int, str], float] = {}
+    async with scratch_databases("rc") as dbs:
+        machine = await machine_info(dbs)
+        for size in sizes:
+            say(f"seeding {size:,} demo claimants")
+            seeded = await seed(dbs, size)
+            say(f"  generated {seeded.generate_seconds:.1f}s, loaded {seeded.load_seconds:.1f}s")
+            now = seeded.now
+            activities = ReconcileActivities(dbs.dialler, dbs.replica, client, "bench", rules)
+            request = ReconcilePlanRequest(now)
+            async with dbs.dialler.begin() as conn:
+                await conn.execute(text("TRUNCATE call_tasks CASCADE"))  # scratch: calls is empty
+            expected = await expected_members(dbs, rules, now)
+            for projection in ("empty", "complete"):
+                if projection == "complete":
+                    await fill_projection(dbs, expected)
+                await activities.plan(request)  # warm caches and pools, not timed
+                async with Phase(f"plan, {size:,} users, {projection} projection") as phase:
+                    times, plan = await timed(args.repeats, partial(activities.plan, request))
+                loads.append(phase.load)
+                median = statistics.median(times)
+                medians[(size, projection)] = median
+                size_bytes = payload_bytes(plan)
+                rows.append(
+                    [
+                        f"{size:,}",
+                        projection,
+                        f"{sum(plan.counts.values()):,}",
+                        f"{len(plan.to_refresh):,} / {len(plan.to_withdraw):,}",
+                        ms(median),
+                        ", ".join(ms(t) for t in times),
+                        f"{median / size * 1e6:.1f} µs",
+                        f"{size_bytes / 1024:,.0f} KiB"
+                        + (
+                            " (over the 2 MiB limit)" if size_bytes > TEMPORAL_PAYLOAD_LIMIT else ""
+                        ),
+                    ]
+                )
+                say(f"  {projection} projection: median {median * 1000:.0f} ms")
+            pieces: dict[str, Callable[[], Awaitable[Any]]] = {
+                "unsigned query (replica)": lambda: unsigned_user_ids(dbs.replica),
+                "outstanding query (replica)": lambda: outstanding_user_ids(dbs.replica),
+                "due callbacks (dialler + replica)": partial(
+                    due_callback_user_ids, dbs.dialler, dbs.replica, now
+                ),
+                "projection read (dialler, complete)": lambda: _projection(dbs),
+            }
+            for name, work in pieces.items():
+                times, found = await timed(args.repeats, work)
+                parts.append([f"{size:,}", name, f"{len(found):,}", ms(statistics.median(times))])
+    small, large = sizes
+    ratios = [
+        [
+            projection,
+            ms(medians[(small, projection)]),
+            ms(medians[(large, projection)]),
+            f"**{medians[(large, projection)] / medians[(small, projection)]:.1f}x**",
+            f"{args.scale}x",
+        ]
+        for projection in ("empty", "complete")
+    ]
+    tables = [
+        Table(
+            "Plan time (median of the timed runs)",
+            ["users", "projection", "in a queue", "to refresh / withdraw", "median", "runs",
+             "per user", "plan as a payload"],
+            rows,
+        ),
+        Table(
+            f"Growth: {large:,} vs {small:,} users (linear would be {args.scale}x; target at "
+            "seed scale ≤ 2 s)",
+            ["projection", f"{small:,}", f"{large:,}", "ratio", "size ratio"],
+            ratios,
+        ),
+        Table("Parts, each alone (median)", ["users", "part", "rows", "median"], parts),
+        load_table(loads),
+    ]  # fmt: skip
+    notes = [
+        f"Sizes: {small:,} and {large:,} demo users (seed scale is 50,000); {args.repeats} timed "
+        "runs per case after one untimed warm-up run.",
+        "`ReconcileActivities.plan` is called directly (no worker, no Temporal server) on "
+        "scratch databases; the three seed queries run concurrently, then the projection is "
+        "read. 'complete' projection = `call_tasks` filled with exactly the expected tasks.",
+        "Payload size: the plan encoded with the pydantic data converter, as the activity "
+        "result the reconcile workflow receives (Temporal's default blob limit is 2 MiB).",
+    ]
+    print_tables(tables)
+    append_report("Reconcile plan", machine, notes, tables)
+    return 0
+
+
+async def _projection(dbs: Databases) -> list[int]:
+    async with dbs.dialler.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT user_id, queue FROM call_tasks WHERE status IN ('ready', 'claimed')")
+        )
+        return [int(r[0]) for r in rows]
+
+
+if __name__ == "__main__":
+    run(main)
