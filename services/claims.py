@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
 from schemas import dialler_db as db
 from schemas.enums import Queue, TaskStatus
@@ -30,6 +31,8 @@ from schemas.outreach import (
 )
 from workflows.outreach import OutreachWorkflow, workflow_id_for
 
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 MAX_ATTEMPTS = 8  # stale rows skipped before giving up on this call
 
 _NEXT_READY = text(
@@ -136,20 +139,22 @@ class ClaimService:
             return None
 
     async def record_outcome(self, user_id: int, request: OutcomeRequest) -> OutcomeRecorded:
-        handle = self._client.get_workflow_handle_for(
-            OutreachWorkflow.run, workflow_id_for(user_id)
-        )
-        try:
-            return await handle.execute_update(OutreachWorkflow.record_outcome, request)
-        except WorkflowUpdateFailedError as error:
-            raise ClaimError(_reason(error)) from None
+        return await self._update(user_id, OutreachWorkflow.record_outcome, request)
 
     async def release(self, user_id: int, request: ReleaseRequest) -> Released:
+        return await self._update(user_id, OutreachWorkflow.release, request)
+
+    async def _update(
+        self,
+        user_id: int,
+        update: UpdateMethodMultiParam[[OutreachWorkflow, Request], Response],
+        request: Request,
+    ) -> Response:
         handle = self._client.get_workflow_handle_for(
             OutreachWorkflow.run, workflow_id_for(user_id)
         )
         try:
-            return await handle.execute_update(OutreachWorkflow.release, request)
+            return await handle.execute_update(update, request)
         except WorkflowUpdateFailedError as error:
             raise ClaimError(_reason(error)) from None
 
