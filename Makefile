@@ -6,13 +6,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install dev test lint format bench clean
 
-# Reproducible install: every package pinned by constraints.txt.
-install: $(STAMP)
+# Reproducible install: Python packages pinned by constraints.txt, front-end libraries by
+# package-lock.json (served by the app from node_modules, never committed).
+install: $(STAMP) node_modules/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+node_modules/.installed: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
 
 ## Run the whole product locally: Temporal dev server, databases, demo data, web app.
 dev: install

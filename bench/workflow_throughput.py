@@ -176,6 +176,16 @@ async def warm_up(client: Client, tap: ActivityTap, first_user: int) -> None:
     await outreach_phase(client, tap, users, 5)
 
 
+CPU_GROUPS = ("bench", "temporal", "postgres", "mariadb")
+
+
+def _cpu_per_workflow(load: PhaseLoad, n: int) -> dict[str, float]:
+    """Milliseconds of CPU per workflow in each process group (and all of ours together)."""
+    cost = {g: load.cores[g] * load.seconds / n * 1000 for g in CPU_GROUPS}
+    cost["all"] = sum(cost.values())
+    return cost
+
+
 def _built_since(adapters: TypeAdapterCount, before: tuple[int, float]) -> tuple[int, float]:
     return sum(adapters.built.values()) - before[0], adapters.cpu_seconds - before[1]
 
@@ -319,7 +329,19 @@ async def main() -> int:
              f"{built_c[0] / n:.2f} ({built_c[1] / n * 1000:.1f} ms CPU per workflow)"],
         ],
     )  # fmt: skip
-    tables = [figures, ratios, work, load_table(loads)]
+    cost = [_cpu_per_workflow(load, n) for load in loads]
+    empty_cost = (cost[0]["all"] + cost[-1]["all"]) / 2
+    cpu = Table(
+        "CPU per workflow (ms; load-insensitive companion to the rates: contention from other "
+        "processes stretches wall time, not these)",
+        ["phase", *CPU_GROUPS, "all", "empty cost / this cost"],
+        [
+            [load.name, *(f"{c[g]:.1f}" for g in CPU_GROUPS), f"{c['all']:.1f}",
+             f"{empty_cost / c['all']:.2f}"]
+            for load, c in zip(loads, cost, strict=True)
+        ],
+    )  # fmt: skip
+    tables = [figures, ratios, cpu, work, load_table(loads)]
     notes = [
         f"Sizes: N = {n} workflows per phase; {seeded.users} demo claimants seeded "
         f"({seeded.rows}): users 1-{n} for (b), {n + 1}-{2 * n} for (c); {WARMUP} empty "

@@ -8,7 +8,9 @@ from redis.asyncio import Redis
 
 from adapters.databases import dialler_engine, replica_engine
 from config.settings import Settings, load_settings
-from web.blueprints import health, magic_links
+from web.auth.access import declare_public, install_access_rules
+from web.auth.sessions import SessionStore
+from web.blueprints import assets, auth, docs, health, magic_links
 from web.errors import register_error_handlers
 from web.ratelimit import build_rate_limiter
 from web.security import install_security_headers
@@ -36,7 +38,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     )
     app.extensions[EXTENSION_KEY] = deps
 
-    # Swagger UI is served from npm by the API issue; no UI page may load from a CDN.
+    # Swagger UI is served from npm at /docs (blueprints/docs.py); nothing loads from a CDN.
     QuartSchema(
         app,
         info=Info(title="RMC Dialler API", version="0.1.0"),
@@ -51,8 +53,10 @@ def create_app(settings: Settings | None = None) -> Quart:
     ).init_app(app)
     install_security_headers(app, https=settings.cookie_secure)
     register_error_handlers(app)
-    app.register_blueprint(health.blueprint)
-    app.register_blueprint(magic_links.blueprint)
+    for blueprint in (assets, auth, docs, health, magic_links):
+        app.register_blueprint(blueprint.blueprint)
+    install_access_rules(app, SessionStore(deps.dialler_db, settings))
+    declare_public(app, "openapi", "the API's own specification")
 
     @app.after_serving
     async def close_clients() -> None:

@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from adapters.temporal import connect_temporal
 from config.settings import Settings
+from services.claims import ClaimService
 
 EXTENSION_KEY = "dialler"
 
@@ -40,6 +41,12 @@ class WebServices:
     replica_db: AsyncEngine
     redis: Redis
     temporal: TemporalConnection
+
+    async def claim_service(self) -> ClaimService:
+        client = await self.temporal.client()
+        return ClaimService(
+            self.dialler_db, client, lease_seconds=self.settings.claim_lease_minutes * 60
+        )
 
     async def close(self) -> None:
         await self.dialler_db.dispose()

@@ -7,12 +7,14 @@ from quart_schema import validate_response
 
 from adapters.health import check_all, check_redis, check_sql, check_temporal
 from schemas.api import DependencyCheck, HealthReport
+from web.auth.access import public
 from web.services import services
 
 blueprint = Blueprint("health", __name__)
 
 
 @blueprint.get("/api/health")
+@public("load balancers and monitoring probe it")
 @validate_response(HealthReport, 200)
 @validate_response(HealthReport, 503)
 async def health() -> tuple[HealthReport, int]:

@@ -24,6 +24,7 @@ from structlog import get_logger
 
 from domain.magic_links import TOKEN_PATTERN, hash_token, issue_handoff
 from schemas import dialler_db as db
+from web.auth.access import public
 from web.security import CONTENT_SECURITY_POLICY
 from web.services import services
 
@@ -69,6 +70,7 @@ async def _invalid() -> Response:
 
 
 @blueprint.get("/m/<token>")
+@public("a claimant opening their link; the token is the capability")
 @PUBLIC_LIMIT
 async def open_link(token: str) -> Response:
     """Show the "Continue to your claim" page; the link stays usable."""
@@ -93,6 +95,7 @@ async def open_link(token: str) -> Response:
 
 
 @blueprint.post("/m/<token>")
+@public("no session and no ambient credential: the unguessable token in the URL is it")
 @PUBLIC_LIMIT
 async def use_link(token: str) -> Response:
     """Consume the link (once, atomically) and hand the claimant to the main app."""

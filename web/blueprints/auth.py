@@ -1,0 +1,155 @@
+"""Sign in and out (browser sessions), and API tokens for integrations and AI agents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from quart import Blueprint, Response, g, redirect, render_template, request
+from quart_rate_limiter import rate_limit
+from quart_schema import validate_request, validate_response
+from sqlalchemy import insert, select
+
+from adapters.passwords import hash_password, verify_password
+from schemas import dialler_db as db
+from schemas.enums import AgentState
+from web.auth.access import api, public, session_store
+from web.auth.identity import require_agent
+from web.auth.sessions import COOKIE_NAME
+from web.auth.tokens import LIFETIME, issue_api_token
+from web.errors import APIError
+from web.services import services
+
+blueprint = Blueprint("auth", __name__)
+
+# Brute force: a handful of attempts per address per minute, on top of the app-wide limits.
+LOGIN_LIMIT = rate_limit(5, timedelta(minutes=1))
+BAD_LOGIN = "Email or password is incorrect."
+# Verifying against a real hash when the email is unknown keeps both answers equally slow.
+_DUMMY_HASH = hash_password("not-a-real-password")
+
+
+@dataclass
+class TokenRequest:
+    email: str
+    password: str
+
+
+@dataclass
+class TokenResponse:
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+async def _check_password(email: str, password: str) -> int | None:
+    async with services().dialler_db.connect() as conn:
+        row = (
+            await conn.execute(
+                select(db.agents.c.id, db.agents.c.password_hash).where(
+                    db.agents.c.email == email.strip().lower(), db.agents.c.is_active
+                )
+            )
+        ).one_or_none()
+    stored = row.password_hash if row is not None and row.password_hash else _DUMMY_HASH
+    ok = verify_password(stored, password)
+    return row.id if row is not None and ok and row.password_hash else None
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never an open redirect."""
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return "/console"
+
+
+@blueprint.get("/login")
+@public("the sign-in form")
+async def login_form() -> str:
+    return await render_template("login.html", next=request.args.get("next", ""), error=None)
+
+
+@blueprint.post("/login")
+@public("signing in creates the session", csrf=True)
+@LOGIN_LIMIT
+async def login() -> Response | tuple[str, int]:
+    form = await request.form
+    email, password = form.get("email", ""), form.get("password", "")
+    agent_id = await _check_password(email, password) if email and password else None
+    if agent_id is None:
+        page = await render_template("login.html", next=form.get("next", ""), error=BAD_LOGIN,
+                                     email=email)  # fmt: skip
+        return page, 401
+    store = session_store()
+    token = await store.create(agent_id, request.remote_addr, request.headers.get("User-Agent"))
+    async with services().dialler_db.begin() as conn:
+        await conn.execute(
+            insert(db.agent_state_changes).values(agent_id=agent_id, state=AgentState.PAUSED.value,
+                                                  reason="signed in")
+        )  # fmt: skip
+    response = redirect(_safe_next(form.get("next")), 303)
+    settings = services().settings
+    response.set_cookie(
+        COOKIE_NAME,
+        token,
+        max_age=int(store.absolute.total_seconds()),
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="Lax",
+    )
+    return response
+
+
+@blueprint.post("/logout")
+@public("ends whatever session the cookie names", csrf=True)
+async def logout() -> Response:
+    token = request.cookies.get(COOKIE_NAME)
+    if token:
+        await session_store().revoke(token)
+    agent = g.get("agent")
+    if agent is not None:
+        async with services().dialler_db.begin() as conn:
+            await conn.execute(
+                insert(db.agent_state_changes).values(
+                    agent_id=agent.id, state=AgentState.OFFLINE.value, reason="signed out"
+                )
+            )
+    response = redirect("/login", 303)
+    response.delete_cookie(COOKIE_NAME)
+    return response
+
+
+@blueprint.post("/api/auth/token")
+@public("exchanges credentials for a bearer token; no cookie is involved")
+@LOGIN_LIMIT
+@validate_request(TokenRequest)
+@validate_response(TokenResponse)
+async def api_token(data: TokenRequest) -> TokenResponse:
+    """A bearer token (JWT, one hour) for API clients: `Authorization: Bearer <token>`."""
+    agent_id = await _check_password(data.email, data.password)
+    if agent_id is None:
+        raise APIError(401, "bad_credentials", BAD_LOGIN)
+    async with services().dialler_db.connect() as conn:
+        role = await conn.scalar(select(db.agents.c.role).where(db.agents.c.id == agent_id))
+    secret = services().settings.jwt_secret.get_secret_value()
+    token = issue_api_token(agent_id, str(role), secret)
+    return TokenResponse(token, "Bearer", int(LIFETIME.total_seconds()))
+
+
+@dataclass
+class WhoAmI:
+    id: int
+    email: str
+    display_name: str
+    role: str
+    queue: str | None
+
+
+@blueprint.get("/api/me")
+@api()
+@validate_response(WhoAmI)
+async def me() -> WhoAmI:
+    """The signed-in agent (session cookie or bearer token)."""
+    agent = require_agent()
+    return WhoAmI(agent.id, agent.email, agent.display_name, agent.role.value,
+                  agent.queue.value if agent.queue else None)  # fmt: skip
