@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 from quart import Quart, Response, current_app, g, redirect, request
+from quart.typing import ResponseReturnValue
 
 from schemas.enums import AgentRole
 from web.auth.identity import CurrentAgent, current_agent
@@ -132,7 +133,7 @@ def _wants_html() -> bool:
     return request.accept_mimetypes.best == "text/html" and "HX-Request" not in request.headers
 
 
-async def enforce_access() -> Response | None:
+async def enforce_access() -> ResponseReturnValue | None:
     if request.endpoint is None:
         return None  # 404 and 405 are answered by Quart
     access = access_of(current_app.view_functions.get(request.endpoint))

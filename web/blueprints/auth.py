@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from quart import Blueprint, Response, g, redirect, render_template, request
+from quart import Blueprint, g, redirect, render_template, request
+from quart.typing import ResponseReturnValue
 from quart_rate_limiter import rate_limit
 from quart_schema import validate_request, validate_response
 from sqlalchemy import insert, select
@@ -72,7 +73,7 @@ async def login_form() -> str:
 @blueprint.post("/login")
 @public("signing in creates the session", csrf=True)
 @LOGIN_LIMIT
-async def login() -> Response | tuple[str, int]:
+async def login() -> ResponseReturnValue:
     form = await request.form
     email, password = form.get("email", ""), form.get("password", "")
     agent_id = await _check_password(email, password) if email and password else None
@@ -102,7 +103,7 @@ async def login() -> Response | tuple[str, int]:
 
 @blueprint.post("/logout")
 @public("ends whatever session the cookie names", csrf=True)
-async def logout() -> Response:
+async def logout() -> ResponseReturnValue:
     token = request.cookies.get(COOKIE_NAME)
     if token:
         await session_store().revoke(token)
