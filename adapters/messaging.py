@@ -32,10 +32,10 @@ from python_http_client.exceptions import (  # type: ignore[import-untyped]
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Mail
 from structlog import get_logger
-from twilio.base.exceptions import TwilioRestException  # type: ignore[import-untyped]
-from twilio.http.http_client import TwilioHttpClient  # type: ignore[import-untyped]
-from twilio.http.response import Response as TwilioResponse  # type: ignore[import-untyped]
-from twilio.rest import Client as TwilioClient  # type: ignore[import-untyped]
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response as TwilioResponse
+from twilio.rest import Client as TwilioClient
 
 from config.settings import Settings
 
