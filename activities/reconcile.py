@@ -10,15 +10,15 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
 from domain.rules import DiallerRules
 from schemas import dialler_db as db
 from schemas.enums import TaskStatus
-from schemas.outreach import ChangeEvent, ChangeKind, OutreachInput, Stage
+from schemas.outreach import ChangeEvent, ChangeKind, Stage
 from schemas.reconcile import ReconcilePlan, ReconcilePlanRequest, RefreshBatch, RefreshDone
+from services.signals import signal_with_start
 from workflows.outreach import OutreachWorkflow, workflow_id_for
 
 SIGNALS_IN_FLIGHT = 16
@@ -83,24 +83,14 @@ class ReconcileActivities:
 
         async def one(user_id: int) -> None:
             async with gate:
-                await self._client.start_workflow(
-                    OutreachWorkflow.run,
-                    OutreachInput(user_id),
-                    id=workflow_id_for(user_id),
-                    task_queue=self._task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    start_signal="change",
-                    start_signal_args=[
-                        ChangeEvent(
-                            event_id=f"{batch.batch_id}:{user_id}",
-                            kind=ChangeKind.REFRESH,
-                            user_id=user_id,
-                            occurred_at=now,
-                            reason=batch.reason,
-                        )
-                    ],
-                    static_summary=f"Outreach for claimant {user_id}",
+                event = ChangeEvent(
+                    event_id=f"{batch.batch_id}:{user_id}",
+                    kind=ChangeKind.REFRESH,
+                    user_id=user_id,
+                    occurred_at=now,
+                    reason=batch.reason,
                 )
+                await signal_with_start(self._client, self._task_queue, event)
             activity.heartbeat()
 
         await asyncio.gather(*(one(u) for u in batch.user_ids))

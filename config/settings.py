@@ -58,7 +58,7 @@ class Settings(BaseSettings):
 
     # Databases and cache
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/dialler"
-    replica_database_url: str = "mysql+aiomysql://root@127.0.0.1:3306/rmc_main"
+    replica_database_url: str = "mysql+aiomysql://root@127.0.0.1:3307/rmc_main"
     redis_url: str = "redis://127.0.0.1:6379/0"
 
     # Temporal
@@ -113,11 +113,28 @@ class Settings(BaseSettings):
 
     # Change data capture
     cdc_source: CdcSource = CdcSource.BINLOG
+    # binlog: the server to read (user with REPLICATION SLAVE, BINLOG MONITOR); empty: the replica
+    cdc_binlog_url: str = ""
+    cdc_server_id: int = Field(default=4201, ge=1, le=4_294_967_295)
+    # claimants are spread over this many ordered lanes; each holds at most this many units
+    cdc_lanes: int = Field(default=16, ge=1, le=256)
+    cdc_lane_depth: int = Field(default=100, ge=1, le=10_000)
     aws_region: str = "eu-west-2"
     aws_access_key_id: str = ""
     aws_secret_access_key: SecretStr = SecretStr("")
     aws_endpoint_url: AnyHttpUrl | None = None
     sqs_queue_url: str = ""
+    sqs_wait_seconds: int = Field(default=20, ge=0, le=20)
+    sqs_visibility_timeout: int = Field(default=120, ge=1, le=43_200)
+
+    # Claimant context cache (Redis) and the hourly warming of the top of each queue
+    context_cache_ttl_seconds: int = Field(default=900, ge=1)
+    cache_warm_per_queue: int = Field(default=200, ge=0)
+
+    # Retention of the daily clean-up (days)
+    magic_link_retention_days: int = Field(default=30, ge=1)
+    session_retention_days: int = Field(default=30, ge=1)
+    dead_letter_retention_days: int = Field(default=30, ge=1)
 
     # Main app hand-off (magic links)
     main_app_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8080")
@@ -126,6 +143,8 @@ class Settings(BaseSettings):
 
     # Local development
     dev_state_dir: Path = Path(".dev")
+    # `dialler dev` runs a MariaDB with the binlog on this port when the replica URL points at it
+    local_replica_port: int = Field(default=3307, ge=1, le=65535)
     demo_password: SecretStr = SecretStr("demo-pass-2026")
 
     @field_validator("database_url")
@@ -137,6 +156,11 @@ class Settings(BaseSettings):
     @classmethod
     def _mysql_url(cls, value: str) -> str:
         return _require_scheme(value, ("mysql+aiomysql", "mysql"), "MySQL/MariaDB")
+
+    @field_validator("cdc_binlog_url")
+    @classmethod
+    def _binlog_url(cls, value: str) -> str:
+        return value and _require_scheme(value, ("mysql+aiomysql", "mysql"), "MySQL/MariaDB")
 
     @field_validator("redis_url")
     @classmethod
@@ -173,6 +197,11 @@ class Settings(BaseSettings):
     @property
     def async_replica_url(self) -> str:
         return _with_driver(self.replica_database_url, "mysql", "aiomysql")
+
+    @property
+    def binlog_url(self) -> str:
+        """The server whose binlog the CDC worker reads: CDC_BINLOG_URL, else the replica."""
+        return self.cdc_binlog_url or self.replica_database_url
 
 
 def _with_driver(url: str, scheme: str, driver: str) -> str:

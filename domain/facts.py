@@ -47,6 +47,7 @@ def _claim(facts: ClaimantFacts, event: ChangeEvent) -> ClaimFact:
         lender=event.lender or "unknown",
         status=event.claim_status or "new",
         created_at=event.claim_created_at or event.occurred_at,
+        estimated_value=event.claim_estimated_value,
     )
     facts.claims.append(claim)
     return claim
@@ -81,6 +82,8 @@ def apply_event(facts: ClaimantFacts, event: ChangeEvent) -> bool:
             claim = _claim(facts, event)
             claim.status = event.claim_status or claim.status
             claim.lender = event.lender or claim.lender
+            if event.claim_estimated_value is not None:
+                claim.estimated_value = event.claim_estimated_value
         case ChangeKind.REQUIREMENT_ADDED | ChangeKind.REQUIREMENT_CHANGED:
             claim = _claim(facts, event)
             _upsert_requirement(claim, event)

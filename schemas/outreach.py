@@ -107,6 +107,7 @@ class ChangeEvent:
     lender: str | None = None
     claim_status: str | None = None
     claim_created_at: datetime | None = None
+    claim_estimated_value: float | None = None
     requirement_type: str | None = None
     requirement_status: str | None = None
     reason: str | None = None

@@ -1,0 +1,133 @@
+"""Browser tests: the real app served by Hypercorn on a free port, an outreach worker, and
+Debian's chromium driven by Playwright (`executable_path`; Playwright downloads nothing).
+Screenshots go to test-artifacts/ for people to look at."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from playwright.async_api import Browser, ConsoleMessage, Page, Response, async_playwright
+from temporalio.testing import WorkflowEnvironment
+
+from config.settings import Settings
+from tests.conftest import free_port
+from tests.workflows.conftest import Harness, running_harness
+from web import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+
+
+@dataclass
+class LiveApp:
+    url: str
+    settings: Settings
+    harness: Harness
+
+
+@pytest.fixture
+async def live_app(
+    settings: Settings,
+    migrated_pg: str,
+    replica_db: str,
+    temporal_env: WorkflowEnvironment,
+    dialler_db: object,
+    replica: object,
+) -> AsyncIterator[LiveApp]:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    assert isinstance(dialler_db, AsyncEngine) and isinstance(replica, AsyncEngine)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with running_harness(temporal_env, settings, dialler_db, replica) as harness:
+        app_settings = settings.model_copy(
+            update={
+                "temporal_address": temporal_env.client.service_client.config.target_host,
+                "temporal_task_queue": harness.task_queue,
+                "public_base_url": base,
+                "web_port": port,
+            }
+        )
+        config = Config()
+        config.bind = [f"127.0.0.1:{port}"]
+        config.accesslog = None
+        stop = asyncio.Event()
+        server = asyncio.create_task(
+            serve(create_app(app_settings), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        )
+        await _until_listening(port)
+        try:
+            yield LiveApp(base, app_settings, harness)
+        finally:
+            stop.set()
+            await server
+
+
+async def _until_listening(port: int) -> None:
+    for _ in range(100):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError("the app did not start listening")
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield instance
+        await instance.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-GB")
+    tab = await context.new_page()
+    errors: list[str] = []
+
+    def console(message: ConsoleMessage) -> None:
+        # A page that breaks its own CSP (inline script, a CDN) logs "Refused to ...";
+        # a document answered 4xx on purpose (a re-rendered form) is not an error.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(message.text)
+
+    def response(answer: Response) -> None:
+        if answer.status >= 400 and answer.request.resource_type != "document":
+            errors.append(f"{answer.status} for {answer.url}")
+
+    tab.on("console", console)
+    tab.on("response", response)
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
+    await context.close()
+    assert not errors, f"the page logged errors: {errors}"
+
+
+async def screenshot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    return path
