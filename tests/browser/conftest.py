@@ -5,6 +5,7 @@ Screenshots go to test-artifacts/ for people to look at."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +93,7 @@ async def _until_listening(port: int) -> None:
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
+    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 - once per session, before any I/O
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
     async with async_playwright() as playwright:
         instance = await playwright.chromium.launch(
