@@ -1,15 +1,17 @@
 """Messaging activities: send an SMS, create and send a magic link.
 
 Built once per worker with the dialler engine and the providers from
-`adapters.messaging.sms_sender/email_sender`. Every outbound SMS is kept in `sms_messages`
-(row written before the provider is called, so a message is on record even if the worker dies
+`adapters.messaging.sms_sender/email_sender`. Every outbound SMS goes through
+`adapters.sms_outbox.SmsOutbox` (shared with the web app) and is kept in `sms_messages` (row
+written before the provider is called, so a message is on record even if the worker dies
 mid-send); a magic link's token lives only inside `create_magic_link`: the database holds its
 hash, the kept SMS copy holds a redacted link, and neither the result, the audit row nor the
 logs ever see it.
 
-Nothing is sent to a claimant who is suppressed (SMS STOP, do-not-call, suppression list):
-the activity fails with a non-retryable `Suppressed` error. A provider's permanent refusal
-fails with a non-retryable `DeliveryRejected`; other failures are retried by Temporal, which
+Nothing is sent to a claimant who is suppressed (an SMS STOP not followed by their own START,
+do-not-call, suppression list; see `domain.suppressions`): the activity fails with a
+non-retryable `Suppressed` error. A provider's permanent refusal fails with a non-retryable
+`DeliveryRejected`; other failures are retried by Temporal, which
 can in rare cases (provider accepted, worker died before recording it) send a message twice,
 so callers should keep `maximum_attempts` small for these activities.
 """
@@ -21,26 +23,24 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog import get_logger
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from adapters.messaging import DeliveryRejected, EmailSender, OutgoingEmail, SmsSender
+from adapters.sms_outbox import OptedOut, SmsOutbox
 from config.settings import Settings
 from domain.magic_links import TOKEN_BYTES, email_message, hash_token, redact_link, sms_text
 from schemas import dialler_db as db
 from schemas import replica as replica_tables
-from schemas.enums import LinkChannel, MessageDirection
+from schemas.enums import LinkChannel
 from schemas.messaging import CreateMagicLink, MagicLinkCreated, SendSms, SmsSent
 
 log = get_logger(__name__)
 
 PURPOSE_MAX_LENGTH = 32  # magic_links.purpose
-SMS_SENDING = "sending"
-SMS_FAILED = "failed"  # the provider refused it
-SMS_SEND_ERROR = "send_error"  # the call to the provider failed: not known to be sent
 
 
 def _invalid(message: str) -> ApplicationError:
@@ -63,6 +63,7 @@ class MessagingActivities:
         self._engine = engine
         self._replica = replica
         self._sms = sms
+        self._outbox = SmsOutbox(engine, sms)
         self._email = email
         self._public_base = str(settings.public_base_url).rstrip("/")
         self._link_ttl = timedelta(minutes=settings.magic_link_ttl_minutes)
@@ -86,65 +87,25 @@ class MessagingActivities:
     async def _send_sms(
         self, *, user_id: int, to_number: str, body: str, kept_body: str, agent_id: int | None
     ) -> SmsSent:
-        async with self._engine.begin() as conn:
-            message_id = await conn.scalar(
-                insert(db.sms_messages)
-                .values(
-                    user_id=user_id,
-                    direction=MessageDirection.OUTBOUND.value,
-                    from_number=self._sms.from_number,
-                    to_number=to_number,
-                    body=kept_body,
-                    status=SMS_SENDING,
-                    agent_id=agent_id,
-                )
-                .returning(db.sms_messages.c.id)
-            )
-        assert message_id is not None
         try:
-            receipt = await self._sms.send(to_number, body)
+            return await self._outbox.send(
+                user_id=user_id,
+                to_number=to_number,
+                body=body,
+                kept_body=kept_body,
+                agent_id=agent_id,
+                check_suppression=False,  # the callers check first
+            )
         except DeliveryRejected as error:
-            await self._set_status(message_id, SMS_FAILED)
             raise _rejected(error) from None
-        except BaseException:
-            await self._set_status(message_id, SMS_SEND_ERROR)
-            raise
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(db.sms_messages)
-                .where(db.sms_messages.c.id == message_id)
-                .values(provider_sid=receipt.sid, status=receipt.status)
-            )
-        log.info(
-            "sms sent",
-            message_id=message_id,
-            user_id=user_id,
-            provider=receipt.provider,
-            provider_sid=receipt.sid,
-        )
-        return SmsSent(message_id=message_id, provider_sid=receipt.sid, status=receipt.status)
-
-    async def _set_status(self, message_id: int, status: str) -> None:
-        try:
-            async with self._engine.begin() as conn:
-                await conn.execute(
-                    update(db.sms_messages)
-                    .where(db.sms_messages.c.id == message_id)
-                    .values(status=status)
-                )
-        except Exception as error:  # the send error matters more than this one
-            log.warning("could not record sms status", message_id=message_id, error=str(error))
 
     async def _refuse_if_suppressed(self, user_id: int, to_number: str | None) -> None:
-        subject = db.suppressions.c.user_id == user_id
-        if to_number:
-            subject = or_(subject, db.suppressions.c.phone_number == to_number)
-        async with self._engine.connect() as conn:
-            suppressed = await conn.scalar(select(func.count()).where(subject))
-        if suppressed:
-            raise ApplicationError(
-                f"user {user_id} has opted out of contact", type="Suppressed", non_retryable=True
-            )
+        """The shared rule (`domain.suppressions`): any final opt-out, or an SMS STOP not
+        followed by the claimant's own START."""
+        try:
+            await self._outbox.refuse_if_suppressed(user_id, to_number)
+        except OptedOut as error:
+            raise ApplicationError(str(error), type="Suppressed", non_retryable=True) from None
 
     # --- magic links -----------------------------------------------------------------------
 

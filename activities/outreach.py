@@ -11,12 +11,13 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from adapters.suppressions import append_suppression, suppression_status
 from domain.assessment import assess
 from domain.calling_windows import callback_time_allowed, explain
 from domain.dispositions import EFFECTS, Disposition
@@ -155,11 +156,8 @@ class OutreachActivities:
     async def _add_dialler_facts(
         self, conn: AsyncConnection, facts: ClaimantFacts, number: str | None
     ) -> None:
-        subject = db.suppressions.c.user_id == facts.user_id
-        if number:
-            subject = or_(subject, db.suppressions.c.phone_number == number)
-        suppressed = await conn.scalar(select(func.count()).where(subject))
-        facts.opted_out = bool(suppressed)
+        # any final opt-out, or an SMS STOP the claimant has not lifted with START
+        facts.opted_out = (await suppression_status(conn, facts.user_id, number)).suppressed
         deceased = await conn.scalar(
             select(func.count()).where(
                 db.calls.c.user_id == facts.user_id,
@@ -461,12 +459,21 @@ class OutreachActivities:
 
     @activity.defn
     async def suppress(self, request: Suppress) -> Suppressed:
+        """Record the opt-out, once per claimant and reason: whoever saw it first may have
+        written it already (the SMS webhook writes its `sms_stop` row at once, before it
+        signals), and a second copy written later could outlive a START in between."""
+        table = db.suppressions
         async with self._dialler.begin() as conn:
             suppression_id = await conn.scalar(
-                insert(db.suppressions)
-                .values(user_id=request.user_id, reason=request.reason, source=request.source)
-                .returning(db.suppressions.c.id)
+                select(table.c.id)
+                .where(table.c.user_id == request.user_id, table.c.reason == request.reason)
+                .order_by(table.c.id.desc())
+                .limit(1)
             )
+            if suppression_id is None:
+                suppression_id = await append_suppression(
+                    conn, reason=request.reason, source=request.source, user_id=request.user_id
+                )
             await self._audit(
                 conn,
                 AuditEntry(

@@ -14,13 +14,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
+from temporalio.client import Client
+from temporalio.worker import Worker
 
 from adapters.rules_file import load_rules_file
 from bench.common import (
     ActivityTap,
+    CoreMetrics,
     Phase,
     Table,
     append_report,
@@ -48,6 +53,7 @@ POLL_SECONDS = 2.0
 STALL_SECONDS = 180.0
 MILESTONES = (0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 SEED_SCALE = 50_000
+SAMPLED = 20
 
 
 @dataclass
@@ -57,19 +63,39 @@ class Progress:
     matched: int  # ... in the queue the seed queries say
 
 
+def worker_for(
+    client: Client, activities: Sequence[Callable[..., Any]], cache: int | None
+) -> Worker:
+    """`build_worker` as the product runs it, or (experiment) its configuration with another
+    sticky cache size."""
+    worker = build_worker(client, TASK_QUEUE, activities)
+    if cache is None:
+        return worker
+    config = worker.config()
+    config["max_cached_workflows"] = cache
+    return Worker(**config)
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=SEED_SCALE, help="demo claimants")
     parser.add_argument("--within", type=float, default=20.0, help="minutes to wait at most")
+    parser.add_argument(
+        "--max-cached-workflows",
+        type=int,
+        default=None,
+        help="experiment: the worker's sticky cache size (default: build_worker's, 1000)",
+    )
     args = parser.parse_args()
     tap = ActivityTap()
+    metrics = CoreMetrics()
     adapters = count_type_adapters()
     async with dev_server() as server, scratch_databases("bu") as dbs:
         machine = await machine_info(dbs)
         say(f"seeding {args.users} demo claimants")
         seeded = await seed(dbs, args.users)
         say(f"  generated in {seeded.generate_seconds:.1f}s, loaded in {seeded.load_seconds:.1f}s")
-        client = await connect_client(server.address, tap)
+        client = await connect_client(server.address, tap, metrics)
         settings = dbs.settings(server.address, TASK_QUEUE)
         rules = load_rules_file(settings.rules_file)
         expected = await expected_members(dbs, rules, seeded.now)
@@ -80,7 +106,7 @@ async def main() -> int:
         timeline: list[Progress] = []
         reconcile_seconds: float | None = None
         result: ReconcileResult | None = None
-        async with build_worker(client, TASK_QUEUE, activities):
+        async with worker_for(client, activities, args.max_cached_workflows):
             async with Phase("reconcile + outreach workflows", server.pid) as phase:
                 began = time.monotonic()
                 handle = await client.start_workflow(
@@ -123,8 +149,9 @@ async def main() -> int:
                         break
             if not reconcile.done():
                 await handle.cancel()
-            with_tasks = [u for u in expected if u in published][:3]
-            profiles = [await history_profile(client, workflow_id_for(u)) for u in with_tasks]
+            core = await metrics.scrape()
+            sample = sorted(expected)[:: max(1, total // SAMPLED)][:SAMPLED]
+            profiles = [await history_profile(client, workflow_id_for(u)) for u in sample]
             workflows = await client.count_workflows("WorkflowType = 'Outreach'")
 
     final = timeline[-1]
@@ -157,12 +184,25 @@ async def main() -> int:
         ["Outreach workflows in visibility", f"{workflows.count:,}"],
         ["activities executed (all)", activity_counts],
         ["load_facts per claimant", f"{tap.counts['load_facts'] / max(total, 1):.2f}"],
-        ["sampled outreach history", describe_profiles(profiles)],
+        [f"outreach histories ({len(profiles)} sampled across the id range)",
+         describe_profiles(profiles)],
+        ["worker sticky cache: hits / misses / forced evictions",
+         " / ".join(f"{core.get(f'temporal_sticky_cache_{k}', 0):,.0f}"
+                    for k in ("hit", "miss", "total_forced_eviction"))],
+        ["workflow tasks: completed / failed (worker metrics)",
+         f"{core.get('temporal_workflow_task_execution_latency_count', 0):,.0f} / "
+         f"{core.get('temporal_workflow_task_execution_failed', 0):,.0f}"],
         ["pydantic TypeAdapters built per claimant",
          f"{sum(adapters.built.values()) / max(total, 1):.2f} "
          f"({adapters.cpu_seconds / max(total, 1) * 1000:.1f} ms CPU per claimant)"],
     ]  # fmt: skip
     notes = [f"Sizes: --users {args.users:,}; {total:,} claimants in a queue."]
+    if args.max_cached_workflows is not None:
+        notes.append(
+            f"EXPERIMENT: the worker is `build_worker`'s configuration with "
+            f"max_cached_workflows={args.max_cached_workflows:,} (the product uses the SDK "
+            "default, 1,000)."
+        )
     if args.users < SEED_SCALE or not finished:
         scale = SEED_SCALE / args.users
         at_seed = total * scale

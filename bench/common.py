@@ -31,14 +31,17 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, NoReturn
 
+import httpx
 from pydantic import TypeAdapter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
 from temporalio.worker import Interceptor as WorkerInterceptor
 
@@ -288,7 +291,36 @@ class _TapInbound(ActivityInboundInterceptor):
         return result
 
 
-async def connect_client(address: str, tap: ActivityTap | None = None) -> Client:
+class CoreMetrics:
+    """Temporal core's own metrics (sticky cache, workflow task outcomes), scraped from a
+    Prometheus endpoint on a free port of a runtime made for the benchmark's client."""
+
+    def __init__(self) -> None:
+        self.address = f"127.0.0.1:{free_port()}"
+        self.runtime = Runtime(
+            telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=self.address))
+        )
+
+    async def scrape(self) -> dict[str, float]:
+        """Each metric's value summed over its label sets (histograms: `_count`, `_sum`)."""
+        async with httpx.AsyncClient(timeout=10) as http:
+            body = (await http.get(f"http://{self.address}/metrics")).text
+        totals: dict[str, float] = {}
+        for line in body.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            name_labels, _, value = line.rpartition(" ")
+            name = name_labels.split("{", 1)[0]
+            if name.endswith("_bucket"):
+                continue
+            with contextlib.suppress(ValueError):
+                totals[name] = totals.get(name, 0.0) + float(value)
+        return totals
+
+
+async def connect_client(
+    address: str, tap: ActivityTap | None = None, metrics: CoreMetrics | None = None
+) -> Client:
     """A client as the product builds one: pydantic data converter, default namespace."""
     return await Client.connect(
         address,
@@ -296,6 +328,7 @@ async def connect_client(address: str, tap: ActivityTap | None = None) -> Client
         data_converter=pydantic_data_converter,
         interceptors=[tap] if tap else [],
         identity="bench",
+        runtime=metrics.runtime if metrics else None,
     )
 
 
@@ -304,18 +337,38 @@ class HistoryProfile:
     events: int
     workflow_tasks: int
     activities: Counter[str]
+    task_timeouts: int = 0  # workflow tasks the server timed out (the worker was too slow)
+    task_failures: int = 0
 
 
 async def history_profile(client: Client, workflow_id: str) -> HistoryProfile:
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     activities: Counter[str] = Counter()
-    tasks = 0
+    kinds = Counter(event.event_type for event in history.events)
     for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-            tasks += 1
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             activities[event.activity_task_scheduled_event_attributes.activity_type.name] += 1
-    return HistoryProfile(len(history.events), tasks, activities)
+        elif local := _local_activity(event):
+            activities[f"{local}(local)"] += 1
+    return HistoryProfile(
+        len(history.events),
+        kinds[EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED],
+        activities,
+        kinds[EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT],
+        kinds[EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED],
+    )
+
+
+def _local_activity(event: HistoryEvent) -> str | None:
+    """The activity type of a local-activity marker, else None."""
+    if not event.HasField("marker_recorded_event_attributes"):
+        return None
+    marker = event.marker_recorded_event_attributes
+    if marker.marker_name != "core_local_activity" or "data" not in marker.details:
+        return None
+    with contextlib.suppress(ValueError, IndexError, KeyError):
+        return str(json.loads(marker.details["data"].payloads[0].data)["activity_type"])
+    return "?"
 
 
 async def history_timeline(client: Client, workflow_id: str) -> list[str]:
@@ -336,6 +389,8 @@ async def history_timeline(client: Client, workflow_id: str) -> list[str]:
                 task = json.loads(attrs.input.payloads[0].data)
                 state = "claimed" if task.get("claim") else "ready"
                 detail += f" ({state}, not_before {task['assessment']['not_before']})"
+        elif local := _local_activity(event):
+            detail = f"local activity {local}"
         elif event.HasField("activity_task_completed_event_attributes"):
             detail = scheduled.get(
                 event.activity_task_completed_event_attributes.scheduled_event_id, ""
@@ -360,7 +415,12 @@ def describe_profiles(profiles: Sequence[HistoryProfile]) -> str:
     acts = " ".join(f"{name} x{count / n:g}" for name, count in sorted(total.items()))
     events = sum(p.events for p in profiles) / n
     tasks = sum(p.workflow_tasks for p in profiles) / n
-    return f"{events:g} events, {tasks:g} workflow tasks, activities: {acts or 'none'}"
+    text = f"{events:g} events, {tasks:g} workflow tasks, activities: {acts or 'none'}"
+    timeouts = sum(p.task_timeouts for p in profiles) / n
+    failures = sum(p.task_failures for p in profiles) / n
+    if timeouts or failures:
+        text += f"; workflow tasks timed out {timeouts:g}, failed {failures:g}"
+    return text + (f" (mean of {n})" if n > 1 else "")
 
 
 # --- scratch databases -----------------------------------------------------------------------

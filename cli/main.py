@@ -10,6 +10,7 @@ from cli.health import health
 from cli.queue import queue
 from cli.scoring import scoring
 from cli.seed import seed
+from cli.sync import sync
 from cli.web import web
 from cli.worker import worker
 
@@ -19,7 +20,7 @@ def main() -> None:
     """RMC Dialler: outbound calling for stuck claims."""
 
 
-for command in (db, dev, health, queue, scoring, seed, web, worker):
+for command in (db, dev, health, queue, scoring, seed, sync, web, worker):
     main.add_command(command)
 
 

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     # Default limits on every route, per client address (routes such as login add tighter ones)
     rate_limit_per_second: int = Field(default=20, ge=1)
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # Agent console: seconds of wrap-up after an outcome before the next call (0: none)
+    wrap_up_seconds: int = Field(default=30, ge=0, le=600)
 
     # Twilio (simulated provider when the account SID is empty)
     twilio_account_sid: str = ""

@@ -13,6 +13,22 @@ class DependencyCheck:
 
 
 @dataclass
+class CdcHealth:
+    """The change-data-capture worker, as it last reported itself (informational: it does
+    not change the overall status, since the batch schedules heal what it misses)."""
+
+    source: str
+    running: bool
+    lag_seconds: float | None
+    events_per_second: float
+    errors: int
+    dead_letters_pending: int
+    position: str | None
+    detail: str = ""
+
+
+@dataclass
 class HealthReport:
     status: str  # "ok" or "unavailable"
     checks: dict[str, DependencyCheck]
+    cdc: CdcHealth | None = None  # absent when CDC_SOURCE=none

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -21,9 +21,11 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from schemas import dialler_db as db
 from schemas.enums import Queue, TaskStatus
+from schemas.messaging import MagicLinkCreated
 from schemas.outreach import (
     ClaimGranted,
     ClaimRequest,
+    MagicLinkRequest,
     OutcomeRecorded,
     OutcomeRequest,
     Released,
@@ -64,16 +66,41 @@ class ClaimError(Exception):
     """The workflow refused the action; the message says why, for the agent."""
 
 
+class ClaimEvents(Protocol):
+    """Told after each change to the queue commits (live views: queue depth, released tasks).
+    Implementations must not raise: the agent's action has already happened."""
+
+    async def claimed(self, task: ClaimedTask) -> None: ...
+
+    async def outcome_recorded(self, user_id: int, result: OutcomeRecorded) -> None: ...
+
+    async def released(self, user_id: int, agent_id: int, result: Released) -> None: ...
+
+
 class ClaimService:
-    def __init__(self, engine: AsyncEngine, client: Client, *, lease_seconds: int = 1200) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        client: Client,
+        *,
+        lease_seconds: int = 1200,
+        events: ClaimEvents | None = None,
+    ) -> None:
         self._engine = engine
         self._client = client
         self._lease_seconds = lease_seconds
+        self._events = events
 
     async def claim_next(
         self, agent_id: int, queue: Queue, *, is_ai: bool = False
     ) -> ClaimedTask | None:
         """The best task this agent may take now, confirmed by its workflow; None if none."""
+        task = await self._claim_next(agent_id, queue, is_ai)
+        if task is not None and self._events is not None:
+            await self._events.claimed(task)
+        return task
+
+    async def _claim_next(self, agent_id: int, queue: Queue, is_ai: bool) -> ClaimedTask | None:
         skipped: list[int] = []
         async with self._engine.begin() as conn:
             for _ in range(MAX_ATTEMPTS):
@@ -139,10 +166,20 @@ class ClaimService:
             return None
 
     async def record_outcome(self, user_id: int, request: OutcomeRequest) -> OutcomeRecorded:
-        return await self._update(user_id, OutreachWorkflow.record_outcome, request)
+        result = await self._update(user_id, OutreachWorkflow.record_outcome, request)
+        if self._events is not None:
+            await self._events.outcome_recorded(user_id, result)
+        return result
 
     async def release(self, user_id: int, request: ReleaseRequest) -> Released:
-        return await self._update(user_id, OutreachWorkflow.release, request)
+        result = await self._update(user_id, OutreachWorkflow.release, request)
+        if self._events is not None:
+            await self._events.released(user_id, request.agent_id, result)
+        return result
+
+    async def send_magic_link(self, user_id: int, request: MagicLinkRequest) -> MagicLinkCreated:
+        """A single-use link by SMS or email, sent by the claimant's workflow."""
+        return await self._update(user_id, OutreachWorkflow.send_magic_link, request)
 
     async def _update(
         self,

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 from quart import Quart
-from quart_schema import Info, QuartSchema
+from quart_schema import APIKeySecurityScheme, HttpSecurityScheme, Info, QuartSchema
 from redis.asyncio import Redis
 
 from adapters.databases import dialler_engine, replica_engine
 from config.settings import Settings, load_settings
 from web.auth.access import declare_public, install_access_rules
 from web.auth.sessions import SessionStore
-from web.blueprints import assets, auth, docs, health, magic_links
+from web.blueprints import (
+    api,
+    assets,
+    auth,
+    calls,
+    console,
+    docs,
+    health,
+    live,
+    magic_links,
+    sms,
+    webhooks_sms,
+)
+from web.console_support import install_filters
 from web.errors import register_error_handlers
 from web.ratelimit import build_rate_limiter
 from web.security import install_security_headers
@@ -42,6 +55,13 @@ def create_app(settings: Settings | None = None) -> Quart:
     QuartSchema(
         app,
         info=Info(title="RMC Dialler API", version="0.1.0"),
+        # How API clients authenticate (web/auth/access.py): a bearer token, or a session
+        # cookie plus the CSRF token in a header for state-changing calls.
+        security_schemes={
+            "bearerAuth": HttpSecurityScheme(scheme="bearer", bearer_format="JWT"),
+            "sessionCookie": APIKeySecurityScheme(name="rmc_session", in_="cookie"),
+            "csrfHeader": APIKeySecurityScheme(name="X-CSRF-Token", in_="header"),
+        },
         swagger_ui_path=None,
         redoc_ui_path=None,
         scalar_ui_path=None,
@@ -53,8 +73,11 @@ def create_app(settings: Settings | None = None) -> Quart:
     ).init_app(app)
     install_security_headers(app, https=settings.cookie_secure)
     register_error_handlers(app)
-    for blueprint in (assets, auth, docs, health, magic_links):
+    for blueprint in (assets, auth, docs, health, magic_links, sms, webhooks_sms, api):
         app.register_blueprint(blueprint.blueprint)
+    for blueprint in (console, calls, live):
+        app.register_blueprint(blueprint.blueprint)
+    install_filters(app)
     install_access_rules(app, SessionStore(deps.dialler_db, settings))
     declare_public(app, "openapi", "the API's own specification")
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
 from quart import Quart, Response, jsonify
 from quart_rate_limiter import RateLimitExceeded
+from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
 
@@ -18,6 +20,18 @@ class APIError(Exception):
         self.detail = detail
 
 
+def validation_messages(error: Exception) -> dict[str, str]:
+    """Field name -> what is wrong with it, from a failed request validation (a body that
+    is not a JSON object at all is reported under "body")."""
+    if isinstance(error, ValidationError):
+        fields: dict[str, str] = {}
+        for problem in error.errors(include_url=False):
+            name = ".".join(str(part) for part in problem["loc"]) or "body"
+            fields.setdefault(name, problem["msg"])
+        return fields
+    return {"body": "Send a JSON object with the documented fields."}
+
+
 def _body(code: str, message: str, **detail: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **detail}}
 
@@ -26,6 +40,12 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(APIError)
     async def api_error(error: APIError) -> tuple[Response, int]:
         return jsonify(_body(error.code, error.message, **error.detail)), error.status
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def invalid_request(error: RequestSchemaValidationError) -> tuple[Response, int]:
+        fields = validation_messages(error.validation_error)
+        body = _body("validation_error", "The request is not valid.", fields=fields)
+        return jsonify(body), 400
 
     @app.errorhandler(RateLimitExceeded)
     async def rate_limited(error: RateLimitExceeded) -> tuple[Response, int, dict[str, str]]:

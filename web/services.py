@@ -10,9 +10,18 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from adapters.context_cache import ContextCache
+from adapters.live import LiveBus
+from adapters.messaging import SmsSender, sms_sender
+from adapters.rules_file import load_rules_file
+from adapters.sms_outbox import SmsOutbox
 from adapters.temporal import connect_temporal
 from config.settings import Settings
+from domain.rules import DiallerRules
+from services.agent_states import AgentStateService
+from services.claimant_context import ClaimantContextService
 from services.claims import ClaimService
+from services.live_updates import LiveQueueEvents
 
 EXTENSION_KEY = "dialler"
 
@@ -41,12 +50,54 @@ class WebServices:
     replica_db: AsyncEngine
     redis: Redis
     temporal: TemporalConnection
+    _rules: DiallerRules | None = field(default=None, init=False, repr=False)
+    _sms: SmsSender | None = field(default=None, init=False, repr=False)
 
     async def claim_service(self) -> ClaimService:
         client = await self.temporal.client()
         return ClaimService(
-            self.dialler_db, client, lease_seconds=self.settings.claim_lease_minutes * 60
+            self.dialler_db,
+            client,
+            lease_seconds=self.settings.claim_lease_minutes * 60,
+            events=LiveQueueEvents(self.dialler_db, self.live()),
         )
+
+    def rules(self) -> DiallerRules:
+        """The business rules (calling windows, ...), read from RULES_FILE once per app."""
+        if self._rules is None:
+            self._rules = load_rules_file(self.settings.rules_file)
+        return self._rules
+
+    def use_rules(self, rules: DiallerRules) -> None:
+        """Replace the rules (tests; a reload after operations edit the file)."""
+        self._rules = rules
+
+    def live(self) -> LiveBus:
+        return LiveBus(self.redis)
+
+    def context_cache(self) -> ContextCache:
+        return ContextCache(
+            self.redis,
+            self.replica_db,
+            self.dialler_db,
+            ttl_seconds=self.settings.context_cache_ttl_seconds,
+        )
+
+    def claimant_context(self) -> ClaimantContextService:
+        return ClaimantContextService(self.dialler_db, self.context_cache(), self.temporal)
+
+    def sms_sender(self) -> SmsSender:
+        """Twilio, or the simulated provider without credentials; built once per app."""
+        if self._sms is None:
+            self._sms = sms_sender(self.settings)
+        return self._sms
+
+    def sms_outbox(self) -> SmsOutbox:
+        """The one way an SMS leaves the web app (suppression check, kept row, provider)."""
+        return SmsOutbox(self.dialler_db, self.sms_sender())
+
+    def agent_states(self) -> AgentStateService:
+        return AgentStateService(self.dialler_db)
 
     async def close(self) -> None:
         await self.dialler_db.dispose()

@@ -1,9 +1,12 @@
 """`dialler dev`: the whole product on one machine, as plain processes.
 
-Checks PostgreSQL, MariaDB and Redis (saying which URL failed and how to start it),
-prepares the databases and demo data, starts the Temporal dev server from the pip package
-(SQLite with WAL, search attributes registered, Web UI on :8233), then every process of
-the product, prints the URLs, and stops everything cleanly on Ctrl-C.
+Starts a MariaDB of its own with the binlog on (data in DEV_STATE_DIR/mariadb, port
+LOCAL_REPLICA_PORT) when REPLICA_DATABASE_URL points at it, checks PostgreSQL, MariaDB and
+Redis (saying which URL failed and how to start it), prepares the databases and demo data,
+starts the Temporal dev server from the pip package (SQLite with WAL, search attributes
+registered, Web UI on :8233), then every process of the product (the outreach worker, the
+CDC worker following that MariaDB's binlog, the web app), prints the URLs, and stops
+everything cleanly on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.service import RPCError
 
+from adapters.cdc_metrics import read_metrics
 from adapters.databases import dialler_engine, redacted, replica_engine
+from adapters.local_mariadb import answers, initialise, server_argv
 from adapters.provisioning import (
     create_replica_schema,
     ensure_mysql_database,
@@ -36,7 +41,7 @@ from adapters.provisioning import (
     migrate,
 )
 from adapters.temporal import connect_temporal
-from config.settings import Settings
+from config.settings import CdcSource, Settings
 from demo.data import generate
 from demo.load import load_demo_data, replica_is_empty
 from demo.logins import create_demo_logins
@@ -46,7 +51,8 @@ from workers.schedules import RECONCILE_SCHEDULE_ID
 HOW_TO_START = {
     "PostgreSQL": "start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) "
     "main start` (Debian), or `docker compose up -d postgres`",
-    "MariaDB": "start it with `start-stop-daemon --start --oknodo --background --exec "
+    "MariaDB": "point REPLICA_DATABASE_URL at 127.0.0.1:LOCAL_REPLICA_PORT and `dialler dev` "
+    "runs its own, or start it with `start-stop-daemon --start --oknodo --background --exec "
     "/usr/sbin/mariadbd`, or `docker compose up -d mariadb`",
     "Redis": "start it with `redis-server --daemonize yes`, or `docker compose up -d redis`",
 }
@@ -194,8 +200,33 @@ async def _http_ok(url: str) -> bool:
         return False
 
 
+def runs_local_replica(settings: Settings) -> bool:
+    """True when the replica URL points at the MariaDB `dialler dev` runs itself."""
+    url = make_url(settings.replica_database_url)
+    return url.host in ("127.0.0.1", "localhost") and url.port == settings.local_replica_port
+
+
+async def local_replica_process(settings: Settings) -> Process | None:
+    """The dedicated MariaDB with the binlog on, unless one already answers on its port.
+    Its data directory is created on first use."""
+    if not runs_local_replica(settings):
+        return None
+    port = settings.local_replica_port
+    if _port_open("127.0.0.1", port):
+        _log(f"MariaDB already answers on 127.0.0.1:{port}; using it")
+        return None
+    datadir = (settings.dev_state_dir / "mariadb").resolve()
+    if await initialise(datadir):
+        _log(f"MariaDB data directory created in {datadir}")
+
+    async def ready() -> bool:
+        return await answers(port)
+
+    return Process("mariadb", server_argv(datadir, port), ready, echo=False)
+
+
 def product_processes(settings: Settings) -> list[Process]:
-    """Every process of the product. Later parts (workers) add themselves here."""
+    """Every process of the product."""
     health_url = f"http://{settings.web_host}:{settings.web_port}/api/health"
 
     async def web_ready() -> bool:
@@ -208,10 +239,22 @@ def product_processes(settings: Settings) -> list[Process]:
     async def worker_ready() -> bool:
         return await _task_queue_polled(settings)
 
-    return [
-        Process("outreach-worker", [_bin("dialler"), "worker", "outreach"], worker_ready),
-        Process("web", [_bin("dialler"), "web"], web_ready),
-    ]
+    started = time.time()
+
+    async def cdc_ready() -> bool:
+        """The CDC worker publishes its metrics once a second once it follows the source."""
+        redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        try:
+            metrics = await read_metrics(redis, settings.cdc_source.value)
+        finally:
+            await redis.aclose()
+        return float(metrics.get("heartbeat_at") or 0) >= started
+
+    processes = [Process("outreach-worker", [_bin("dialler"), "worker", "outreach"], worker_ready)]
+    if settings.cdc_source is not CdcSource.NONE:
+        processes.append(Process("cdc-worker", [_bin("dialler"), "sync", "start"], cdc_ready))
+    processes.append(Process("web", [_bin("dialler"), "web"], web_ready))
+    return processes
 
 
 async def _task_queue_polled(settings: Settings) -> bool:
@@ -293,6 +336,9 @@ class DevStack:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
+            mariadb = await local_replica_process(self.settings)
+            if mariadb:
+                await self._start(mariadb)
             lines = await prepare_data(self.settings, self.seed_users)
             temporal = temporal_process(self.settings)
             if temporal:
@@ -304,7 +350,7 @@ class DevStack:
             print(f"[dev] {error}", file=sys.stderr, flush=True)
             await self.stop()
             return 1
-        except (RuntimeError, OSError) as error:
+        except (RuntimeError, OSError) as error:  # LocalMariaDBError is a RuntimeError
             print(f"[dev] could not start: {error}", file=sys.stderr, flush=True)
             await self.stop()
             return 1
@@ -316,6 +362,8 @@ class DevStack:
             f"  health        {web}/api/health",
             f"  API spec      {web}/openapi.json",
             f"  Temporal UI   {str(self.settings.temporal_ui_url).rstrip('/')}",
+            f"  replica       {redacted(self.settings.replica_database_url)}",
+            f"  CDC           {self.settings.cdc_source.value} (`dialler sync status`)",
             f"  logs          {self.log_dir}/",
             *lines,
             "Press Ctrl-C to stop everything.",

@@ -1,4 +1,5 @@
-"""The outreach worker: runs OutreachWorkflow and ReconcileWorkflow with their activities."""
+"""The outreach worker: runs OutreachWorkflow, ReconcileWorkflow and the batch workflows
+behind CDC (catch-up, cache warming, integrity check, clean-up) with their activities."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog import get_logger
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.maintenance import MaintenanceActivities
 from activities.messaging import MessagingActivities
 from activities.outreach import OutreachActivities
 from activities.reconcile import ReconcileActivities
@@ -22,11 +25,24 @@ from adapters.temporal import connect_temporal
 from config.settings import Settings
 from domain.rules import DiallerRules
 from workers.schedules import ensure_schedules
+from workflows.maintenance import (
+    CacheWarmWorkflow,
+    CatchUpWorkflow,
+    CleanupWorkflow,
+    IntegrityCheckWorkflow,
+)
 from workflows.outreach import OutreachWorkflow
 from workflows.reconcile import ReconcileWorkflow
 
 log = get_logger(__name__)
-WORKFLOWS = [OutreachWorkflow, ReconcileWorkflow]
+WORKFLOWS = [
+    OutreachWorkflow,
+    ReconcileWorkflow,
+    CatchUpWorkflow,
+    CacheWarmWorkflow,
+    IntegrityCheckWorkflow,
+    CleanupWorkflow,
+]
 
 
 def outreach_activities(
@@ -35,9 +51,15 @@ def outreach_activities(
     dialler: AsyncEngine,
     replica: AsyncEngine,
     rules: DiallerRules,
+    redis: Redis | None = None,
 ) -> list[Callable[..., Any]]:
+    """Every activity the outreach task queue runs. Without `redis` the cache-warming
+    activity opens a Redis client per run."""
     outreach = OutreachActivities(dialler, replica, rules)
     reconcile = ReconcileActivities(dialler, replica, client, settings.temporal_task_queue, rules)
+    maintenance = MaintenanceActivities(
+        settings, dialler, replica, client, settings.temporal_task_queue, rules, redis
+    )
     messaging = MessagingActivities(
         dialler, sms_sender(settings), email_sender(settings), settings, replica
     )
@@ -57,6 +79,11 @@ def outreach_activities(
         reconcile.withdraw,
         messaging.send_sms,
         messaging.create_magic_link,
+        maintenance.catch_up_scan,
+        maintenance.save_watermark,
+        maintenance.warm_cache,
+        maintenance.integrity_plan,
+        maintenance.cleanup,
     ]
 
 
@@ -68,7 +95,10 @@ def build_worker(
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=activities,
-        max_concurrent_activities=200,
+        # Bounded by the database pools (20+20 dialler, 10+10 replica connections): more
+        # concurrent activities would only queue for a connection and risk their timeouts.
+        max_concurrent_activities=40,
+        max_concurrent_local_activities=40,
     )
 
 
@@ -79,10 +109,13 @@ async def run_outreach_worker(settings: Settings) -> None:
         dialler_engine(settings, pool_size=20),
         replica_engine(settings, pool_size=10),
     )
-    created = await ensure_schedules(client, settings.temporal_task_queue)
+    redis = Redis.from_url(settings.redis_url)
+    created = await ensure_schedules(
+        client, settings.temporal_task_queue, cache_warm_per_queue=settings.cache_warm_per_queue
+    )
     if created:
         log.info("schedules created", schedules=created)
-    activities = outreach_activities(settings, client, dialler, replica, rules)
+    activities = outreach_activities(settings, client, dialler, replica, rules, redis)
     worker = build_worker(client, settings.temporal_task_queue, activities)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -93,3 +126,4 @@ async def run_outreach_worker(settings: Settings) -> None:
         await stop.wait()
     await dialler.dispose()
     await replica.dispose()
+    await redis.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -16,9 +17,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.client import Client
 
-from adapters.provisioning import drop_mysql_database, drop_postgres_database
+from adapters.local_mariadb import answers
+from adapters.provisioning import drop_postgres_database
 from config.settings import Settings
-from tests.conftest import MYSQL_HOST, PG_HOST, free_port
+from tests.conftest import PG_HOST, free_port
 from workers.devstack import PreflightError, prepare_data
 from workers.schedules import RECONCILE_EVERY, RECONCILE_SCHEDULE_ID
 
@@ -27,11 +29,17 @@ DIALLER = str(Path(sys.executable).parent / "dialler")
 
 @pytest.fixture
 async def dev_env(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    """`dialler dev` on its own ports and databases; its replica is the MariaDB with the
+    binlog that `dialler dev` runs itself (LOCAL_REPLICA_PORT), with data under the
+    temporary DEV_STATE_DIR."""
     suffix = f"dev_{os.getpid()}"
+    replica_port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": f"postgresql+asyncpg://postgres@{PG_HOST}/dialler_{suffix}",
-        "REPLICA_DATABASE_URL": f"mysql+aiomysql://root@{MYSQL_HOST}/rmc_{suffix}",
+        "REPLICA_DATABASE_URL": f"mysql+aiomysql://root@127.0.0.1:{replica_port}/rmc_{suffix}",
+        "LOCAL_REPLICA_PORT": str(replica_port),
+        "CDC_SOURCE": "binlog",
         "REDIS_URL": "redis://127.0.0.1:6379/14",
         "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "TEMPORAL_UI_URL": f"http://127.0.0.1:{free_port()}",
@@ -40,7 +48,8 @@ async def dev_env(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
     }
     yield env
     await drop_postgres_database(env["DATABASE_URL"])
-    await drop_mysql_database(env["REPLICA_DATABASE_URL"])
+    # the MariaDB stopped with the stack; its data directory is large: remove it now
+    await asyncio.to_thread(shutil.rmtree, tmp_path / "state" / "mariadb", True)
 
 
 async def _read_until(stream: asyncio.StreamReader, marker: str, seen: list[str]) -> None:
@@ -76,13 +85,27 @@ async def test_dev_brings_everything_up_and_stops_on_ctrl_c(dev_env: dict[str, s
         schedule = await temporal.get_schedule_handle(RECONCILE_SCHEDULE_ID).describe()
         assert schedule.schedule.spec.intervals[0].every == RECONCILE_EVERY
         assert "reconcile triggered" in text
+        assert "mariadb is ready" in text and "cdc-worker is ready" in text
         await _queues_filled(dev_env)
+        # a change in the replica reaches the queue through the binlog and the CDC worker
+        marker = await asyncio.create_subprocess_exec(
+            DIALLER, "sync", "test", env=dev_env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        reported, _ = await asyncio.wait_for(marker.communicate(), 120)
+        assert marker.returncode == 0, reported.decode()
+        assert "queue reflected it in" in reported.decode()
+        assert "restored in" in reported.decode()
     finally:
         process.send_signal(signal.SIGINT)
-        rest, _ = await asyncio.wait_for(process.communicate(), 30)
+        rest, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, "".join(output) + rest.decode()
     stopped = rest.decode()
-    assert all(f"{name} stopped" in stopped for name in ("web", "outreach-worker", "temporal"))
+    assert all(
+        f"{name} stopped" in stopped
+        for name in ("web", "cdc-worker", "outreach-worker", "temporal", "mariadb")
+    )
+    assert not await answers(int(dev_env["LOCAL_REPLICA_PORT"]))
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient(timeout=2) as client:
             await client.get(f"http://127.0.0.1:{dev_env['WEB_PORT']}/api/health")

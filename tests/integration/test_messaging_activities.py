@@ -174,6 +174,35 @@ async def test_a_suppressed_number_blocks_sms_to_any_claimant(
     assert sms.sent == []
 
 
+async def test_a_start_after_a_stop_lets_messages_through_again(
+    dialler_db: AsyncEngine, messaging_settings: Settings
+) -> None:
+    """Suppressions are append-only: the claimant's START is a later row that lifts their
+    STOP (domain.suppressions); it never lifts any other opt-out."""
+    sms = SimulatedSms()
+    acts = _activities(dialler_db, messaging_settings, sms)
+    user_id, number = _new_user(), "+447700900667"
+
+    async def add(reason: str, **subject: Any) -> None:
+        async with dialler_db.begin() as conn:
+            await conn.execute(
+                insert(db.suppressions).values(reason=reason, source="test", **subject)
+            )
+
+    await add("sms_stop", user_id=user_id, phone_number=number)
+    with pytest.raises(ApplicationError, match="opted out"):
+        await ActivityEnvironment().run(acts.send_sms, SendSms(user_id, number, "Hi"))
+    await add("sms_start", user_id=user_id, phone_number=number)
+    sent = await ActivityEnvironment().run(acts.send_sms, SendSms(user_id, number, "Welcome back"))
+    assert sent.status == "sent"
+    await add("do_not_call", user_id=user_id)
+    await add("sms_start", user_id=user_id, phone_number=number)
+    with pytest.raises(ApplicationError) as raised:
+        await ActivityEnvironment().run(acts.send_sms, SendSms(user_id, number, "Hi"))
+    assert raised.value.type == "Suppressed"
+    assert [m.body for m in sms.sent] == ["Welcome back"]
+
+
 # --- magic links ---------------------------------------------------------------------------
 
 

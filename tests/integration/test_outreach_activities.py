@@ -22,6 +22,7 @@ from schemas.outreach import (
     SaveCallback,
     ScoreFactor,
     Stage,
+    Suppress,
     WithdrawTask,
 )
 from tests.factories import add_claimant, next_id
@@ -113,3 +114,52 @@ async def test_facts_are_built_from_the_replica_without_personal_data(
     assert "+44" not in dumped
     missing = await ActivityEnvironment().run(activities.load_facts, LoadFactsRequest(next_id()))
     assert not missing.is_enabled and missing.status == "deleted"
+
+
+async def test_opted_out_follows_the_latest_sms_keyword(
+    activities: OutreachActivities, dialler_db: AsyncEngine, replica: AsyncEngine
+) -> None:
+    number = "+447700900124"
+    user_id = await add_claimant(replica, signed=False, pending=1, phone=number)
+
+    async def opted_out() -> bool:
+        facts = await ActivityEnvironment().run(activities.load_facts, LoadFactsRequest(user_id))
+        return facts.opted_out
+
+    async def add(reason: str, **subject: object) -> None:
+        async with dialler_db.begin() as conn:
+            await conn.execute(
+                insert(db.suppressions).values(reason=reason, source="test", **subject)
+            )
+
+    assert not await opted_out()
+    await add("sms_stop", phone_number=number)  # by number: the claimant's replica phone
+    assert await opted_out()
+    await add("sms_start", user_id=user_id, phone_number=number)
+    assert not await opted_out()
+    await add("do_not_call", user_id=user_id)
+    await add("sms_start", user_id=user_id, phone_number=number)
+    assert await opted_out()  # final: no START lifts it
+
+
+async def test_suppress_records_each_reason_once(
+    activities: OutreachActivities, dialler_db: AsyncEngine
+) -> None:
+    """The SMS webhook writes its sms_stop row before telling the workflow; the workflow's
+    own suppress then finds it instead of adding a second one (which could outlive a START
+    that came in between)."""
+    user_id = next_id()
+    env = ActivityEnvironment()
+    first = await env.run(activities.suppress, Suppress(user_id, "sms_stop", "sms:SM1"))
+    again = await env.run(activities.suppress, Suppress(user_id, "sms_stop", "change_event"))
+    other = await env.run(activities.suppress, Suppress(user_id, "do_not_call", "agent:1"))
+    assert again.suppression_id == first.suppression_id != other.suppression_id
+    async with dialler_db.connect() as conn:
+        reasons = (
+            await conn.scalars(
+                select(db.suppressions.c.reason)
+                .where(db.suppressions.c.user_id == user_id)
+                .order_by(db.suppressions.c.id)
+            )
+        ).all()
+    assert reasons == ["sms_stop", "do_not_call"]

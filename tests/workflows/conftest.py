@@ -50,10 +50,13 @@ def open_rules() -> DiallerRules:
 
 
 @asynccontextmanager
-async def scratch_databases(name: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
-    """A migrated PostgreSQL database and a MariaDB replica schema of their own."""
+async def scratch_databases(
+    name: str, mysql_host: str = MYSQL_HOST
+) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    """A migrated PostgreSQL database and a MariaDB replica schema of their own (on the
+    machine's MariaDB unless `mysql_host` names another, e.g. the CDC tests' binlog one)."""
     pg = f"postgresql+asyncpg://postgres@{PG_HOST}/dialler_{name}_{os.getpid()}"
-    my = f"mysql+aiomysql://root@{MYSQL_HOST}/rmc_{name}_{os.getpid()}"
+    my = f"mysql+aiomysql://root@{mysql_host}/rmc_{name}_{os.getpid()}"
     await drop_postgres_database(pg)
     await ensure_postgres_database(pg)
     await migrate(pg)

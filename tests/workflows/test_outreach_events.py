@@ -20,6 +20,8 @@ from tests.workflows.conftest import Harness, running_harness, scratch_databases
 from tests.workflows.helpers import event, eventually, start, task_in
 from workflows.outreach import OutreachWorkflow
 
+EVENTS = 80  # signals, each a few history events: well past the threshold of 40
+
 
 async def _state(handle) -> OutreachState:  # type: ignore[no-untyped-def]
     state: OutreachState = await handle.query(OutreachWorkflow.state)
@@ -99,7 +101,7 @@ async def test_continue_as_new_keeps_state_and_signals(
         first_run = (await handle.describe()).run_id
         await task_in(h, user_id, "outstanding")
         base = datetime.now(UTC)
-        for n in range(25):
+        for n in range(EVENTS):
             await handle.signal(
                 "change",
                 event(ChangeKind.REQUIREMENT_ADDED, user_id, event_id=f"r-{n}",
@@ -109,7 +111,7 @@ async def test_continue_as_new_keeps_state_and_signals(
             )  # fmt: skip
         state = await eventually(
             lambda: _state(h.client.get_workflow_handle(handle.id)),
-            lambda s: len(s.seen_event_ids) == 25,
+            lambda s: len(s.seen_event_ids) == EVENTS,
             seconds=60,
         )
         latest = h.client.get_workflow_handle(handle.id)
@@ -120,8 +122,8 @@ async def test_continue_as_new_keeps_state_and_signals(
         assert first_history.events[-1].event_type == (
             EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
         )
-        assert sorted(state.seen_event_ids) == sorted(f"r-{n}" for n in range(25))
-        assert all(_requirement(state, user_id * 100 + n) == "PENDING" for n in range(25))
+        assert sorted(state.seen_event_ids) == sorted(f"r-{n}" for n in range(EVENTS))
+        assert all(_requirement(state, user_id * 100 + n) == "PENDING" for n in range(EVENTS))
         # the new run still answers: a signal after continue-as-new is applied too
         await latest.signal("change", event(ChangeKind.SIGNATURE_REMOVED, user_id))
         await task_in(h, user_id, "unsigned")

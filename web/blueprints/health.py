@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from quart import Blueprint
 from quart_schema import validate_response
 
-from adapters.health import check_all, check_redis, check_sql, check_temporal
-from schemas.api import DependencyCheck, HealthReport
+from adapters.cdc_metrics import read_status
+from adapters.cdc_store import CdcStore
+from adapters.health import (
+    CHECK_TIMEOUT_SECONDS,
+    check_all,
+    check_redis,
+    check_sql,
+    check_temporal,
+)
+from config.settings import CdcSource
+from schemas.api import CdcHealth, DependencyCheck, HealthReport
 from web.auth.access import public
-from web.services import services
+from web.services import WebServices, services
 
 blueprint = Blueprint("health", __name__)
 
@@ -35,5 +46,27 @@ async def health() -> tuple[HealthReport, int]:
             r.name: DependencyCheck(ok=r.ok, latency_ms=r.latency_ms, detail=r.detail)
             for r in results
         },
+        cdc=await _cdc(deps) if deps.settings.cdc_source is not CdcSource.NONE else None,
     )
     return report, 200 if healthy else 503
+
+
+async def _cdc(deps: WebServices) -> CdcHealth:
+    """Lag, throughput and errors of the CDC worker (from Redis and PostgreSQL)."""
+    source = deps.settings.cdc_source.value
+    try:
+        status = await asyncio.wait_for(
+            read_status(deps.redis, CdcStore(deps.dialler_db), source), CHECK_TIMEOUT_SECONDS
+        )
+    except Exception as error:  # a dependency down is reported by its own check above
+        return CdcHealth(source, False, None, 0.0, 0, 0, None, f"unknown: {type(error).__name__}")
+    return CdcHealth(
+        source=source,
+        running=status.running,
+        lag_seconds=status.lag_seconds,
+        events_per_second=status.events_per_second,
+        errors=status.errors,
+        dead_letters_pending=status.dead_letters_pending,
+        position=status.position,
+        detail="" if status.running else "no heartbeat from the CDC worker",
+    )

@@ -1,0 +1,238 @@
+"""Activities of the batch schedules that back up the CDC stream: the 15-minute catch-up,
+hourly cache warming, the 6-hourly integrity check and the daily clean-up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+from redis.asyncio import Redis
+from sqlalchemy import Select, delete, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+from temporalio.client import Client
+
+from activities.reconcile import expected_queues
+from adapters.cdc_store import CdcStore
+from adapters.context_cache import ContextCache
+from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
+from config.settings import Settings
+from domain.rules import DiallerRules
+from schemas import dialler_db as db
+from schemas import replica
+from schemas.cdc import (
+    CacheWarmInput,
+    CacheWarmResult,
+    CatchUpScan,
+    CatchUpScanRequest,
+    CdcSourceName,
+    CleanupRequest,
+    CleanupResult,
+    IntegrityPlan,
+    IntegrityPlanRequest,
+    WatermarkUpdate,
+)
+from schemas.enums import Queue, TaskStatus
+from schemas.search_attributes import OUTREACH_QUEUE
+
+CATCH_UP_OVERLAP = timedelta(minutes=2)  # rows committed late with an earlier updated_at
+CATCH_UP_FIRST_WINDOW = timedelta(minutes=15)  # no watermark yet: look this far back
+MAX_REFRESH = 100_000  # claimants per integrity repair (the list travels in history)
+
+
+class MaintenanceActivities:
+    def __init__(
+        self,
+        settings: Settings,
+        dialler: AsyncEngine,
+        replica_db: AsyncEngine,
+        client: Client,
+        task_queue: str,
+        rules: DiallerRules,
+        redis: Redis | None = None,
+    ) -> None:
+        self._settings = settings
+        self._dialler = dialler
+        self._replica = replica_db
+        self._client = client
+        self._task_queue = task_queue
+        self._rules = rules
+        self._redis = redis
+        self._store = CdcStore(dialler)
+
+    @contextlib.asynccontextmanager
+    async def _cache(self) -> AsyncIterator[ContextCache]:
+        """The worker's Redis client when it was given one, else one for this call."""
+        redis = self._redis or Redis.from_url(self._settings.redis_url)
+        try:
+            yield ContextCache(
+                redis, self._replica, self._dialler, self._settings.context_cache_ttl_seconds
+            )
+        finally:
+            if self._redis is None:
+                await redis.aclose()
+
+    # --- catch-up ----------------------------------------------------------------------------
+
+    @activity.defn
+    async def catch_up_scan(self, request: CatchUpScanRequest) -> CatchUpScan:
+        """Claimants (with at least one claim) whose users, claims or requirements rows
+        changed since the watermark, by the replica's own clock."""
+        stored = await self._store.load_position(CdcSourceName.CATCH_UP.value)
+        watermark = datetime.fromisoformat(stored["updated_at"]) if stored else None
+        claims, requirements, users = replica.claims, replica.claim_requirements, replica.users
+        async with self._replica.connect() as conn:
+            now = (await conn.execute(text("SELECT NOW()"))).scalar_one()
+            since = watermark - CATCH_UP_OVERLAP if watermark else now - CATCH_UP_FIRST_WINDOW
+            limit = request.max_claimants
+            has_claim = select(claims.c.id).where(claims.c.user_id == users.c.id).exists()
+            scans: list[Select[int, datetime]] = [
+                select(users.c.id, users.c.updated_at)
+                .where(users.c.updated_at >= since, has_claim)
+                .order_by(users.c.updated_at)
+                .limit(limit),
+                select(claims.c.user_id, claims.c.updated_at)
+                .where(claims.c.updated_at >= since)
+                .order_by(claims.c.updated_at)
+                .limit(limit),
+                select(claims.c.user_id, requirements.c.updated_at)
+                .join(claims, claims.c.id == requirements.c.claim_id)
+                .where(requirements.c.updated_at >= since)
+                .order_by(requirements.c.updated_at)
+                .limit(limit),
+            ]
+            user_ids: set[int] = set()
+            new_watermark = now
+            capped = False
+            for scan in scans:
+                rows = (await conn.execute(scan)).all()
+                user_ids.update(int(row[0]) for row in rows)
+                if len(rows) >= limit:  # more to come: stop the watermark where this scan did
+                    capped = True
+                    new_watermark = min(new_watermark, rows[-1][1])
+        return CatchUpScan(
+            user_ids=sorted(user_ids)[: limit * 3],
+            scanned_from=since,
+            new_watermark=new_watermark,
+            capped=capped,
+        )
+
+    @activity.defn
+    async def save_watermark(self, update: WatermarkUpdate) -> WatermarkUpdate:
+        await self._store.save_position(
+            CdcSourceName.CATCH_UP.value,
+            {"updated_at": update.watermark.replace(tzinfo=None).isoformat()},
+            applied=update.refreshed,
+        )
+        return update
+
+    # --- cache warming -------------------------------------------------------------------------
+
+    @activity.defn
+    async def warm_cache(self, request: CacheWarmInput) -> CacheWarmResult:
+        """Load the contexts of the claimants at the top of each queue into the cache."""
+        tasks = db.call_tasks
+        per_queue: dict[str, list[int]] = {}
+        async with self._dialler.connect() as conn:
+            for queue in Queue:
+                rows = await conn.execute(
+                    select(tasks.c.user_id)
+                    .where(tasks.c.status == TaskStatus.READY.value, tasks.c.queue == queue.value)
+                    .order_by(tasks.c.score.desc())
+                    .limit(request.per_queue)
+                )
+                per_queue[queue.value] = [int(user_id) for (user_id,) in rows]
+        warmed: dict[str, int] = {}
+        async with self._cache() as cache:
+            for queue_name, user_ids in per_queue.items():
+                warmed[queue_name] = await cache.warm(user_ids)
+                activity.heartbeat()
+        return CacheWarmResult(warmed=sum(warmed.values()), per_queue=warmed)
+
+    # --- integrity check -------------------------------------------------------------------------
+
+    @activity.defn
+    async def integrity_plan(self, request: IntegrityPlanRequest) -> IntegrityPlan:
+        """Replica (the seed's queue queries) vs running workflows (their OutreachQueue)
+        vs the queue projection (`call_tasks`)."""
+        unsigned, outstanding, callback = await asyncio.gather(
+            unsigned_user_ids(self._replica),
+            outstanding_user_ids(self._replica),
+            due_callback_user_ids(self._dialler, self._replica, request.now),
+        )
+        expected = expected_queues(callback, unsigned, outstanding, self._rules.stage_priority)
+        async with self._dialler.connect() as conn:
+            rows = await conn.execute(
+                select(db.call_tasks.c.user_id, db.call_tasks.c.queue).where(
+                    db.call_tasks.c.status.in_([TaskStatus.READY.value, TaskStatus.CLAIMED.value])
+                )
+            )
+            published = {int(user_id): str(queue) for user_id, queue in rows}
+        running = await self._running_workflows()
+        drift_replica = {
+            u for u in expected.keys() | published.keys() if expected.get(u) != published.get(u)
+        }
+        missing = {u for u in expected if u not in running}
+        orphans = {u for u in published if u not in running}
+        mismatched = {u for u, queue in running.items() if u in published and published[u] != queue}
+        to_refresh = sorted(drift_replica | missing | orphans | mismatched)[:MAX_REFRESH]
+        return IntegrityPlan(
+            expected=len(expected),
+            running_workflows=len(running),
+            published_tasks=len(published),
+            replica_vs_projection=len(drift_replica),
+            missing_workflows=len(missing),
+            orphan_tasks=len(orphans),
+            workflow_vs_projection=len(mismatched),
+            to_refresh=to_refresh,
+        )
+
+    async def _running_workflows(self) -> dict[int, str | None]:
+        """Running outreach workflows of this task queue: user id -> OutreachQueue."""
+        query = (
+            "WorkflowType = 'Outreach' AND ExecutionStatus = 'Running' "
+            f"AND TaskQueue = '{self._task_queue}'"
+        )
+        running: dict[int, str | None] = {}
+        seen = 0
+        async for execution in self._client.list_workflows(query, page_size=1000):
+            prefix, _, user = execution.id.partition("outreach-")
+            if prefix or not user.isdigit():
+                continue
+            running[int(user)] = execution.typed_search_attributes.get(OUTREACH_QUEUE)
+            seen += 1
+            if seen % 1000 == 0:
+                activity.heartbeat()
+        return running
+
+    # --- clean-up -----------------------------------------------------------------------------
+
+    @activity.defn
+    async def cleanup(self, request: CleanupRequest) -> CleanupResult:
+        """Retention: expired magic links, revoked or expired agent sessions and replayed
+        dead letters older than their retention (settings, in days)."""
+        settings = self._settings
+        links_before = request.now - timedelta(days=settings.magic_link_retention_days)
+        sessions_before = request.now - timedelta(days=settings.session_retention_days)
+        letters_before = request.now - timedelta(days=settings.dead_letter_retention_days)
+        links, sessions = db.magic_links, db.agent_sessions
+        async with self._dialler.begin() as conn:
+            removed_links = await conn.execute(
+                delete(links).where(links.c.expires_at < links_before)
+            )
+            removed_sessions = await conn.execute(
+                delete(sessions).where(
+                    or_(
+                        sessions.c.revoked_at < sessions_before,
+                        sessions.c.expires_at < sessions_before,
+                    )
+                )
+            )
+        removed_letters = await self._store.purge_replayed(letters_before)
+        return CleanupResult(
+            magic_links=int(removed_links.rowcount),
+            agent_sessions=int(removed_sessions.rowcount),
+            dead_letters=removed_letters,
+        )

@@ -1,0 +1,419 @@
+"""Everything an agent sees about one claimant before dialling, assembled in one place.
+
+- who: name, phone, email, age, postcode, vulnerability, claims with lenders and statuses
+  and their requirements. From the main app's replica through the Redis context cache
+  (`adapters.context_cache`, 15-minute TTL, dropped by CDC when the claimant changes), so a
+  second view within the TTL does not touch the replica.
+- why this call, why now: stage, score with its breakdown and the `not_before` reason, from
+  the claimant's `call_tasks` row, or (when no live task) the workflow's `assessment` query.
+- what happened before: calls and their outcomes, the SMS thread, the callback and its
+  notes, claimant notes; always read fresh from the dialler DB (the console writes them).
+
+Every view writes an `audit_log` row (actor: the agent, action `viewed_claimant`, subject:
+the claimant), DESIGN.md section 4: personal data is never shown unrecorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from redis.exceptions import RedisError
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from structlog import get_logger
+from temporalio.client import Client
+
+from adapters.context_cache import ContextCache
+from domain.dispositions import EFFECTS, Disposition
+from schemas import dialler_db as db
+from schemas.context import ClaimantContext
+from schemas.enums import CallbackStatus, RequirementStatus, TaskStatus
+from schemas.outreach import Assessment, Stage
+from workflows.outreach import OutreachWorkflow, workflow_id_for
+
+log = get_logger(__name__)
+
+LONDON = ZoneInfo("Europe/London")
+CALLS_SHOWN = 10
+SMS_SHOWN = 20
+NOTES_SHOWN = 10
+QUERY_TIMEOUT = timedelta(seconds=2)
+VIEWED = "viewed_claimant"
+
+STAGE_LABELS = {
+    Stage.UNSIGNED.value: "Signature missing",
+    Stage.OUTSTANDING.value: "Documents outstanding",
+    Stage.CALLBACK.value: "Callback due",
+    Stage.DONE.value: "Nothing to chase",
+}
+
+
+def disposition_label(value: str | None) -> str:
+    if value is None:
+        return "No outcome recorded"
+    try:
+        return EFFECTS[Disposition(value)].label
+    except ValueError:
+        return value.replace("_", " ").capitalize()
+
+
+def age_on(born: date | None, today: date) -> int | None:
+    if born is None:
+        return None
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+@dataclass(frozen=True)
+class Factor:
+    name: str
+    contribution: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class WhyThisCall:
+    stage: str  # unsigned, outstanding, callback, done; "unknown" when nothing is known
+    stage_label: str
+    score: float | None
+    factors: list[Factor]
+    not_before: datetime | None
+    reason: str
+    people_only: bool
+    task_status: str | None  # ready, claimed, withdrawn, completed; None: no task row
+    claimed_by: int | None
+    lease_expires_at: datetime | None
+    source: str  # "queue" (call_tasks), "workflow" (assessment query) or "none"
+
+
+@dataclass(frozen=True)
+class Outstanding:
+    claim_id: int
+    lender: str
+    type: str
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    id: int
+    started_at: datetime
+    agent_name: str | None
+    status: str
+    disposition: str | None
+    outcome: str
+    duration_seconds: int | None
+    notes: str | None
+    recorded: bool
+
+
+@dataclass(frozen=True)
+class SmsRecord:
+    id: int
+    direction: str
+    body: str
+    status: str
+    at: datetime
+    agent_name: str | None
+
+
+@dataclass(frozen=True)
+class CallbackRecord:
+    scheduled_for: datetime
+    status: str
+    notes: str | None
+    owner_name: str | None
+    created_by_name: str | None
+
+
+@dataclass(frozen=True)
+class NoteRecord:
+    at: datetime
+    agent_name: str | None
+    body: str
+
+
+@dataclass(frozen=True)
+class ConsoleContext:
+    claimant: ClaimantContext
+    age: int | None
+    why: WhyThisCall
+    outstanding: list[Outstanding]
+    calls: list[CallRecord]
+    sms: list[SmsRecord]
+    callback: CallbackRecord | None
+    notes: list[NoteRecord]
+    from_cache: bool
+
+    @property
+    def user_id(self) -> int:
+        return self.claimant.user_id
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.claimant.first_name} {self.claimant.last_name}".strip()
+
+    @property
+    def vulnerable(self) -> bool:
+        return self.claimant.is_vulnerable or self.why.people_only
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking, for the audit log."""
+
+    agent_id: int
+    ip_address: str | None = None
+    purpose: str = "console"
+
+
+class TemporalSource(Protocol):
+    """Gives the Temporal client when asked (connecting on first use)."""
+
+    async def client(self) -> Client: ...
+
+
+class ClaimantContextService:
+    def __init__(
+        self, dialler: AsyncEngine, cache: ContextCache, temporal: TemporalSource | None = None
+    ) -> None:
+        self._dialler = dialler
+        self._cache = cache
+        self._temporal = temporal
+
+    async def view(self, user_id: int, viewer: Viewer) -> ConsoleContext | None:
+        """The claimant's context for `viewer` (None if the claimant does not exist); the
+        view is written to the audit log."""
+        claimant, from_cache = await self._claimant(user_id)
+        if claimant is None:
+            return None
+        async with self._dialler.connect() as conn:
+            task = await self._task(conn, user_id)
+            calls = await self._calls(conn, user_id)
+            sms = await self._sms(conn, user_id)
+            callback = await self._callback(conn, user_id)
+            notes = await self._notes(conn, user_id)
+        why = _why_from_task(task) if task is not None else None
+        if why is None or why.task_status not in (TaskStatus.READY, TaskStatus.CLAIMED):
+            why = await self._why_from_workflow(user_id, task) or why or _unknown()
+        await self._audit(user_id, viewer, from_cache)
+        return ConsoleContext(
+            claimant=claimant,
+            age=age_on(claimant.date_of_birth, datetime.now(LONDON).date()),
+            why=why,
+            outstanding=[
+                Outstanding(claim.claim_id, claim.lender, requirement.type)
+                for claim in claimant.claims
+                for requirement in claim.requirements
+                if requirement.status == RequirementStatus.PENDING.value
+            ],
+            calls=calls,
+            sms=sms,
+            callback=callback,
+            notes=notes,
+            from_cache=from_cache,
+        )
+
+    async def forget(self, user_id: int) -> None:
+        """Drop the cached context (after the console changed what it holds: a callback,
+        an outcome)."""
+        try:
+            await self._cache.invalidate([user_id])
+        except RedisError as error:
+            log.warning("context cache not invalidated", user_id=user_id, error=str(error))
+
+    # --- the claimant (replica, through the cache) -----------------------------------------
+
+    async def _claimant(self, user_id: int) -> tuple[ClaimantContext | None, bool]:
+        try:
+            cached = await self._cache.cached(user_id)
+            return await self._cache.get(user_id), cached
+        except RedisError as error:
+            # Redis away: read the databases directly rather than failing the agent.
+            log.warning("context cache unavailable", error=str(error))
+            loaded = await self._cache.load_many([user_id])
+            return loaded.get(user_id), False
+
+    # --- the dialler's own record -------------------------------------------------------------
+
+    @staticmethod
+    async def _task(conn: AsyncConnection, user_id: int) -> Any:
+        return (
+            await conn.execute(select(db.call_tasks).where(db.call_tasks.c.user_id == user_id))
+        ).one_or_none()
+
+    @staticmethod
+    async def _calls(conn: AsyncConnection, user_id: int) -> list[CallRecord]:
+        calls, agents = db.calls.c, db.agents.c
+        rows = await conn.execute(
+            select(
+                calls.id,
+                calls.started_at,
+                calls.status,
+                calls.disposition,
+                calls.duration_seconds,
+                calls.notes,
+                calls.recording_sid,
+                agents.display_name,
+            )
+            .outerjoin(db.agents, agents.id == calls.agent_id)
+            .where(calls.user_id == user_id)
+            .order_by(calls.started_at.desc(), calls.id.desc())
+            .limit(CALLS_SHOWN)
+        )
+        return [
+            CallRecord(
+                id=r.id,
+                started_at=r.started_at,
+                agent_name=r.display_name,
+                status=r.status,
+                disposition=r.disposition,
+                outcome=disposition_label(r.disposition),
+                duration_seconds=r.duration_seconds,
+                notes=r.notes,
+                recorded=r.recording_sid is not None,
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    async def _sms(conn: AsyncConnection, user_id: int) -> list[SmsRecord]:
+        sms, agents = db.sms_messages.c, db.agents.c
+        rows = (
+            await conn.execute(
+                select(
+                    sms.id, sms.direction, sms.body, sms.status, sms.created_at, agents.display_name
+                )
+                .outerjoin(db.agents, agents.id == sms.agent_id)
+                .where(sms.user_id == user_id)
+                .order_by(sms.created_at.desc(), sms.id.desc())
+                .limit(SMS_SHOWN)
+            )
+        ).all()
+        return [
+            SmsRecord(r.id, r.direction, r.body, r.status, r.created_at, r.display_name)
+            for r in reversed(rows)  # oldest first, as a conversation reads
+        ]
+
+    @staticmethod
+    async def _callback(conn: AsyncConnection, user_id: int) -> CallbackRecord | None:
+        """The pending callback, or else the most recent one (its notes still matter)."""
+        cb = db.callbacks.c
+        owner, creator = db.agents.alias("owner"), db.agents.alias("creator")
+        row = (
+            await conn.execute(
+                select(
+                    cb.scheduled_for,
+                    cb.status,
+                    cb.notes,
+                    owner.c.display_name.label("owner_name"),
+                    creator.c.display_name.label("creator_name"),
+                )
+                .outerjoin(owner, owner.c.id == cb.owner_agent_id)
+                .outerjoin(creator, creator.c.id == cb.created_by)
+                .where(cb.user_id == user_id)
+                .order_by((cb.status == CallbackStatus.PENDING.value).desc(), cb.created_at.desc())
+                .limit(1)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return CallbackRecord(
+            row.scheduled_for, row.status, row.notes, row.owner_name, row.creator_name
+        )
+
+    @staticmethod
+    async def _notes(conn: AsyncConnection, user_id: int) -> list[NoteRecord]:
+        notes, agents = db.claimant_notes.c, db.agents.c
+        rows = await conn.execute(
+            select(notes.created_at, notes.body, agents.display_name)
+            .outerjoin(db.agents, agents.id == notes.agent_id)
+            .where(notes.user_id == user_id)
+            .order_by(notes.created_at.desc(), notes.id.desc())
+            .limit(NOTES_SHOWN)
+        )
+        return [NoteRecord(r.created_at, r.display_name, r.body) for r in rows]
+
+    # --- why this call -------------------------------------------------------------------------
+
+    async def _why_from_workflow(self, user_id: int, task: Any) -> WhyThisCall | None:
+        """The running workflow's latest assessment (None when it cannot be asked)."""
+        if self._temporal is None:
+            return None
+        try:
+            client = await self._temporal.client()
+            handle = client.get_workflow_handle_for(OutreachWorkflow.run, workflow_id_for(user_id))
+            found: Assessment | None = await handle.query(
+                OutreachWorkflow.assessment, rpc_timeout=QUERY_TIMEOUT
+            )
+        except Exception as error:  # no running workflow, Temporal away: explain what we can
+            log.info("assessment query failed", user_id=user_id, error=str(error))
+            return None
+        if found is None:
+            return None
+        return WhyThisCall(
+            stage=found.stage.value,
+            stage_label=STAGE_LABELS.get(found.stage.value, found.stage.value),
+            score=found.score,
+            factors=[Factor(f.name, f.contribution, f.detail) for f in found.factors],
+            not_before=found.not_before,
+            reason=found.not_before_reason,
+            people_only=found.people_only,
+            task_status=task.status if task is not None else None,
+            claimed_by=task.claimed_by if task is not None else None,
+            lease_expires_at=task.lease_expires_at if task is not None else None,
+            source="workflow",
+        )
+
+    async def _audit(self, user_id: int, viewer: Viewer, from_cache: bool) -> None:
+        async with self._dialler.begin() as conn:
+            await conn.execute(
+                insert(db.audit_log).values(
+                    actor_type="agent",
+                    actor_id=str(viewer.agent_id),
+                    action=VIEWED,
+                    subject_type="user",
+                    subject_id=str(user_id),
+                    detail={"purpose": viewer.purpose, "from_cache": from_cache},
+                    ip_address=(viewer.ip_address or "")[:45] or None,
+                )
+            )
+
+
+def _why_from_task(task: Any) -> WhyThisCall:
+    factors = [
+        Factor(str(f.get("name", "")), float(f.get("contribution", 0.0)), str(f.get("detail", "")))
+        for f in (task.score_breakdown or [])
+        if isinstance(f, dict)
+    ]
+    stage = str(task.queue)
+    return WhyThisCall(
+        stage=stage,
+        stage_label=STAGE_LABELS.get(stage, stage),
+        score=float(task.score),
+        factors=factors,
+        not_before=task.not_before,
+        reason=task.not_before_reason,
+        people_only=bool(task.route_to_people_only),
+        task_status=task.status,
+        claimed_by=task.claimed_by,
+        lease_expires_at=task.lease_expires_at,
+        source="queue",
+    )
+
+
+def _unknown() -> WhyThisCall:
+    return WhyThisCall(
+        stage="unknown",
+        stage_label="Not in a queue",
+        score=None,
+        factors=[],
+        not_before=None,
+        reason="no outreach task or running workflow for this claimant",
+        people_only=False,
+        task_status=None,
+        claimed_by=None,
+        lease_expires_at=None,
+        source="none",
+    )

@@ -1,0 +1,552 @@
+"""SMS conversations: threads per claimant, inbound messages and their keywords, delivery
+status callbacks, and agents' replies.
+
+Inbound messages are filed under the claimant whose replica `users.phone_number` is the
+sender's number (unknown senders are kept with `user_id` NULL). Each is stored once per
+provider SID (`sms_messages.provider_sid` is unique): a repeated webhook finds the row and
+changes nothing. In the same transaction as the row:
+
+- STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT append an `sms_stop` suppression for every
+  claimant with that number (or for the bare number when nobody has it), source
+  `sms:<MessageSid>`; the caller then tells each claimant's workflow (OPTED_OUT).
+- START, UNSTOP append an `sms_start` row where `domain.suppressions` allows it: only a
+  claimant held back by an SMS STOP alone. A do-not-call or list entry is never lifted.
+
+Replies go out through `adapters.sms_outbox.SmsOutbox`, the same path the workflows' messaging
+activities use, so an opted-out claimant cannot be texted from anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from structlog import get_logger
+
+from adapters.sms_outbox import SmsOutbox
+from adapters.suppressions import append_suppression, suppression_status
+from domain.sms import MAX_BODY_LENGTH, Keyword, keyword_of, number_spellings, status_advances
+from domain.suppressions import SMS_START, SMS_STOP, SuppressionStatus, start_refusal
+from schemas import dialler_db as db
+from schemas import replica
+from schemas.enums import MessageDirection, RequirementStatus
+from schemas.messaging import SmsSent
+
+log = get_logger(__name__)
+
+INBOUND_RECEIVED = "received"  # Twilio's status for an inbound message
+THREAD_LIMIT = 200  # messages shown in one thread (the newest)
+_M = db.sms_messages.c
+
+
+class SmsError(Exception):
+    """A reply that cannot be sent; the message says why, for the agent."""
+
+
+class ClaimantNotFound(SmsError):
+    pass
+
+
+class NoPhoneNumber(SmsError):
+    pass
+
+
+class InvalidMessage(SmsError):
+    pass
+
+
+@dataclass(frozen=True)
+class Claimant:
+    user_id: int
+    first_name: str
+    last_name: str
+    phone_number: str | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    sid: str
+    from_number: str
+    to_number: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Received:
+    message_id: int
+    user_id: int | None  # the claimant the message is filed under
+    duplicate: bool  # this SID was stored before: nothing changed now
+    keyword: Keyword | None
+    opted_out: tuple[int, ...] = ()  # claimants this STOP suppressed
+    resubscribed: tuple[int, ...] = ()  # claimants this START re-subscribed
+    refused: dict[int, str] = field(default_factory=dict)  # START refused, and why
+    unread: int = 0  # the claimant's unread inbound messages, this one included
+
+
+@dataclass(frozen=True)
+class ThreadSummary:
+    user_id: int
+    name: str
+    phone_number: str | None
+    last_at: datetime
+    last_direction: str
+    last_body: str
+    unread: int
+    total: int
+
+
+@dataclass(frozen=True)
+class UnknownSender:
+    message_id: int
+    from_number: str
+    body: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Inbox:
+    threads: list[ThreadSummary]
+    total_threads: int
+    unknown: list[UnknownSender]
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    direction: str
+    body: str
+    status: str
+    created_at: datetime
+    agent_name: str | None
+    read_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Thread:
+    claimant: Claimant
+    messages: list[Message]
+    marked_read: int
+    suppression: SuppressionStatus
+    outstanding: list[str]  # requirement types still PENDING
+
+
+def clean_body(body: str | None) -> str:
+    """The reply as it will be sent; `InvalidMessage` says what is wrong with it."""
+    text = (body or "").strip()
+    if not text:
+        raise InvalidMessage("Write a message before sending.")
+    if len(text) > MAX_BODY_LENGTH:
+        raise InvalidMessage(f"A message is at most {MAX_BODY_LENGTH} characters.")
+    return text
+
+
+class SmsConversations:
+    def __init__(self, dialler: AsyncEngine, replica_db: AsyncEngine, outbox: SmsOutbox) -> None:
+        self._dialler = dialler
+        self._replica = replica_db
+        self._outbox = outbox
+
+    # --- claimants (replica) ----------------------------------------------------------------
+
+    async def claimant(self, user_id: int) -> Claimant | None:
+        found = await self.claimants([user_id])
+        return found.get(user_id)
+
+    async def claimants(self, user_ids: Sequence[int]) -> dict[int, Claimant]:
+        ids = sorted(set(user_ids))
+        if not ids:
+            return {}
+        users = replica.users.c
+        async with self._replica.connect() as conn:
+            rows = await conn.execute(
+                select(users.id, users.first_name, users.last_name, users.phone_number).where(
+                    users.id.in_(ids)
+                )
+            )
+            return {
+                int(r.id): Claimant(int(r.id), r.first_name, r.last_name, r.phone_number)
+                for r in rows
+            }
+
+    async def claimants_with_number(self, number: str) -> list[int]:
+        spellings = sorted(number_spellings(number))
+        if not spellings:
+            return []
+        users = replica.users.c
+        async with self._replica.connect() as conn:
+            rows = await conn.execute(
+                select(users.id).where(users.phone_number.in_(spellings)).order_by(users.id)
+            )
+            return [int(r[0]) for r in rows]
+
+    async def outstanding(self, user_id: int) -> list[str]:
+        """Types of the claimant's requirements still PENDING, oldest first."""
+        claims, requirements = replica.claims.c, replica.claim_requirements.c
+        async with self._replica.connect() as conn:
+            rows = await conn.execute(
+                select(requirements.type)
+                .join_from(
+                    replica.claim_requirements,
+                    replica.claims,
+                    claims.id == requirements.claim_id,
+                )
+                .where(
+                    claims.user_id == user_id,
+                    requirements.status == RequirementStatus.PENDING.value,
+                )
+                .order_by(requirements.id)
+            )
+            return [str(r[0]) for r in rows]
+
+    # --- inbound ---------------------------------------------------------------------------
+
+    async def receive(self, message: InboundSms) -> Received:
+        """Store an inbound message once per SID and apply its keyword (see the module doc)."""
+        matches = await self.claimants_with_number(message.from_number)
+        keyword = keyword_of(message.body)
+        async with self._dialler.begin() as conn:
+            user_id = await self._file_under(conn, matches, message.from_number)
+            message_id = await conn.scalar(
+                pg_insert(db.sms_messages)
+                .values(
+                    user_id=user_id,
+                    direction=MessageDirection.INBOUND.value,
+                    provider_sid=message.sid,
+                    from_number=message.from_number,
+                    to_number=message.to_number,
+                    body=message.body,
+                    status=INBOUND_RECEIVED,
+                )
+                .on_conflict_do_nothing(index_elements=[_M.provider_sid])
+                .returning(_M.id)
+            )
+            if message_id is None:
+                return await self._already_received(conn, message.sid)
+            opted_out: list[int] = []
+            resubscribed: list[int] = []
+            refused: dict[int, str] = {}
+            source = f"sms:{message.sid}"
+            subjects: list[int | None] = list(matches) or [None]
+            for subject in subjects:
+                if keyword is Keyword.STOP:
+                    await append_suppression(
+                        conn,
+                        reason=SMS_STOP,
+                        source=source,
+                        user_id=subject,
+                        phone_number=message.from_number,
+                    )
+                    await self._audit(conn, subject, "sms_opted_out", {"message_id": message_id})
+                    if subject is not None:
+                        opted_out.append(subject)
+                elif keyword is Keyword.START:
+                    status = await suppression_status(conn, subject, message.from_number)
+                    why_not = start_refusal(status)
+                    if why_not is None:
+                        await append_suppression(
+                            conn,
+                            reason=SMS_START,
+                            source=source,
+                            user_id=subject,
+                            phone_number=message.from_number,
+                        )
+                        await self._audit(
+                            conn, subject, "sms_resubscribed", {"message_id": message_id}
+                        )
+                        if subject is not None:
+                            resubscribed.append(subject)
+                    else:
+                        await self._audit(
+                            conn,
+                            subject,
+                            "sms_start_refused",
+                            {"message_id": message_id, "why": why_not},
+                        )
+                        if subject is not None:
+                            refused[subject] = why_not
+            unread = await self._unread(conn, user_id) if user_id is not None else 0
+        log.info(
+            "sms received",
+            message_id=message_id,
+            user_id=user_id,
+            keyword=keyword.value if keyword else None,
+        )
+        return Received(
+            message_id=int(message_id),
+            user_id=user_id,
+            duplicate=False,
+            keyword=keyword,
+            opted_out=tuple(opted_out),
+            resubscribed=tuple(resubscribed),
+            refused=refused,
+            unread=unread,
+        )
+
+    async def _file_under(
+        self, conn: AsyncConnection, matches: list[int], number: str
+    ) -> int | None:
+        """The claimant an inbound message belongs to: the only one with that number, or
+        (a shared number) the one we last texted there, or the oldest account."""
+        if len(matches) <= 1:
+            return matches[0] if matches else None
+        last_texted = await conn.scalar(
+            select(_M.user_id)
+            .where(
+                _M.direction == MessageDirection.OUTBOUND.value,
+                _M.user_id.in_(matches),
+                _M.to_number.in_(sorted(number_spellings(number))),
+            )
+            .order_by(_M.id.desc())
+            .limit(1)
+        )
+        return int(last_texted) if last_texted is not None else matches[0]
+
+    async def _already_received(self, conn: AsyncConnection, sid: str) -> Received:
+        """A repeated delivery: what the first one did, so the caller can repeat its
+        (idempotent) signals; nothing is written."""
+        row = (
+            await conn.execute(select(_M.id, _M.user_id, _M.body).where(_M.provider_sid == sid))
+        ).one()
+        effects = await conn.execute(
+            select(db.suppressions.c.user_id, db.suppressions.c.reason).where(
+                db.suppressions.c.source == f"sms:{sid}", db.suppressions.c.user_id.is_not(None)
+            )
+        )
+        opted_out: list[int] = []
+        resubscribed: list[int] = []
+        for user_id, reason in effects:
+            (opted_out if reason == SMS_STOP else resubscribed).append(int(user_id))
+        return Received(
+            message_id=int(row.id),
+            user_id=None if row.user_id is None else int(row.user_id),
+            duplicate=True,
+            keyword=keyword_of(row.body),
+            opted_out=tuple(sorted(opted_out)),
+            resubscribed=tuple(sorted(resubscribed)),
+        )
+
+    @staticmethod
+    async def _unread(conn: AsyncConnection, user_id: int) -> int:
+        count = await conn.scalar(
+            select(func.count()).where(
+                _M.user_id == user_id,
+                _M.direction == MessageDirection.INBOUND.value,
+                _M.read_at.is_(None),
+            )
+        )
+        return int(count or 0)
+
+    # --- delivery status -------------------------------------------------------------------
+
+    async def apply_status(self, sid: str, status: str) -> bool:
+        """Record a status callback; False when it changes nothing (unknown SID, a repeat,
+        or a late callback for an earlier stage)."""
+        async with self._dialler.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(_M.id, _M.status)
+                    .where(_M.provider_sid == sid, _M.direction == MessageDirection.OUTBOUND.value)
+                    .with_for_update()
+                )
+            ).one_or_none()
+            if row is None or not status_advances(row.status, status):
+                return False
+            await conn.execute(update(db.sms_messages).where(_M.id == row.id).values(status=status))
+        return True
+
+    # --- the inbox and threads -------------------------------------------------------------
+
+    async def inbox(self, *, limit: int = 50, offset: int = 0, unknown_limit: int = 20) -> Inbox:
+        """Threads newest first, each with its unread count; plus recent unknown senders."""
+        unread = func.count().filter(
+            (_M.direction == MessageDirection.INBOUND.value) & _M.read_at.is_(None)
+        )
+        threads = (
+            select(
+                _M.user_id,
+                func.max(_M.id).label("last_id"),
+                unread.label("unread"),
+                func.count().label("total"),
+            )
+            .where(_M.user_id.is_not(None))
+            .group_by(_M.user_id)
+            .subquery()
+        )
+        async with self._dialler.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        threads.c.user_id,
+                        threads.c.unread,
+                        threads.c.total,
+                        _M.created_at,
+                        _M.direction,
+                        _M.body,
+                    )
+                    .join_from(threads, db.sms_messages, _M.id == threads.c.last_id)
+                    .order_by(_M.id.desc())
+                    .limit(limit)
+                    .offset(offset)
+                )
+            ).all()
+            total_threads = await conn.scalar(
+                select(func.count(func.distinct(_M.user_id))).where(_M.user_id.is_not(None))
+            )
+            unknown_rows = (
+                await conn.execute(
+                    select(_M.id, _M.from_number, _M.body, _M.created_at)
+                    .where(_M.user_id.is_(None))
+                    .order_by(_M.id.desc())
+                    .limit(unknown_limit)
+                )
+            ).all()
+        people = await self.claimants([int(r.user_id) for r in rows])
+        summaries = []
+        for r in rows:
+            person = people.get(int(r.user_id))
+            summaries.append(
+                ThreadSummary(
+                    user_id=int(r.user_id),
+                    name=person.name if person else f"Claimant {r.user_id}",
+                    phone_number=person.phone_number if person else None,
+                    last_at=r.created_at,
+                    last_direction=r.direction,
+                    last_body=r.body,
+                    unread=int(r.unread),
+                    total=int(r.total),
+                )
+            )
+        unknown = [UnknownSender(int(r.id), r.from_number, r.body, r.created_at)
+                   for r in unknown_rows]  # fmt: skip
+        return Inbox(summaries, int(total_threads or 0), unknown)
+
+    async def thread(self, user_id: int, *, agent_id: int, ip_address: str | None) -> Thread:
+        """The claimant's messages, oldest first; marks their inbound messages read and
+        writes the view to the audit log."""
+        claimant = await self.claimant(user_id)
+        if claimant is None:
+            raise ClaimantNotFound("No such claimant.")
+        async with self._dialler.begin() as conn:
+            marked = await conn.execute(
+                update(db.sms_messages)
+                .where(
+                    _M.user_id == user_id,
+                    _M.direction == MessageDirection.INBOUND.value,
+                    _M.read_at.is_(None),
+                )
+                .values(read_at=func.now())
+            )
+            newest = (
+                select(
+                    _M.id,
+                    _M.direction,
+                    _M.body,
+                    _M.status,
+                    _M.created_at,
+                    _M.read_at,
+                    db.agents.c.display_name.label("agent_name"),
+                )
+                .outerjoin(db.agents, db.agents.c.id == _M.agent_id)
+                .where(_M.user_id == user_id)
+                .order_by(_M.id.desc())
+                .limit(THREAD_LIMIT)
+            )
+            rows = (await conn.execute(newest)).all()
+            await self._audit(
+                conn,
+                user_id,
+                "viewed_sms_thread",
+                {"messages": len(rows), "marked_read": marked.rowcount},
+                actor=("agent", str(agent_id)),
+                ip_address=ip_address,
+            )
+            suppression = await suppression_status(conn, user_id, claimant.phone_number)
+        messages = [
+            Message(int(r.id), r.direction, r.body, r.status, r.created_at, r.agent_name,
+                    r.read_at)
+            for r in reversed(rows)
+        ]  # fmt: skip
+        return Thread(
+            claimant=claimant,
+            messages=messages,
+            marked_read=int(marked.rowcount),
+            suppression=suppression,
+            outstanding=await self.outstanding(user_id),
+        )
+
+    # --- replies ---------------------------------------------------------------------------
+
+    async def reply(self, user_id: int, *, agent_id: int, body: str | None) -> SmsSent:
+        """Text the claimant at their number on file. Raises `SmsError` (invalid, no such
+        claimant, no number), `OptedOut`, `DeliveryRejected` or the provider's error."""
+        text = clean_body(body)
+        claimant = await self.claimant(user_id)
+        if claimant is None:
+            raise ClaimantNotFound("No such claimant.")
+        if not claimant.phone_number:
+            raise NoPhoneNumber("There is no mobile number on file for this claimant.")
+        sent = await self._outbox.send(
+            user_id=user_id, to_number=claimant.phone_number, body=text, agent_id=agent_id
+        )
+        async with self._dialler.begin() as conn:
+            await self._audit(
+                conn,
+                user_id,
+                "sms_sent",
+                {"message_id": sent.message_id},
+                actor=("agent", str(agent_id)),
+            )
+        return sent
+
+    async def suppression(self, user_id: int, number: str | None) -> SuppressionStatus:
+        return await self._outbox.status(user_id, number)
+
+    # --- audit -----------------------------------------------------------------------------
+
+    async def audit_view(
+        self, *, agent_id: int, action: str, detail: dict[str, object], ip_address: str | None
+    ) -> None:
+        """A member of staff saw personal data that belongs to no single claimant (the
+        inbox: names and message previews)."""
+        async with self._dialler.begin() as conn:
+            await self._audit(
+                conn,
+                None,
+                action,
+                detail,
+                actor=("agent", str(agent_id)),
+                ip_address=ip_address,
+                subject_type="sms_inbox",
+            )
+
+    @staticmethod
+    async def _audit(
+        conn: AsyncConnection,
+        user_id: int | None,
+        action: str,
+        detail: dict[str, object],
+        *,
+        actor: tuple[str, str | None] | None = None,
+        ip_address: str | None = None,
+        subject_type: str = "user",
+    ) -> None:
+        actor_type, actor_id = actor or ("claimant", str(user_id) if user_id else None)
+        await conn.execute(
+            insert(db.audit_log).values(
+                actor_type=actor_type,
+                actor_id=actor_id,
+                action=action,
+                subject_type=subject_type,
+                subject_id=str(user_id) if user_id is not None else None,
+                detail=detail,
+                ip_address=(ip_address or "")[:45] or None,
+            )
+        )

@@ -1,0 +1,443 @@
+"""The agent JSON API: claim the next call, record outcomes, release, claimant context, SMS,
+magic links, queue depths and agent state. Documented at /openapi.json and /docs.
+
+Every route is `@api(...)`: a bearer token (JWT from `POST /api/auth/token`) or a signed-in
+session, which must then send `X-CSRF-Token` on POST and PUT. Errors are JSON
+(`{"error": {"code", "message", ...}}`): 400 with `fields` for invalid input, 403 for a role
+that may not do it, 404 for a claimant that is not yours (agents act on the claimants they
+have claimed; supervisors and admins on any), 409 when the claimant's workflow refuses (the
+reason says why), 503 when the outreach service does not answer.
+
+Each agent also has limits of their own (`AGENT_LIMITS`), on top of the app-wide limits per
+client address, so one busy integration cannot starve the others behind the same proxy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from quart import Blueprint, request
+from quart_rate_limiter import QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, RateLimit
+from quart_schema import (
+    RequestSchemaValidationError,
+    document_request,
+    document_response,
+    security_scheme,
+    tag,
+    validate_request,
+    validate_response,
+)
+from sqlalchemy import select
+from structlog import get_logger
+
+from adapters.messaging import DeliveryRejected
+from adapters.sms_outbox import OptedOut
+from domain.dispositions import Disposition
+from schemas import agent_api as body
+from schemas import dialler_db as db
+from schemas.enums import AgentRole, AgentState, TaskStatus
+from schemas.outreach import OutcomeRequest, ReleaseRequest
+from services.agent_states import CHOOSABLE, AgentStateError, AgentStatus
+from services.claimant_context import Viewer
+from services.claims import ClaimError, ClaimService
+from services.live_updates import queue_depths
+from services.sms_conversations import ClaimantNotFound, InvalidMessage, NoPhoneNumber
+from web.auth.access import api
+from web.auth.identity import CurrentAgent, require_agent
+from web.auth.sessions import COOKIE_NAME, token_hash
+from web.auth.tokens import verify_api_token
+from web.errors import APIError
+from web.services import services
+from web.sms_support import OutreachUnavailable, ask_workflow, conversations, send_magic_link
+
+log = get_logger(__name__)
+
+blueprint = Blueprint("api", __name__)
+
+T = TypeVar("T")
+View = TypeVar("View", bound=Callable[..., Any])
+SUPERVISING = (AgentRole.SUPERVISOR, AgentRole.ADMIN)
+SECURITY: list[dict[str, list[str]]] = [
+    {"bearerAuth": []},
+    {"sessionCookie": [], "csrfHeader": []},
+]
+OPTED_OUT = "The claimant has opted out of contact (SMS STOP, do-not-call or a suppression list)."
+
+
+def errors(*statuses: int) -> Callable[[View], View]:
+    """Document the JSON error bodies a route can answer with (besides 401 and 429,
+    which every route can)."""
+
+    def decorate(view: View) -> View:
+        for status in (400, 401, 429, *statuses):
+            view = document_response(body.ErrorResponse, status)(view)
+        return view
+
+    return decorate
+
+
+async def agent_key() -> str:
+    """Rate-limit key per agent: the bearer token's agent, else the session cookie, else the
+    client address. (The limiter runs before sign-in is checked, so this reads the
+    credential itself; a forged token only ever lands on the address key.)"""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        secret = services().settings.jwt_secret.get_secret_value()
+        agent_id = verify_api_token(header.removeprefix("Bearer ").strip(), secret)
+        if agent_id is not None:
+            return f"agent:{agent_id}"
+    cookie = request.cookies.get(COOKIE_NAME)
+    if cookie:
+        return f"session:{token_hash(cookie)[:32]}"
+    return f"address:{request.remote_addr or 'unknown'}"
+
+
+# Per agent and route: enough for a person or an AI agent working flat out, not for a
+# runaway loop. (quart-rate-limiter keys every limit by route as well.)
+AGENT_PER_SECOND_LIMIT = RateLimit(10, timedelta(seconds=1), key_function=agent_key)
+AGENT_PER_MINUTE_LIMIT = RateLimit(300, timedelta(minutes=1), key_function=agent_key)
+
+
+def _limited(limit: RateLimit) -> Callable[[View], View]:
+    def decorate(view: View) -> View:
+        limits = getattr(view, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, [])
+        setattr(view, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, [*limits, limit])
+        return view
+
+    return decorate
+
+
+AGENT_PER_SECOND = _limited(AGENT_PER_SECOND_LIMIT)
+AGENT_PER_MINUTE = _limited(AGENT_PER_MINUTE_LIMIT)
+
+
+def _invalid(field: str, message: str) -> APIError:
+    return APIError(400, "validation_error", "The request is not valid.", fields={field: message})
+
+
+async def _claims() -> ClaimService:
+    try:
+        return await services().claim_service()
+    except RuntimeError as error:  # Temporal cannot be reached
+        message = f"The outreach service is unavailable: {error}"
+        raise APIError(503, "outreach_unavailable", message) from None
+
+
+async def _workflow(call: Awaitable[T]) -> T:
+    """An answer from the claimant's workflow, its refusals as 409 and silence as 503."""
+    try:
+        return await ask_workflow(call)
+    except ClaimError as error:
+        raise APIError(409, "refused", str(error)) from None
+    except OutreachUnavailable as error:
+        raise APIError(503, "outreach_unavailable", str(error)) from None
+
+
+async def _holds_claim(user_id: int, agent_id: int) -> bool:
+    tasks = db.call_tasks.c
+    async with services().dialler_db.connect() as conn:
+        found = await conn.scalar(
+            select(tasks.id).where(
+                tasks.user_id == user_id,
+                tasks.claimed_by == agent_id,
+                tasks.status == TaskStatus.CLAIMED.value,
+            )
+        )
+    return found is not None
+
+
+async def _require_claim(user_id: int, agent: CurrentAgent) -> None:
+    """The caller holds the claimant's claim; anything else is "not found" (a claimant who
+    is not yours is not shown to exist)."""
+    if not await _holds_claim(user_id, agent.id):
+        raise APIError(404, "not_found", "You have not claimed this claimant.")
+
+
+async def _require_access(user_id: int, agent: CurrentAgent) -> None:
+    """Supervisors and admins may act on any claimant; agents on those they have claimed."""
+    if agent.role not in SUPERVISING:
+        await _require_claim(user_id, agent)
+
+
+# --- the queue ----------------------------------------------------------------------------
+
+
+@blueprint.post("/api/queue/next")
+@api()
+@AGENT_PER_SECOND
+@AGENT_PER_MINUTE
+@tag(["Queue"])
+@security_scheme(SECURITY)
+@errors(403, 409, 503)
+@document_request(body.NextCallRequest)
+@validate_response(body.NextCallResponse)
+async def next_call() -> body.NextCallResponse:
+    """Claim the best claimant the caller may call now (agents: their own queue; AI agents
+    never get people-only claimants). The claim is a lease: record an outcome or release
+    before `lease_expires_at`. The body may be empty."""
+    raw = await request.get_json(silent=True)
+    try:
+        data = body.NextCallRequest.model_validate(raw if raw is not None else {})
+    except ValidationError as error:
+        raise RequestSchemaValidationError(error) from None
+    agent = require_agent()
+    if agent.role in SUPERVISING:
+        queue = data.queue or agent.queue
+        if queue is None:
+            raise _invalid("queue", "Choose a queue: unsigned, outstanding or callback.")
+    else:
+        if agent.queue is None:
+            raise APIError(409, "no_queue", "No queue is assigned to you; ask a supervisor.")
+        if data.queue is not None and data.queue != agent.queue:
+            raise APIError(403, "forbidden", "Agents take calls from their own queue only.")
+        queue = agent.queue
+    claims = await _claims()
+    task = await _workflow(claims.claim_next(agent.id, queue, is_ai=agent.is_ai))
+    if task is None:
+        return body.NextCallResponse(
+            task=None, message=f"No claimant in the {queue.value} queue can be called now."
+        )
+    view = body.ClaimedTaskView.model_validate(
+        {
+            "task_id": task.task_id,
+            "user_id": task.user_id,
+            "queue": task.queue,
+            "score": task.score,
+            "score_breakdown": task.score_breakdown,
+            "reason": task.reason,
+            "lease_expires_at": task.lease_expires_at,
+        }
+    )
+    return body.NextCallResponse(task=view, message="Claimed.")
+
+
+@blueprint.get("/api/queues")
+@api()
+@AGENT_PER_SECOND
+@AGENT_PER_MINUTE
+@tag(["Queue"])
+@security_scheme(SECURITY)
+@errors()
+@validate_response(body.QueuesResponse)
+async def queues() -> body.QueuesResponse:
+    """Depth of every queue: callable now, waiting (not callable yet) and claimed."""
+    depths = await queue_depths(services().dialler_db)
+    return body.QueuesResponse(
+        queues=[body.QueueDepthView.model_validate(d, from_attributes=True)
+                for d in depths.values()]
+    )  # fmt: skip
+
+
+# --- agent actions on a claimant ----------------------------------------------------------
+
+
+@blueprint.post("/api/claimants/<int:user_id>/outcome")
+@api()
+@AGENT_PER_SECOND
+@AGENT_PER_MINUTE
+@tag(["Claimants"])
+@security_scheme(SECURITY)
+@errors(403, 404, 409, 503)
+@validate_request(body.OutcomeRequest)
+@validate_response(body.OutcomeResponse)
+async def record_outcome(user_id: int, data: body.OutcomeRequest) -> body.OutcomeResponse:
+    """Record what happened on the call to a claimant you have claimed; the claim ends."""
+    agent = require_agent()
+    try:
+        Disposition(data.disposition)
+    except ValueError:
+        choices = ", ".join(d.value for d in Disposition)
+        raise _invalid("disposition", f"One of: {choices}") from None
+    await _require_claim(user_id, agent)
+    claims = await _claims()
+    result = await _workflow(
+        claims.record_outcome(
+            user_id,
+            OutcomeRequest(
+                agent_id=agent.id,
+                disposition=data.disposition,
+                notes=data.notes,
+                callback_at=data.callback_at,
+                call_id=data.call_id,
+                abandoned=data.abandoned,
+            ),
+        )
+    )
+    return body.OutcomeResponse(
+        user_id=result.user_id,
+        stage=result.stage.value,
+        not_before=result.not_before,
+        reason=result.reason,
+    )
+
+
+@blueprint.post("/api/claimants/<int:user_id>/release")
+@api()
+@AGENT_PER_SECOND
+@AGENT_PER_MINUTE
+@tag(["Claimants"])
+@security_scheme(SECURITY)
+@errors(403, 404, 409, 503)
+@validate_request(body.ReleaseRequest)
+@validate_response(body.ReleaseResponse)
+async def release(user_id: int, data: body.ReleaseRequest) -> body.ReleaseResponse:
+    """Give a claimant you have claimed back to the queue without an outcome."""
+    agent = require_agent()
+    await _require_claim(user_id, agent)
+    claims = await _claims()
+    result = await _workflow(claims.release(user_id, ReleaseRequest(agent.id, data.reason)))
+    return body.ReleaseResponse(user_id=result.user_id, task_version=result.task_version)
+
+
+@blueprint.get("/api/claimants/<int:user_id>")
+@api()
+@AGENT_PER_SECOND
+@AGENT_PER_MINUTE
+@tag(["Claimants"])
+@security_scheme(SECURITY)
+@errors(403, 404)
+@validate_response(body.ClaimantContextResponse)
+async def claimant_context(user_id: int) -> body.ClaimantContextResponse:
+    """Everything an agent sees before dialling: who, why this call and why now (stage,
+    score breakdown, `not_before` reason), claims and outstanding requirements, previous
+    calls, the SMS thread, callback and notes. The view is written to the audit log."""
+    agent = require_agent()
+    await _require_access(user_id, agent)
+    deps = services()
+    context = await deps.claimant_context().view(
+        user_id, Viewer(agent.id, request.remote_addr, purpose="api")
+    )
+    if context is None:
+        raise APIError(404, "not_found", "No such claimant.")
+    response = body.ClaimantContextResponse.model_validate(context, from_attributes=True)
+    # the opt-out as the suppression rules see it now (a START may have lifted a STOP)
+    status = await deps.sms_outbox().status(user_id, context.claimant.phone_number)
+    response.claimant.opted_out = status.suppressed
+    return response
+
+
+@blueprint.post("/api/claimants/<int:user_id>/sms")
+@api()
+@AGENT_PER_SECOND
+@AGENT_PER_MINUTE
+@tag(["Claimants"])
+@security_scheme(SECURITY)
+@errors(403, 404, 409, 502)
+@validate_request(body.SmsRequest)
+@validate_response(body.SmsResponse, 201)
+async def send_sms(user_id: int, data: body.SmsRequest) -> tuple[body.SmsResponse, int]:
+    """Text the claimant at their number on file (kept in their SMS thread)."""
+    agent = require_agent()
+    await _require_access(user_id, agent)
+    try:
+        sent = await conversations().reply(user_id, agent_id=agent.id, body=data.body)
+    except ClaimantNotFound:
+        raise APIError(404, "not_found", "No such claimant.") from None
+    except NoPhoneNumber as error:
+        raise APIError(409, "no_phone_number", str(error)) from None
+    except InvalidMessage as error:
+        raise _invalid("body", str(error)) from None
+    except OptedOut:
+        raise APIError(409, "opted_out", OPTED_OUT) from None
+    except DeliveryRejected as error:
+        raise APIError(502, "delivery_rejected", str(error)) from None
+    except Exception as error:
+        log.warning("sms via api failed", user_id=user_id, error=str(error))
+        message = "The SMS provider could not be reached."
+        raise APIError(502, "provider_unavailable", message) from None
+    response = body.SmsResponse(
+        message_id=sent.message_id, provider_sid=sent.provider_sid, status=sent.status
+    )
+    return response, 201
+
+
+@blueprint.post("/api/claimants/<int:user_id>/magic-link")
+@api()
+@AGENT_PER_SECOND
+@AGENT_PER_MINUTE
+@tag(["Claimants"])
+@security_scheme(SECURITY)
+@errors(403, 404, 409, 503)
+@validate_request(body.MagicLinkRequestBody)
+@validate_response(body.MagicLinkResponse, 201)
+async def magic_link(
+    user_id: int, data: body.MagicLinkRequestBody
+) -> tuple[body.MagicLinkResponse, int]:
+    """Send the claimant a single-use link to the main app by SMS or email (sent by their
+    workflow; the token never passes through here)."""
+    agent = require_agent()
+    await _require_access(user_id, agent)
+    claimant = await conversations().claimant(user_id)
+    if claimant is None:
+        raise APIError(404, "not_found", "No such claimant.")
+    status = await services().sms_outbox().status(user_id, claimant.phone_number)
+    if status.suppressed:
+        raise APIError(409, "opted_out", OPTED_OUT)
+    try:
+        created = await send_magic_link(user_id, agent.id, data.channel, data.purpose)
+    except ClaimError as error:
+        raise APIError(409, "refused", str(error)) from None
+    except OutreachUnavailable as error:
+        raise APIError(503, "outreach_unavailable", str(error)) from None
+    response = body.MagicLinkResponse(
+        link_id=created.link_id,
+        expires_at=created.expires_at,
+        delivered_via=created.delivered_via,
+        provider_id=created.provider_id,
+    )
+    return response, 201
+
+
+# --- agent state ----------------------------------------------------------------------------
+
+
+def _state_view(status: AgentStatus) -> body.AgentStateResponse:
+    return body.AgentStateResponse(
+        agent_id=status.agent_id,
+        state=status.state,
+        label=status.label,
+        reason=status.reason,
+        since=status.since,
+    )
+
+
+@blueprint.get("/api/agents/me/state")
+@api()
+@AGENT_PER_SECOND
+@AGENT_PER_MINUTE
+@tag(["Agents"])
+@security_scheme(SECURITY)
+@errors()
+@validate_response(body.AgentStateResponse)
+async def my_state() -> body.AgentStateResponse:
+    """The caller's current state (Offline if none was ever recorded) and since when."""
+    agent = require_agent()
+    return _state_view(await services().agent_states().current(agent.id))
+
+
+@blueprint.put("/api/agents/me/state")
+@api()
+@AGENT_PER_SECOND
+@AGENT_PER_MINUTE
+@tag(["Agents"])
+@security_scheme(SECURITY)
+@errors()
+@validate_request(body.AgentStateRequest)
+@validate_response(body.AgentStateResponse)
+async def set_my_state(data: body.AgentStateRequest) -> body.AgentStateResponse:
+    """Set the caller's state: Ready, Paused (a reason is required), On call, Wrap-up or
+    Offline. Each change is kept with its time."""
+    agent = require_agent()
+    states = services().agent_states()
+    if data.state in CHOOSABLE:
+        try:
+            status = await states.choose(agent.id, data.state.value, data.reason)
+        except AgentStateError as error:
+            field = "reason" if data.state is AgentState.PAUSED else "state"
+            raise _invalid(field, str(error)) from None
+    else:
+        status = await states.record(agent.id, data.state, data.reason)
+    return _state_view(status)

@@ -1,0 +1,341 @@
+"""Browser calling: placing a call from the console, the Voice SDK access token, and the
+Twilio voice webhooks (TwiML, recording notice, call status, recording). See `web.voice`.
+
+A call is written to `calls` before anything is dialled (provider, number, phone key, task,
+agent, queue). The number always comes from the server: the claimant's phone in the replica,
+stored on that row; the browser only names the row. Webhooks are verified with
+`verified_form()` (403 when unsigned or forged) and idempotent: the agent leg's SID is
+recorded once, call statuses only move forward (a repeated or late callback changes
+nothing), and a recording is stored once per call.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from quart import Blueprint, Response, current_app, jsonify, render_template, request
+from quart.typing import ResponseReturnValue
+from quart_rate_limiter import rate_limit
+from sqlalchemy import case, func, insert, select, update
+from structlog import get_logger
+
+from adapters.live import CALL_STATUS, LiveEvent, channel_for_agent
+from domain.calling_windows import explain, is_open
+from domain.phones import phone_key
+from schemas import dialler_db as db
+from schemas import replica
+from schemas.enums import AgentRole, AgentState
+from web.auth.access import staff, webhook
+from web.auth.identity import require_agent
+from web.console_support import agents_call, held_task
+from web.errors import APIError
+from web.services import services
+from web.twilio_signature import verified_form
+from web.voice import (
+    ENDED,
+    STATUS_LABELS,
+    STATUS_RANK,
+    SimulatedVoice,
+    SimulationError,
+    access_token,
+    dial_twiml,
+    identity_for,
+    notice_twiml,
+    parse_twilio_time,
+    refuse_twiml,
+)
+
+log = get_logger(__name__)
+
+blueprint = Blueprint("calls", __name__)
+
+CALL_LIMIT = rate_limit(20, timedelta(minutes=1))
+TOKEN_LIMIT = rate_limit(30, timedelta(minutes=1))
+SIMULATE_LIMIT = rate_limit(60, timedelta(minutes=1))
+SIMULATED_ACTIONS = {
+    "answer": "in-progress",
+    "no-answer": "no-answer",
+    "busy": "busy",
+    "hangup": "completed",
+}
+ACTIVE_FOR = timedelta(hours=2)  # a call not ended after this long is not "active" any more
+
+
+def _xml(twiml: str) -> Response:
+    return Response(twiml, mimetype="text/xml")
+
+
+def _rank(status: str) -> int:
+    return STATUS_RANK.get(status, -1)
+
+
+# --- placing a call -------------------------------------------------------------------------
+
+
+async def _softphone(
+    call: Any, *, user_id: int | None = None, error: str | None = None, autoconnect: bool = False
+) -> str:
+    return await render_template(
+        "console/_softphone.html",
+        call=call,
+        autoconnect=autoconnect,
+        user_id=call.user_id if call is not None else user_id,
+        label=STATUS_LABELS.get(call.status, call.status) if call is not None else "",
+        twilio=services().settings.twilio_enabled,
+        error=error,
+    )
+
+
+async def _call(call_id: int) -> Any:
+    async with services().dialler_db.connect() as conn:
+        return (await conn.execute(select(db.calls).where(db.calls.c.id == call_id))).one_or_none()
+
+
+async def _claimant_phone(user_id: int) -> str | None:
+    async with services().replica_db.connect() as conn:
+        number = await conn.scalar(
+            select(replica.users.c.phone_number).where(replica.users.c.id == user_id)
+        )
+    return str(number) if number else None
+
+
+async def _active_call(agent_id: int, user_id: int) -> Any:
+    calls = db.calls.c
+    async with services().dialler_db.connect() as conn:
+        return (
+            await conn.execute(
+                select(db.calls)
+                .where(
+                    calls.agent_id == agent_id,
+                    calls.user_id == user_id,
+                    calls.status.not_in(list(ENDED)),
+                    calls.disposition.is_(None),
+                    calls.started_at > func.now() - ACTIVE_FOR,
+                )
+                .order_by(calls.id.desc())
+                .limit(1)
+            )
+        ).one_or_none()
+
+
+@blueprint.post("/console/claimants/<int:user_id>/call")
+@staff(AgentRole.AGENT)
+@CALL_LIMIT
+async def place_call(user_id: int) -> ResponseReturnValue:
+    """Start a call to the claimant the agent holds; answers with the softphone."""
+    agent = require_agent()
+    task = await held_task(agent.id, user_id)
+    active = await _active_call(agent.id, user_id)
+    if active is not None:
+        return await _softphone(active)
+    deps = services()
+    settings = deps.settings
+    windows = deps.rules().calling_windows
+    now = datetime.now(UTC)
+    if not is_open(now, windows):
+        message = f"No calls now: {explain(now, windows)}."
+        return await _softphone(None, user_id=user_id, error=message), 422
+    number = await _claimant_phone(user_id)
+    if not number:
+        message = "There is no phone number on file."
+        return await _softphone(None, user_id=user_id, error=message), 422
+    provider = "twilio" if settings.twilio_enabled else "simulated"
+    async with deps.dialler_db.begin() as conn:
+        call_id = await conn.scalar(
+            insert(db.calls)
+            .values(
+                user_id=user_id,
+                task_id=task.id,
+                agent_id=agent.id,
+                queue=task.queue,
+                provider=provider,
+                to_number=number,
+                phone_key=phone_key(number),
+                from_number=settings.twilio_from_number,
+                status="initiated",
+            )
+            .returning(db.calls.c.id)
+        )
+    assert call_id is not None
+    await deps.agent_states().record(agent.id, AgentState.ON_CALL, f"call {call_id}")
+    log.info("call placed", call_id=call_id, user_id=user_id, agent_id=agent.id, provider=provider)
+    if provider == "simulated":
+        simulator = SimulatedVoice(current_app._get_current_object(), settings)  # type: ignore[attr-defined]
+        try:
+            await simulator.place(int(call_id), agent.id)
+        except SimulationError as problem:
+            log.warning("simulated call failed", call_id=call_id, error=str(problem))
+            return await _softphone(
+                await _call(int(call_id)), error="The call could not be placed."
+            )
+    return await _softphone(await _call(int(call_id)), autoconnect=provider == "twilio")
+
+
+@blueprint.post("/console/calls/<int:call_id>/simulate")
+@staff(AgentRole.AGENT)
+@SIMULATE_LIMIT
+async def simulate(call_id: int) -> ResponseReturnValue:
+    """The simulated softphone: what the claimant does (answers, no answer, busy), or the
+    agent hanging up. Only without Twilio credentials."""
+    agent = require_agent()
+    if services().settings.twilio_enabled:
+        raise APIError(404, "not_found", "Calls go through Twilio: there is no simulator.")
+    call = await agents_call(agent.id, call_id)
+    action = (await request.form).get("action", "")
+    if action not in SIMULATED_ACTIONS:
+        return await _softphone(call, error="Choose what happens on the call."), 422
+    if call.status in ENDED:
+        return await _softphone(call)
+    if not call.provider_call_sid:
+        return await _softphone(call, error="The call was never connected."), 422
+    simulator = SimulatedVoice(current_app._get_current_object(), services().settings)  # type: ignore[attr-defined]
+    parent = str(call.provider_call_sid)
+    answered = call.status == "in-progress"
+    try:
+        if action == "answer" and not answered:
+            await simulator.answer(call_id, parent)
+        elif action == "hangup":
+            if answered:
+                since = call.answered_at or call.started_at
+                seconds = int((datetime.now(UTC) - since).total_seconds())
+                await simulator.end(call_id, parent, "completed", seconds)
+            else:
+                await simulator.end(call_id, parent, "canceled")
+        elif action in ("no-answer", "busy") and not answered:
+            await simulator.end(call_id, parent, SIMULATED_ACTIONS[action])
+    except SimulationError as problem:
+        log.warning("simulated call step failed", call_id=call_id, error=str(problem))
+        return await _softphone(await _call(call_id), error="The simulator failed."), 502
+    return await _softphone(await _call(call_id))
+
+
+@blueprint.get("/console/calls/token")
+@staff(AgentRole.AGENT)
+@TOKEN_LIMIT
+async def voice_token() -> ResponseReturnValue:
+    """A Twilio Voice SDK access token for this agent (JSON)."""
+    agent = require_agent()
+    settings = services().settings
+    if not settings.twilio_enabled:
+        raise APIError(404, "simulated_provider", "Twilio is not configured: calls are simulated.")
+    if not (settings.twilio_api_key_sid and settings.twilio_twiml_app_sid):
+        raise APIError(503, "twilio_incomplete", "Twilio needs an API key and a TwiML App SID.")
+    token = access_token(settings, agent.id)
+    return jsonify({"token": token, "identity": identity_for(agent.id), "expires_in": 3600})
+
+
+# --- Twilio webhooks ------------------------------------------------------------------------------
+
+
+def _call_id(form: dict[str, str]) -> int | None:
+    raw = request.args.get("call_id") or form.get("callId") or ""
+    return int(raw) if raw.isdigit() else None
+
+
+@blueprint.post("/webhooks/twilio/voice")
+@webhook("Twilio asks what to do with the agent's browser call; signature-checked")
+async def voice() -> ResponseReturnValue:
+    """TwiML: dial the claimant on record for this call, recording from answer, with the
+    recording notice played to them when they pick up."""
+    form = await verified_form()
+    call_id, sid = _call_id(form), form.get("CallSid", "")
+    call = await _call(call_id) if call_id is not None else None
+    if call is None or not sid:
+        return _xml(refuse_twiml("Sorry, this call cannot be placed."))
+    if form.get("From") != f"client:{identity_for(call.agent_id)}":
+        log.warning("voice webhook for another agent's call", call_id=call_id)
+        return _xml(refuse_twiml("Sorry, this call cannot be placed."))
+    async with services().dialler_db.begin() as conn:
+        claimed = await conn.scalar(
+            update(db.calls)
+            .where(
+                db.calls.c.id == call.id,
+                (db.calls.c.provider_call_sid.is_(None)) | (db.calls.c.provider_call_sid == sid),
+            )
+            .values(
+                provider_call_sid=sid,
+                status=case((db.calls.c.status == "initiated", "queued"), else_=db.calls.c.status),
+            )
+            .returning(db.calls.c.id)
+        )
+    if claimed is None:  # this call was already placed from another connection
+        return _xml(refuse_twiml("This call has already been placed."))
+    return _xml(dial_twiml(services().settings, call.id, call.to_number))
+
+
+@blueprint.post("/webhooks/twilio/voice/notice")
+@webhook("Twilio fetches the recording notice played to the claimant; signature-checked")
+async def recording_notice() -> ResponseReturnValue:
+    form = await verified_form()
+    call_id = _call_id(form)
+    if call_id is not None:
+        async with services().dialler_db.begin() as conn:
+            await conn.execute(
+                update(db.calls)
+                .where(db.calls.c.id == call_id, db.calls.c.recording_notice_played.is_(False))
+                .values(recording_notice_played=True)
+            )
+    return _xml(notice_twiml())
+
+
+@blueprint.post("/webhooks/twilio/call-status")
+@webhook("Twilio reports the claimant leg's progress; signature-checked")
+async def call_status() -> ResponseReturnValue:
+    """Applied once per status: statuses only move forward, so a repeat changes nothing."""
+    form = await verified_form()
+    call_id, status = _call_id(form), form.get("CallStatus", "")
+    if call_id is None or status not in STATUS_RANK:
+        return "", 204
+    call = await _call(call_id)
+    parent = form.get("ParentCallSid") or form.get("CallSid")
+    if call is None or (call.provider_call_sid and parent != call.provider_call_sid):
+        log.warning("status callback for an unknown call", call_id=call_id)
+        return "", 204
+    at = parse_twilio_time(form.get("Timestamp"))
+    values: dict[str, Any] = {"status": status}
+    if status == "in-progress":
+        values["answered_at"] = func.coalesce(db.calls.c.answered_at, at)
+    if status in ENDED:
+        values["ended_at"] = func.coalesce(db.calls.c.ended_at, at)
+        raw = form.get("CallDuration", "")
+        values["duration_seconds"] = int(raw) if raw.isdigit() else 0
+    lower = [s for s, rank in STATUS_RANK.items() if rank < _rank(status)]
+    async with services().dialler_db.begin() as conn:
+        applied = await conn.scalar(
+            update(db.calls)
+            .where(db.calls.c.id == call_id, db.calls.c.status.in_(lower))
+            .values(**values)
+            .returning(db.calls.c.id)
+        )
+    if applied is not None and call.agent_id is not None:
+        event = LiveEvent(
+            CALL_STATUS,
+            {"call_id": call_id, "status": status, "duration_seconds": values.get(
+                "duration_seconds")},
+        )  # fmt: skip
+        await services().live().publish(channel_for_agent(call.agent_id), event)
+    return "", 204
+
+
+@blueprint.post("/webhooks/twilio/recording")
+@webhook("Twilio reports a finished call recording; signature-checked")
+async def recording() -> ResponseReturnValue:
+    """Stored once per call (by RecordingSid); recordings are viewed only through audited
+    pages, never linked from the console."""
+    form = await verified_form()
+    call_id, sid = _call_id(form), form.get("RecordingSid", "")
+    if call_id is None or not sid or form.get("RecordingStatus", "completed") != "completed":
+        return "", 204
+    raw = form.get("RecordingDuration", "")
+    async with services().dialler_db.begin() as conn:
+        await conn.execute(
+            update(db.calls)
+            .where(db.calls.c.id == call_id, db.calls.c.recording_sid.is_(None))
+            .values(
+                recording_sid=sid,
+                recording_url=form.get("RecordingUrl") or None,
+                recording_duration_seconds=int(raw) if raw.isdigit() else None,
+            )
+        )
+    return "", 204

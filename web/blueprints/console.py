@@ -1,0 +1,521 @@
+"""The agent console: `/console` and the htmx partials an agent works their queue with.
+
+The page has three parts: the agent's state (`#agent-state`: Ready, Paused with a reason,
+On call, Wrap-up), their queue's live depth, and the work panel (`#work`), which shows one of:
+idle (Ready or Paused, with "Next call"), no claimant ready, a claimed claimant's context
+with the softphone, magic-link buttons and the outcome form, or wrap-up (a countdown, then
+Ready; in progressive mode the next claimant is claimed when it ends).
+
+Every action answers with the new work panel (and the state bar out of band), so the page
+never reloads. A claimant the agent does not hold is a 404, whoever else holds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from quart import Blueprint, redirect, render_template, request
+from quart.typing import ResponseReturnValue
+from quart_rate_limiter import rate_limit
+from sqlalchemy import select
+from temporalio.service import RPCError
+
+from domain.calling_windows import callback_slots, callback_time_allowed, explain
+from domain.dispositions import EFFECTS, Disposition
+from schemas import dialler_db as db
+from schemas.enums import AgentRole, AgentState, LinkChannel, Queue, TaskStatus
+from schemas.outreach import MagicLinkRequest, OutcomeRequest, ReleaseRequest
+from services.agent_states import PAUSE_REASONS, AgentStateError, AgentStatus
+from services.claimant_context import Viewer
+from services.claims import ClaimError
+from services.live_updates import queue_depths
+from web.auth.access import public, staff
+from web.auth.identity import CurrentAgent, current_agent, require_agent
+from web.console_support import (
+    LONDON,
+    call_for_claim,
+    client_ip,
+    current_claim,
+    held_task,
+    htmx_or_console,
+    uk_time,
+)
+from web.errors import APIError
+from web.services import services
+from web.voice import STATUS_LABELS
+
+blueprint = Blueprint("console", __name__)
+
+NEXT_LIMIT = rate_limit(30, timedelta(minutes=1))
+MAGIC_LINK_LIMIT = rate_limit(10, timedelta(minutes=1))
+CALLBACK_DAYS = 7  # today and the next six days
+CALLBACK_LEAD = timedelta(minutes=5)  # the earliest callback offered
+NOTES_MAX = 4000
+PURPOSES = {Queue.UNSIGNED: "signature", Queue.OUTSTANDING: "documents", Queue.CALLBACK: "callback"}
+ENGINE_DOWN = "The dialler engine is not responding. Try again in a moment."
+# (group label, dispositions) in the order agents think about them
+DISPOSITION_GROUPS: list[tuple[str, list[Disposition]]] = [
+    (
+        "Did not speak to them",
+        [Disposition.NO_ANSWER, Disposition.BUSY, Disposition.VOICEMAIL_LEFT,
+         Disposition.WRONG_NUMBER],
+    ),
+    (
+        "Spoke to them",
+        [Disposition.CALLBACK_REQUESTED, Disposition.PROMISED_TO_SIGN,
+         Disposition.PROMISED_DOCUMENTS, Disposition.MAGIC_LINK_SENT, Disposition.COMPLETED,
+         Disposition.NOT_INTERESTED],
+    ),
+    ("Stop contact", [Disposition.DO_NOT_CALL, Disposition.DECEASED]),
+]  # fmt: skip
+TEMPORAL_ERRORS = (RPCError, RuntimeError, ConnectionError, asyncio.TimeoutError)
+
+
+# --- the callback picker ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallbackDay:
+    day: date
+    label: str
+    slots: list[datetime]
+
+
+def callback_days(now: datetime) -> list[CallbackDay]:
+    """Days (today and the next six) with the callback times the calling windows allow."""
+    windows = services().rules().calling_windows
+    today = now.astimezone(LONDON).date()
+    found: list[CallbackDay] = []
+    for offset in range(CALLBACK_DAYS):
+        day = today + timedelta(days=offset)
+        slots = [s for s in callback_slots(day, windows) if s >= now + CALLBACK_LEAD]
+        if not slots:
+            continue
+        name = f"{day:%a} {day.day} {day:%b}"
+        label = {0: f"Today ({name})", 1: f"Tomorrow ({name})"}.get(offset, name)
+        found.append(CallbackDay(day, label, slots))
+    return found
+
+
+def _callback_error(raw: str, now: datetime) -> tuple[datetime | None, str | None]:
+    """The chosen callback time, or the reason it cannot be used."""
+    if not raw:
+        return None, "Choose a callback day and time."
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        return None, "That callback time could not be read; choose one from the list."
+    if at.tzinfo is None:
+        return None, "That callback time could not be read; choose one from the list."
+    at = at.astimezone(UTC)
+    if at <= now:
+        return None, "That callback time has passed; choose a later one."
+    if at > now + timedelta(days=CALLBACK_DAYS):
+        return None, f"Callbacks can be booked up to {CALLBACK_DAYS} days ahead."
+    windows = services().rules().calling_windows
+    if not callback_time_allowed(at, windows):
+        local = at.astimezone(LONDON)
+        when = f"{local:%H:%M} on {local:%a} {local.day} {local:%b}"
+        return None, f"{when} is outside the calling windows ({explain(at, windows)})."
+    return at, None
+
+
+@dataclass
+class OutcomeForm:
+    disposition: str = ""
+    notes: str = ""
+    callback_day: str = ""
+    callback_at: str = ""
+    error: str | None = None
+
+    @property
+    def needs_callback(self) -> bool:
+        try:
+            return EFFECTS[Disposition(self.disposition)].needs_callback_time
+        except ValueError:
+            return False
+
+
+def _outcome_template_values(user_id: int, form: OutcomeForm) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    days = callback_days(now)
+    chosen = next((d for d in days if d.day.isoformat() == form.callback_day), None)
+    chosen = chosen or (days[0] if days else None)
+    return {
+        "user_id": user_id,
+        "form": form,
+        "groups": [
+            (label, [(d.value, EFFECTS[d]) for d in members])
+            for label, members in DISPOSITION_GROUPS
+        ],
+        "days": days,
+        "chosen_day": chosen,
+    }
+
+
+async def _render_outcome_form(user_id: int, form: OutcomeForm) -> str:
+    return await render_template(
+        "console/_outcome_form.html", **_outcome_template_values(user_id, form)
+    )
+
+
+# --- rendering the panels ---------------------------------------------------------------------
+
+
+async def _state_bar(
+    agent: CurrentAgent, status: AgentStatus, *, oob: bool = False, error: str | None = None
+) -> str:
+    return await render_template(
+        "console/_state.html",
+        agent=agent,
+        status=status,
+        pause_reasons=PAUSE_REASONS,
+        oob=oob,
+        error=error,
+        AgentState=AgentState,
+    )
+
+
+async def _idle(agent: CurrentAgent, status: AgentStatus, message: str | None = None) -> str:
+    return await render_template(
+        "console/_idle.html", agent=agent, status=status, message=message, AgentState=AgentState
+    )
+
+
+async def _next_callable(queue: Queue) -> Any:
+    tasks = db.call_tasks.c
+    async with services().dialler_db.connect() as conn:
+        return (
+            await conn.execute(
+                select(tasks.not_before, tasks.not_before_reason)
+                .where(tasks.queue == queue.value, tasks.status == TaskStatus.READY.value)
+                .order_by(tasks.not_before)
+                .limit(1)
+            )
+        ).one_or_none()
+
+
+async def _empty(agent: CurrentAgent, queue: Queue) -> str:
+    upcoming = await _next_callable(queue)
+    return await render_template("console/_empty.html", agent=agent, queue=queue,
+                                 upcoming=upcoming)  # fmt: skip
+
+
+async def _claim_panel(agent: CurrentAgent, task: Any, *, message: str | None = None) -> str:
+    """The claimed claimant: context (an audited view), softphone, actions, outcome form."""
+    context = (
+        await services()
+        .claimant_context()
+        .view(task.user_id, Viewer(agent.id, client_ip(), purpose="console"))
+    )
+    call = await call_for_claim(agent.id, task)
+    return await render_template(
+        "console/_claim.html",
+        agent=agent,
+        task=task,
+        ctx=context,
+        call=call,
+        softphone=_softphone_values(call),
+        outcome=_outcome_template_values(task.user_id, OutcomeForm()),
+        message=message,
+        twilio=services().settings.twilio_enabled,
+    )
+
+
+def _softphone_values(call: Any) -> dict[str, Any]:
+    if call is None:
+        return {"status": None, "label": ""}
+    return {"status": call.status, "label": STATUS_LABELS.get(call.status, call.status)}
+
+
+async def _wrap_up(agent: CurrentAgent, status: AgentStatus, recorded: Any = None) -> str:
+    total = services().settings.wrap_up_seconds
+    remaining = max(0, round(total - status.seconds_in_state(datetime.now(UTC))))
+    return await render_template(
+        "console/_wrap_up.html",
+        status=status,
+        remaining=remaining,
+        total=total,
+        recorded=recorded,
+        outcome_label=_disposition_label(status.reason),
+    )
+
+
+def _disposition_label(value: str | None) -> str:
+    try:
+        return EFFECTS[Disposition(value or "")].label
+    except ValueError:
+        return value or ""
+
+
+async def _work(agent: CurrentAgent, *, message: str | None = None) -> tuple[str, AgentStatus]:
+    """The work panel for where the agent stands now (and their state)."""
+    states = services().agent_states()
+    status = await states.current(agent.id)
+    if agent.role is not AgentRole.AGENT or agent.queue is None:
+        return await render_template("console/_unavailable.html", agent=agent), status
+    task = await current_claim(agent.id)
+    if task is not None:
+        return await _claim_panel(agent, task, message=message), status
+    if status.state is AgentState.WRAP_UP:
+        elapsed = status.seconds_in_state(datetime.now(UTC))
+        if elapsed < services().settings.wrap_up_seconds:
+            return await _wrap_up(agent, status), status
+        status = await states.record(agent.id, AgentState.READY, "wrap-up ended")
+    elif status.state is AgentState.ON_CALL:
+        # The claim went back to the queue (lease expired) while on a call: stop here.
+        status = await states.record(agent.id, AgentState.PAUSED, "claim returned to the queue")
+    return await _idle(agent, status, message), status
+
+
+async def _with_state(agent: CurrentAgent, body: str, status: AgentStatus) -> str:
+    return body + await _state_bar(agent, status, oob=True)
+
+
+async def _claim_next(agent: CurrentAgent, status: AgentStatus) -> str:
+    """Claim the top task of the agent's queue and show it (or say why not)."""
+    assert agent.queue is not None
+    import time
+    t0 = time.perf_counter()
+    try:
+        claims = await services().claim_service()
+        task = await claims.claim_next(agent.id, agent.queue)
+        print("claim_next", time.perf_counter() - t0)
+    except TEMPORAL_ERRORS:
+        return await _with_state(agent, await _idle(agent, status, ENGINE_DOWN), status)
+    if task is None:
+        return await _with_state(agent, await _empty(agent, agent.queue), status)
+    row = await held_task(agent.id, task.user_id)
+    t0 = time.perf_counter()
+    out = await _with_state(agent, await _claim_panel(agent, row), status)
+    print("panel", time.perf_counter() - t0)
+    return out
+
+
+# --- pages and actions --------------------------------------------------------------------------
+
+
+@blueprint.get("/")
+@public("sends visitors to the console, or to sign-in")
+async def home() -> ResponseReturnValue:
+    return redirect("/console" if current_agent() is not None else "/login")
+
+
+@blueprint.get("/console")
+@staff()
+async def console_page() -> str:
+    agent = require_agent()
+    work, status = await _work(agent)
+    depth = (await queue_depths(services().dialler_db)).get(agent.queue) if agent.queue else None
+    return await render_template(
+        "console.html",
+        agent=agent,
+        work=work,
+        state_bar=await _state_bar(agent, status),
+        depth=depth,
+        twilio=services().settings.twilio_enabled,
+        wrap_up_seconds=services().settings.wrap_up_seconds,
+    )
+
+
+@blueprint.post("/console/state")
+@staff(AgentRole.AGENT)
+async def choose_state() -> ResponseReturnValue:
+    """Ready, or Paused with a reason (not while holding a claimant)."""
+    agent = require_agent()
+    form = await request.form
+    wanted, reason = form.get("state", ""), form.get("reason")
+    states = services().agent_states()
+    status = await states.current(agent.id)
+    task = await current_claim(agent.id)
+    if task is not None and wanted != AgentState.READY.value:
+        error = "Save an outcome or return the claimant to the queue before pausing."
+        return await _state_bar(agent, status, error=error), 422
+    try:
+        status = await states.choose(agent.id, wanted, reason)
+    except AgentStateError as problem:
+        return await _state_bar(agent, status, error=str(problem)), 422
+    body = await _state_bar(agent, status)
+    if task is None:
+        work, status = await _work(agent)
+        body += f'<div id="work" hx-swap-oob="innerHTML">{work}</div>'
+    return htmx_or_console(body)
+
+
+@blueprint.post("/console/next")
+@staff(AgentRole.AGENT)
+@NEXT_LIMIT
+async def next_call() -> ResponseReturnValue:
+    """Claim the best claimant of the agent's queue and show their context."""
+    agent = require_agent()
+    if agent.queue is None:
+        return await render_template("console/_unavailable.html", agent=agent)
+    held = await current_claim(agent.id)
+    states = services().agent_states()
+    status = await states.current(agent.id)
+    if held is not None:
+        return htmx_or_console(await _with_state(agent, await _claim_panel(agent, held), status))
+    if status.state is AgentState.WRAP_UP:
+        status = await states.record(agent.id, AgentState.READY, "wrap-up ended")
+    if status.state is not AgentState.READY:
+        message = f"You are {status.label.lower()}. Choose Ready to take calls."
+        return htmx_or_console(await _with_state(agent, await _idle(agent, status, message),
+                                                 status))  # fmt: skip
+    return htmx_or_console(await _claim_next(agent, status))
+
+
+@blueprint.get("/console/claimants/<int:user_id>")
+@staff(AgentRole.AGENT)
+async def claimant_panel(user_id: int) -> ResponseReturnValue:
+    """The claimed claimant's panel again (fresh context; the view is audited)."""
+    agent = require_agent()
+    task = await held_task(agent.id, user_id)
+    return await _claim_panel(agent, task)
+
+
+@blueprint.post("/console/claimants/<int:user_id>/release")
+@staff(AgentRole.AGENT)
+async def release(user_id: int) -> ResponseReturnValue:
+    """Give the claimant back to the queue without an outcome."""
+    agent = require_agent()
+    await held_task(agent.id, user_id)
+    try:
+        claims = await services().claim_service()
+        await claims.release(user_id, ReleaseRequest(agent.id, "returned to the queue by agent"))
+    except ClaimError as problem:
+        raise APIError(409, "release_refused", str(problem)) from None
+    except TEMPORAL_ERRORS:
+        raise APIError(503, "engine_unavailable", ENGINE_DOWN) from None
+    states = services().agent_states()
+    status = await states.current(agent.id)
+    if status.state in (AgentState.ON_CALL, AgentState.WRAP_UP):
+        status = await states.record(agent.id, AgentState.READY, "claimant returned")
+    body = await _idle(agent, status, "The claimant is back in the queue.")
+    return htmx_or_console(await _with_state(agent, body, status))
+
+
+@blueprint.post("/console/claimants/<int:user_id>/outcome")
+@staff(AgentRole.AGENT)
+async def record_outcome(user_id: int) -> ResponseReturnValue:
+    """Save the call's outcome (and a callback); then wrap-up."""
+    agent = require_agent()
+    task = await held_task(agent.id, user_id)
+    raw = await request.form
+    form = OutcomeForm(
+        disposition=raw.get("disposition", "").strip(),
+        notes=raw.get("notes", "").strip(),
+        callback_day=raw.get("callback_day", ""),
+        callback_at=raw.get("callback_at", ""),
+    )
+    callback_at: datetime | None = None
+    now = datetime.now(UTC)
+    if not form.disposition:
+        form.error = "Choose an outcome."
+    elif form.disposition not in Disposition.__members__.values():
+        form.error = "Choose an outcome from the list."
+    elif len(form.notes) > NOTES_MAX:
+        form.error = f"Notes are at most {NOTES_MAX:,} characters."
+    elif form.needs_callback:
+        callback_at, form.error = _callback_error(form.callback_at, now)
+    if form.error:
+        return await _invalid_outcome(user_id, form)
+
+    call = await call_for_claim(agent.id, task)
+    request_ = OutcomeRequest(
+        agent_id=agent.id,
+        disposition=form.disposition,
+        notes=form.notes,
+        callback_at=callback_at,
+        call_id=call.id if call is not None else None,
+    )
+    try:
+        claims = await services().claim_service()
+        recorded = await claims.record_outcome(user_id, request_)
+    except ClaimError as problem:
+        form.error = f"The outcome was not saved: {problem}."
+        return await _invalid_outcome(user_id, form)
+    except TEMPORAL_ERRORS:
+        form.error = ENGINE_DOWN
+        return await _invalid_outcome(user_id, form)
+    await services().claimant_context().forget(user_id)
+    states = services().agent_states()
+    status = await states.record(agent.id, AgentState.WRAP_UP, form.disposition)
+    if services().settings.wrap_up_seconds == 0:
+        status = await states.record(agent.id, AgentState.READY, "wrap-up ended")
+        if raw.get("progressive") == "on":
+            return htmx_or_console(await _claim_next(agent, status))
+        message = f"Outcome saved: {_disposition_label(form.disposition)}."
+        return htmx_or_console(await _with_state(agent, await _idle(agent, status, message),
+                                                 status))  # fmt: skip
+    body = await _wrap_up(agent, status, recorded)
+    return htmx_or_console(await _with_state(agent, body, status))
+
+
+async def _invalid_outcome(user_id: int, form: OutcomeForm) -> ResponseReturnValue:
+    """The form again with its message, in place (422: htmx swaps it, see base.html)."""
+    body = await _render_outcome_form(user_id, form)
+    return body, 422, {"HX-Retarget": "#outcome-form", "HX-Reswap": "outerHTML"}
+
+
+@blueprint.get("/console/callback-slots")
+@staff(AgentRole.AGENT)
+async def callback_times() -> ResponseReturnValue:
+    """The `<option>`s of the callback time picker for one day."""
+    wanted = request.args.get("callback_day", "")
+    days = callback_days(datetime.now(UTC))
+    chosen = next((d for d in days if d.day.isoformat() == wanted), None)
+    return await render_template("console/_callback_times.html", chosen_day=chosen, selected="")
+
+
+@blueprint.post("/console/claimants/<int:user_id>/magic-link")
+@staff(AgentRole.AGENT)
+@MAGIC_LINK_LIMIT
+async def send_magic_link(user_id: int) -> ResponseReturnValue:
+    """One click: a single-use sign-in link to the claimant by SMS or email."""
+    agent = require_agent()
+    task = await held_task(agent.id, user_id)
+    channel = (await request.form).get("channel", "")
+    if channel not in LinkChannel.__members__.values():
+        body = await render_template("console/_magic_link.html", error="Choose SMS or email.")
+        return body, 422
+    purpose = PURPOSES.get(Queue(task.queue), "claim")
+    try:
+        claims = await services().claim_service()
+        sent = await claims.send_magic_link(
+            user_id, MagicLinkRequest(agent.id, LinkChannel(channel), purpose)
+        )
+    except ClaimError as problem:
+        body = await render_template(
+            "console/_magic_link.html", error=f"The link was not sent: {problem}."
+        )
+        return body, 422
+    except TEMPORAL_ERRORS:
+        return await render_template("console/_magic_link.html", error=ENGINE_DOWN), 503
+    await services().claimant_context().forget(user_id)
+    return await render_template(
+        "console/_magic_link.html",
+        sent=sent,
+        channel="SMS" if sent.delivered_via is LinkChannel.SMS else "email",
+        sent_at=uk_time(datetime.now(UTC)),
+        error=None,
+    )
+
+
+@blueprint.post("/console/wrap-up/end")
+@staff(AgentRole.AGENT)
+async def end_wrap_up() -> ResponseReturnValue:
+    """Wrap-up is over (the timer ran out, or the agent is ready early): Ready again, and in
+    progressive mode the next claimant is claimed at once."""
+    agent = require_agent()
+    progressive = (await request.form).get("progressive") == "on"
+    states = services().agent_states()
+    status = await states.current(agent.id)
+    if await current_claim(agent.id) is None and status.state is AgentState.WRAP_UP:
+        status = await states.record(agent.id, AgentState.READY, "wrap-up ended")
+        if progressive and agent.queue is not None:
+            return htmx_or_console(await _claim_next(agent, status))
+    work, status = await _work(agent)
+    return htmx_or_console(await _with_state(agent, work, status))

@@ -1,0 +1,97 @@
+"""Twilio SMS webhooks: inbound messages and delivery status.
+
+Both check `X-Twilio-Signature` against the public URL (`verified_form()`): unsigned or
+forged requests get 403 before anything is read. Each is applied once per MessageSid:
+
+- `/webhooks/twilio/sms-inbound` stores the message (once per SID) under the claimant with
+  that number, applies STOP / START (see `services.sms_conversations`), tells the claimant's
+  workflow, announces the message to staff pages (`sms-inbound`), and answers with empty
+  TwiML (no automatic reply: Twilio's own opt-out handling answers STOP and START).
+- `/webhooks/twilio/sms-status` moves an outbound message's status forward; repeats and
+  late callbacks for an earlier stage change nothing.
+
+An opt-out is recorded in the dialler DB before the workflow is told, so it holds at once
+even while Temporal is away. The signal (signal-with-start, so it works whether or not a
+run is live; event id from the MessageSid) is sent again when Twilio repeats the request,
+which is harmless: workflows ignore event ids they have seen. If Temporal cannot be
+reached the answer is 503, so a retrying sender delivers it later.
+"""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response
+from structlog import get_logger
+
+from domain.sms import KNOWN_STATUSES, normalise_number
+from services.sms_conversations import InboundSms
+from web.auth.access import webhook
+from web.errors import APIError
+from web.sms_support import OutreachUnavailable, after_inbound, conversations
+from web.twilio_signature import verified_form
+
+log = get_logger(__name__)
+
+blueprint = Blueprint("webhooks_sms", __name__)
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+MAX_SID_LENGTH = 64  # sms_messages.provider_sid
+MAX_NUMBER_LENGTH = 20  # sms_messages.from_number / to_number
+
+
+def _required(form: dict[str, str], *names: str) -> str:
+    for name in names:
+        value = form.get(name, "").strip()
+        if value:
+            return value
+    raise APIError(400, "missing_field", f"{names[0]} is required.", field=names[0])
+
+
+def _sid(form: dict[str, str]) -> str:
+    sid = _required(form, "MessageSid", "SmsSid")
+    if len(sid) > MAX_SID_LENGTH:
+        raise APIError(400, "invalid_field", "MessageSid is too long.", field="MessageSid")
+    return sid
+
+
+def _number(form: dict[str, str], name: str) -> str:
+    value = _required(form, name)
+    plain = normalise_number(value)
+    # phone numbers are stored normalised; anything else (a short code, an alphanumeric
+    # sender, a channel address) is kept as sent, cut to the column's width
+    return (plain if len(plain) > 1 else value)[:MAX_NUMBER_LENGTH]
+
+
+@blueprint.post("/webhooks/twilio/sms-inbound")
+@webhook("Twilio delivers inbound SMS here; X-Twilio-Signature is verified")
+async def sms_inbound() -> Response:
+    form = await verified_form()
+    message = InboundSms(
+        sid=_sid(form),
+        from_number=_number(form, "From"),
+        to_number=_number(form, "To"),
+        body=form.get("Body", ""),
+    )
+    received = await conversations().receive(message)
+    try:
+        await after_inbound(message.sid, received)
+    except OutreachUnavailable as error:
+        raise APIError(503, "temporal_unavailable", str(error)) from None
+    return Response(EMPTY_TWIML, status=200, mimetype="text/xml")
+
+
+@blueprint.post("/webhooks/twilio/sms-status")
+@webhook("Twilio reports delivery status of our SMS here; X-Twilio-Signature is verified")
+async def sms_status() -> Response:
+    form = await verified_form()
+    sid = _sid(form)
+    status = _required(form, "MessageStatus", "SmsStatus").lower()
+    if status not in KNOWN_STATUSES:
+        log.warning("unknown sms status ignored", provider_sid=sid, status=status)
+        return Response("", status=204)
+    changed = await conversations().apply_status(sid, status)
+    if status in ("failed", "undelivered"):
+        log.warning(
+            "sms not delivered", provider_sid=sid, status=status, error_code=form.get("ErrorCode")
+        )
+    log.debug("sms status", provider_sid=sid, status=status, applied=changed)
+    return Response("", status=204)

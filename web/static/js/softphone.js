@@ -1,0 +1,105 @@
+// Browser calling with the Twilio Voice JS SDK (loaded only when Twilio is configured).
+// The browser never sends a phone number: it connects with the id of the call the console
+// created, and the server's TwiML dials the claimant's number on record.
+(function () {
+  "use strict";
+
+  var device = null;
+  var activeCall = null;
+
+  function setStatus(text) {
+    var el = document.getElementById("softphone-status");
+    if (el) el.textContent = text;
+  }
+
+  function showControls(connected) {
+    var mute = document.getElementById("twilio-mute");
+    var hangup = document.getElementById("twilio-hangup");
+    if (mute) mute.hidden = !connected;
+    if (hangup) hangup.hidden = !activeCall;
+  }
+
+  function fetchToken() {
+    return window
+      .fetch("/console/calls/token", {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      })
+      .then(function (response) {
+        if (!response.ok) throw new Error("token request failed: " + response.status);
+        return response.json();
+      });
+  }
+
+  function getDevice() {
+    if (device) return Promise.resolve(device);
+    return fetchToken().then(function (body) {
+      device = new window.Twilio.Device(body.token, {
+        logLevel: "warn",
+        codecPreferences: ["opus", "pcmu"],
+      });
+      device.on("tokenWillExpire", function () {
+        fetchToken().then(function (fresh) {
+          device.updateToken(fresh.token);
+        });
+      });
+      device.on("error", function (error) {
+        setStatus("Phone error: " + (error && error.message ? error.message : "unknown"));
+      });
+      return device;
+    });
+  }
+
+  function connect(phone) {
+    if (phone.dataset.connecting === "true") return;
+    phone.dataset.connecting = "true";
+    setStatus("Dialling…");
+    getDevice()
+      .then(function (dev) {
+        return dev.connect({ params: { callId: phone.dataset.callId } });
+      })
+      .then(function (call) {
+        activeCall = call;
+        showControls(false);
+        call.on("ringing", function () {
+          setStatus("Ringing…");
+        });
+        call.on("accept", function () {
+          setStatus("Connected");
+          showControls(true);
+        });
+        ["disconnect", "cancel", "reject"].forEach(function (name) {
+          call.on(name, function () {
+            setStatus("Call ended");
+            activeCall = null;
+            showControls(false);
+          });
+        });
+        call.on("error", function (error) {
+          setStatus("Call error: " + (error && error.message ? error.message : "unknown"));
+        });
+      })
+      .catch(function () {
+        setStatus("The call could not start. Check your microphone permission and network.");
+      });
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-action]") : null;
+    if (!button || !activeCall) return;
+    if (button.dataset.action === "hangup") activeCall.disconnect();
+    if (button.dataset.action === "mute") {
+      var muted = !activeCall.isMuted();
+      activeCall.mute(muted);
+      button.textContent = muted ? "Unmute" : "Mute";
+    }
+  });
+
+  function scan() {
+    var phone = document.querySelector('#softphone[data-provider="twilio"][data-autoconnect="true"]');
+    if (phone && window.Twilio && window.Twilio.Device) connect(phone);
+  }
+
+  document.addEventListener("htmx:afterSettle", scan);
+  document.addEventListener("DOMContentLoaded", scan);
+})();
