@@ -28,6 +28,10 @@ listener on a channel receives it.
 
 Publishing never fails the caller: with Redis away, the event is logged and dropped (pages
 catch up on their next load or reconnect).
+
+Redis pub/sub channels are shared by every database of a Redis server, so a bus prefixes the
+channels it uses with its namespace (the web app uses the Redis database number, "db0:"):
+two deployments, or a developer's stack and a test run, on one Redis never hear each other.
 """
 
 from __future__ import annotations
@@ -115,15 +119,21 @@ class Subscription:
         return None
 
 
+def namespace_for(redis: Redis) -> str:
+    """The default namespace of a bus on this client: its Redis database number."""
+    return f"db{redis.connection_pool.connection_kwargs.get('db', 0)}:"
+
+
 class LiveBus:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, namespace: str | None = None) -> None:
         self._redis = redis
+        self._namespace = namespace_for(redis) if namespace is None else namespace
 
     async def publish(self, channel: str, event: LiveEvent) -> int:
         """Send `event` to everyone listening on `channel`; returns how many listeners got it
         (0 when Redis is unavailable: live updates are best effort)."""
         try:
-            return int(await self._redis.publish(channel, event.encode()))
+            return int(await self._redis.publish(self._namespace + channel, event.encode()))
         except RedisError as error:
             log.warning("live event dropped", event=event.name, channel=channel, error=str(error))
             return 0
@@ -132,7 +142,7 @@ class LiveBus:
     async def subscribe(self, channels: Sequence[str]) -> AsyncIterator[Subscription]:
         pubsub = self._redis.pubsub()
         try:
-            await pubsub.subscribe(*channels)
+            await pubsub.subscribe(*(self._namespace + c for c in channels))
             yield Subscription(pubsub)
         finally:
             with suppress(RedisError):

@@ -44,6 +44,7 @@ from bench.common import (
     scratch_databases,
     seed,
     wait_for,
+    warm_pool,
 )
 from schemas import dialler_db as db
 from schemas.enums import Queue
@@ -183,10 +184,17 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=2750, help="demo claimants seeded")
     parser.add_argument("--claimers", type=int, default=50, help="concurrent agents")
+    parser.add_argument(
+        "--claims-pool",
+        type=int,
+        default=20,
+        help="ClaimService's PostgreSQL connections (the web app's engine: 10 + 10 overflow)",
+    )
     args = parser.parse_args()
     loads: list[PhaseLoad] = []
     results = Results()
-    async with dev_server() as server, scratch_databases("cn") as dbs:
+    # PostgreSQL connections: 20 for the worker's activities, --claims-pool for ClaimService
+    async with dev_server() as server, scratch_databases("cn", pg_pool=20, pg_overflow=0) as dbs:
         machine = await machine_info(dbs)
         say(f"seeding {args.users} demo claimants")
         seeded = await seed(dbs, args.users)
@@ -195,8 +203,11 @@ async def main() -> int:
         client = await connect_client(server.address)
         settings = dbs.settings(server.address, TASK_QUEUE)
         activities = outreach_activities(settings, client, dbs.dialler, dbs.replica, rules)
-        # claim-next holds its connection while the workflow confirms: one per claimer
-        claims_engine = dbs.dialler_engine(pool_size=args.claimers)
+        # claim-next holds a connection while the workflow confirms: claimers beyond the pool
+        # wait for one, as agents behind the web app's engine do
+        claims_engine = dbs.dialler_engine(pool_size=args.claims_pool)
+        await warm_pool(dbs.dialler, 20)
+        await warm_pool(claims_engine, args.claims_pool)
         async with dbs.dialler.begin() as conn:
             await conn.execute(
                 insert(db.agents),
@@ -298,7 +309,12 @@ async def main() -> int:
         f"{args.claimers} concurrent claimers (DESIGN's target is p99 ≤ 50 ms at 200).",
         "One dev server (SQLite file, WAL); one outreach worker (`build_worker`, "
         "`outreach_activities`, calling windows open all day) and the claimers share the "
-        "benchmark process. ClaimService has its own engine with one connection per claimer.",
+        f"benchmark process. ClaimService has its own engine of {args.claims_pool} PostgreSQL "
+        "connections, as the web app's `dialler_engine` (10 + 10 overflow): claim-next holds a "
+        "connection and a row lock through the `claim` Update round trip, so claimers beyond "
+        "the pool wait for a connection (included in the latency). The worker's activities "
+        "share 20 connections. PostgreSQL's max_connections (100) is shared with other "
+        "engineers' tests, so one connection per claimer was not available.",
         "Each claimer works the queue it was given (agents split across queues in proportion "
         "to ready tasks) and moves to another queue when its own has nothing claimable.",
     ]

@@ -451,9 +451,19 @@ class Databases:
         )
 
 
+async def warm_pool(engine: AsyncEngine, connections: int) -> None:
+    """Open `connections` connections now and keep them pooled: PostgreSQL's
+    max_connections (100) is shared with other engineers' test runs, so a benchmark takes
+    what it needs up front and fails early rather than in the middle of a measurement."""
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(connections):
+            conn = await stack.enter_async_context(engine.connect())
+            await conn.execute(text("SELECT 1"))
+
+
 @contextlib.asynccontextmanager
 async def scratch_databases(
-    tag: str, *, pg_pool: int = 20, mysql_pool: int = 10
+    tag: str, *, pg_pool: int = 20, pg_overflow: int | None = None, mysql_pool: int = 10
 ) -> AsyncIterator[Databases]:
     """`bench_<tag>_<pid>` on PostgreSQL (migrated) and MariaDB (replica schema), dropped on
     the way out. Pool sizes match the outreach worker's (`run_outreach_worker`)."""
@@ -467,7 +477,8 @@ async def scratch_databases(
     dbs: Databases | None = None
     try:
         await migrate(pg)
-        dialler = create_async_engine(pg, pool_size=pg_pool, max_overflow=pg_pool)
+        overflow = pg_pool if pg_overflow is None else pg_overflow
+        dialler = create_async_engine(pg, pool_size=pg_pool, max_overflow=overflow)
         replica = create_async_engine(
             my, pool_size=mysql_pool, max_overflow=mysql_pool, pool_recycle=3600
         )

@@ -18,7 +18,6 @@ from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.cdc_binlog import BinlogConfigError
 from adapters.cdc_lookups import ReplicaLookups
 from adapters.cdc_metrics import read_status
 from adapters.cdc_store import CdcStore
@@ -50,7 +49,7 @@ def start() -> None:
         raise click.ClickException("CDC_SOURCE is none: set it to binlog or sqs")
     try:
         asyncio.run(run_cdc_worker(settings))
-    except BinlogConfigError as error:
+    except RuntimeError as error:  # a source that cannot be followed (BinlogConfigError, ...)
         click.echo(f"error: {error}", err=True)
         exit_after_temporal(1)
     exit_after_temporal()

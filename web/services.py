@@ -50,6 +50,8 @@ class WebServices:
     replica_db: AsyncEngine
     redis: Redis
     temporal: TemporalConnection
+    # Live events are namespaced by the Redis database unless set (tests use their own).
+    live_namespace: str | None = None
     _rules: DiallerRules | None = field(default=None, init=False, repr=False)
     _sms: SmsSender | None = field(default=None, init=False, repr=False)
 
@@ -73,7 +75,7 @@ class WebServices:
         self._rules = rules
 
     def live(self) -> LiveBus:
-        return LiveBus(self.redis)
+        return LiveBus(self.redis, self.live_namespace)
 
     def context_cache(self) -> ContextCache:
         return ContextCache(

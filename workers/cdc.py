@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from structlog import get_logger
 from temporalio.client import Client
 
-from adapters.cdc_binlog import BinlogConnection, BinlogSource
+from adapters.cdc_binlog import BinlogConnection, BinlogSource, server_position
 from adapters.cdc_lookups import ReplicaLookups
 from adapters.cdc_metrics import CdcMetrics, publish
 from adapters.cdc_source import ChangeSource, SourceItem
@@ -143,8 +143,13 @@ class _Unit:
     seq: int
     user_id: int
     committed_at: datetime
-    raw_payload: str
+    change: RowChange
+    message: str | None  # the source's raw message (SQS), if it has one
     events: list[ChangeEvent] = field(default_factory=list)
+
+    def raw_payload(self) -> str:
+        """What a dead letter keeps: the message as received, or the row change as JSON."""
+        return self.message if self.message is not None else encode_row_change(self.change)
 
 
 class CdcConsumer:
@@ -228,18 +233,18 @@ class CdcConsumer:
         units: dict[int, _Unit] = {}
         for change in item.changes:
             self.metrics.changes_read += 1
-            raw = item.raw_payload or encode_row_change(change)
             try:
                 self._lookups.learn(learned(change))
                 resolved = await self._resolve(change)
                 translation = translate(change, resolved)
             except ChangeError as error:
+                raw = item.raw_payload or encode_row_change(change)
                 await self._dead_letter(raw, error.reason)
                 continue
             for event in translation.events:
-                self._unit(units, seq, event.user_id, change, raw).events.append(event)
+                self._unit(units, seq, event.user_id, change, item).events.append(event)
             for user_id in translation.touched_user_ids:
-                self._unit(units, seq, user_id, change, raw)
+                self._unit(units, seq, user_id, change, item)
         for unit in units.values():
             self._tracker.add(seq)
             await self._lanes[unit.user_id % len(self._lanes)].put(unit)
@@ -254,11 +259,12 @@ class CdcConsumer:
 
     @staticmethod
     def _unit(
-        units: dict[int, _Unit], seq: int, user_id: int, change: RowChange, raw: str
+        units: dict[int, _Unit], seq: int, user_id: int, change: RowChange, item: SourceItem
     ) -> _Unit:
         unit = units.get(user_id)
         if unit is None:
-            unit = units[user_id] = _Unit(seq, user_id, change.committed_at, raw)
+            unit = _Unit(seq, user_id, change.committed_at, change, item.raw_payload)
+            units[user_id] = unit
         unit.committed_at = max(unit.committed_at, change.committed_at)
         return unit
 
@@ -290,7 +296,7 @@ class CdcConsumer:
                 what = f"signal {event.kind.value} to claimant {event.user_id}"
                 message = f"{what}: {type(error).__name__}: {error}"
                 if not is_transient(error):
-                    await self._dead_letter(unit.raw_payload, f"not applied: {message}")
+                    await self._dead_letter(unit.raw_payload(), f"not applied: {message}")
                     return 0
                 self.metrics.error(message)
                 log.warning("signal failed; retrying", error=message, retry_in=backoff)
@@ -379,6 +385,10 @@ async def run_cdc_worker(settings: Settings, stop: asyncio.Event | None = None) 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+    if settings.cdc_source is CdcSource.BINLOG:  # a misconfigured server fails first, by name
+        await server_position(BinlogConnection.from_url(settings.binlog_url))
+    elif not settings.sqs_queue_url:
+        raise RuntimeError("CDC_SOURCE is sqs but SQS_QUEUE_URL is empty")
     client = await connect_temporal(settings)
     dialler, replica = dialler_engine(settings, pool_size=4), replica_engine(settings, pool_size=4)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
@@ -398,8 +408,6 @@ async def run_cdc_worker(settings: Settings, stop: asyncio.Event | None = None) 
                 await binlog.start()
                 source = binlog
             else:
-                if not settings.sqs_queue_url:
-                    raise RuntimeError("CDC_SOURCE is sqs but SQS_QUEUE_URL is empty")
                 sqs_client = await stack.enter_async_context(sqs_client_for(settings))
                 sqs = SqsSource(
                     sqs_client,

@@ -31,6 +31,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.service import RPCError
 
+from adapters.cdc_binlog import BinlogConfigError, BinlogConnection, server_position
 from adapters.cdc_metrics import read_metrics
 from adapters.databases import dialler_engine, redacted, replica_engine
 from adapters.local_mariadb import answers, initialise, server_argv
@@ -306,6 +307,19 @@ class DevStack:
             await asyncio.sleep(0.25)
         _log(f"{process.name} is ready")
 
+    async def _binlog_readable(self) -> bool:
+        """The binlog CDC worker needs a server with the binlog on; without one the stack
+        runs without it (reconcile and the catch-up schedule keep the queues current)."""
+        if self.settings.cdc_source is not CdcSource.BINLOG:
+            return True
+        try:
+            await server_position(BinlogConnection.from_url(self.settings.binlog_url))
+        except BinlogConfigError as error:
+            _log(f"CDC worker not started: {error}")
+            _log("set CDC_SOURCE=none to silence this, or use the default REPLICA_DATABASE_URL")
+            return False
+        return True
+
     async def _first_reconcile(self) -> None:
         """Run the reconcile schedule now rather than in 5 minutes, so the queues fill while
         the developer opens the app (it proceeds in the background)."""
@@ -344,6 +358,8 @@ class DevStack:
             if temporal:
                 await self._start(temporal)
             for process in product_processes(self.settings):
+                if process.name == "cdc-worker" and not await self._binlog_readable():
+                    continue
                 await self._start(process)
             await self._first_reconcile()
         except PreflightError as error:

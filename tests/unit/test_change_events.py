@@ -68,7 +68,7 @@ def kinds(changed: RowChange, lookups: Lookups | None = None) -> list[ChangeKind
     return [event.kind for event in translate(changed, lookups).events]
 
 
-# --- users -----------------------------------------------------------------------------------
+# --- users ----------------------------------------------------------------------------------------
 
 
 def test_signature_added_and_removed() -> None:
@@ -213,7 +213,7 @@ def test_a_claims_row_teaches_its_owner() -> None:
     assert translate(lender).events == []
 
 
-# --- errors, ids -------------------------------------------------------------------------------------
+# --- errors, ids ----------------------------------------------------------------------------------
 
 
 def test_unknown_tables_and_malformed_rows_say_why() -> None:
@@ -260,7 +260,7 @@ def test_row_changes_survive_a_round_trip_through_json() -> None:
         decode_row_change('{"table": "users"}')
 
 
-# --- DMS messages ----------------------------------------------------------------------------------
+# --- DMS messages ---------------------------------------------------------------------------------
 
 
 def dms(operation: str, table: str, data: dict[str, Any], **extra: Any) -> str:
@@ -319,7 +319,7 @@ def test_unreadable_dms_messages_say_why(body: str, reason: str) -> None:
         parse_dms(body)
 
 
-# --- GTID positions and the commit tracker -----------------------------------------------------------
+# --- GTID positions and the commit tracker --------------------------------------------------------
 
 
 def test_gtid_positions_advance_per_domain() -> None:

@@ -93,3 +93,26 @@ def test_log_scrubbing_hides_passwords_and_tokens() -> None:
     line = scrub("connecting to postgresql://app:s3cret@db/x with Bearer abc.def.ghi")
     assert "s3cret" not in line
     assert "abc.def.ghi" not in line
+
+
+def test_type_adapters_are_shared_across_workflow_runs() -> None:
+    """The SDK makes a payload converter per workflow run; ours must not rebuild pydantic
+    adapters for each (an SDK upgrade that renames the cache would silently undo it)."""
+    from temporalio.converter import CompositePayloadConverter
+
+    from adapters.temporal import DATA_CONVERTER
+    from schemas.outreach import OutreachInput
+
+    first = DATA_CONVERTER.payload_converter_class()
+    second = DATA_CONVERTER.payload_converter_class()
+    assert isinstance(first, CompositePayloadConverter)
+    assert isinstance(second, CompositePayloadConverter)
+    payload = first.to_payloads([OutreachInput(7)])
+    assert first.from_payloads(payload, [OutreachInput]) == [OutreachInput(7)]
+    assert second.from_payloads(payload, [OutreachInput]) == [OutreachInput(7)]
+    json_converters = [
+        c for c in (*first.converters.values(), *second.converters.values())
+        if hasattr(c, "_type_adapter")
+    ]  # fmt: skip
+    assert len(json_converters) == 2
+    assert json_converters[0]._type_adapter is json_converters[1]._type_adapter

@@ -6,6 +6,7 @@ holiday (so calls work at any hour and a callback on that day is refused)."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -86,6 +87,8 @@ async def world(
         )
         app = create_app(app_settings)
         services_of(app).use_rules(console_rules())
+        # live events of this run only (other test runs may share the Redis server)
+        services_of(app).live_namespace = f"test-{uuid.uuid4().hex[:8]}:"
         async with app.test_app():
             yield World(app, harness, dialler, replica, app_settings)
 

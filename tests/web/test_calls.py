@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from quart import Quart
 from sqlalchemy import insert, select
 
-from adapters.live import LiveBus, channel_for_agent
+from adapters.live import channel_for_agent
 from config.settings import Settings
 from domain.phones import phone_key
 from schemas import dialler_db as db
@@ -264,7 +264,7 @@ async def test_a_duplicate_status_callback_is_applied_once(w: World) -> None:
     base = {"CallSid": child_sid(parent), "ParentCallSid": parent}
     await _webhook(w.app, w.settings, path, base | {"CallStatus": "in-progress",
                    "Timestamp": "Mon, 02 Mar 2026 10:00:00 +0000"})  # fmt: skip
-    bus = LiveBus(services_of(w.app).redis)
+    bus = services_of(w.app).live()
     async with bus.subscribe([channel_for_agent(agent.staff.id)]) as events:
         completed = base | {"CallStatus": "completed", "CallDuration": "95",
                             "Timestamp": "Mon, 02 Mar 2026 10:01:35 +0000"}  # fmt: skip

@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from adapters.context_cache import ContextCache
-from adapters.live import LiveBus, LiveEvent, channel_for_queue
+from adapters.live import LiveEvent, channel_for_queue
 from schemas import dialler_db as db
 from schemas.enums import AgentRole, Queue
 from tests.web.conftest import make_staff, sign_in
@@ -384,7 +384,7 @@ async def test_release_returns_the_claimant_and_tells_the_queue(w: World) -> Non
     user_id = await ready_claimant(w)
     agent = await signed_in_agent(w)
     await claim(w, agent, user_id)
-    bus = LiveBus(services_of(w.app).redis)
+    bus = services_of(w.app).live()
     async with bus.subscribe([channel_for_queue(Queue.UNSIGNED)]) as events:
         response = await agent.post(f"/console/claimants/{user_id}/release")
         received = [await events.next(2.0) for _ in range(2)]
@@ -392,9 +392,11 @@ async def test_release_returns_the_claimant_and_tells_the_queue(w: World) -> Non
     assert "The claimant is back in the queue." in await agent.text(response)
     task = await task_of(w, user_id)
     assert task.status == "ready" and task.claimed_by is None
-    names = [e.name for e in received if e is not None]
-    assert names[0] == "task-released" and "queue-depth" in names
-    assert received[0] is not None and received[0].data["task_id"] == task.id
+    assert [e.name if e else None for e in received] == ["task-released", "queue-depth"]
+    released, depth = received
+    assert released is not None and released.data["task_id"] == task.id
+    assert released.data["agent_id"] == agent.staff.id and released.data["queue"] == "unsigned"
+    assert depth is not None and depth.data["queue"] == "unsigned" and depth.data["ready"] >= 0
 
 
 async def test_magic_link_by_sms(w: World) -> None:
@@ -430,7 +432,7 @@ async def test_events_stream_sends_queue_depth_and_published_events(w: World) ->
         while "event: queue-depth" not in received:
             received += (await asyncio.wait_for(stream.receive(), 5)).decode()
         assert 'id="queue-ready-count"' in received
-        bus = LiveBus(services_of(w.app).redis)
+        bus = services_of(w.app).live()
         event = LiveEvent(
             "task-released", {"queue": "unsigned", "task_id": 1, "agent_id": 2,
                               "at": now().isoformat()},

@@ -14,7 +14,6 @@ from datetime import time
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.provisioning import (
@@ -26,6 +25,7 @@ from adapters.provisioning import (
     migrate,
 )
 from adapters.rules_file import load_rules_file
+from adapters.temporal import DATA_CONVERTER
 from config.settings import Settings
 from domain.rules import DiallerRules, parse_rules
 from services.claims import ClaimService
@@ -75,7 +75,7 @@ async def scratch_databases(
 
 def typed_client(env: WorkflowEnvironment) -> Client:
     config = env.client.config()
-    config["data_converter"] = pydantic_data_converter
+    config["data_converter"] = DATA_CONVERTER
     return Client(**config)
 
 

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from schemas.outreach import OutreachInput, OutreachResult
-from workflows.outreach import OutreachWorkflow
+with workflow.unsafe.imports_passed_through():
+    # this module defines a workflow, so the sandbox re-imports it: pass these through
+    from adapters.temporal import DATA_CONVERTER
+    from schemas.outreach import OutreachInput, OutreachResult
+    from workflows.outreach import OutreachWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("outreach_*.json"))
 
@@ -28,7 +30,7 @@ def test_there_are_histories_to_replay() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path) -> None:
-    replayer = Replayer(workflows=[OutreachWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[OutreachWorkflow], data_converter=DATA_CONVERTER)
     result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
 
@@ -44,6 +46,6 @@ class ReorderedOutreach(OutreachWorkflow):
 
 
 async def test_a_changed_workflow_fails_replay() -> None:
-    replayer = Replayer(workflows=[ReorderedOutreach], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[ReorderedOutreach], data_converter=DATA_CONVERTER)
     with pytest.raises(NondeterminismError):
         await replayer.replay_workflow(_history(HISTORIES[0]))

@@ -16,7 +16,6 @@ from typing import Any
 
 from quart import Blueprint, Response, current_app, jsonify, render_template, request
 from quart.typing import ResponseReturnValue
-from quart_rate_limiter import rate_limit
 from sqlalchemy import case, func, insert, select, update
 from structlog import get_logger
 
@@ -28,7 +27,7 @@ from schemas import replica
 from schemas.enums import AgentRole, AgentState
 from web.auth.access import staff, webhook
 from web.auth.identity import require_agent
-from web.console_support import agents_call, held_task
+from web.console_support import agents_call, held_task, per_session
 from web.errors import APIError
 from web.services import services
 from web.twilio_signature import verified_form
@@ -50,9 +49,9 @@ log = get_logger(__name__)
 
 blueprint = Blueprint("calls", __name__)
 
-CALL_LIMIT = rate_limit(20, timedelta(minutes=1))
-TOKEN_LIMIT = rate_limit(30, timedelta(minutes=1))
-SIMULATE_LIMIT = rate_limit(60, timedelta(minutes=1))
+CALL_LIMIT = per_session(20, timedelta(minutes=1))
+TOKEN_LIMIT = per_session(30, timedelta(minutes=1))
+SIMULATE_LIMIT = per_session(60, timedelta(minutes=1))
 SIMULATED_ACTIONS = {
     "answer": "in-progress",
     "no-answer": "no-answer",

@@ -19,7 +19,6 @@ from typing import Any
 
 from quart import Blueprint, redirect, render_template, request
 from quart.typing import ResponseReturnValue
-from quart_rate_limiter import rate_limit
 from sqlalchemy import select
 from temporalio.service import RPCError
 
@@ -41,6 +40,7 @@ from web.console_support import (
     current_claim,
     held_task,
     htmx_or_console,
+    per_session,
     uk_time,
 )
 from web.errors import APIError
@@ -49,8 +49,8 @@ from web.voice import STATUS_LABELS
 
 blueprint = Blueprint("console", __name__)
 
-NEXT_LIMIT = rate_limit(30, timedelta(minutes=1))
-MAGIC_LINK_LIMIT = rate_limit(10, timedelta(minutes=1))
+NEXT_LIMIT = per_session(30, timedelta(minutes=1))
+MAGIC_LINK_LIMIT = per_session(10, timedelta(minutes=1))
 CALLBACK_DAYS = 7  # today and the next six days
 CALLBACK_LEAD = timedelta(minutes=5)  # the earliest callback offered
 NOTES_MAX = 4000
@@ -278,21 +278,15 @@ async def _with_state(agent: CurrentAgent, body: str, status: AgentStatus) -> st
 async def _claim_next(agent: CurrentAgent, status: AgentStatus) -> str:
     """Claim the top task of the agent's queue and show it (or say why not)."""
     assert agent.queue is not None
-    import time
-    t0 = time.perf_counter()
     try:
         claims = await services().claim_service()
         task = await claims.claim_next(agent.id, agent.queue)
-        print("claim_next", time.perf_counter() - t0)
     except TEMPORAL_ERRORS:
         return await _with_state(agent, await _idle(agent, status, ENGINE_DOWN), status)
     if task is None:
         return await _with_state(agent, await _empty(agent, agent.queue), status)
     row = await held_task(agent.id, task.user_id)
-    t0 = time.perf_counter()
-    out = await _with_state(agent, await _claim_panel(agent, row), status)
-    print("panel", time.perf_counter() - t0)
-    return out
+    return await _with_state(agent, await _claim_panel(agent, row), status)
 
 
 # --- pages and actions --------------------------------------------------------------------------

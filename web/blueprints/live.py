@@ -17,12 +17,12 @@ from datetime import timedelta
 
 from jinja2 import TemplateNotFound
 from quart import Blueprint, Response, current_app, render_template, stream_with_context
-from quart_rate_limiter import rate_limit
 
 from adapters.live import STAFF_CHANNEL, LiveEvent, channel_for_agent, channel_for_queue
 from services.live_updates import queue_depths
 from web.auth.access import staff
 from web.auth.identity import require_agent
+from web.console_support import per_session
 from web.services import services
 
 blueprint = Blueprint("live", __name__)
@@ -30,7 +30,7 @@ blueprint = Blueprint("live", __name__)
 KEEPALIVE_SECONDS = 15.0
 STREAM_SECONDS = 300.0  # then the browser reconnects (and the session is checked again)
 RETRY_MS = 3000
-STREAM_LIMIT = rate_limit(30, timedelta(minutes=1))
+STREAM_LIMIT = per_session(60, timedelta(minutes=1))
 
 
 def _frame(name: str, payload: str) -> str:

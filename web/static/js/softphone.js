@@ -38,6 +38,12 @@
         logLevel: "warn",
         codecPreferences: ["opus", "pcmu"],
       });
+      // No SDK ringtones: they load from Twilio's CDN, which the CSP does not allow.
+      if (device.audio) {
+        device.audio.incoming(false);
+        device.audio.outgoing(false);
+        device.audio.disconnect(false);
+      }
       device.on("tokenWillExpire", function () {
         fetchToken().then(function (fresh) {
           device.updateToken(fresh.token);
