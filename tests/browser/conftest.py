@@ -70,7 +70,7 @@ async def live_app(
         config.accesslog = None
         stop = asyncio.Event()
         server = asyncio.create_task(
-            serve(create_app(app_settings), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+            serve(create_app(app_settings), config, shutdown_trigger=stop.wait)
         )
         await _until_listening(port)
         try:
