@@ -58,19 +58,27 @@ class ReconcileActivities:
             due_callback_user_ids(self._dialler, self._replica, request.now),
         )
         expected = expected_queues(callback, unsigned, outstanding, self._rules.stage_priority)
+        tasks = db.call_tasks.c
         async with self._dialler.connect() as conn:
             rows = await conn.execute(
-                select(db.call_tasks.c.user_id, db.call_tasks.c.queue).where(
-                    db.call_tasks.c.status.in_([TaskStatus.READY.value, TaskStatus.CLAIMED.value])
+                select(tasks.user_id, tasks.queue, tasks.status, tasks.lease_expires_at).where(
+                    tasks.status.in_([TaskStatus.READY.value, TaskStatus.CLAIMED.value])
                 )
             )
-            published = {int(user_id): queue for user_id, queue in rows}
+            published: dict[int, str] = {}
+            lapsed: set[int] = set()  # claims or reservations past their lease
+            for user_id, queue, status, lease in rows:
+                published[int(user_id)] = queue
+                if status == TaskStatus.CLAIMED.value and lease is not None and lease < request.now:
+                    lapsed.add(int(user_id))
         counts = {stage: 0 for stage in ("callback", "unsigned", "outstanding")}
         for queue in expected.values():
             counts[queue] += 1
         return ReconcilePlan(
             counts=counts,
-            to_refresh=sorted(u for u, q in expected.items() if published.get(u) != q),
+            to_refresh=sorted(
+                u for u, q in expected.items() if published.get(u) != q or u in lapsed
+            ),
             to_withdraw=sorted(u for u in published if u not in expected),
         )
 

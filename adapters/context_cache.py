@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas import dialler_db as db
@@ -153,7 +154,7 @@ class ContextCache:
                 int(row.user_id): row
                 for row in await conn.execute(
                     select(db.calls.c.user_id, db.calls.c.started_at, db.calls.c.disposition)
-                    .distinct(db.calls.c.user_id)
+                    .ext(distinct_on(db.calls.c.user_id))
                     .where(db.calls.c.user_id.in_(found))
                     .order_by(db.calls.c.user_id, db.calls.c.started_at.desc())
                 )

@@ -1,10 +1,11 @@
 """The claim protocol: how an agent (person or AI) takes the next call.
 
-`call_tasks` is only an index. Claim-next picks the best ready task with
-`FOR UPDATE SKIP LOCKED` and, while holding the row, asks the claimant's workflow to
-confirm with the `claim` Update. The workflow is the source of truth: if it says the task
-is stale, the row is skipped and the next one tried. The row lock makes two agents
-racing for one task impossible; the Update makes a claim on an outdated task impossible.
+`call_tasks` is only an index. Claim-next reserves the best ready task in one atomic
+statement (`FOR UPDATE SKIP LOCKED`, then status 'claimed'), and asks the claimant's
+workflow to confirm with the `claim` Update. The workflow is the source of truth: if it
+says the task is stale, the reservation is handed back and the next task tried. The
+atomic reservation makes two agents racing for one task impossible; the Update makes a
+claim on an outdated task impossible.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
@@ -37,16 +38,26 @@ Request = TypeVar("Request")
 Response = TypeVar("Response")
 MAX_ATTEMPTS = 8  # stale rows skipped before giving up on this call
 
-_NEXT_READY = text(
+# Reserve the best ready task in one statement: no row lock is held while the workflow is
+# asked to confirm, so the workflow's own writes to the row never wait on this agent.
+# The reservation expires after RESERVE_SECONDS if this process dies before confirming
+# (reconcile hands such rows back to their workflows).
+RESERVE_SECONDS = 30
+_RESERVE_NEXT = text(
     """
-    SELECT id, user_id, workflow_id, version, score, score_breakdown, not_before_reason
-    FROM call_tasks
-    WHERE status = 'ready' AND queue = :queue AND not_before <= now()
-      AND (:people OR NOT route_to_people_only)
-      AND NOT (id = ANY(:skip))
-    ORDER BY score DESC
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
+    UPDATE call_tasks
+    SET status = 'claimed', claimed_by = :agent, claimed_at = now(),
+        lease_expires_at = now() + make_interval(secs => :hold)
+    WHERE id = (
+        SELECT id FROM call_tasks
+        WHERE status = 'ready' AND queue = :queue AND not_before <= now()
+          AND (:people OR NOT route_to_people_only)
+          AND NOT (id = ANY(:skip))
+        ORDER BY score DESC
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, user_id, workflow_id, version, score, score_breakdown, not_before_reason
     """
 )
 
@@ -102,66 +113,92 @@ class ClaimService:
 
     async def _claim_next(self, agent_id: int, queue: Queue, is_ai: bool) -> ClaimedTask | None:
         skipped: list[int] = []
-        async with self._engine.begin() as conn:
-            for _ in range(MAX_ATTEMPTS):
+        for _ in range(MAX_ATTEMPTS):
+            async with self._engine.begin() as conn:
                 row = (
                     await conn.execute(
-                        _NEXT_READY,
-                        {"queue": queue.value, "people": not is_ai, "skip": skipped},
+                        _RESERVE_NEXT,
+                        {
+                            "agent": agent_id,
+                            "hold": RESERVE_SECONDS,
+                            "queue": queue.value,
+                            "people": not is_ai,
+                            "skip": skipped,
+                        },
                     )
                 ).one_or_none()
-                if row is None:
-                    return None
-                granted = await self._confirm(conn, row, agent_id, queue, is_ai)
-                if granted is None:
-                    skipped.append(row.id)
-                    continue
-                await conn.execute(
-                    update(db.call_tasks)
-                    .where(db.call_tasks.c.id == row.id, db.call_tasks.c.version == row.version)
-                    .values(
-                        status=TaskStatus.CLAIMED.value,
-                        claimed_by=agent_id,
-                        claimed_at=text("now()"),
-                        lease_expires_at=granted.lease_expires_at,
-                    )
-                )
-                return ClaimedTask(
-                    task_id=row.id,
-                    user_id=row.user_id,
-                    queue=queue,
-                    score=float(row.score),
-                    score_breakdown=list(row.score_breakdown),
-                    reason=row.not_before_reason,
-                    lease_expires_at=granted.lease_expires_at,
-                )
+            if row is None:
+                return None
+            granted = await self._confirm(row, agent_id, queue, is_ai)
+            if granted is None:
+                skipped.append(row.id)
+                continue
+            await self._settle(row, agent_id, lease_expires_at=granted.lease_expires_at)
+            return ClaimedTask(
+                task_id=row.id,
+                user_id=row.user_id,
+                queue=queue,
+                score=float(row.score),
+                score_breakdown=list(row.score_breakdown),
+                reason=row.not_before_reason,
+                lease_expires_at=granted.lease_expires_at,
+            )
         return None
 
+    async def _settle(
+        self, row: Any, agent_id: int, *, lease_expires_at: datetime | None, **values: Any
+    ) -> None:
+        """Finish this agent's reservation of `row`, unless the workflow has written a newer
+        version since (its write wins)."""
+        tasks = db.call_tasks.c
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(db.call_tasks)
+                .where(
+                    tasks.id == row.id,
+                    tasks.version == row.version,
+                    tasks.claimed_by == agent_id,
+                    tasks.status == TaskStatus.CLAIMED.value,
+                )
+                .values(lease_expires_at=lease_expires_at, **values)
+            )
+
     async def _confirm(
-        self, conn: AsyncConnection, row: Any, agent_id: int, queue: Queue, is_ai: bool
+        self, row: Any, agent_id: int, queue: Queue, is_ai: bool
     ) -> ClaimGranted | None:
         handle = self._client.get_workflow_handle_for(OutreachWorkflow.run, row.workflow_id)
+        request = ClaimRequest(
+            agent_id=agent_id,
+            queue=queue,
+            task_version=row.version,
+            is_ai=is_ai,
+            lease_seconds=self._lease_seconds,
+        )
         try:
-            return await handle.execute_update(
-                OutreachWorkflow.claim,
-                ClaimRequest(
-                    agent_id=agent_id,
-                    queue=queue,
-                    task_version=row.version,
-                    is_ai=is_ai,
-                    lease_seconds=self._lease_seconds,
-                ),
-            )
+            return await handle.execute_update(OutreachWorkflow.claim, request)
         except WorkflowUpdateFailedError:
-            return None  # stale: the workflow has moved on and will republish
+            # stale: hand the row back; the workflow has moved on and will republish
+            await self._settle(
+                row,
+                agent_id,
+                lease_expires_at=None,
+                status="ready",
+                claimed_by=None,
+                claimed_at=None,
+            )
+            return None
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
             # No running workflow behind the row (it ended): the row is an orphan.
-            await conn.execute(
-                update(db.call_tasks)
-                .where(db.call_tasks.c.id == row.id)
-                .values(status=TaskStatus.WITHDRAWN.value, not_before_reason="workflow ended")
+            await self._settle(
+                row,
+                agent_id,
+                lease_expires_at=None,
+                claimed_by=None,
+                claimed_at=None,
+                status=TaskStatus.WITHDRAWN.value,
+                not_before_reason="workflow ended",
             )
             return None
 

@@ -182,6 +182,8 @@ class OutreachWorkflow:
         assert self._state is not None
         events, self._pending = self._pending, []
         refresh = any(e.kind is ChangeKind.REFRESH for e in events)
+        if refresh:
+            self._published = None  # rewrite the task: the projection may have drifted
         if self._reload or (refresh and not self._fresh):
             self._reload = False
             fresh = await self._run(OutreachActivities.load_facts, LoadFactsRequest(self._user_id))

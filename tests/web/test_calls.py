@@ -229,6 +229,14 @@ async def test_voice_webhook_refuses_another_agents_call(w: World) -> None:
     assert "<Hangup" in body and "<Dial" not in body
     assert (await _call_row(w, call_id)).provider_call_sid is None
 
+    async with w.dialler.begin() as conn:
+        await conn.execute(
+            db.calls.update().where(db.calls.c.id == call_id).values(status="completed")
+        )
+    mine = params | {"From": f"client:agent-{staff.id}"}
+    ended = await _webhook(w.app, w.settings, "/webhooks/twilio/voice", mine)
+    assert "<Dial" not in await ended.get_data(as_text=True)  # an ended call is never redialled
+
 
 @pytest.mark.parametrize(
     "path",
@@ -390,6 +398,11 @@ async def test_twilio_call_creates_the_row_and_lets_the_browser_connect(
     assert call.provider == "twilio" and call.status == "initiated"
     assert f'data-call-id="{call.id}"' in page and 'data-autoconnect="true"' in page
     assert 'id="twilio-hangup"' in page and "sim-answer" not in page
+    # the browser never connected (say the microphone was refused): Call again retries it
+    again = await client.post(f"/console/claimants/{user_id}/call", headers=headers)
+    retried = await again.get_data(as_text=True)
+    assert f'data-call-id="{call.id}"' in retried and 'data-autoconnect="true"' in retried
+    assert len(await calls_of(w, user_id)) == 1
     release = await client.post(f"/console/claimants/{user_id}/release", headers=headers)
     assert release.status_code == 200
     await asyncio.sleep(0)

@@ -143,6 +143,18 @@ async def test_anonymous_requests_are_refused(w: World) -> None:
     assert partial.status_code in (401, 403)
 
 
+async def test_next_call_is_rate_limited_per_session(w: World) -> None:
+    agent = await signed_in_agent(w)
+    statuses: list[int] = []
+    while 429 not in statuses and len(statuses) < 40:
+        statuses.append((await agent.post("/console/next")).status_code)
+        await asyncio.sleep(0.06)  # stay under the app-wide per-second limit
+    # 30 a minute (the allowance refills as the seconds pass, so a few more get through)
+    assert statuses[:30] == [200] * 30 and statuses[-1] == 429
+    other = await signed_in_agent(w)  # same address, its own allowance
+    assert (await other.post("/console/next")).status_code == 200
+
+
 async def test_next_call_needs_ready(w: World) -> None:
     agent = await signed_in_agent(w)
     response = await agent.post("/console/next")
@@ -179,6 +191,9 @@ async def test_next_call_claims_and_shows_the_context_before_dialling(w: World) 
     assert ">On call<" not in page and ">Ready<" in page  # state bar out of band
     task = await task_of(w, user_id)
     assert (task.status, task.claimed_by) == ("claimed", agent.staff.id)
+    # reloading the page brings the claimant back (another audited view)
+    reloaded = await agent.text(await agent.client.get("/console"))
+    assert f'data-user-id="{user_id}"' in reloaded and 'id="next-call"' not in reloaded
 
 
 async def test_every_view_is_audited_and_the_second_is_served_from_redis(w: World) -> None:
@@ -272,6 +287,7 @@ async def test_outcome_then_wrap_up_then_ready(w: World) -> None:
     assert 'data-countdown="30"' in page or 'data-countdown="29"' in page
     assert 'hx-trigger="load delay:' in page
     assert (await latest_state(w, agent.staff.id)).state == "wrap_up"
+    assert 'id="wrap-up"' in await agent.text(await agent.client.get("/console"))  # on reload
     task = await task_of(w, user_id)
     assert task.status == "ready" and task.claimed_by is None and task.not_before > now()
     [call] = await calls_of(w, user_id)

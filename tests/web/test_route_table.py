@@ -156,8 +156,8 @@ async def test_an_undeclared_route_is_refused(
     client = app.test_client()
     admin = await make_staff(dialler_db, AgentRole.ADMIN)
     assert await sign_in(client, admin) == 303  # even for an admin
-    for method in ("GET", "POST"):
-        response = await client.open("/forgotten", method=method, scope_base=scope())
+    for send in (client.get, client.post):
+        response = await send("/forgotten", scope_base=scope())
         assert response.status_code == 403
         body = await response.get_json()
         assert body["error"]["code"] == "undeclared_route"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
 from schemas import dialler_db as db
@@ -22,11 +22,13 @@ from schemas.outreach import (
     ReleaseRequest,
     Stage,
 )
+from schemas.reconcile import ReconcileInput
 from services.claims import ClaimError
 from tests.factories import add_claimant
 from tests.workflows.conftest import Harness
 from tests.workflows.helpers import assessment, event, eventually, start, task_in, task_row
 from workflows.outreach import OutreachWorkflow
+from workflows.reconcile import ReconcileWorkflow
 
 AGENT = 1
 
@@ -301,3 +303,25 @@ async def test_magic_link_by_sms_keeps_personal_data_out_of_the_history(harness:
     history = (await handle.fetch_history()).to_json()
     assert phone not in history and phone.removeprefix("+") not in history
     assert f"Claimant{user_id}" not in history
+
+
+async def test_a_lapsed_reservation_is_handed_back_by_reconcile(harness: Harness) -> None:
+    """An agent's process died between reserving a task and the workflow confirming it."""
+    user_id = await add_claimant(harness.replica, signed=False, pending=1)
+    await start(harness, user_id)
+    await task_in(harness, user_id, "unsigned")
+    async with harness.dialler.begin() as conn:
+        await conn.execute(
+            update(db.call_tasks)
+            .where(db.call_tasks.c.user_id == user_id)
+            .values(status="claimed", claimed_by=AGENT,
+                    lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )  # fmt: skip
+    await harness.client.execute_workflow(
+        ReconcileWorkflow.run,
+        ReconcileInput(),
+        id=f"reconcile-lapsed-{user_id}",
+        task_queue=harness.task_queue,
+    )
+    row = await task_in(harness, user_id, "unsigned", status="ready")
+    assert row.claimed_by is None

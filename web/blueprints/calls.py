@@ -127,7 +127,10 @@ async def place_call(user_id: int) -> ResponseReturnValue:
     task = await held_task(agent.id, user_id)
     active = await _active_call(agent.id, user_id)
     if active is not None:
-        return await _softphone(active)
+        # A Twilio call the browser never connected (microphone refused, page closed) may
+        # be connected again; any other active call is simply shown.
+        retry = active.provider == "twilio" and active.provider_call_sid is None
+        return await _softphone(active, autoconnect=retry)
     deps = services()
     settings = deps.settings
     windows = deps.rules().calling_windows
@@ -240,7 +243,7 @@ async def voice() -> ResponseReturnValue:
     form = await verified_form()
     call_id, sid = _call_id(form), form.get("CallSid", "")
     call = await _call(call_id) if call_id is not None else None
-    if call is None or not sid:
+    if call is None or not sid or call.status in ENDED or call.disposition is not None:
         return _xml(refuse_twiml("Sorry, this call cannot be placed."))
     if form.get("From") != f"client:{identity_for(call.agent_id)}":
         log.warning("voice webhook for another agent's call", call_id=call_id)

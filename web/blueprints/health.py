@@ -29,7 +29,8 @@ blueprint = Blueprint("health", __name__)
 @validate_response(HealthReport, 200)
 @validate_response(HealthReport, 503)
 async def health() -> tuple[HealthReport, int]:
-    """Report PostgreSQL, the claims replica, Redis and Temporal, each with its latency."""
+    """Report PostgreSQL, the claims replica, Redis and Temporal, each with its latency, and
+    (unless CDC_SOURCE=none) the CDC worker's lag, throughput and errors."""
     deps = services()
     results = await check_all(
         [

@@ -17,6 +17,8 @@ from datetime import timedelta
 
 from jinja2 import TemplateNotFound
 from quart import Blueprint, Response, current_app, render_template, stream_with_context
+from redis.exceptions import RedisError
+from structlog import get_logger
 
 from adapters.live import STAFF_CHANNEL, LiveEvent, channel_for_agent, channel_for_queue
 from services.live_updates import queue_depths
@@ -24,6 +26,8 @@ from web.auth.access import staff
 from web.auth.identity import require_agent
 from web.console_support import per_session
 from web.services import services
+
+log = get_logger(__name__)
 
 blueprint = Blueprint("live", __name__)
 
@@ -60,14 +64,17 @@ async def events() -> Response:
     @stream_with_context
     async def stream() -> AsyncIterator[str]:
         yield f"retry: {RETRY_MS}\n\n"
-        async with deps.live().subscribe(channels) as subscription:
-            if agent.queue is not None:
-                depth = (await queue_depths(deps.dialler_db))[agent.queue]
-                yield await _render(depth.event())
-            deadline = asyncio.get_running_loop().time() + lifetime
-            while asyncio.get_running_loop().time() < deadline:
-                event = await subscription.next(KEEPALIVE_SECONDS)
-                yield await _render(event) if event is not None else ": keep-alive\n\n"
+        try:
+            async with deps.live().subscribe(channels) as subscription:
+                if agent.queue is not None:
+                    depth = (await queue_depths(deps.dialler_db))[agent.queue]
+                    yield await _render(depth.event())
+                deadline = asyncio.get_running_loop().time() + lifetime
+                while asyncio.get_running_loop().time() < deadline:
+                    event = await subscription.next(KEEPALIVE_SECONDS)
+                    yield await _render(event) if event is not None else ": keep-alive\n\n"
+        except RedisError as error:  # the browser reconnects after RETRY_MS
+            log.warning("live stream ended: Redis unavailable", error=str(error))
 
     response = Response(stream(), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-store"
