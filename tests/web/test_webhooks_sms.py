@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 
 from sqlalchemy import select
+from temporalio.client import WorkflowHandle
 
 from adapters.live import SMS_INBOUND, STAFF_CHANNEL
 from schemas import dialler_db as db
 from schemas.enums import Queue
+from schemas.outreach import OutreachResult
 from tests.factories import add_claimant
 from tests.web.sms_fixtures import (
     World,
@@ -183,8 +185,8 @@ async def test_stop_opts_the_claimant_out_at_once_and_the_task_goes(world: World
     assert (row.reason, row.phone_number, row.source) == ("sms_stop", number, f"sms:{sid}")
     # the workflow heard it and withdrew the task; the run ends with nothing to chase
     await task_in(world.harness, user_id, None)
-    handle = world.harness.client.get_workflow_handle_for(
-        OutreachWorkflow.run, workflow_id_for(user_id)
+    handle: WorkflowHandle[OutreachWorkflow, OutreachResult] = (
+        world.harness.client.get_workflow_handle_for(OutreachWorkflow.run, workflow_id_for(user_id))
     )
     assert (await handle.result()).final_stage == "done"
     assert await reasons(world, user_id) == ["sms_stop"]  # the workflow did not add a second
@@ -218,8 +220,8 @@ async def test_start_after_stop_resubscribes_and_the_task_returns(world: World) 
     user_id = await claimant_in_queue(world, Queue.UNSIGNED, phone=number)
     assert (await post_signed(world, INBOUND, inbound_params(number, "STOP"))).status_code == 200
     await task_in(world.harness, user_id, None)
-    handle = world.harness.client.get_workflow_handle_for(
-        OutreachWorkflow.run, workflow_id_for(user_id)
+    handle: WorkflowHandle[OutreachWorkflow, OutreachResult] = (
+        world.harness.client.get_workflow_handle_for(OutreachWorkflow.run, workflow_id_for(user_id))
     )
     await handle.result()  # ended opted out
 
