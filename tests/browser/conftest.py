@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from config.settings import Settings
 from tests.conftest import free_port
-from tests.workflows.conftest import Harness, running_harness
+from tests.workflows.conftest import Harness, running_harness, scratch_databases
 from web import create_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,35 +43,33 @@ class LiveApp:
 
 
 @pytest.fixture
-async def live_app(
-    settings: Settings,
-    migrated_pg: str,
-    replica_db: str,
-    temporal_env: WorkflowEnvironment,
-    dialler_db: object,
-    replica: object,
-) -> AsyncIterator[LiveApp]:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
-    assert isinstance(dialler_db, AsyncEngine) and isinstance(replica, AsyncEngine)
+async def live_app(settings: Settings, temporal_env: WorkflowEnvironment) -> AsyncIterator[LiveApp]:
+    """The app on its own databases (so only this test's claimants are in the queues),
+    with an outreach worker and calling windows open all day."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    async with running_harness(temporal_env, settings, dialler_db, replica) as harness:
+    async with (
+        scratch_databases("browser") as (dialler, replica),
+        running_harness(temporal_env, settings, dialler, replica) as harness,
+    ):
         app_settings = settings.model_copy(
             update={
+                "database_url": dialler.url.render_as_string(hide_password=False),
+                "replica_database_url": replica.url.render_as_string(hide_password=False),
                 "temporal_address": temporal_env.client.service_client.config.target_host,
                 "temporal_task_queue": harness.task_queue,
                 "public_base_url": base,
                 "web_port": port,
+                "wrap_up_seconds": 3,
             }
         )
+        app = create_app(app_settings)
+        app.extensions["dialler"].use_rules(harness.rules)
         config = Config()
         config.bind = [f"127.0.0.1:{port}"]
         config.accesslog = None
         stop = asyncio.Event()
-        server = asyncio.create_task(
-            serve(create_app(app_settings), config, shutdown_trigger=stop.wait)
-        )
+        server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
         await _until_listening(port)
         try:
             yield LiveApp(base, app_settings, harness)

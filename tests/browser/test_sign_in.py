@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from playwright.async_api import Page, expect
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.browser.conftest import LiveApp, screenshot
 from tests.web.conftest import PASSWORD, make_staff
 
 
-async def test_wrong_password_then_sign_in_and_out(
-    live_app: LiveApp, page: Page, dialler_db: AsyncEngine
-) -> None:
-    staff = await make_staff(dialler_db)
+async def test_wrong_password_then_sign_in_and_out(live_app: LiveApp, page: Page) -> None:
+    staff = await make_staff(live_app.harness.dialler)
     await page.goto(f"{live_app.url}/login")
     await page.get_by_label("Email").fill(staff.email)
     await page.get_by_label("Password").fill("not my password")
