@@ -37,9 +37,9 @@ async def test_every_task_is_claimed_exactly_once(
             await conn.execute(insert(rp.lenders).values(id=1, name="Lloyds"))
             await conn.execute(
                 insert(rp.users),
-                [{"id": u, "first_name": "A", "last_name": "B", "phone_number": f"+44770090{u % 10000:04d}",
-                  "date_of_birth": date(1960, 1, 1), "is_enabled": True, "status": "active",
-                  "is_vulnerable": False} for u in users],
+                [{"id": u, "first_name": "A", "last_name": "B",
+                  "phone_number": f"+44770090{u % 10000:04d}", "date_of_birth": date(1960, 1, 1),
+                  "is_enabled": True, "status": "active", "is_vulnerable": False} for u in users],
             )  # fmt: skip
             await conn.execute(
                 insert(rp.claims),
