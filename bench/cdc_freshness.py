@@ -49,6 +49,7 @@ from adapters.provisioning import (
     ensure_postgres_database,
     migrate,
 )
+from adapters.temporal import connect_temporal
 from bench.common import (
     PG_HOST,
     Databases,
@@ -56,7 +57,6 @@ from bench.common import (
     PhaseLoad,
     Table,
     append_report,
-    connect_client,
     dev_server,
     expected_members,
     free_port,
@@ -421,7 +421,6 @@ async def main() -> int:
             say(f"seeding {args.users:,} demo claimants into the binlog MariaDB")
             seeded = await seed(dbs, args.users)
             expected = len(await expected_members(dbs, rules, seeded.now))
-            client = await connect_client(server.address)
             settings = Settings(
                 _env_file=None,  # type: ignore[call-arg]
                 environment=Environment.TEST,
@@ -432,6 +431,7 @@ async def main() -> int:
                 temporal_task_queue=TASK_QUEUE,
                 cdc_source=CdcSource.BINLOG,
             )
+            client = await connect_temporal(settings)  # as the workers build theirs
             activities = outreach_activities(settings, client, dbs.dialler, dbs.replica, rules)
             async with build_worker(client, TASK_QUEUE, activities):
                 say(f"bringing {expected:,} claimants under workflows")

@@ -193,8 +193,8 @@ async def main() -> int:
     args = parser.parse_args()
     loads: list[PhaseLoad] = []
     results = Results()
-    # PostgreSQL connections: 20 for the worker's activities, --claims-pool for ClaimService
-    async with dev_server() as server, scratch_databases("cn", pg_pool=20, pg_overflow=0) as dbs:
+    # PostgreSQL connections: 15 for the worker's activities, --claims-pool for ClaimService
+    async with dev_server() as server, scratch_databases("cn", pg_pool=15, pg_overflow=0) as dbs:
         machine = await machine_info(dbs)
         say(f"seeding {args.users} demo claimants")
         seeded = await seed(dbs, args.users)
@@ -206,7 +206,7 @@ async def main() -> int:
         # claim-next holds a connection while the workflow confirms: claimers beyond the pool
         # wait for one, as agents behind the web app's engine do
         claims_engine = dbs.dialler_engine(pool_size=args.claims_pool)
-        await warm_pool(dbs.dialler, 20)
+        await warm_pool(dbs.dialler, 15)
         await warm_pool(claims_engine, args.claims_pool)
         async with dbs.dialler.begin() as conn:
             await conn.execute(
@@ -313,7 +313,7 @@ async def main() -> int:
         "connections, as the web app's `dialler_engine` (10 + 10 overflow): claim-next holds a "
         "connection and a row lock through the `claim` Update round trip, so claimers beyond "
         "the pool wait for a connection (included in the latency). The worker's activities "
-        "share 20 connections. PostgreSQL's max_connections (100) is shared with other "
+        "share 15 connections. PostgreSQL's max_connections (100) is shared with other "
         "engineers' tests, so one connection per claimer was not available.",
         "Each claimer works the queue it was given (agents split across queues in proportion "
         "to ready tasks) and moves to another queue when its own has nothing claimable.",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import platform
@@ -34,6 +35,7 @@ from typing import Any, NoReturn
 import httpx
 from pydantic import TypeAdapter
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
@@ -451,14 +453,24 @@ class Databases:
         )
 
 
-async def warm_pool(engine: AsyncEngine, connections: int) -> None:
+async def warm_pool(engine: AsyncEngine, connections: int, *, within: float = 300.0) -> None:
     """Open `connections` connections now and keep them pooled: PostgreSQL's
     max_connections (100) is shared with other engineers' test runs, so a benchmark takes
-    what it needs up front and fails early rather than in the middle of a measurement."""
-    async with contextlib.AsyncExitStack() as stack:
-        for _ in range(connections):
-            conn = await stack.enter_async_context(engine.connect())
-            await conn.execute(text("SELECT 1"))
+    what it needs before measuring, waiting (up to `within` seconds) while the server is
+    full, rather than failing in the middle of a measurement."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for _ in range(connections):
+                    conn = await stack.enter_async_context(engine.connect())
+                    await conn.execute(text("SELECT 1"))
+            return
+        except DBAPIError as error:
+            if "too many clients" not in str(error) or time.monotonic() > deadline:
+                raise
+            say(f"PostgreSQL is full (other test runs); waiting for {connections} connections")
+            await asyncio.sleep(5)
 
 
 @contextlib.asynccontextmanager
@@ -718,9 +730,29 @@ def _machine_basics() -> dict[str, str]:
     return info
 
 
+CODE_DIRS = ("activities", "adapters", "domain", "schemas", "services", "workers", "workflows")
+
+
+def code_fingerprint() -> str:
+    """SHA-256 (12 hex digits) of the product code a benchmark drives, and the newest file's
+    modification time: the work tree changes under long runs, so each record names the code
+    it measured."""
+    digest = hashlib.sha256()
+    newest = 0.0
+    for directory in CODE_DIRS:
+        for path in sorted((REPO / directory).rglob("*.py")):
+            digest.update(str(path.relative_to(REPO)).encode())
+            digest.update(path.read_bytes())
+            newest = max(newest, path.stat().st_mtime)
+    changed = datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{digest.hexdigest()[:12]} (newest file {changed})"
+
+
 async def machine_info(dbs: Databases | None = None) -> dict[str, str]:
-    """nproc, CPU model, memory, versions; with `dbs`, the database servers' versions."""
+    """nproc, CPU model, memory, versions, the code measured; with `dbs`, the database
+    servers' versions."""
     info = _machine_basics()
+    info["code"] = code_fingerprint()
     if dbs is not None:
         async with dbs.dialler.connect() as conn:
             pg = str(await conn.scalar(text("SHOW server_version")))

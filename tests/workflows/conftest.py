@@ -4,6 +4,8 @@ throwaway PostgreSQL and MariaDB databases, and rules with calling windows open 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -14,6 +16,7 @@ from datetime import time
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.provisioning import (
@@ -104,8 +107,34 @@ async def running_harness(
     task_queue = f"outreach-test-{uuid.uuid4().hex[:8]}"
     settings = settings.model_copy(update={"temporal_task_queue": task_queue})
     activities = outreach_activities(settings, client, dialler, replica, rules)
-    async with build_worker(client, task_queue, activities):
-        yield Harness(client, dialler, replica, task_queue, ClaimService(dialler, client), rules)
+    try:
+        async with build_worker(client, task_queue, activities):
+            yield Harness(
+                client, dialler, replica, task_queue, ClaimService(dialler, client), rules
+            )
+    finally:
+        await terminate_running(client, task_queue)
+
+
+async def terminate_running(client: Client, task_queue: str) -> None:
+    """Workflow ids are shared by every test on the session's Temporal server: a claimant's
+    workflow left running on a finished harness's queue would capture another test's
+    signal-with-start for the same id (USE_EXISTING) and never run again. End them."""
+    gate = asyncio.Semaphore(20)
+
+    async def end(workflow_id: str, run_id: str | None) -> None:
+        async with gate:
+            with contextlib.suppress(RPCError):
+                await client.get_workflow_handle(workflow_id, run_id=run_id).terminate(
+                    "test harness finished"
+                )
+
+    query = f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'"
+    try:
+        running = [(w.id, w.run_id) async for w in client.list_workflows(query)]
+    except RPCError:  # the time-skipping test server has no visibility: nothing to share
+        return
+    await asyncio.gather(*(end(workflow_id, run_id) for workflow_id, run_id in running))
 
 
 @pytest.fixture(scope="session")
