@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -33,11 +34,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 from redis.asyncio import Redis
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from adapters.cdc_metrics import metrics_key, read_metrics
@@ -76,6 +79,7 @@ from schemas import dialler_db as db
 from schemas import replica
 from schemas.reconcile import ReconcileInput
 from workers.outreach import build_worker, outreach_activities
+from workflows.outreach import workflow_id_for
 from workflows.reconcile import ReconcileWorkflow
 
 TASK_QUEUE = "bench-cdc"
@@ -107,9 +111,30 @@ class PhaseResult:
     load: PhaseLoad | None = None
     cdc_cpu: float = 0.0  # cores the CDC worker process kept busy
     lag_seen: list[float] = field(default_factory=list)  # the worker's own lag figure
+    to_signal: list[float] = field(default_factory=list)  # write -> signal in the history
 
     def freshness(self) -> list[float]:
         return [p.freshness for p in self.probes if p.reflected_at is not None]
+
+
+async def signal_delays(client: Client, probes: list[Probe], sample: int = 200) -> list[float]:
+    """For a sample of probes: the UPDATE sent -> the `change` signal recorded in the
+    claimant's workflow history (the CDC part of freshness; the rest is the workflow)."""
+    delays: list[float] = []
+    chosen = random.Random(7).sample(probes, min(sample, len(probes)))
+    for probe in chosen:
+        handle = client.get_workflow_handle(workflow_id_for(probe.user_id))
+        async for event in handle.fetch_history_events():
+            if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+                continue
+            payloads = event.workflow_execution_signaled_event_attributes.input.payloads
+            body = json.loads(payloads[0].data) if payloads else {}
+            if body.get("kind") == "vulnerability_changed" and body.get("is_vulnerable") is (
+                probe.vulnerable
+            ):
+                at = event.event_time.ToDatetime(tzinfo=UTC).timestamp()
+                delays.append(at - probe.written_at)
+    return delays
 
 
 @contextlib.asynccontextmanager
@@ -384,6 +409,7 @@ def figures(result: PhaseResult) -> list[str]:
     drained = "no" if result.drained_seconds is None else f"{result.drained_seconds:.1f} s"
     offered = len(result.probes) / result.write_seconds if result.write_seconds else 0.0
     lag = f"{max(result.lag_seen):.1f} s" if result.lag_seen else "?"
+    signal = result.to_signal
     return [
         result.name,
         f"{reflected:,}/{len(result.probes):,}",
@@ -393,6 +419,7 @@ def figures(result: PhaseResult) -> list[str]:
         ms(percentile(values, 99)),
         ms(max(values)) if values else "?",
         drained,
+        f"{ms(percentile(signal, 50))} / {ms(percentile(signal, 95))} ({len(signal)})",
         f"{result.cdc_cpu:.2f}",
         lag,
     ]
@@ -458,6 +485,8 @@ async def main() -> int:
                         )
                     )
                     metrics = await read_metrics(redis, "binlog")
+                for result in results:
+                    result.to_signal = await signal_delays(client, result.probes)
     finally:
         await redis.aclose()
 
@@ -473,6 +502,7 @@ async def main() -> int:
             "p99",
             "max",
             "all reflected after",
+            "write -> signal p50 / p95 (sample)",
             "CDC worker cores",
             "worker's max lag",
         ],

@@ -11,6 +11,7 @@ from functools import partial
 from redis.asyncio import Redis
 from sqlalchemy import insert, select, text
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.cdc_binlog import BinlogConnection, server_position
@@ -20,7 +21,7 @@ from adapters.local_mariadb import RunningMariaDB
 from config.settings import Settings
 from schemas import dialler_db as db
 from schemas import replica
-from schemas.outreach import ChangeEvent, OutreachState
+from schemas.outreach import ChangeEvent, OutreachResult, OutreachState
 from tests.cdc.conftest import CdcHarness, cdc_harness, running_consumer
 from tests.factories import add_claimant, ensure_lender, next_id, set_requirements, set_user
 from tests.workflows.helpers import eventually, task_in, task_row
@@ -29,7 +30,7 @@ from workflows.outreach import OutreachWorkflow, workflow_id_for
 
 
 async def _state(ch: CdcHarness, user_id: int, run_id: str | None = None) -> OutreachState:
-    handle = ch.h.client.get_workflow_handle_for(
+    handle: WorkflowHandle[OutreachWorkflow, OutreachResult] = ch.h.client.get_workflow_handle_for(
         OutreachWorkflow.run, workflow_id_for(user_id), run_id=run_id
     )
     state: OutreachState | None = await handle.query(OutreachWorkflow.state)
