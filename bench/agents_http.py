@@ -67,14 +67,17 @@ from bench.common import (
     REPO,
     Databases,
     DevServer,
+    HistoryProfile,
     Phase,
     PhaseLoad,
     Table,
     append_report,
     connect_client,
+    describe_profiles,
     dev_server,
     expected_members,
     free_port,
+    history_profile,
     history_timeline,
     load_table,
     machine_info,
@@ -995,6 +998,9 @@ class Run:
     console_claims: list[Claimed] = field(default_factory=list)
     stages: list[Stage] = field(default_factory=list)
     timeline: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    sampled: list[HistoryProfile] = field(default_factory=list)
+    sampled_from: str = ""
     phases: list[Measured] = field(default_factory=list)
     others: set[str] = field(default_factory=set)
     web_log_lines: int = 0
@@ -1170,6 +1176,7 @@ async def main() -> int:
                     "```",
                     "",
                 ]
+            await explain(client, dbs.dialler, result)
             all_claims = [
                 *result.console_claims,
                 *(claim for stage in result.stages for claim in stage.drain.claimed),
@@ -1187,13 +1194,64 @@ async def main() -> int:
 
     tables, notes = report(args, result, verification)
     print_tables(tables)
-    print("\n".join(result.timeline))
+    details = [*result.duplicates, *result.timeline]
+    print("\n".join(details))
     if not args.no_record:
-        append_report(
-            f"Agents over HTTP ({args.agents} agents)", machine, notes, tables, result.timeline
-        )
+        append_report(f"Agents over HTTP ({args.agents} agents)", machine, notes, tables, details)
     clean = verification.http_duplicates == 0 and verification.db_call_duplicates == 0
     return 0 if clean and verification.wrong_agent == 0 else 1
+
+
+async def explain(client: Client, engine: AsyncEngine, result: Run, sample: int = 20) -> None:
+    """Evidence for the report: the workflow histories of claimants with two `calls` rows
+    (at most 2), and workflow-task timeouts/failures in a sample of histories: claimants
+    claimed in the last drain, and claimants left claimed after it."""
+    async with engine.connect() as conn:
+        rows = list(
+            await conn.execute(
+                text(
+                    "SELECT user_id, agent_id, id, started_at, disposition FROM calls "
+                    "WHERE provider = 'manual' AND user_id IN (SELECT user_id FROM calls "
+                    "WHERE provider = 'manual' GROUP BY user_id HAVING count(*) > 1) "
+                    "ORDER BY user_id, id"
+                )
+            )
+        )
+        left_claimed = [
+            int(r[0])
+            for r in await conn.execute(
+                text(
+                    "SELECT user_id FROM call_tasks WHERE status = 'claimed' "
+                    "ORDER BY user_id LIMIT :n"
+                ),
+                {"n": sample},
+            )
+        ]
+    twice: dict[int, list[str]] = defaultdict(list)
+    for user_id, agent_id, call_id, started_at, disposition in rows:
+        twice[int(user_id)].append(
+            f"call {call_id} by agent {agent_id} at {started_at:%H:%M:%S.%f} ({disposition})"
+        )
+    for user_id, calls in list(twice.items())[:2]:
+        workflow_id = workflow_id_for(user_id)
+        profile = await history_profile(client, workflow_id)
+        result.duplicates += [
+            f"**Two `calls` rows for claimant {user_id}**: {'; '.join(calls)}. Its history "
+            f"({describe_profiles([profile])}):",
+            "",
+            "```",
+            *await history_timeline(client, workflow_id),
+            "```",
+            "",
+        ]
+    last = result.stages[-1].drain.claimed if result.stages else []
+    claimed = [c.user_id for c in last[:: max(1, len(last) // sample)]][:sample]
+    result.sampled_from = (
+        f"{len(claimed)} claimed in the last drain, {len(left_claimed)} left claimed"
+    )
+    result.sampled = [
+        await history_profile(client, workflow_id_for(u)) for u in [*claimed, *left_claimed]
+    ]
 
 
 def _errors(counts: Counter[str]) -> str:
@@ -1355,6 +1413,9 @@ def report(
             ["... of which held by a workflow lease (> 5 min left; longest "
              f"{check.claimed_lease_minutes:.0f} min)", f"{check.claimed_with_lease:,}"],
             ["call_tasks after", statuses],
+            [f"workflow tasks timed out / failed in sampled histories ({result.sampled_from})",
+             f"{sum(p.task_timeouts for p in result.sampled)} / "
+             f"{sum(p.task_failures for p in result.sampled)}"],
         ],
     )  # fmt: skip
     sizes = Table(

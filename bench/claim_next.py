@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 
 from bench.common import (
     Phase,
@@ -71,6 +72,7 @@ class Results:
     claimed: list[tuple[int, int, float]] = field(default_factory=list)  # user, agent, time
     empty_with_work_left: int = 0
     outcome_errors: Counter[str] = field(default_factory=Counter)
+    claim_errors: Counter[str] = field(default_factory=Counter)
 
 
 async def claimable(engine: AsyncEngine) -> dict[str, int]:
@@ -110,7 +112,13 @@ async def claimer(
     queue = first
     while True:
         began = time.perf_counter()
-        task = await service.claim_next(agent_id, queue)
+        try:
+            task = await service.claim_next(agent_id, queue)
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
+            # an agent would see an error and try again; count it and carry on
+            results.claim_errors[f"{type(error).__name__}: {error}"[:120]] += 1
+            await asyncio.sleep(0.5)
+            continue
         took = time.perf_counter() - began
         if task is None:
             results.empty_latency.append(took)
@@ -132,8 +140,8 @@ async def claimer(
             await service.record_outcome(
                 task.user_id, OutcomeRequest(agent_id=agent_id, disposition="no_answer")
             )
-        except ClaimError as error:
-            results.outcome_errors[str(error)] += 1
+        except (ClaimError, RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
+            results.outcome_errors[f"{type(error).__name__}: {error}"[:120]] += 1
         results.outcome_latency.append(time.perf_counter() - began)
 
 
@@ -298,8 +306,10 @@ async def main() -> int:
             ["claimed but not claimable at start", str(unexpected)],
             ["claim_next → None while work was left (locked/stale rows)",
              str(results.empty_with_work_left)],
-            ["record_outcome refused", ", ".join(f"{k} x{v}" for k, v in
-                                                  results.outcome_errors.items()) or "0"],
+            ["claim_next errors (agent would retry)", ", ".join(
+                f"{k} x{v}" for k, v in results.claim_errors.items()) or "0"],
+            ["record_outcome refused or failed", ", ".join(
+                f"{k} x{v}" for k, v in results.outcome_errors.items()) or "0"],
             ["claimable after the drain", str(sum(ready_after.values()))],
             ["call_tasks after", ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))],
         ],
