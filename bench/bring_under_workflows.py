@@ -67,11 +67,12 @@ def worker_for(
     client: Client, activities: Sequence[Callable[..., Any]], cache: int | None
 ) -> Worker:
     """`build_worker` as the product runs it, or (experiment) its configuration with another
-    sticky cache size."""
-    worker = build_worker(client, TASK_QUEUE, activities)
+    sticky cache size. The configuration is read from a worker built for a scratch task queue
+    that is never run (two workers may not share a task queue)."""
     if cache is None:
-        return worker
-    config = worker.config()
+        return build_worker(client, TASK_QUEUE, activities)
+    config = build_worker(client, f"{TASK_QUEUE}-config-only", activities).config()
+    config["task_queue"] = TASK_QUEUE
     config["max_cached_workflows"] = cache
     return Worker(**config)
 

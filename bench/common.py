@@ -88,6 +88,8 @@ def run(main: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
     rc = 1
     try:
         rc = asyncio.run(main())
+    except SystemExit as exit:  # argparse's --help and usage errors
+        rc = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
     except BaseException:
         traceback.print_exc()
         rc = 1
