@@ -1,12 +1,12 @@
 """Simulated agents over HTTP: claim, outcome, repeat; and the agent console's server time.
 
-    .venv/bin/python -m bench.agents_http [--agents 200] [--users 50000] [--under 3000]
+    .venv/bin/python -m bench.agents_http [--agents 200] [--users 50000] [--under 2500]
                                           [--budget 120]
 
 Seeds demo data (`--users` claimants; 50,000 is seed scale), then puts `--under` of the
 claimants the seed queries place in the unsigned and outstanding queues (a random half of
 each, seeded) under outreach workflows, with calling windows open all day so every published
-task is claimable now. Bringing claimants under workflows runs at tens per second, so the
+task is claimable now. Bringing claimants under workflows runs at about ten a second, so the
 whole seed population is not put under workflows: only enough for the run.
 
 Three processes as in production: the web app (`dialler web`: Hypercorn, one process), one
@@ -21,11 +21,16 @@ Then:
 - console: `GET /console` server time (loopback response time; `Server-Timing` read when
   the app sets one), one request at a time, with the idle panel and with a claimed
   claimant's context panel;
-- drain: every agent loops `POST /api/queue/next` → `POST /api/claimants/<id>/outcome`
-  (`no_answer`: a 4-hour cooldown, so no claimant can come back within the run) until its
-  queue has nothing claimable or `--budget` seconds have passed. Reports claim and outcome
-  latency p50/p95/p99, claims/s, and proves no claimant was claimed twice (HTTP answers,
-  `calls` rows, `call_tasks`).
+- drains: first `--baseline-agents` (50), then `--agents` (200), each agent looping
+  `POST /api/queue/next` → `POST /api/claimants/<id>/outcome` (`no_answer`: a 4-hour
+  cooldown, so no claimant can come back within the run) until its queue has nothing
+  claimable or the drain's budget has passed. Reports claim and outcome latency
+  p50/p95/p99, claims/s, the web event loop's delay (a static-file probe), the worker's
+  Temporal metrics, PostgreSQL connections per process, and proves no claimant was claimed
+  twice (HTTP answers, `calls` rows, `call_tasks`, the audit log); histories of any
+  claimant with two `calls` rows are printed.
+
+The web and worker logs are kept in a temporary directory (printed at the end).
 
 Each agent connects from its own loopback address (127.0.x.y), as agents at their own desks
 do: the login and token routes allow 5 attempts a minute per address.
@@ -202,6 +207,14 @@ async def child_process(
                 except TimeoutError:
                     process.kill()
                     await process.wait()
+
+
+def keep_logs(state: Path) -> Path:
+    """Copy the child processes' logs out of the run's state directory (which is removed)."""
+    kept = Path(tempfile.mkdtemp(prefix="bench-agents-http-logs-"))
+    for log in state.glob("*.log"):
+        shutil.copy(log, kept / log.name)
+    return kept
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -1047,7 +1060,7 @@ async def main() -> int:
     parser.add_argument("--agents", type=int, default=200, help="concurrent simulated agents")
     parser.add_argument("--users", type=int, default=50_000, help="demo claimants seeded")
     parser.add_argument(
-        "--under", type=int, default=3000, help="claimants put under outreach workflows"
+        "--under", type=int, default=2500, help="claimants put under outreach workflows"
     )
     parser.add_argument("--budget", type=float, default=120.0, help="seconds of claiming, at most")
     parser.add_argument(
@@ -1190,6 +1203,7 @@ async def main() -> int:
                 say(f"web log exceptions: {dict(result.web_exceptions)}; last lines:\n"
                     + tail(web.log, 12))  # fmt: skip
     finally:
+        say(f"web and worker logs kept in {keep_logs(state)}")
         shutil.rmtree(state, ignore_errors=True)
 
     tables, notes = report(args, result, verification)
@@ -1469,9 +1483,9 @@ def report(
         f"API with its token); each claimant's first view (context cache cold) is left out of "
         f"the percentiles: {cold}. Every context view writes an audit row.",
         "CPU: 'postgres' and 'mariadb' are the whole servers, shared with other runs on the "
-        "machine; other runs seen during this one: "
+        "machine; other bench/pytest runs seen during this one: "
         + (", ".join(sorted(result.others)) or "none")
-        + ".",
+        + " (the rest of the machine's load is the 'other' column).",
         f"Web process log: {result.web_log_lines:,} lines; exceptions: {exceptions}.",
     ]
     tables = [

@@ -3,12 +3,13 @@
     .venv/bin/python -m bench.cdc_freshness [--users 20000] [--rate 50] [--seconds 60]
                                             [--burst 5000] [--writers 8]
 
-Runs the product's path end to end on one machine: a MariaDB of its own with the binlog on
-(`adapters.local_mariadb`), seeded with demo data; the Temporal dev server (SQLite, WAL); the
-outreach worker (`build_worker`, `outreach_activities`) in this process; the CDC worker as
-its own process (`dialler sync start`, binlog source, default lanes). Every claimant with a
-task is first brought under a workflow (one reconcile run), so changes reach running
-workflows as they do in steady operation.
+Runs the product's path end to end on one machine, each part as its own process as in
+production: a MariaDB of its own with the binlog on (`adapters.local_mariadb`), seeded with
+demo data; the Temporal dev server (SQLite, WAL); the outreach worker (`dialler worker
+outreach`, default rules; its schedules paused so no catch-up fires mid-phase); the CDC
+worker (`dialler sync start`, binlog source, default lanes). This process only writes the
+changes and watches `call_tasks`. Every claimant with a task is first brought under a
+workflow (one reconcile run), so changes reach running workflows as in steady operation.
 
 Each change flips one claimant's `is_vulnerable` (vulnerable claimants are routed to people
 only, so every flip makes the workflow rewrite its task with `route_to_people_only` changed);
@@ -32,7 +33,7 @@ import signal
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
@@ -42,8 +43,9 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.service import RPCError
 
-from adapters.cdc_metrics import metrics_key, read_metrics
+from adapters.cdc_metrics import read_metrics
 from adapters.local_mariadb import temporary_mariadb
 from adapters.provisioning import (
     create_replica_schema,
@@ -52,6 +54,7 @@ from adapters.provisioning import (
     ensure_postgres_database,
     migrate,
 )
+from adapters.rules_file import load_rules_file
 from adapters.temporal import connect_temporal
 from bench.common import (
     PG_HOST,
@@ -66,7 +69,6 @@ from bench.common import (
     load_table,
     machine_info,
     ms,
-    open_rules,
     percentile,
     print_tables,
     run,
@@ -78,7 +80,7 @@ from config.settings import CdcSource, Environment, Settings
 from schemas import dialler_db as db
 from schemas import replica
 from schemas.reconcile import ReconcileInput
-from workers.outreach import build_worker, outreach_activities
+from workers.schedules import planned_schedules
 from workflows.outreach import workflow_id_for
 from workflows.reconcile import ReconcileWorkflow
 
@@ -109,7 +111,7 @@ class PhaseResult:
     write_seconds: float
     drained_seconds: float | None  # from the first write until the last change was reflected
     load: PhaseLoad | None = None
-    cdc_cpu: float = 0.0  # cores the CDC worker process kept busy
+    cores: dict[str, float] = field(default_factory=dict)  # per worker process
     lag_seen: list[float] = field(default_factory=list)  # the worker's own lag figure
     to_signal: list[float] = field(default_factory=list)  # write -> signal in the history
 
@@ -168,10 +170,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@contextlib.asynccontextmanager
-async def cdc_worker(settings: Settings, redis: Redis) -> AsyncIterator[int]:
-    """`dialler sync start` as its own process; yields its pid once it publishes metrics."""
-    environment = {
+def _environment(settings: Settings) -> dict[str, str]:
+    return {
         **os.environ,
         "DATABASE_URL": settings.database_url,
         "REPLICA_DATABASE_URL": settings.replica_database_url,
@@ -181,17 +181,23 @@ async def cdc_worker(settings: Settings, redis: Redis) -> AsyncIterator[int]:
         "CDC_SOURCE": "binlog",
         "LOG_LEVEL": "WARNING",
     }
-    await redis.delete(metrics_key("binlog"))
-    log_path = Path(tempfile.gettempdir()) / f"bench-cdc-{os.getpid()}.log"
+
+
+@contextlib.asynccontextmanager
+async def dialler_process(
+    settings: Settings, name: str, *args: str, ready: Callable[[], Awaitable[bool]]
+) -> AsyncIterator[int]:
+    """`dialler <args>` as its own process, as in production; yields its pid once `ready`."""
+    log_path = Path(tempfile.gettempdir()) / f"bench-{name}-{os.getpid()}.log"
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
-            venv_binary("dialler"), "sync", "start", env=environment, stdout=log, stderr=log
+            venv_binary("dialler"), *args, env=_environment(settings), stdout=log, stderr=log
         )
         try:
             deadline = time.monotonic() + 60
-            while not (await read_metrics(redis, "binlog")).get("heartbeat_at"):
+            while not await ready():
                 if process.returncode is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the CDC worker did not start; see {log_path}")
+                    raise RuntimeError(f"{name} did not start; see {log_path}")
                 await asyncio.sleep(0.2)
             yield process.pid
         finally:
@@ -202,6 +208,33 @@ async def cdc_worker(settings: Settings, redis: Redis) -> AsyncIterator[int]:
                 except TimeoutError:
                     process.kill()
                     await process.wait()
+
+
+def cdc_worker(settings: Settings, redis: Redis) -> contextlib.AbstractAsyncContextManager[int]:
+    """`dialler sync start`: ready once it publishes its metrics."""
+
+    async def ready() -> bool:
+        return bool((await read_metrics(redis, "binlog")).get("heartbeat_at"))
+
+    return dialler_process(settings, "cdc-worker", "sync", "start", ready=ready)
+
+
+def outreach_worker(
+    settings: Settings, client: Client
+) -> contextlib.AbstractAsyncContextManager[int]:
+    """`dialler worker outreach`: ready once it has provisioned its schedules, which are then
+    paused (a catch-up or reconcile firing mid-phase would refresh claimants the benchmark
+    is timing)."""
+
+    async def ready() -> bool:
+        try:
+            for planned in planned_schedules():
+                await client.get_schedule_handle(planned.schedule_id).pause(note="benchmark")
+        except RPCError:
+            return False
+        return True
+
+    return dialler_process(settings, "outreach-worker", "worker", "outreach", ready=ready)
 
 
 class Watcher:
@@ -273,14 +306,14 @@ async def steady_phase(
     pool: list[tuple[int, bool]],
     rate: float,
     seconds: float,
-    cdc_pid: int,
+    pids: dict[str, int],
     temporal_pid: int,
 ) -> PhaseResult:
     watcher = Watcher(dbs)
     count = int(rate * seconds)
     probes: list[Probe] = []
     lags: list[float] = []
-    cpu_before = cpu_seconds(cdc_pid)
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     async with Phase(f"steady {rate:g}/s", temporal_pid) as phase:
         watching = asyncio.create_task(watcher.run())
         sampling = asyncio.create_task(lag_sampler(redis, lags))
@@ -307,7 +340,7 @@ async def steady_phase(
         write_seconds,
         last - first_write if drained else None,
         phase.load,
-        (cpu_seconds(cdc_pid) - cpu_before) / phase.load.seconds,
+        {n: (cpu_seconds(pid) - cpu_before[n]) / phase.load.seconds for n, pid in pids.items()},
         lags,
     )
 
@@ -317,7 +350,7 @@ async def burst_phase(
     redis: Redis,
     pool: list[tuple[int, bool]],
     writers: int,
-    cdc_pid: int,
+    pids: dict[str, int],
     temporal_pid: int,
 ) -> PhaseResult:
     watcher = Watcher(dbs)
@@ -325,7 +358,7 @@ async def burst_phase(
     for probe in probes:
         watcher.add(probe)
     lags: list[float] = []
-    cpu_before = cpu_seconds(cdc_pid)
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     queue: asyncio.Queue[Probe] = asyncio.Queue()
     for probe in probes:
         queue.put_nowait(probe)
@@ -352,7 +385,7 @@ async def burst_phase(
         write_seconds,
         last - first_write if drained else None,
         phase.load,
-        (cpu_seconds(cdc_pid) - cpu_before) / phase.load.seconds,
+        {n: (cpu_seconds(pid) - cpu_before[n]) / phase.load.seconds for n, pid in pids.items()},
         lags,
     )
 
@@ -420,7 +453,7 @@ def figures(result: PhaseResult) -> list[str]:
         ms(max(values)) if values else "?",
         drained,
         f"{ms(percentile(signal, 50))} / {ms(percentile(signal, 95))} ({len(signal)})",
-        f"{result.cdc_cpu:.2f}",
+        " / ".join(f"{cores:.2f}" for cores in result.cores.values()),
         lag,
     ]
 
@@ -435,7 +468,7 @@ async def main() -> int:
     parser.add_argument("--no-report", action="store_true", help="print only (trial runs)")
     args = parser.parse_args()
     steady_count = int(args.rate * args.seconds)
-    rules = open_rules()
+    rules = load_rules_file(Settings(_env_file=None).rules_file)  # type: ignore[call-arg]
     redis = Redis.from_url(REDIS_URL, decode_responses=True)
     results: list[PhaseResult] = []
     try:
@@ -459,13 +492,13 @@ async def main() -> int:
                 cdc_source=CdcSource.BINLOG,
             )
             client = await connect_temporal(settings)  # as the workers build theirs
-            activities = outreach_activities(settings, client, dbs.dialler, dbs.replica, rules)
-            async with build_worker(client, TASK_QUEUE, activities):
+            async with outreach_worker(settings, client) as worker_pid:
                 say(f"bringing {expected:,} claimants under workflows")
                 took = await bring_under_workflows(dbs, client, expected)
                 say(f"  done in {took:.0f} s")
                 pool = await pick_pool(dbs, steady_count + args.burst)
                 async with cdc_worker(settings, redis) as cdc_pid:
+                    pids = {"cdc": cdc_pid, "outreach": worker_pid}
                     say(f"steady: {args.rate:g} changes/s for {args.seconds:g} s")
                     results.append(
                         await steady_phase(
@@ -474,14 +507,14 @@ async def main() -> int:
                             pool[:steady_count],
                             args.rate,
                             args.seconds,
-                            cdc_pid,
+                            pids,
                             server.pid,
                         )
                     )
                     say(f"burst: {args.burst:,} changes")
                     results.append(
                         await burst_phase(
-                            dbs, redis, pool[steady_count:], args.writers, cdc_pid, server.pid
+                            dbs, redis, pool[steady_count:], args.writers, pids, server.pid
                         )
                     )
                     metrics = await read_metrics(redis, "binlog")
@@ -503,7 +536,7 @@ async def main() -> int:
             "max",
             "all reflected after",
             "write -> signal p50 / p95 (sample)",
-            "CDC worker cores",
+            "cores: CDC worker / outreach worker",
             "worker's max lag",
         ],
         [figures(result) for result in results],
@@ -514,10 +547,11 @@ async def main() -> int:
     notes = [
         f"{args.users:,} demo claimants ({expected:,} in a queue, all under workflows first); "
         f"each change flips one claimant's `is_vulnerable`, no claimant twice.",
-        "MariaDB 10.11 of its own with the binlog (ROW, FULL image and metadata), the CDC "
-        "worker as its own process (`dialler sync start`, binlog source, "
-        f"{settings.cdc_lanes} lanes), the outreach worker in the benchmark "
-        "process, Temporal dev server (SQLite, WAL).",
+        "MariaDB 10.11 of its own with the binlog (ROW, FULL image and metadata); the CDC "
+        f"worker (`dialler sync start`, binlog source, {settings.cdc_lanes} lanes) and the "
+        "outreach worker (`dialler worker outreach`, schedules paused) as their own "
+        "processes; Temporal dev server (SQLite, WAL). Write -> signal: the `change` signal's "
+        "time in the claimant's history (the CDC part); the rest is the workflow's.",
         f"Target (DESIGN.md section 5): p95 <= {TARGET_P95:g} s at the steady rate: {verdict}.",
         f"CDC worker totals: {metrics.get('events_applied', '?')} events applied, "
         f"{metrics.get('dead_letters', '?')} dead letters, {metrics.get('errors', '?')} errors.",
