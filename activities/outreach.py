@@ -342,41 +342,55 @@ class OutreachActivities:
 
     @activity.defn
     async def record_outcome(self, request: RecordOutcome) -> OutcomeStored:
+        """Writes the outcome (and its audit entry) once per `outcome_key`: a run after a
+        timed-out workflow task finds its earlier write and returns the same call."""
         calls = db.calls
         async with self._dialler.begin() as conn:
+            recorded = await conn.scalar(
+                select(calls.c.id).where(calls.c.outcome_key == request.outcome_key)
+            )
+            if recorded is not None:
+                return OutcomeStored(call_id=int(recorded))
+            values = {
+                "disposition": request.disposition,
+                "notes": request.notes or None,
+                "abandoned": request.abandoned,
+                "outcome_key": request.outcome_key,
+            }
             if request.call_id is not None:
                 await conn.execute(
                     update(calls)
                     .where(calls.c.id == request.call_id, calls.c.user_id == request.user_id)
-                    .values(
-                        disposition=request.disposition,
-                        notes=request.notes or None,
-                        abandoned=request.abandoned,
-                    )
+                    .values(**values)
                 )
                 call_id = request.call_id
             else:
                 number = await self._phone_number(request.user_id)
-                call_id = int(
-                    await conn.scalar(
-                        insert(calls)
-                        .values(
-                            user_id=request.user_id,
-                            agent_id=request.agent_id,
-                            queue=request.queue.value if request.queue else None,
-                            provider="manual",
-                            to_number=number or "unknown",
-                            phone_key=phone_key(number),
-                            status="completed",
-                            started_at=request.at,
-                            ended_at=request.at,
-                            abandoned=request.abandoned,
-                            disposition=request.disposition,
-                            notes=request.notes or None,
-                        )
-                        .returning(calls.c.id)
+                # Two runs racing past the check above: the unique key lets one insert win.
+                inserted = await conn.scalar(
+                    pg_insert(calls)
+                    .values(
+                        user_id=request.user_id,
+                        agent_id=request.agent_id,
+                        queue=request.queue.value if request.queue else None,
+                        provider="manual",
+                        to_number=number or "unknown",
+                        phone_key=phone_key(number),
+                        status="completed",
+                        started_at=request.at,
+                        ended_at=request.at,
+                        **values,
                     )
+                    .on_conflict_do_nothing(index_elements=[calls.c.outcome_key])
+                    .returning(calls.c.id)
                 )
+                if inserted is None:
+                    winner = await conn.scalar(
+                        select(calls.c.id).where(calls.c.outcome_key == request.outcome_key)
+                    )
+                    assert winner is not None  # the conflicting row exists
+                    return OutcomeStored(call_id=int(winner))
+                call_id = int(inserted)
             await self._audit(
                 conn,
                 AuditEntry(

@@ -135,7 +135,9 @@ class LiveBus:
         try:
             return int(await self._redis.publish(self._namespace + channel, event.encode()))
         except RedisError as error:
-            log.warning("live event dropped", event=event.name, channel=channel, error=str(error))
+            log.warning(
+                "live event dropped", live_event=event.name, channel=channel, error=str(error)
+            )
             return 0
 
     @asynccontextmanager

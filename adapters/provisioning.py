@@ -15,6 +15,7 @@ import aiomysql
 import asyncpg
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -118,6 +119,13 @@ def _alembic_config(database_url: str) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["database_url"] = database_url
     return config
+
+
+def head_revision() -> str:
+    """The newest migration in `migrations/versions`."""
+    head = ScriptDirectory.from_config(_alembic_config("")).get_current_head()
+    assert head is not None, "no migrations found"
+    return head
 
 
 async def migrate(database_url: str, revision: str = "head") -> None:

@@ -1467,12 +1467,12 @@ def report(
         f"loopback source address per agent, agents started over {RAMP_SECONDS:.0f}s; after a "
         "5xx an agent tries again 0.5 s later).",
         f"Rate limits: RATE_LIMIT_PER_SECOND={RATE_PER_SECOND:,} and RATE_LIMIT_PER_MINUTE="
-        f"{RATE_PER_MINUTE:,} through the environment (the app-wide limits per address). The "
+        f"{RATE_PER_MINUTE:,} through the environment (app-wide, per session or token). The "
         f"per-agent API limits of web/blueprints/api.py ({AGENT_LIMIT_PER_SECOND}/s, "
         f"{AGENT_LIMIT_PER_MINUTE}/min per agent and route) and the login/token limit "
-        "(5/min per address) are the app's own, unchanged; every agent connects from its own "
-        "loopback address, without which 200 token requests from one address would take 40 "
-        "minutes.",
+        "(5/min per account and address, 20 per 10 min per account) and the per-address "
+        "ceiling are the app's own, unchanged; every agent connects from its own loopback "
+        "address.",
         "Double claims: every claim answer names a claimant; none may appear twice in the run "
         "(a no_answer puts the claimant in a 4-hour cooldown). Cross-checked against `calls` "
         "(one row per recorded outcome, by the agent the claim answer named), `call_tasks` "

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import click
-from redis.asyncio import Redis
 
 from adapters.databases import dialler_engine, replica_engine
 from adapters.health import DependencyStatus, check_all, check_redis, check_sql, check_temporal
+from adapters.redis_client import connect_redis
 from adapters.temporal import connect_temporal
 from cli.common import exit_after_temporal, settings_or_exit
 from config.settings import Settings
@@ -16,7 +16,7 @@ from config.settings import Settings
 
 async def probe_all(settings: Settings) -> list[DependencyStatus]:
     dialler, replica = dialler_engine(settings, pool_size=1), replica_engine(settings, pool_size=1)
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect_redis(settings.redis_url, decode_responses=False)
     try:
         return await check_all(
             [

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 
 import click
-from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,6 +22,7 @@ from adapters.cdc_metrics import read_status
 from adapters.cdc_store import CdcStore
 from adapters.context_cache import ContextCache
 from adapters.databases import dialler_engine, replica_engine
+from adapters.redis_client import connect_redis
 from adapters.temporal import connect_temporal
 from cli.common import exit_after_temporal, settings_or_exit
 from config.settings import CdcSource, Environment, Settings
@@ -60,7 +60,7 @@ def start() -> None:
 
 async def _status(settings: Settings) -> CdcStatus:
     dialler = dialler_engine(settings, pool_size=1)
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = connect_redis(settings.redis_url)
     try:
         return await read_status(redis, CdcStore(dialler), settings.cdc_source.value)
     finally:
@@ -112,7 +112,7 @@ async def _replay(settings: Settings, ids: list[int] | None) -> list[ReplayOutco
         dialler_engine(settings, pool_size=2),
         replica_engine(settings, pool_size=2),
     )
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect_redis(settings.redis_url, decode_responses=False)
     try:
         store = CdcStore(dialler)
         letters = await store.dead_letters(pending_only=ids is None, ids=ids, limit=100_000)

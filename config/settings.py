@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     temporal_api_key: SecretStr | None = None
     temporal_ui_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8233")
     temporal_task_queue: str = "outreach"
+    # Workflows the outreach worker keeps in memory between tasks (see workers/outreach.py)
+    worker_max_cached_workflows: int = Field(default=50_000, ge=1)
     temporal_ai_task_queue: str = "ai-agents"
 
     # The dialler's business rules (scoring, contact policy, calling windows); TOML
@@ -87,9 +89,12 @@ class Settings(BaseSettings):
     session_idle_minutes: int = Field(default=30, ge=1)
     session_absolute_hours: int = Field(default=12, ge=1)
     cookie_secure: bool = False
-    # Default limits on every route, per client address (routes such as login add tighter ones)
+    # Default limits on every route, per signed-in session or token (per address for anyone
+    # else), and a ceiling per address (an office of agents shares one); routes such as
+    # sign-in add tighter ones
     rate_limit_per_second: int = Field(default=20, ge=1)
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    rate_limit_address_per_minute: int = Field(default=20_000, ge=1)
     # Agent console: seconds of wrap-up after an outcome before the next call (0: none)
     wrap_up_seconds: int = Field(default=30, ge=0, le=600)
 

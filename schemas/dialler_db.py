@@ -168,6 +168,13 @@ calls = Table(
     Column("recording_url", Text, nullable=True),
     Column("recording_duration_seconds", Integer, nullable=True),
     Column("recording_notice_played", Boolean, nullable=False, server_default=text("false")),
+    Column(
+        "outcome_key",
+        String(96),
+        nullable=True,
+        unique=True,
+        comment="the claim whose outcome this is: a retried outcome is written once",
+    ),
     _one_of("queue", Queue),
     Index("ix_calls_user_id_started_at", "user_id", "started_at"),
     Index("ix_calls_to_number_started_at", "to_number", "started_at"),

@@ -314,6 +314,9 @@ class RecordOutcome:
     disposition: str
     notes: str
     at: datetime
+    # One outcome per claim: a local activity re-run after a workflow task timed out must
+    # not record the call twice.
+    outcome_key: str
     call_id: int | None = None
     abandoned: bool = False
 

@@ -10,13 +10,14 @@ claim on an outdated task impossible.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
@@ -178,17 +179,18 @@ class ClaimService:
             return await handle.execute_update(OutreachWorkflow.claim, request)
         except WorkflowUpdateFailedError:
             # stale: hand the row back; the workflow has moved on and will republish
-            await self._settle(
-                row,
-                agent_id,
-                lease_expires_at=None,
-                status="ready",
-                claimed_by=None,
-                claimed_at=None,
-            )
+            await self._hand_back(row, agent_id)
             return None
+        except (RPCTimeoutOrCancelledError, asyncio.CancelledError):
+            # No answer in time (or the caller gave up): the task goes back to the queue now
+            # rather than when reconcile next looks. Should the workflow still grant the
+            # claim, it refuses other agents until its lease ends, and this agent's retry is
+            # granted again.
+            await asyncio.shield(self._hand_back(row, agent_id))
+            raise
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
+                await self._hand_back(row, agent_id)
                 raise
             # No running workflow behind the row (it ended): the row is an orphan.
             await self._settle(
@@ -201,6 +203,11 @@ class ClaimService:
                 not_before_reason="workflow ended",
             )
             return None
+
+    async def _hand_back(self, row: Any, agent_id: int) -> None:
+        await self._settle(
+            row, agent_id, lease_expires_at=None, status="ready", claimed_by=None, claimed_at=None
+        )
 
     async def record_outcome(self, user_id: int, request: OutcomeRequest) -> OutcomeRecorded:
         result = await self._update(user_id, OutreachWorkflow.record_outcome, request)

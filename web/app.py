@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from quart import Quart
 from quart_schema import APIKeySecurityScheme, HttpSecurityScheme, Info, QuartSchema
-from redis.asyncio import Redis
 
 from adapters.databases import dialler_engine, replica_engine
+from adapters.redis_client import connect_redis
 from config.settings import Settings, load_settings
 from web.auth.access import declare_public, install_access_rules
 from web.auth.sessions import SessionStore
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
 
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = connect_redis(settings.redis_url)
     deps = WebServices(
         settings=settings,
         dialler_db=dialler_engine(settings),
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         redis,
         per_second=settings.rate_limit_per_second,
         per_minute=settings.rate_limit_per_minute,
+        address_per_minute=settings.rate_limit_address_per_minute,
     ).init_app(app)
     install_security_headers(app, https=settings.cookie_secure)
     register_error_handlers(app)

@@ -3,7 +3,6 @@ call that is not the agent's is a 404), htmx helpers and display filters (UK tim
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -16,8 +15,8 @@ from sqlalchemy import select
 
 from schemas import dialler_db as db
 from schemas.enums import TaskStatus
-from web.auth.sessions import COOKIE_NAME
 from web.errors import APIError
+from web.ratelimit import requester_key
 from web.services import services
 from web.voice import STATUS_LABELS
 
@@ -31,18 +30,9 @@ QUEUE_LABELS = {
 NOT_YOURS = "That claimant is not assigned to you."
 
 
-async def session_key() -> str:
-    """Rate-limit key for signed-in pages: the session (a hash of its cookie), so agents
-    sharing an office's address do not share an allowance; the address otherwise."""
-    cookie = request.cookies.get(COOKIE_NAME)
-    if cookie:
-        return "session:" + hashlib.sha256(cookie.encode()).hexdigest()[:32]
-    return request.remote_addr or "unknown"
-
-
 def per_session(count: int, period: timedelta) -> Callable[[View], View]:
-    """A limit per signed-in session, on top of the app-wide per-address defaults."""
-    decorate: Callable[[View], View] = rate_limit(count, period, key_function=session_key)
+    """A limit per signed-in session (or token), on top of the app-wide defaults."""
+    decorate: Callable[[View], View] = rate_limit(count, period, key_function=requester_key)
     return decorate
 
 

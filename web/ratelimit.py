@@ -8,6 +8,7 @@ If Redis is unreachable the limits fall back to this process's memory: still enf
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 from quart import request
@@ -16,6 +17,8 @@ from quart_rate_limiter.store import MemoryStore, RateLimiterStoreABC
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from structlog import get_logger
+
+from web.auth.sessions import COOKIE_NAME as SESSION_COOKIE
 
 log = get_logger(__name__)
 
@@ -60,11 +63,46 @@ async def client_address_key() -> str:
     return request.remote_addr or "unknown"
 
 
-def build_rate_limiter(redis: Redis, *, per_second: int, per_minute: int) -> RateLimiter:
+async def requester_key() -> str:
+    """Who is asking: the credential (a hash of the session cookie or bearer token) when one
+    is presented, else the address. Agents behind one office address each get their own
+    allowance; a client inventing credentials to dodge this still meets the per-address
+    ceiling."""
+    credential = request.cookies.get(SESSION_COOKIE) or _bearer_token()
+    if credential:
+        return "cred:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
+    return await client_address_key()
+
+
+def _bearer_token() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def account_key() -> str:
+    """The account a sign-in names (lower-cased email, from the form or the JSON body)."""
+    if request.is_json:
+        body = await request.get_json(silent=True)
+        email = body.get("email") if isinstance(body, dict) else None
+    else:
+        email = (await request.form).get("email")
+    return "account:" + (email.strip().lower()[:254] if isinstance(email, str) else "")
+
+
+async def sign_in_key() -> str:
+    """One account tried from one address: guessing is stopped per account while colleagues
+    behind the same office address still sign in."""
+    return f"{await client_address_key()}|{await account_key()}"
+
+
+def build_rate_limiter(
+    redis: Redis, *, per_second: int, per_minute: int, address_per_minute: int
+) -> RateLimiter:
     """Every route is limited by these defaults; routes may add tighter limits of their own."""
     defaults = [
-        RateLimit(per_second, timedelta(seconds=1)),
-        RateLimit(per_minute, timedelta(minutes=1)),
+        RateLimit(per_second, timedelta(seconds=1), key_function=requester_key),
+        RateLimit(per_minute, timedelta(minutes=1), key_function=requester_key),
+        RateLimit(address_per_minute, timedelta(minutes=1), key_function=client_address_key),
     ]
     return RateLimiter(
         key_function=client_address_key,

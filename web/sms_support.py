@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from structlog import get_logger
+from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.live import SMS_INBOUND, STAFF_CHANNEL, LiveEvent
@@ -80,7 +81,7 @@ async def ask_workflow(call: Awaitable[T]) -> T:
     try:
         async with asyncio.timeout(WORKFLOW_TIMEOUT_SECONDS):
             return await call
-    except TimeoutError:
+    except (TimeoutError, RPCTimeoutOrCancelledError):
         raise OutreachUnavailable("The outreach service did not answer in time.") from None
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:

@@ -43,6 +43,7 @@ from adapters.cdc_sqs import SqsSource
 from adapters.cdc_store import CdcStore
 from adapters.context_cache import ContextCache
 from adapters.databases import dialler_engine, replica_engine
+from adapters.redis_client import connect_redis
 from adapters.temporal import connect_temporal
 from config.settings import CdcSource, Settings
 from domain.change_events import (
@@ -391,7 +392,7 @@ async def run_cdc_worker(settings: Settings, stop: asyncio.Event | None = None) 
         raise RuntimeError("CDC_SOURCE is sqs but SQS_QUEUE_URL is empty")
     client = await connect_temporal(settings)
     dialler, replica = dialler_engine(settings, pool_size=4), replica_engine(settings, pool_size=4)
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = connect_redis(settings.redis_url)
     store = CdcStore(dialler)
     metrics = CdcMetrics(settings.cdc_source.value)
     cache = ContextCache(redis, replica, dialler, settings.context_cache_ttl_seconds)

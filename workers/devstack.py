@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TextIO
 
 import httpx
-from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -41,6 +40,7 @@ from adapters.provisioning import (
     ensure_postgres_database,
     migrate,
 )
+from adapters.redis_client import connect_redis
 from adapters.temporal import connect_temporal
 from config.settings import CdcSource, Settings
 from demo.data import generate
@@ -85,7 +85,7 @@ async def _require(service: str, url: str, probe: Awaitable[object]) -> None:
 
 async def prepare_data(settings: Settings, seed_users: int) -> list[str]:
     """Databases, migrations, replica schema, demo data and logins. Returns lines to print."""
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect_redis(settings.redis_url, decode_responses=False)
     try:
         await _require(
             "PostgreSQL",
@@ -244,7 +244,7 @@ def product_processes(settings: Settings) -> list[Process]:
 
     async def cdc_ready() -> bool:
         """The CDC worker publishes its metrics once a second once it follows the source."""
-        redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        redis = connect_redis(settings.redis_url)
         try:
             metrics = await read_metrics(redis, settings.cdc_source.value)
         finally:

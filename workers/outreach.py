@@ -20,6 +20,7 @@ from activities.outreach import OutreachActivities
 from activities.reconcile import ReconcileActivities
 from adapters.databases import dialler_engine, replica_engine
 from adapters.messaging import email_sender, sms_sender
+from adapters.redis_client import connect_redis
 from adapters.rules_file import load_rules_file
 from adapters.temporal import connect_temporal
 from config.settings import Settings
@@ -87,14 +88,25 @@ def outreach_activities(
     ]
 
 
+DEFAULT_MAX_CACHED_WORKFLOWS = 50_000
+
+
 def build_worker(
-    client: Client, task_queue: str, activities: Sequence[Callable[..., Any]]
+    client: Client,
+    task_queue: str,
+    activities: Sequence[Callable[..., Any]],
+    *,
+    max_cached_workflows: int = DEFAULT_MAX_CACHED_WORKFLOWS,
 ) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=activities,
+        # Every claimant in a queue has a running workflow. A claim or a change to one that
+        # has fallen out of the sticky cache replays its whole history first (tens of ms of
+        # CPU), so the cache should hold all of them.
+        max_cached_workflows=max_cached_workflows,
         # Bounded by the database pools (20+20 dialler, 10+10 replica connections): more
         # concurrent activities would only queue for a connection and risk their timeouts.
         max_concurrent_activities=40,
@@ -109,14 +121,19 @@ async def run_outreach_worker(settings: Settings) -> None:
         dialler_engine(settings, pool_size=20),
         replica_engine(settings, pool_size=10),
     )
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect_redis(settings.redis_url, decode_responses=False)
     created = await ensure_schedules(
         client, settings.temporal_task_queue, cache_warm_per_queue=settings.cache_warm_per_queue
     )
     if created:
         log.info("schedules created", schedules=created)
     activities = outreach_activities(settings, client, dialler, replica, rules, redis)
-    worker = build_worker(client, settings.temporal_task_queue, activities)
+    worker = build_worker(
+        client,
+        settings.temporal_task_queue,
+        activities,
+        max_cached_workflows=settings.worker_max_cached_workflows,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -8,10 +8,10 @@ happens in `OutreachActivities`; all rules live in `domain`.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -62,6 +62,8 @@ RESCORE_EVERY = timedelta(hours=6)  # scores drift with time (days since contact
 SEEN_EVENTS_KEPT = 500
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+# Patches (`workflow.patched`): histories recorded before a change replay the old way.
+CLAIM_ANSWERS_AT_ONCE = "claim-answers-at-once"
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")
 
@@ -98,6 +100,9 @@ class OutreachWorkflow:
         # covered, so an update can wait for an assessment that saw its own change.
         self._changes = 0
         self._assessed_through = -1
+        # A claim moves the lease timer without needing a re-assessment: `_timers` wakes the
+        # wait to re-arm its timer only.
+        self._timers = 0
 
     # --- signals -------------------------------------------------------------------------
 
@@ -152,13 +157,24 @@ class OutreachWorkflow:
                 self._state.pending_events = list(self._pending)
                 workflow.continue_as_new(OutreachInput(self._user_id, carried=self._state))
 
-            await self._wait_for_change(iteration, self._next_timer(now))
+            await self._wait_for_change(iteration)
 
-    async def _wait_for_change(self, seen: int, wake_after: timedelta) -> None:
+    async def _wait_for_change(self, seen: int) -> None:
         """Until a signal or update changes something, or a timer (lease, callback, re-score)
-        is due."""
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(lambda: self._changes != seen, timeout=wake_after)
+        is due. A new lease only re-arms the timer."""
+        while True:
+            armed = self._timers
+            try:
+                await workflow.wait_condition(
+                    partial(self._woken, seen, armed), timeout=self._next_timer(workflow.now())
+                )
+            except TimeoutError:
+                return
+            if self._changes != seen:
+                return
+
+    def _woken(self, seen_changes: int, armed_timers: int) -> bool:
+        return self._changes != seen_changes or self._timers != armed_timers
 
     def _finished(self, assessment: Assessment, now: datetime) -> bool:
         assert self._state is not None
@@ -299,22 +315,34 @@ class OutreachWorkflow:
     # --- agent actions -----------------------------------------------------------------------
 
     @workflow.update
-    async def claim(self, request: ClaimRequest) -> ClaimGranted:
+    def claim(self, request: ClaimRequest) -> ClaimGranted:
+        """Confirms a reservation made by `services.claims.ClaimService`, which has already
+        marked the task row claimed: nothing to assess or write, so the reply leaves with
+        this workflow task at once (an agent waits on it). The same agent asking again for
+        the same task (a retry after a lost reply) gets the same grant."""
         assert self._state is not None and self._assessment is not None
-        # A claim is a lease: an agent who vanishes mid-call gives the task back.
-        expires = workflow.now() + timedelta(seconds=request.lease_seconds)
-        self._state.claim = Claim(
-            agent_id=request.agent_id,
-            claimed_at=workflow.now(),
-            lease_expires_at=expires,
-            task_version=request.task_version,
-        )
-        self._changes += 1
+        claim = self._state.claim
+        if claim is None:
+            # A claim is a lease: an agent who vanishes mid-call gives the task back.
+            claim = Claim(
+                agent_id=request.agent_id,
+                claimed_at=workflow.now(),
+                lease_expires_at=workflow.now() + timedelta(seconds=request.lease_seconds),
+                task_version=request.task_version,
+            )
+            self._state.claim = claim
+            if not workflow.patched(CLAIM_ANSWERS_AT_ONCE):
+                self._changes += 1  # histories from before: the run loop re-assessed here
+            else:
+                if self._published is not None:
+                    self._published = replace(self._published, claimed_by=claim.agent_id)
+                self._describe(self._assessment)
+                self._timers += 1
         return ClaimGranted(
             user_id=self._user_id,
             queue=request.queue,
             task_version=request.task_version,
-            lease_expires_at=expires,
+            lease_expires_at=claim.lease_expires_at,
         )
 
     @claim.validator
@@ -323,6 +351,11 @@ class OutreachWorkflow:
         if state is None or assessment is None:
             raise ValueError("the claimant is still being assessed")
         if state.claim is not None:
+            if (state.claim.agent_id, state.claim.task_version) == (
+                request.agent_id,
+                request.task_version,
+            ):
+                return  # a retry of the claim this agent holds
             raise ValueError(f"already claimed by agent {state.claim.agent_id}")
         if request.task_version != state.task_version:
             raise ValueError("stale task: the claimant's task has changed since it was listed")
@@ -338,6 +371,7 @@ class OutreachWorkflow:
     @workflow.update
     async def record_outcome(self, request: OutcomeRequest) -> OutcomeRecorded:
         assert self._state is not None and self._state.claim is not None
+        claim = self._state.claim
         disposition = Disposition(request.disposition)
         effect = effect_of(disposition)
         now = workflow.now()
@@ -361,6 +395,7 @@ class OutreachWorkflow:
             at=now,
             call_id=request.call_id,
             abandoned=request.abandoned,
+            outcome_key=f"{workflow.info().workflow_id}@{claim.claimed_at.isoformat()}",
         )
         await self._run(OutreachActivities.record_outcome, outcome)
         callback_due = self._state.facts.callback_at is not None and (

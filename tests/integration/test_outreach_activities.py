@@ -3,6 +3,7 @@ projection, callback times checked against the real calling windows, context loa
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -15,10 +16,12 @@ from activities.outreach import OutreachActivities
 from adapters.rules_file import load_rules_file
 from config.settings import Settings
 from schemas import dialler_db as db
+from schemas.enums import Queue
 from schemas.outreach import (
     Assessment,
     LoadFactsRequest,
     PublishTask,
+    RecordOutcome,
     SaveCallback,
     ScoreFactor,
     Stage,
@@ -163,3 +166,46 @@ async def test_suppress_records_each_reason_once(
             )
         ).all()
     assert reasons == ["sms_stop", "do_not_call"]
+
+
+async def test_an_outcome_is_recorded_once_however_often_its_activity_runs(
+    activities: OutreachActivities, dialler_db: AsyncEngine, replica: AsyncEngine
+) -> None:
+    """A local activity runs again when its workflow task times out before completing: the
+    claim's outcome key makes the second run find the first one's call."""
+    user_id = await add_claimant(replica, signed=False, pending=1)
+    async with dialler_db.begin() as conn:
+        agent_id = await conn.scalar(
+            insert(db.agents)
+            .values(email=f"outcome-{user_id}@t", display_name="Agent", role="agent")
+            .returning(db.agents.c.id)
+        )
+    outcome = RecordOutcome(
+        user_id=user_id,
+        agent_id=int(agent_id),
+        queue=Queue.UNSIGNED,
+        disposition="no_answer",
+        notes="rang out",
+        at=datetime.now(UTC),
+        outcome_key=f"outreach-{user_id}@2026-11-28T10:00:00+00:00",
+    )
+    env = ActivityEnvironment()
+    first = await env.run(activities.record_outcome, outcome)
+    second = await env.run(activities.record_outcome, outcome)
+    next_claim = replace(outcome, outcome_key=f"outreach-{user_id}@2026-11-28T11:00:00+00:00")
+    third = await env.run(activities.record_outcome, next_claim)
+    assert first.call_id == second.call_id != third.call_id
+    async with dialler_db.connect() as conn:
+        calls = (
+            await conn.scalars(select(db.calls.c.id).where(db.calls.c.user_id == user_id))
+        ).all()
+        audited = (
+            await conn.scalars(
+                select(db.audit_log.c.id).where(
+                    db.audit_log.c.subject_id == str(user_id),
+                    db.audit_log.c.action == "outcome_recorded",
+                )
+            )
+        ).all()
+    assert len(calls) == 2
+    assert len(audited) == 2

@@ -136,6 +136,40 @@ async def test_login_brute_force_is_rate_limited(app: Quart, dialler_db: AsyncEn
     assert statuses[-1] == 429
 
 
+async def test_guessing_one_account_does_not_lock_out_colleagues_at_the_same_address(
+    app: Quart, dialler_db: AsyncEngine
+) -> None:
+    target, colleague = await make_staff(dialler_db), await make_staff(dialler_db)
+    client = app.test_client()
+    token = await csrf_from(client, "/login")
+    for _ in range(6):
+        await client.post(
+            "/login", form={"email": target.email, "password": "guess", "csrf_token": token}
+        )
+    blocked = await client.post(
+        "/login", form={"email": target.email, "password": PASSWORD, "csrf_token": token}
+    )
+    assert blocked.status_code == 429
+    assert await sign_in(app.test_client(), colleague) == 303
+
+
+async def test_one_account_guessed_from_many_addresses_is_limited(
+    app: Quart, dialler_db: AsyncEngine
+) -> None:
+    target = await make_staff(dialler_db)
+    statuses = []
+    for n in range(22):
+        client = app.test_client()
+        response = await client.post(
+            "/api/auth/token",
+            json={"email": target.email, "password": "guess"},
+            scope_base={"client": (f"10.0.{n // 250}.{n % 250 + 1}", 40000)},
+        )
+        statuses.append(response.status_code)
+    assert statuses[:20] == [401] * 20
+    assert statuses[20:] == [429, 429]
+
+
 async def test_api_bearer_tokens(app: Quart, dialler_db: AsyncEngine) -> None:
     staff = await make_staff(dialler_db, AgentRole.AGENT)
     client = app.test_client()

@@ -8,12 +8,21 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, update
 from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
 from schemas import dialler_db as db
-from schemas.outreach import Assessment, ChangeEvent, ChangeKind, OutreachInput, OutreachResult
+from schemas.enums import Queue
+from schemas.outreach import (
+    Assessment,
+    ChangeEvent,
+    ChangeKind,
+    ClaimGranted,
+    ClaimRequest,
+    OutreachInput,
+    OutreachResult,
+)
 from tests.workflows.conftest import Harness
 from workflows.outreach import OutreachWorkflow, workflow_id_for
 
@@ -76,3 +85,39 @@ async def task_in(h: Harness, user_id: int, queue: str | None, status: str = "re
 async def assessment(handle: WorkflowHandle[Any, Any]) -> Assessment | None:
     result: Assessment | None = await handle.query(OutreachWorkflow.assessment)
     return result
+
+
+async def claim_task(
+    h: Harness, user_id: int, queue: Queue, *, agent_id: int = 1, lease_seconds: int = 600
+) -> ClaimGranted:
+    """Claim exactly this claimant's task as `ClaimService` does (other tests' tasks share
+    the queues): reserve its row, then confirm with the workflow's `claim` Update."""
+    row = await task_in(h, user_id, queue.value)
+    async with h.dialler.begin() as conn:
+        await conn.execute(
+            update(db.call_tasks)
+            .where(db.call_tasks.c.id == row.id, db.call_tasks.c.status == "ready")
+            .values(status="claimed", claimed_by=agent_id, claimed_at=func.now())
+        )
+    handle: WorkflowHandle[OutreachWorkflow, OutreachResult] = h.client.get_workflow_handle_for(
+        OutreachWorkflow.run, row.workflow_id
+    )
+    return await handle.execute_update(
+        OutreachWorkflow.claim,
+        ClaimRequest(
+            agent_id=agent_id, queue=queue, task_version=row.version, lease_seconds=lease_seconds
+        ),
+    )
+
+
+async def ensure_agents(h: Harness, count: int = 40) -> None:
+    """Agents 1..count (claims reference them); the harness is shared by the session."""
+    async with h.dialler.begin() as conn:
+        if await conn.scalar(select(db.agents.c.id).where(db.agents.c.id == 1)) is None:
+            await conn.execute(
+                insert(db.agents),
+                [
+                    {"id": n, "email": f"a{n}@t", "display_name": f"A{n}", "role": "agent"}
+                    for n in range(1, count + 1)
+                ],
+            )

@@ -21,11 +21,10 @@ from config.settings import Settings
 from schemas import search_attributes
 from schemas.dialler_db import agents
 from schemas.enums import Queue
-from schemas.outreach import ChangeKind, ClaimRequest, OutcomeRequest
+from schemas.outreach import ChangeKind, OutcomeRequest
 from tests.factories import add_claimant, set_requirements, set_user
 from tests.workflows.conftest import Harness, running_harness, scratch_databases
-from tests.workflows.helpers import event, start, task_in
-from workflows.outreach import OutreachWorkflow
+from tests.workflows.helpers import claim_task, event, start, task_in
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -34,11 +33,7 @@ async def journey(h: Harness) -> str:
     """Unsigned, claimed, no answer, signs, documents arrive: done."""
     user_id = await add_claimant(h.replica, signed=False, pending=1)
     handle = await start(h, user_id)
-    row = await task_in(h, user_id, "unsigned")
-    await handle.execute_update(
-        OutreachWorkflow.claim,
-        ClaimRequest(agent_id=1, queue=Queue.UNSIGNED, task_version=row.version),
-    )
+    await claim_task(h, user_id, Queue.UNSIGNED)
     await h.claims.record_outcome(user_id, OutcomeRequest(agent_id=1, disposition="no_answer"))
     await set_user(h.replica, user_id, current_signature_file_id=5)
     await handle.signal("change", event(ChangeKind.SIGNATURE_ADDED, user_id))

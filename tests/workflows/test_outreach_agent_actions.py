@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert, select, update
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 
 from schemas import dialler_db as db
 from schemas.enums import LinkChannel, Queue
@@ -18,7 +18,6 @@ from schemas.outreach import (
     MagicLinkRequest,
     NoteRequest,
     OutcomeRequest,
-    OutreachResult,
     ReleaseRequest,
     Stage,
 )
@@ -26,7 +25,16 @@ from schemas.reconcile import ReconcileInput
 from services.claims import ClaimError
 from tests.factories import add_claimant
 from tests.workflows.conftest import Harness
-from tests.workflows.helpers import assessment, event, eventually, start, task_in, task_row
+from tests.workflows.helpers import (
+    assessment,
+    claim_task,
+    ensure_agents,
+    event,
+    eventually,
+    start,
+    task_in,
+    task_row,
+)
 from workflows.outreach import OutreachWorkflow
 from workflows.reconcile import ReconcileWorkflow
 
@@ -35,28 +43,11 @@ AGENT = 1
 
 @pytest.fixture(scope="module", autouse=True)
 async def agents(harness: Harness) -> None:
-    async with harness.dialler.begin() as conn:
-        existing = await conn.scalar(select(db.agents.c.id).where(db.agents.c.id == AGENT))
-        if existing is None:
-            await conn.execute(
-                insert(db.agents),
-                [
-                    {"id": n, "email": f"a{n}@t", "display_name": f"A{n}", "role": "agent"}
-                    for n in range(1, 41)
-                ],
-            )
+    await ensure_agents(harness)
 
 
 async def _claim(h: Harness, user_id: int, queue: Queue) -> ClaimGranted:
-    """Claim exactly this claimant's task (other tests' tasks share the queues)."""
-    row = await task_in(h, user_id, queue.value)
-    handle: WorkflowHandle[OutreachWorkflow, OutreachResult] = h.client.get_workflow_handle_for(
-        OutreachWorkflow.run, row.workflow_id
-    )
-    return await handle.execute_update(
-        OutreachWorkflow.claim,
-        ClaimRequest(agent_id=AGENT, queue=queue, task_version=row.version, lease_seconds=600),
-    )
+    return await claim_task(h, user_id, queue, agent_id=AGENT)
 
 
 async def test_no_answer_sets_a_cooldown_and_returns_the_task(harness: Harness) -> None:
@@ -149,12 +140,8 @@ async def test_vulnerable_claimants_are_for_people_only(harness: Harness) -> Non
 
 async def test_lease_expiry_returns_the_task(harness: Harness) -> None:
     user_id = await add_claimant(harness.replica, signed=False, pending=1)
-    handle = await start(harness, user_id)
-    row = await task_in(harness, user_id, "unsigned")
-    await handle.execute_update(
-        OutreachWorkflow.claim,
-        ClaimRequest(agent_id=7, queue=Queue.UNSIGNED, task_version=row.version, lease_seconds=2),
-    )
+    await start(harness, user_id)
+    await claim_task(harness, user_id, Queue.UNSIGNED, agent_id=7, lease_seconds=2)
     await task_in(harness, user_id, "unsigned", status="claimed")
     returned = await task_in(harness, user_id, "unsigned", status="ready")
     assert returned.claimed_by is None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from quart import Blueprint, g, redirect, render_template, request
 from quart.typing import ResponseReturnValue
@@ -19,12 +22,24 @@ from web.auth.identity import require_agent
 from web.auth.sessions import COOKIE_NAME
 from web.auth.tokens import LIFETIME, issue_api_token
 from web.errors import APIError
+from web.ratelimit import account_key, sign_in_key
 from web.services import services
 
 blueprint = Blueprint("auth", __name__)
 
-# Brute force: a handful of attempts per address per minute, on top of the app-wide limits.
-LOGIN_LIMIT = rate_limit(5, timedelta(minutes=1))
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def _sign_in_limits(view: View) -> View:
+    """Brute force: a handful of attempts per account and address a minute, a ceiling per
+    account from anywhere (a spread-out guesser), on top of the app-wide limits."""
+    per_account_and_address = rate_limit(5, timedelta(minutes=1), key_function=sign_in_key)
+    per_account = rate_limit(20, timedelta(minutes=10), key_function=account_key)
+    return per_account(per_account_and_address(view))
+
+
+LOGIN_LIMIT = _sign_in_limits
 BAD_LOGIN = "Email or password is incorrect."
 # Verifying against a real hash when the email is unknown keeps both answers equally slow.
 _DUMMY_HASH = hash_password("not-a-real-password")
@@ -53,7 +68,9 @@ async def _check_password(email: str, password: str) -> int | None:
             )
         ).one_or_none()
     stored = row.password_hash if row is not None and row.password_hash else _DUMMY_HASH
-    ok = verify_password(stored, password)
+    # Argon2 is deliberately slow (tens of ms of CPU): off the event loop, so other agents'
+    # requests are not held up by someone signing in.
+    ok = await asyncio.to_thread(verify_password, stored, password)
     return row.id if row is not None and ok and row.password_hash else None
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from quart import Blueprint, redirect, render_template, request
 from quart.typing import ResponseReturnValue
 from sqlalchemy import select
+from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 from domain.calling_windows import callback_slots, callback_time_allowed, explain
@@ -71,7 +72,13 @@ DISPOSITION_GROUPS: list[tuple[str, list[Disposition]]] = [
     ),
     ("Stop contact", [Disposition.DO_NOT_CALL, Disposition.DECEASED]),
 ]  # fmt: skip
-TEMPORAL_ERRORS = (RPCError, RuntimeError, ConnectionError, asyncio.TimeoutError)
+TEMPORAL_ERRORS = (
+    RPCError,
+    RPCTimeoutOrCancelledError,
+    RuntimeError,
+    ConnectionError,
+    asyncio.TimeoutError,
+)
 
 
 # --- the callback picker ----------------------------------------------------------------------

@@ -1,0 +1,114 @@
+"""The claim protocol's own guarantees: a claim is answered without any activity running
+(so its reply is not held up by database work), a retried claim gets the same grant, and a
+claim the workflow does not answer hands its reservation back at once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
+
+from schemas import dialler_db as db
+from schemas.enums import Queue
+from schemas.outreach import ClaimRequest, OutcomeRequest, OutreachResult
+from services.claims import ClaimService
+from tests.factories import add_claimant
+from tests.workflows.conftest import Harness
+from tests.workflows.helpers import claim_task, ensure_agents, start, task_in
+from workflows.outreach import OutreachWorkflow
+
+AGENT = 3
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def agents(harness: Harness) -> None:
+    await ensure_agents(harness)
+
+
+async def _history(handle: WorkflowHandle[Any, Any]) -> list[HistoryEvent]:
+    return [event async for event in handle.fetch_history_events()]
+
+
+def _local_activities(events: list[HistoryEvent]) -> int:
+    return sum(
+        e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        for e in events
+    )
+
+
+async def test_a_claim_runs_no_activity_and_a_retry_gets_the_same_grant(
+    harness: Harness,
+) -> None:
+    user_id = await add_claimant(harness.replica, signed=False, pending=1)
+    handle: WorkflowHandle[OutreachWorkflow, OutreachResult] = await start(harness, user_id)
+    row = await task_in(harness, user_id, "unsigned")
+    before = await _history(handle)
+    assert _local_activities(before) > 0  # loading, assessing and publishing the task
+
+    granted = await claim_task(harness, user_id, Queue.UNSIGNED, agent_id=AGENT)
+    added = (await _history(handle))[len(before) :]
+    assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED in [e.event_type for e in added]
+    assert _local_activities(added) == 0
+
+    again = await handle.execute_update(
+        OutreachWorkflow.claim,
+        ClaimRequest(agent_id=AGENT, queue=Queue.UNSIGNED, task_version=row.version),
+    )
+    assert again == granted
+    state = await handle.query(OutreachWorkflow.state)
+    assert state is not None and state.claim is not None
+    assert state.claim.agent_id == AGENT
+    claimed = await task_in(harness, user_id, "unsigned", status="claimed")
+    assert claimed.claimed_by == AGENT
+    await harness.claims.record_outcome(
+        user_id, OutcomeRequest(agent_id=AGENT, disposition="no_answer")
+    )
+
+
+class _Unanswered:
+    """A Temporal client whose workflows never answer an update: it times out, or hangs
+    until the caller gives up."""
+
+    def __init__(self, hang: bool) -> None:
+        self._hang = hang
+
+    def get_workflow_handle_for(self, *_: object) -> _Unanswered:
+        return self
+
+    async def execute_update(self, *_: object) -> None:
+        if self._hang:
+            await asyncio.Event().wait()
+        raise WorkflowUpdateRPCTimeoutOrCancelledError()
+
+
+@pytest.mark.parametrize("hang", [False, True], ids=["rpc-timeout", "caller-gave-up"])
+async def test_an_unanswered_claim_hands_its_reservation_back(harness: Harness, hang: bool) -> None:
+    user_id = await add_claimant(harness.replica, signed=False, pending=1)
+    await start(harness, user_id)
+    await task_in(harness, user_id, "unsigned")
+    agent = 30 + int(hang)
+    service = ClaimService(harness.dialler, _Unanswered(hang))  # type: ignore[arg-type]
+
+    expected = TimeoutError if hang else WorkflowUpdateRPCTimeoutOrCancelledError
+    with pytest.raises(expected):
+        async with asyncio.timeout(1):
+            await service.claim_next(agent, Queue.UNSIGNED)
+
+    async def held() -> list[int]:
+        async with harness.dialler.connect() as conn:
+            rows = await conn.scalars(
+                select(db.call_tasks.c.id).where(db.call_tasks.c.claimed_by == agent)
+            )
+            return list(rows)
+
+    for _ in range(50):  # the hand-back is shielded from the cancellation: it finishes soon
+        if not await held():
+            break
+        await asyncio.sleep(0.05)
+    assert await held() == []
