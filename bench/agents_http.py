@@ -21,7 +21,9 @@ Then:
 - console: `GET /console` server time (loopback response time; `Server-Timing` read when
   the app sets one), one request at a time, with the idle panel and with a claimed
   claimant's context panel;
-- drains: first `--baseline-agents` (50), then `--agents` (200), each agent looping
+- drains: first a paced one (`--agents` agents, each call lasting a random time of mean
+  `--talk` seconds between claim and outcome: the claim latency agents meet at work), then
+  saturating ones, `--baseline-agents` (50) then `--agents` (200), each agent looping
   `POST /api/queue/next` → `POST /api/claimants/<id>/outcome` (`no_answer`: a 4-hour
   cooldown, so no claimant can come back within the run) until its queue has nothing
   claimable or the drain's budget has passed. Reports claim and outcome latency
@@ -110,6 +112,7 @@ START_CONCURRENCY = 32
 REQUEST_TIMEOUT = 120.0
 RAMP_SECONDS = 2.0  # agents start spread over this (Hypercorn's listen backlog is 100)
 EMPTY_RETRY_SECONDS = 0.2  # claim-next said none but the queue still has claimable rows
+TALK_RNG = random.Random(2026)  # call lengths in the paced drain, the same each run
 PROBE_EVERY = 0.25
 CONSOLE_UNDER_LOAD_EVERY = 0.5
 PG_SAMPLE_EVERY = 2.0
@@ -694,9 +697,11 @@ async def agent_loop(
     start_delay: float,
     queue_left: Callable[[Queue], Awaitable[int]],
     drain: Drain,
+    talk: float = 0.0,
 ) -> None:
     """Claim → no_answer → repeat, like an agent clicking "Next call" straight after each
-    outcome; after an error, try again half a second later (as a person would)."""
+    outcome (or, with `talk`, after a call lasting a random time of that mean); after an
+    error, try again half a second later (as a person would)."""
     await asyncio.sleep(start_delay)
     while time.monotonic() < deadline:
         drain.requests_at[agent.id].append(drain.since())
@@ -729,6 +734,8 @@ async def agent_loop(
         drain.claim_latency.append(took)
         claim = Claimed(int(task["user_id"]), agent.id, str(task["queue"]), drain.since())
         drain.claimed.append(claim)
+        if talk:
+            await asyncio.sleep(min(TALK_RNG.expovariate(1 / talk), deadline - time.monotonic()))
         await record_no_answer(http, claim, drain)
     drain.finished["time budget ended"] += 1
 
@@ -794,6 +801,7 @@ class Stage:
 
     agents: int
     budget: float
+    talk: float = 0.0  # mean seconds on the phone between an outcome and the next claim
     drain: Drain = field(default_factory=Drain)
     seconds: float = 0.0
     static: list[float] = field(default_factory=list)
@@ -804,7 +812,14 @@ class Stage:
     ready_after: dict[str, int] = field(default_factory=dict)
 
     @property
+    def label(self) -> str:
+        paced = f", paced: {self.talk:.0f} s calls" if self.talk else ", no pause"
+        return f"{self.agents} agents{paced}"
+
+    @property
     def name(self) -> str:
+        if self.talk:
+            return f"paced, {self.agents} agents, {self.talk:.0f} s calls"
         return f"drain, {self.agents} agents"
 
 
@@ -846,7 +861,13 @@ async def drain_phase(
             await asyncio.gather(
                 *(
                     agent_loop(
-                        agent, http, deadline, RAMP_SECONDS * i / len(agents), queue_left, drain
+                        agent,
+                        http,
+                        deadline,
+                        max(RAMP_SECONDS, stage.talk) * i / len(agents),
+                        queue_left,
+                        drain,
+                        stage.talk,
                     )
                     for i, (agent, http) in enumerate(zip(agents, clients, strict=True))
                 )
@@ -1060,9 +1081,15 @@ async def main() -> int:
     parser.add_argument("--agents", type=int, default=200, help="concurrent simulated agents")
     parser.add_argument("--users", type=int, default=50_000, help="demo claimants seeded")
     parser.add_argument(
-        "--under", type=int, default=2500, help="claimants put under outreach workflows"
+        "--under", type=int, default=5000, help="claimants put under outreach workflows"
     )
     parser.add_argument("--budget", type=float, default=120.0, help="seconds of claiming, at most")
+    parser.add_argument(
+        "--talk",
+        type=float,
+        default=20.0,
+        help="first, a paced drain: mean seconds each call lasts before its outcome (0: none)",
+    )
     parser.add_argument(
         "--baseline-agents",
         type=int,
@@ -1084,6 +1111,8 @@ async def main() -> int:
         return await worker_process()
 
     result = Run(users=args.users, others=other_runs())
+    if args.talk:
+        result.stages.append(Stage(args.agents, args.budget, talk=args.talk))
     if 0 < args.baseline_agents < args.agents:
         result.stages.append(Stage(args.baseline_agents, args.baseline_budget))
     result.stages.append(Stage(args.agents, args.budget))
@@ -1314,7 +1343,7 @@ def report(
             console_row("claimed claimant: context panel, no agents working",
                         result.console_claim),
             *(console_row(f"idle panel every {CONSOLE_UNDER_LOAD_EVERY}s during the "
-                          f"{s.agents}-agent drain", s.console) for s in stages),
+                          f"{s.label} drain", s.console) for s in stages),
         ],
     )  # fmt: skip
 
@@ -1327,7 +1356,7 @@ def report(
     def recorded_of(s: Stage) -> int:
         return sum(1 for c in s.drain.claimed if c.outcome_ok)
 
-    stage_columns = [f"{s.agents} agents" for s in stages]
+    stage_columns = [s.label for s in stages]
     throughput = Table(
         "Throughput per drain",
         ["figure", *stage_columns],
@@ -1399,7 +1428,7 @@ def report(
         f"PostgreSQL connections per process during each drain (pg_stat_activity every "
         f"{PG_SAMPLE_EVERY:.0f}s; mean (max)); pools: web 10 + 10 overflow, worker 20 + 20",
         ["drain", "process", "open", "active", "idle in transaction", "waiting on a lock"],
-        [[str(s.agents), *row] for s in stages for row in s.pools.rows()],
+        [[s.label, *row] for s in stages for row in s.pools.rows()],
     )
     console_recorded = sum(1 for c in result.console_claims if c.outcome_ok)
     recorded = sum(recorded_of(s) for s in stages) + console_recorded
@@ -1455,7 +1484,7 @@ def report(
         f"{result.published:,} of them under outreach workflows (a seeded random sample of the "
         "unsigned and outstanding queues: starting workflows runs at about ten per second "
         "here, so the whole population would not fit the run); drains of "
-        + " then ".join(f"{s.agents} agents (≤ {s.budget:.0f}s)" for s in stages)
+        + " then ".join(f"{s.label} (≤ {s.budget:.0f}s)" for s in stages)
         + " in the same run, one after the other.",
         "Processes: the web app as `dialler web` (Hypercorn, one process, one event loop); one "
         "outreach worker in its own process (this module with `--worker`: `build_worker`, "

@@ -47,9 +47,8 @@ from services.live_updates import queue_depths
 from services.sms_conversations import ClaimantNotFound, InvalidMessage, NoPhoneNumber
 from web.auth.access import api
 from web.auth.identity import CurrentAgent, require_agent
-from web.auth.sessions import COOKIE_NAME, token_hash
-from web.auth.tokens import verify_api_token
 from web.errors import APIError
+from web.ratelimit import requester_key
 from web.services import services
 from web.sms_support import OutreachUnavailable, ask_workflow, conversations, send_magic_link
 
@@ -79,26 +78,10 @@ def errors(*statuses: int) -> Callable[[View], View]:
     return decorate
 
 
-async def agent_key() -> str:
-    """Rate-limit key per agent: the bearer token's agent, else the session cookie, else the
-    client address. (The limiter runs before sign-in is checked, so this reads the
-    credential itself; a forged token only ever lands on the address key.)"""
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        secret = services().settings.jwt_secret.get_secret_value()
-        agent_id = verify_api_token(header.removeprefix("Bearer ").strip(), secret)
-        if agent_id is not None:
-            return f"agent:{agent_id}"
-    cookie = request.cookies.get(COOKIE_NAME)
-    if cookie:
-        return f"session:{token_hash(cookie)[:32]}"
-    return f"address:{request.remote_addr or 'unknown'}"
-
-
 # Per agent and route: enough for a person or an AI agent working flat out, not for a
 # runaway loop. (quart-rate-limiter keys every limit by route as well.)
-AGENT_PER_SECOND_LIMIT = RateLimit(10, timedelta(seconds=1), key_function=agent_key)
-AGENT_PER_MINUTE_LIMIT = RateLimit(300, timedelta(minutes=1), key_function=agent_key)
+AGENT_PER_SECOND_LIMIT = RateLimit(10, timedelta(seconds=1), key_function=requester_key)
+AGENT_PER_MINUTE_LIMIT = RateLimit(300, timedelta(minutes=1), key_function=requester_key)
 
 
 def _limited(limit: RateLimit) -> Callable[[View], View]:
@@ -110,8 +93,20 @@ def _limited(limit: RateLimit) -> Callable[[View], View]:
     return decorate
 
 
-AGENT_PER_SECOND = _limited(AGENT_PER_SECOND_LIMIT)
-AGENT_PER_MINUTE = _limited(AGENT_PER_MINUTE_LIMIT)
+def agent_endpoint(tag_name: str, *statuses: int) -> Callable[[View], View]:
+    """What every agent-facing API route declares: signed-in staff only, the per-agent
+    limits, its OpenAPI tag, security schemes and error bodies."""
+
+    def decorate(view: View) -> View:
+        view = errors(*statuses)(view)
+        view = security_scheme(SECURITY)(view)
+        view = tag([tag_name])(view)
+        view = _limited(AGENT_PER_MINUTE_LIMIT)(view)
+        view = _limited(AGENT_PER_SECOND_LIMIT)(view)
+        decorated: View = api()(view)
+        return decorated
+
+    return decorate
 
 
 def _invalid(field: str, message: str) -> APIError:
@@ -166,12 +161,7 @@ async def _require_access(user_id: int, agent: CurrentAgent) -> None:
 
 
 @blueprint.post("/api/queue/next")
-@api()
-@AGENT_PER_SECOND
-@AGENT_PER_MINUTE
-@tag(["Queue"])
-@security_scheme(SECURITY)
-@errors(403, 409, 503)
+@agent_endpoint("Queue", 403, 409, 503)
 @document_request(body.NextCallRequest)
 @validate_response(body.NextCallResponse)
 async def next_call() -> body.NextCallResponse:
@@ -215,12 +205,7 @@ async def next_call() -> body.NextCallResponse:
 
 
 @blueprint.get("/api/queues")
-@api()
-@AGENT_PER_SECOND
-@AGENT_PER_MINUTE
-@tag(["Queue"])
-@security_scheme(SECURITY)
-@errors()
+@agent_endpoint("Queue")
 @validate_response(body.QueuesResponse)
 async def queues() -> body.QueuesResponse:
     """Depth of every queue: callable now, waiting (not callable yet) and claimed."""
@@ -235,12 +220,7 @@ async def queues() -> body.QueuesResponse:
 
 
 @blueprint.post("/api/claimants/<int:user_id>/outcome")
-@api()
-@AGENT_PER_SECOND
-@AGENT_PER_MINUTE
-@tag(["Claimants"])
-@security_scheme(SECURITY)
-@errors(403, 404, 409, 503)
+@agent_endpoint("Claimants", 403, 404, 409, 503)
 @validate_request(body.OutcomeRequest)
 @validate_response(body.OutcomeResponse)
 async def record_outcome(user_id: int, data: body.OutcomeRequest) -> body.OutcomeResponse:
@@ -275,12 +255,7 @@ async def record_outcome(user_id: int, data: body.OutcomeRequest) -> body.Outcom
 
 
 @blueprint.post("/api/claimants/<int:user_id>/release")
-@api()
-@AGENT_PER_SECOND
-@AGENT_PER_MINUTE
-@tag(["Claimants"])
-@security_scheme(SECURITY)
-@errors(403, 404, 409, 503)
+@agent_endpoint("Claimants", 403, 404, 409, 503)
 @validate_request(body.ReleaseRequest)
 @validate_response(body.ReleaseResponse)
 async def release(user_id: int, data: body.ReleaseRequest) -> body.ReleaseResponse:
@@ -293,12 +268,7 @@ async def release(user_id: int, data: body.ReleaseRequest) -> body.ReleaseRespon
 
 
 @blueprint.get("/api/claimants/<int:user_id>")
-@api()
-@AGENT_PER_SECOND
-@AGENT_PER_MINUTE
-@tag(["Claimants"])
-@security_scheme(SECURITY)
-@errors(403, 404)
+@agent_endpoint("Claimants", 403, 404)
 @validate_response(body.ClaimantContextResponse)
 async def claimant_context(user_id: int) -> body.ClaimantContextResponse:
     """Everything an agent sees before dialling: who, why this call and why now (stage,
@@ -320,12 +290,7 @@ async def claimant_context(user_id: int) -> body.ClaimantContextResponse:
 
 
 @blueprint.post("/api/claimants/<int:user_id>/sms")
-@api()
-@AGENT_PER_SECOND
-@AGENT_PER_MINUTE
-@tag(["Claimants"])
-@security_scheme(SECURITY)
-@errors(403, 404, 409, 502)
+@agent_endpoint("Claimants", 403, 404, 409, 502)
 @validate_request(body.SmsRequest)
 @validate_response(body.SmsResponse, 201)
 async def send_sms(user_id: int, data: body.SmsRequest) -> tuple[body.SmsResponse, int]:
@@ -355,12 +320,7 @@ async def send_sms(user_id: int, data: body.SmsRequest) -> tuple[body.SmsRespons
 
 
 @blueprint.post("/api/claimants/<int:user_id>/magic-link")
-@api()
-@AGENT_PER_SECOND
-@AGENT_PER_MINUTE
-@tag(["Claimants"])
-@security_scheme(SECURITY)
-@errors(403, 404, 409, 503)
+@agent_endpoint("Claimants", 403, 404, 409, 503)
 @validate_request(body.MagicLinkRequestBody)
 @validate_response(body.MagicLinkResponse, 201)
 async def magic_link(
@@ -405,12 +365,7 @@ def _state_view(status: AgentStatus) -> body.AgentStateResponse:
 
 
 @blueprint.get("/api/agents/me/state")
-@api()
-@AGENT_PER_SECOND
-@AGENT_PER_MINUTE
-@tag(["Agents"])
-@security_scheme(SECURITY)
-@errors()
+@agent_endpoint("Agents")
 @validate_response(body.AgentStateResponse)
 async def my_state() -> body.AgentStateResponse:
     """The caller's current state (Offline if none was ever recorded) and since when."""
@@ -419,12 +374,7 @@ async def my_state() -> body.AgentStateResponse:
 
 
 @blueprint.put("/api/agents/me/state")
-@api()
-@AGENT_PER_SECOND
-@AGENT_PER_MINUTE
-@tag(["Agents"])
-@security_scheme(SECURITY)
-@errors()
+@agent_endpoint("Agents")
 @validate_request(body.AgentStateRequest)
 @validate_response(body.AgentStateResponse)
 async def set_my_state(data: body.AgentStateRequest) -> body.AgentStateResponse:
