@@ -322,7 +322,10 @@ class BinlogSource:
                     connection_settings=self._conn.settings(),
                     server_id=self._server_id,
                     is_mariadb=True,
-                    auto_position=position.render() or None,
+                    # An empty position (no GTID on the server yet when first started)
+                    # means the start of the binlog, so nothing written before this thread
+                    # connects is skipped; None would mean wherever the binlog ends then.
+                    auto_position=position.render(),
                     blocking=True,
                     resume_stream=True,
                     only_events=[

@@ -211,10 +211,15 @@ async def dialler_process(
 
 
 def cdc_worker(settings: Settings, redis: Redis) -> contextlib.AbstractAsyncContextManager[int]:
-    """`dialler sync start`: ready once it publishes its metrics."""
+    """`dialler sync start`: ready once it publishes its metrics, which it does after it
+    has stored the position it reads from. (Metrics left in Redis by an earlier run do not
+    count: writing before the worker has its position would lose those changes, since a
+    first start reads from the server's position at that moment.)"""
+    launched = time.time()
 
     async def ready() -> bool:
-        return bool((await read_metrics(redis, "binlog")).get("heartbeat_at"))
+        beat = (await read_metrics(redis, "binlog")).get("heartbeat_at")
+        return beat is not None and float(beat) > launched
 
     return dialler_process(settings, "cdc-worker", "sync", "start", ready=ready)
 
