@@ -8,6 +8,7 @@ happens in `OutreachActivities`; all rules live in `domain`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -64,6 +65,9 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 # Patches (`workflow.patched`): histories recorded before a change replay the old way.
 CLAIM_ANSWERS_AT_ONCE = "claim-answers-at-once"
+# A change that moves no deadline and no search attribute writes no timer and no upsert:
+# the re-score is due every RESCORE_EVERY from the run's start, not from the last change.
+QUIET_ITERATIONS = "quiet-iterations"
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")
 
@@ -103,6 +107,11 @@ class OutreachWorkflow:
         # A claim moves the lease timer without needing a re-assessment: `_timers` wakes the
         # wait to re-arm its timer only.
         self._timers = 0
+        self._quiet = False  # QUIET_ITERATIONS, decided when the run starts
+        self._rescore_at: datetime | None = None
+        self._timer: asyncio.Future[None] | None = None
+        self._timer_due: datetime | None = None
+        self._described: tuple[Any, ...] | None = None
 
     # --- signals -------------------------------------------------------------------------
 
@@ -129,6 +138,7 @@ class OutreachWorkflow:
 
     @workflow.run
     async def run(self, input: OutreachInput) -> OutreachResult:
+        self._quiet = workflow.patched(QUIET_ITERATIONS)
         workflow.set_current_details("loading the claimant's facts")
         if self._state is None:
             facts = await self._run(OutreachActivities.load_facts, LoadFactsRequest(self._user_id))
@@ -162,6 +172,8 @@ class OutreachWorkflow:
     async def _wait_for_change(self, seen: int) -> None:
         """Until a signal or update changes something, or a timer (lease, callback, re-score)
         is due. A new lease only re-arms the timer."""
+        if self._quiet:
+            return await self._wait_keeping_the_timer(seen)
         while True:
             armed = self._timers
             try:
@@ -176,6 +188,29 @@ class OutreachWorkflow:
     def _woken(self, seen_changes: int, armed_timers: int) -> bool:
         return self._changes != seen_changes or self._timers != armed_timers
 
+    def _woken_or_due(self, seen: int, armed: int, timer: asyncio.Future[None]) -> bool:
+        return self._woken(seen, armed) or timer.done()
+
+    async def _wait_keeping_the_timer(self, seen: int) -> None:
+        """As `_wait_for_change`, with one timer kept across changes until its deadline
+        moves: most changes move none, and each timer restarted is two more history events
+        and timer work on the server."""
+        while True:
+            now = workflow.now()
+            due = now + self._next_timer(now)
+            if self._timer is None or self._timer_due != due:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = asyncio.ensure_future(asyncio.sleep((due - now).total_seconds()))
+                self._timer_due = due
+            timer, armed = self._timer, self._timers
+            await workflow.wait_condition(partial(self._woken_or_due, seen, armed, timer))
+            if timer.done():
+                self._timer = None
+                return
+            if self._changes != seen:
+                return
+
     def _finished(self, assessment: Assessment, now: datetime) -> bool:
         assert self._state is not None
         return (
@@ -186,13 +221,20 @@ class OutreachWorkflow:
 
     def _next_timer(self, now: datetime) -> timedelta:
         assert self._state is not None
-        deadlines = [now + RESCORE_EVERY]
+        deadlines = [self._rescore_due(now)]
         if self._state.claim is not None:
             deadlines.append(self._state.claim.lease_expires_at)
         callback_at = self._state.facts.callback_at
         if callback_at is not None and callback_at > now:
             deadlines.append(callback_at)
         return max(min(deadlines) - now, timedelta(seconds=1))
+
+    def _rescore_due(self, now: datetime) -> datetime:
+        if not self._quiet:
+            return now + RESCORE_EVERY
+        if self._rescore_at is None or self._rescore_at <= now:
+            self._rescore_at = now + RESCORE_EVERY
+        return self._rescore_at
 
     async def _apply_pending(self) -> None:
         assert self._state is not None
@@ -273,6 +315,28 @@ class OutreachWorkflow:
         assert self._state is not None
         claim = self._state.claim
         queue = assessment.stage.queue
+        described = (
+            assessment.stage,
+            queue,
+            assessment.score,
+            claim.agent_id if claim else None,
+            self._state.facts.callback_at,
+        )
+        if not self._quiet or described != self._described:
+            self._upsert_attributes(assessment)
+        self._described = described
+        # No personal data: ids, stage, score and reasons only.
+        when = assessment.not_before.isoformat() if assessment.not_before else "never"
+        workflow.set_current_details(
+            f"**{assessment.stage.value}** · score {assessment.score:.1f} · "
+            f"callable from {when} ({assessment.not_before_reason})"
+            + (f" · claimed by agent {claim.agent_id}" if claim else "")
+        )
+
+    def _upsert_attributes(self, assessment: Assessment) -> None:
+        assert self._state is not None
+        claim = self._state.claim
+        queue = assessment.stage.queue
         updates: list[SearchAttributeUpdate[Any]] = [
             sa.OUTREACH_STAGE.value_set(assessment.stage.value),
             sa.OUTREACH_QUEUE.value_set(queue.value) if queue else sa.OUTREACH_QUEUE.value_unset(),
@@ -285,13 +349,6 @@ class OutreachWorkflow:
             else sa.NEXT_CALLBACK_AT.value_unset(),
         ]
         workflow.upsert_search_attributes(updates)
-        # No personal data: ids, stage, score and reasons only.
-        when = assessment.not_before.isoformat() if assessment.not_before else "never"
-        workflow.set_current_details(
-            f"**{assessment.stage.value}** · score {assessment.score:.1f} · "
-            f"callable from {when} ({assessment.not_before_reason})"
-            + (f" · claimed by agent {claim.agent_id}" if claim else "")
-        )
 
     async def _run(
         self,

@@ -127,3 +127,30 @@ async def test_continue_as_new_keeps_state_and_signals(
         # the new run still answers: a signal after continue-as-new is applied too
         await latest.signal("change", event(ChangeKind.SIGNATURE_REMOVED, user_id))
         await task_in(h, user_id, "unsigned")
+
+
+async def test_a_change_that_moves_no_deadline_writes_no_timer_and_no_attributes(
+    harness: Harness,
+) -> None:
+    """Routing to people only changes the task, not the stage, score or any deadline: the
+    workflow rewrites the task and leaves its timer and search attributes alone."""
+    user_id = await add_claimant(harness.replica, signed=False, pending=1)
+    handle = await start(harness, user_id)
+    await task_in(harness, user_id, "unsigned")
+    before = [e async for e in handle.fetch_history_events()]
+
+    await handle.signal(
+        "change", event(ChangeKind.VULNERABILITY_CHANGED, user_id, is_vulnerable=True)
+    )
+    row = await eventually(
+        lambda: task_in(harness, user_id, "unsigned"), lambda r: r.route_to_people_only
+    )
+    assert row.route_to_people_only
+    added = [e.event_type async for e in handle.fetch_history_events()][len(before) :]
+    assert EventType.EVENT_TYPE_MARKER_RECORDED in added  # assessed and published
+    for unwanted in (
+        EventType.EVENT_TYPE_TIMER_STARTED,
+        EventType.EVENT_TYPE_TIMER_CANCELED,
+        EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+    ):
+        assert unwanted not in added, EventType.Name(unwanted)
