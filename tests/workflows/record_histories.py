@@ -1,6 +1,6 @@
 """Record OutreachWorkflow histories for the replay tests.
 
-    .venv/bin/python -m tests.workflows.record_histories
+    .venv/bin/python -m tests.workflows.record_histories [SCENARIO ...]
 
 Run it when a workflow change is *meant* to be incompatible (and ship it behind
 `workflow.patched`), never to make a failing replay test pass. Each scenario runs against a
@@ -57,7 +57,17 @@ async def opt_out(h: Harness) -> str:
     return handle.id
 
 
-async def main() -> None:
+# Recorded histories are kept: when a change ships behind `workflow.patched`, record the
+# scenario again under a new name (the old file keeps testing the old path).
+SCENARIOS = {
+    "journey": journey,  # before the claim-answers-at-once and quiet-iterations patches
+    "opt_out": opt_out,
+    "journey_patched": journey,  # with both patches
+}
+
+
+async def main(names: list[str]) -> None:
+    chosen = [(name, SCENARIOS[name]) for name in names or SCENARIOS]
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
         search_attributes=list(search_attributes.ALL),
@@ -72,7 +82,7 @@ async def main() -> None:
             await conn.execute(
                 insert(agents).values(id=1, email="a@t", display_name="Agent", role="agent")
             )
-        for name, scenario in (("journey", journey), ("opt_out", opt_out)):
+        for name, scenario in chosen:
             workflow_id = await scenario(h)
             history = await h.client.get_workflow_handle(workflow_id).fetch_history()
             (HISTORIES / f"outreach_{name}.json").write_text(history.to_json())
@@ -81,5 +91,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))
     os._exit(0)  # SDK issue 300: WorkflowEnvironment can crash at interpreter exit
