@@ -23,6 +23,7 @@ from activities.messaging import MessagingActivities
 from activities.outreach import OutreachActivities
 from activities.reconcile import ReconcileActivities
 from adapters.databases import dialler_engine, replica_engine
+from adapters.gc_stats import GcStats
 from adapters.messaging import email_sender, sms_sender
 from adapters.redis_client import connect_redis
 from adapters.rules_file import load_rules_file
@@ -142,6 +143,12 @@ def build_worker(
     )
 
 
+async def _report_gc(stats: GcStats, every: float = 60.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        log.info("garbage collection", **stats.summary())
+
+
 async def run_outreach_worker(settings: Settings) -> None:
     rules = load_rules_file(settings.rules_file)
     client = await connect_temporal(settings)
@@ -167,8 +174,12 @@ async def run_outreach_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("outreach worker started", task_queue=settings.temporal_task_queue)
+    gc_stats = GcStats().install()
+    reporter = asyncio.create_task(_report_gc(gc_stats))
     async with worker:
         await stop.wait()
+    reporter.cancel()
+    log.info("garbage collection", **gc_stats.summary())
     await dialler.dispose()
     await replica.dispose()
     await redis.aclose()
