@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
 from adapters.context_cache import ContextCache
 from adapters.live import LiveEvent, channel_for_queue
+from domain.calling_windows import callback_slots
 from schemas import dialler_db as db
 from schemas.enums import AgentRole, Queue
 from tests.web.conftest import make_staff, sign_in
@@ -20,6 +21,7 @@ from tests.web.console_fixtures import (
     World,
     calls_of,
     claim,
+    console_rules,
     holiday,
     latest_state,
     now,
@@ -30,6 +32,8 @@ from tests.web.console_fixtures import (
     w,
     world,
 )
+from web.blueprints.console import CALLBACK_LEAD
+from web.console_support import LONDON
 
 __all__ = ["w", "world"]  # fixtures, imported for pytest
 
@@ -345,7 +349,14 @@ async def test_callback_picker_offers_only_allowed_times_and_books_one(w: World)
     assert 'id="callback-day"' in page and 'id="callback-time"' in page
     day_values = re.findall(r'<option value="(\d{4}-\d\d-\d\d)"', page)
     assert holiday().isoformat() not in day_values  # the bank holiday is never offered
-    assert len(day_values) == 6  # seven days ahead, less the bank holiday
+    # seven days ahead, less the bank holiday, and less today once its last slot has passed
+    today = datetime.now(LONDON).date()
+    expected = [today + timedelta(days=n) for n in range(7)]
+    expected.remove(holiday())
+    windows = console_rules().calling_windows
+    if not any(s >= datetime.now(UTC) + CALLBACK_LEAD for s in callback_slots(today, windows)):
+        expected.remove(today)
+    assert day_values == [day.isoformat() for day in expected]
 
     slots = await agent.get(f"/console/callback-slots?callback_day={day_values[1]}")
     options = _OPTION.findall(await agent.text(slots))
