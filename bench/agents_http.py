@@ -61,13 +61,18 @@ from redis.asyncio import Redis
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from adapters.databases import dialler_engine, replica_engine
 from adapters.passwords import hash_password
 from adapters.temporal import DATA_CONVERTER
-from bench.claim_next import TASK_QUEUE, agents_per_queue, claimable, latency_row
+from bench.claim_next import (
+    TASK_QUEUE,
+    agents_per_queue,
+    claimable,
+    latency_row,
+    start_workflows,
+)
 from bench.common import (
     NAMESPACE,
     PG_HOST,
@@ -93,6 +98,7 @@ from bench.common import (
     print_tables,
     run,
     say,
+    scrape_metrics,
     scratch_databases,
     seed,
     venv_binary,
@@ -101,14 +107,12 @@ from config.logging import configure_logging
 from config.settings import load_settings
 from schemas import dialler_db as db
 from schemas.enums import AgentRole, Queue
-from schemas.outreach import OutreachInput
 from workers.outreach import build_worker, outreach_activities
-from workflows.outreach import OutreachWorkflow, workflow_id_for
+from workflows.outreach import workflow_id_for
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 PASSWORD = "bench-agents-http-password"  # noqa: S105 (scratch accounts)
 SAMPLE_SEED = 2026
-START_CONCURRENCY = 32
 REQUEST_TIMEOUT = 120.0
 RAMP_SECONDS = 2.0  # agents start spread over this (Hypercorn's listen backlog is 100)
 EMPTY_RETRY_SECONDS = 0.2  # claim-next said none but the queue still has claimable rows
@@ -405,23 +409,6 @@ async def sample_pools(
             await asyncio.wait_for(stop.wait(), PG_SAMPLE_EVERY)
 
 
-async def scrape(address: str) -> dict[str, float]:
-    """Prometheus text → each metric's value summed over its label sets (no buckets)."""
-    async with httpx.AsyncClient(timeout=10) as http:
-        body = (await http.get(f"http://{address}/metrics")).text
-    totals: dict[str, float] = {}
-    for line in body.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name_labels, _, value = line.rpartition(" ")
-        name = name_labels.split("{", 1)[0]
-        if name.endswith("_bucket"):
-            continue
-        with contextlib.suppress(ValueError):
-            totals[name] = totals.get(name, 0.0) + float(value)
-    return totals
-
-
 def mean_of(before: dict[str, float], after: dict[str, float], histogram: str) -> str:
     count = after.get(f"{histogram}_count", 0.0) - before.get(f"{histogram}_count", 0.0)
     total = after.get(f"{histogram}_sum", 0.0) - before.get(f"{histogram}_sum", 0.0)
@@ -459,19 +446,7 @@ async def bring_under(
     """Start each claimant's workflow, then wait until each has a published task (or
     `within` seconds pass). Returns (published, seconds)."""
     began = time.monotonic()
-    gate = asyncio.Semaphore(START_CONCURRENCY)
-
-    async def start(user_id: int) -> None:
-        async with gate:
-            await client.start_workflow(
-                OutreachWorkflow.run,
-                OutreachInput(user_id),
-                id=workflow_id_for(user_id),
-                task_queue=TASK_QUEUE,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            )
-
-    await asyncio.gather(*(start(u) for u in user_ids))
+    await start_workflows(client, user_ids)
     say(f"  {len(user_ids)} workflows started in {time.monotonic() - began:.1f}s")
     last_report = began
     while True:
@@ -1195,12 +1170,12 @@ async def main() -> int:
             for stage in result.stages:
                 say(f"{stage.name}, budget {stage.budget:.0f}s")
                 result.others |= other_runs()
-                stage.worker_before = await scrape(metrics_address)
+                stage.worker_before = await scrape_metrics(metrics_address)
                 async with measured(stage.name, server.pid, children, result.phases):
                     await drain_phase(
                         base, spread(agents, stage.agents), stage, dbs, console_clients[0], pids
                     )
-                stage.worker_after = await scrape(metrics_address)
+                stage.worker_after = await scrape_metrics(metrics_address)
                 stage.ready_after = await claimable(dbs.dialler)
                 say(f"  {len(stage.drain.claimed)} claims in {stage.seconds:.1f}s, "
                     f"errors {dict(stage.drain.errors)}")  # fmt: skip

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -80,7 +81,8 @@ async def claimable(engine: AsyncEngine) -> dict[str, int]:
         return {str(q): int(n) for q, n in await conn.execute(_CLAIMABLE)}
 
 
-async def bring_under(client: Client, engine: AsyncEngine, user_ids: list[int]) -> None:
+async def start_workflows(client: Client, user_ids: Sequence[int]) -> None:
+    """Start each claimant's outreach workflow on the bench task queue, a few at a time."""
     gate = asyncio.Semaphore(START_CONCURRENCY)
 
     async def start(user_id: int) -> None:
@@ -94,6 +96,10 @@ async def bring_under(client: Client, engine: AsyncEngine, user_ids: list[int]) 
             )
 
     await asyncio.gather(*(start(u) for u in user_ids))
+
+
+async def bring_under(client: Client, engine: AsyncEngine, user_ids: list[int]) -> None:
+    await start_workflows(client, user_ids)
 
     async def all_published() -> bool:
         async with engine.connect() as conn:

@@ -306,20 +306,25 @@ class CoreMetrics:
         )
 
     async def scrape(self) -> dict[str, float]:
-        """Each metric's value summed over its label sets (histograms: `_count`, `_sum`)."""
-        async with httpx.AsyncClient(timeout=10) as http:
-            body = (await http.get(f"http://{self.address}/metrics")).text
-        totals: dict[str, float] = {}
-        for line in body.splitlines():
-            if not line or line.startswith("#"):
-                continue
-            name_labels, _, value = line.rpartition(" ")
-            name = name_labels.split("{", 1)[0]
-            if name.endswith("_bucket"):
-                continue
-            with contextlib.suppress(ValueError):
-                totals[name] = totals.get(name, 0.0) + float(value)
-        return totals
+        return await scrape_metrics(self.address)
+
+
+async def scrape_metrics(address: str) -> dict[str, float]:
+    """A Prometheus endpoint's metrics, each value summed over its label sets (histograms:
+    `_count` and `_sum`; buckets left out)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        body = (await http.get(f"http://{address}/metrics")).text
+    totals: dict[str, float] = {}
+    for line in body.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_labels, _, value = line.rpartition(" ")
+        name = name_labels.split("{", 1)[0]
+        if name.endswith("_bucket"):
+            continue
+        with contextlib.suppress(ValueError):
+            totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
 
 
 async def connect_client(

@@ -206,7 +206,12 @@ class ClaimService:
 
     async def _hand_back(self, row: Any, agent_id: int) -> None:
         await self._settle(
-            row, agent_id, lease_expires_at=None, status="ready", claimed_by=None, claimed_at=None
+            row,
+            agent_id,
+            lease_expires_at=None,
+            status=TaskStatus.READY.value,
+            claimed_by=None,
+            claimed_at=None,
         )
 
     async def record_outcome(self, user_id: int, request: OutcomeRequest) -> OutcomeRecorded:
