@@ -11,14 +11,14 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, false, func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from adapters.suppressions import append_suppression, suppression_status
-from domain.assessment import assess
+from domain.assessment import assess, task_shape
 from domain.calling_windows import callback_time_allowed, explain
 from domain.dispositions import EFFECTS, Disposition
 from domain.phones import phone_key
@@ -43,12 +43,14 @@ from schemas.outreach import (
     OutcomeStored,
     PublishTask,
     RecordOutcome,
+    RefreshTask,
     RequirementFact,
     SaveCallback,
     SaveNote,
     Stage,
     Suppress,
     Suppressed,
+    TaskRefreshed,
     TaskWritten,
     WithdrawTask,
 )
@@ -180,68 +182,115 @@ class OutreachActivities:
             facts.callback_at = callback.scheduled_for
             facts.callback_owner_agent_id = callback.owner_agent_id
 
-    # --- assessment --------------------------------------------------------------------
+    # --- assessment and the queue projection ------------------------------------------------
+
+    @activity.defn
+    async def refresh_task(self, request: RefreshTask) -> TaskRefreshed:
+        """Assess the claimant and bring their task in line, on one connection: the one local
+        activity a change costs. Writes nothing when the task would say what it says."""
+        facts, now, claim = request.facts, request.now, request.claim
+        stage = derive_stage(facts, now, self._rules.stage_priority)
+        async with self._dialler.begin() as conn:
+            history = await self.contact_history(conn, facts, now, stage)
+            assessment = assess(facts, history, self._rules, now, stage)
+            wanted = task_shape(assessment, claim)
+            if wanted == request.written:
+                return TaskRefreshed(assessment, request.written, wrote=False)
+            if wanted.queue is not None:
+                task = PublishTask(
+                    request.user_id, request.workflow_id, request.version, assessment, claim
+                )
+                await self._upsert(conn, task)
+            elif claim is None:
+                withdrawal = WithdrawTask(
+                    request.user_id, request.version, assessment.not_before_reason
+                )
+                await self._withdraw(conn, withdrawal)
+            else:
+                # the claimant left the queue mid-call: the claim stays until its outcome
+                return TaskRefreshed(assessment, request.written, wrote=False)
+        return TaskRefreshed(assessment, wanted, wrote=True)
 
     @activity.defn
     async def assess(self, request: AssessRequest) -> Assessment:
-        """Stage, score with its breakdown, and the earliest time the claimant may be called."""
+        """Stage, score with its breakdown, and the earliest time the claimant may be called.
+        (Histories from before `refresh_task` ran this, then `publish_task`.)"""
         stage = derive_stage(request.facts, request.now, self._rules.stage_priority)
-        history = await self.contact_history(request.facts, request.now, stage)
+        async with self._dialler.connect() as conn:
+            history = await self.contact_history(conn, request.facts, request.now, stage)
         return assess(request.facts, history, self._rules, request.now, stage)
 
     async def contact_history(
-        self, facts: ClaimantFacts, now: datetime, stage: Stage
+        self, conn: AsyncConnection, facts: ClaimantFacts, now: datetime, stage: Stage
     ) -> ContactHistory:
+        """One statement: the claimant's attempt counts and times, the number's counts (a
+        number can be shared), and the last ten dispositions, newest first."""
         zone = self._rules.calling_windows.zone
         # daily caps count calls since local (UK) midnight
         day_start = datetime.combine(now.astimezone(zone).date(), dtime.min, zone)
         week_ago = now - timedelta(days=7)
         calls = db.calls.c
-        async with self._dialler.connect() as conn:
-            mine = (
-                await conn.execute(
-                    select(
-                        func.count().filter(calls.started_at >= day_start),
-                        func.count().filter(calls.started_at >= week_ago),
-                        func.max(calls.started_at),
-                        func.max(calls.started_at).filter(calls.abandoned),
-                    ).where(calls.user_id == facts.user_id)
+        mine = (
+            select(
+                func.count().filter(calls.started_at >= day_start).label("today"),
+                func.count().filter(calls.started_at >= week_ago).label("week"),
+                func.max(calls.started_at).label("last_contact_at"),
+                func.max(calls.started_at).filter(calls.abandoned).label("last_abandoned_at"),
+            )
+            .where(calls.user_id == facts.user_id)
+            .subquery("mine")
+        )
+        number = (
+            select(
+                func.count().filter(calls.started_at >= day_start).label("today"),
+                func.count().filter(calls.started_at >= week_ago).label("week"),
+            )
+            # no number, no shared attempts (`== None` would count every number-less call)
+            .where(calls.phone_key == facts.phone_key if facts.phone_key else false())
+            .subquery("number")
+        )
+        last = (
+            select(calls.disposition, calls.ended_at, calls.started_at)
+            .where(calls.user_id == facts.user_id, calls.disposition.is_not(None))
+            .order_by(calls.started_at.desc())
+            .limit(10)
+            .subquery("last")
+        )
+        rows = (
+            await conn.execute(
+                select(
+                    mine.c.today,
+                    mine.c.week,
+                    mine.c.last_contact_at,
+                    mine.c.last_abandoned_at,
+                    number.c.today.label("number_today"),
+                    number.c.week.label("number_week"),
+                    last.c.disposition,
+                    last.c.ended_at,
+                    last.c.started_at,
                 )
-            ).one()
-            last = (
-                await conn.execute(
-                    select(calls.disposition, calls.ended_at, calls.started_at)
-                    .where(calls.user_id == facts.user_id, calls.disposition.is_not(None))
-                    .order_by(calls.started_at.desc())
-                    .limit(10)
-                )
-            ).all()
-            by_number = (0, 0)
-            if facts.phone_key:
-                row = (
-                    await conn.execute(
-                        select(
-                            func.count().filter(calls.started_at >= day_start),
-                            func.count().filter(calls.started_at >= week_ago),
-                        ).where(calls.phone_key == facts.phone_key)
-                    )
-                ).one()
-                by_number = (int(row[0]), int(row[1]))
-            rates = await self._conversion_rates(conn)
+                .select_from(mine.join(number, true()).outerjoin(last, true()))
+                .order_by(last.c.started_at.desc().nulls_last())
+            )
+        ).all()
+        rates = await self._conversion_rates(conn)
+        first = rows[0]
+        dispositions = [row for row in rows if row.disposition is not None]
         failed = 0
-        for call in last:
-            if call.disposition not in _FAILED:
+        for row in dispositions:
+            if row.disposition not in _FAILED:
                 break
             failed += 1
+        latest = dispositions[0] if dispositions else None
         return ContactHistory(
-            attempts_today=int(mine[0]),
-            attempts_7d=int(mine[1]),
-            number_attempts_today=by_number[0],
-            number_attempts_7d=by_number[1],
-            last_contact_at=mine[2],
-            last_disposition=last[0].disposition if last else None,
-            last_disposition_at=(last[0].ended_at or last[0].started_at) if last else None,
-            last_abandoned_at=mine[3],
+            attempts_today=int(first.today),
+            attempts_7d=int(first.week),
+            number_attempts_today=int(first.number_today),
+            number_attempts_7d=int(first.number_week),
+            last_contact_at=first.last_contact_at,
+            last_disposition=latest.disposition if latest else None,
+            last_disposition_at=(latest.ended_at or latest.started_at) if latest else None,
+            last_abandoned_at=first.last_abandoned_at,
             consecutive_failed_attempts=failed,
             segment_conversion_rate=rates.get(stage.value, rates.get("all")),
         )
@@ -276,10 +325,18 @@ class OutreachActivities:
         self._conversion = (time.monotonic(), rates)
         return rates
 
-    # --- the queue projection -------------------------------------------------------------
-
     @activity.defn
     async def publish_task(self, request: PublishTask) -> TaskWritten:
+        async with self._dialler.begin() as conn:
+            return await self._upsert(conn, request)
+
+    @activity.defn
+    async def withdraw_task(self, request: WithdrawTask) -> TaskWritten:
+        async with self._dialler.begin() as conn:
+            return await self._withdraw(conn, request)
+
+    @staticmethod
+    async def _upsert(conn: AsyncConnection, request: PublishTask) -> TaskWritten:
         a = request.assessment
         claim = request.claim
         queue = a.stage.queue
@@ -304,28 +361,6 @@ class OutreachActivities:
             "route_to_people_only": a.people_only,
             "updated_at": func.now(),
         }
-        return await self._upsert(values, request.version)
-
-    @activity.defn
-    async def withdraw_task(self, request: WithdrawTask) -> TaskWritten:
-        table = db.call_tasks
-        async with self._dialler.begin() as conn:
-            result = await conn.execute(
-                update(table)
-                .where(table.c.user_id == request.user_id, table.c.version < request.version)
-                .values(
-                    status=TaskStatus.WITHDRAWN.value,
-                    claimed_by=None,
-                    claimed_at=None,
-                    lease_expires_at=None,
-                    not_before_reason=request.reason[:200],
-                    version=request.version,
-                    updated_at=func.now(),
-                )
-            )
-        return TaskWritten(applied=result.rowcount > 0)
-
-    async def _upsert(self, values: dict[str, Any], version: int) -> TaskWritten:
         table = db.call_tasks
         statement = pg_insert(table).values(**values)
         statement = statement.on_conflict_do_update(
@@ -334,8 +369,25 @@ class OutreachActivities:
             # an older write (a retried activity, a late run) never overwrites a newer one
             where=table.c.version < statement.excluded.version,
         )
-        async with self._dialler.begin() as conn:
-            result = await conn.execute(statement)
+        result = await conn.execute(statement)
+        return TaskWritten(applied=result.rowcount > 0)
+
+    @staticmethod
+    async def _withdraw(conn: AsyncConnection, request: WithdrawTask) -> TaskWritten:
+        table = db.call_tasks
+        result = await conn.execute(
+            update(table)
+            .where(table.c.user_id == request.user_id, table.c.version < request.version)
+            .values(
+                status=TaskStatus.WITHDRAWN.value,
+                claimed_by=None,
+                claimed_at=None,
+                lease_expires_at=None,
+                not_before_reason=request.reason[:200],
+                version=request.version,
+                updated_at=func.now(),
+            )
+        )
         return TaskWritten(applied=result.rowcount > 0)
 
     # --- outcomes, callbacks, notes, opt-outs, audit ---------------------------------------

@@ -13,7 +13,7 @@ from domain.calling_windows import as_utc
 from domain.contact_policy import earliest_contact
 from domain.rules import DiallerRules
 from domain.scoring import score
-from schemas.outreach import Assessment, ClaimantFacts, ContactHistory, Stage
+from schemas.outreach import Assessment, Claim, ClaimantFacts, ContactHistory, Stage, TaskShape
 
 
 def assess(
@@ -46,6 +46,20 @@ def assess(
         not_before=not_before,
         not_before_reason=reason,
         people_only=people_only,
+    )
+
+
+def task_shape(assessment: Assessment, claim: Claim | None) -> TaskShape:
+    """What the claimant's task should say: published in the stage's queue while the
+    claimant may be called at some time (`not_before` set), no task otherwise."""
+    queue = assessment.stage.queue
+    listed = queue is not None and assessment.not_before is not None
+    return TaskShape(
+        queue=queue.value if listed and queue else None,
+        score=assessment.score,
+        not_before=assessment.not_before,
+        claimed_by=claim.agent_id if claim else None,
+        people_only=assessment.people_only,
     )
 
 

@@ -306,6 +306,39 @@ class TaskWritten:
     applied: bool  # False when a newer version was already there
 
 
+@dataclass(frozen=True)
+class TaskShape:
+    """What a task write says: the workflow remembers the last one so that a change which
+    moves none of it writes nothing. `queue` None: no task (withdrawn)."""
+
+    queue: str | None
+    score: float
+    not_before: datetime | None
+    claimed_by: int | None
+    people_only: bool
+
+
+@dataclass
+class RefreshTask:
+    """Assess the claimant and bring their task in line, in one local activity per change.
+    `version` is the version a write would carry; `written` what the last write said."""
+
+    user_id: int
+    workflow_id: str
+    facts: ClaimantFacts
+    now: datetime
+    version: int
+    claim: Claim | None = None
+    written: TaskShape | None = None
+
+
+@dataclass
+class TaskRefreshed:
+    assessment: Assessment
+    written: TaskShape | None  # what the task now says (unchanged when nothing was written)
+    wrote: bool  # a write carried `RefreshTask.version`: the task's version from now on
+
+
 @dataclass
 class RecordOutcome:
     user_id: int

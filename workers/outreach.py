@@ -71,6 +71,7 @@ def outreach_activities(
     )
     return [
         outreach.load_facts,
+        outreach.refresh_task,
         outreach.assess,
         outreach.publish_task,
         outreach.withdraw_task,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -21,6 +21,7 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 with workflow.unsafe.imports_passed_through():
     from activities.messaging import MessagingActivities
     from activities.outreach import OutreachActivities
+    from domain.assessment import task_shape
     from domain.dispositions import Disposition, effect_of
     from domain.facts import apply_disposition, apply_event
     from domain.stages import has_future_callback
@@ -49,12 +50,14 @@ with workflow.unsafe.imports_passed_through():
         OutreachState,
         PublishTask,
         RecordOutcome,
+        RefreshTask,
         Released,
         ReleaseRequest,
         SaveCallback,
         SaveNote,
         Stage,
         Suppress,
+        TaskShape,
         WithdrawTask,
     )
 
@@ -68,23 +71,15 @@ CLAIM_ANSWERS_AT_ONCE = "claim-answers-at-once"
 # A change that moves no deadline and no search attribute writes no timer and no upsert:
 # the re-score is due every RESCORE_EVERY from the run's start, not from the last change.
 QUIET_ITERATIONS = "quiet-iterations"
+# A change costs one local activity, `refresh_task` (assess and write the task on one
+# connection), instead of `assess` then `publish_task`/`withdraw_task`.
+ONE_ACTIVITY_PER_CHANGE = "one-activity-per-change"
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")
 
 
 def workflow_id_for(user_id: int) -> str:
     return f"outreach-{user_id}"
-
-
-@dataclass(frozen=True)
-class _Published:
-    """What the last task write said, to skip writes that would change nothing."""
-
-    queue: str | None
-    score: float
-    not_before: datetime | None
-    claimed_by: int | None
-    people_only: bool
 
 
 @workflow.defn(name="Outreach")
@@ -99,7 +94,7 @@ class OutreachWorkflow:
         self._reload = False
         self._fresh = False
         self._assessment: Assessment | None = None
-        self._published: _Published | None = None
+        self._published: TaskShape | None = None  # what the last task write said
         # Every change bumps `_changes`; the loop records which change its latest assessment
         # covered, so an update can wait for an assessment that saw its own change.
         self._changes = 0
@@ -108,6 +103,7 @@ class OutreachWorkflow:
         # wait to re-arm its timer only.
         self._timers = 0
         self._quiet = False  # QUIET_ITERATIONS, decided when the run starts
+        self._one_activity = False  # ONE_ACTIVITY_PER_CHANGE, likewise
         self._rescore_at: datetime | None = None
         self._timer: asyncio.Future[None] | None = None
         self._timer_due: datetime | None = None
@@ -139,6 +135,7 @@ class OutreachWorkflow:
     @workflow.run
     async def run(self, input: OutreachInput) -> OutreachResult:
         self._quiet = workflow.patched(QUIET_ITERATIONS)
+        self._one_activity = workflow.patched(ONE_ACTIVITY_PER_CHANGE)
         workflow.set_current_details("loading the claimant's facts")
         if self._state is None:
             facts = await self._run(OutreachActivities.load_facts, LoadFactsRequest(self._user_id))
@@ -149,11 +146,15 @@ class OutreachWorkflow:
             await self._apply_pending()
             now = workflow.now()
             await self._expire_lease(now)
-            assessment = await self._run(
-                OutreachActivities.assess, AssessRequest(self._state.facts, now)
-            )
-            self._assessment = assessment
-            await self._project(assessment)
+            if self._one_activity:
+                assessment = await self._refresh_task(now)
+                self._assessment = assessment
+            else:
+                assessment = await self._run(
+                    OutreachActivities.assess, AssessRequest(self._state.facts, now)
+                )
+                self._assessment = assessment
+                await self._project(assessment)
             self._assessed_through = iteration
             self._describe(assessment)
 
@@ -270,28 +271,50 @@ class OutreachWorkflow:
             "lease_expired", str(claim.agent_id), {"claimed_at": claim.claimed_at.isoformat()}
         )
 
-    def _next_version(self) -> int:
+    def _following_version(self) -> int:
         """Task versions grow across runs too: microseconds of workflow time, at least +1."""
         assert self._state is not None
         now_us = int(workflow.now().timestamp() * 1_000_000)
-        self._state.task_version = max(self._state.task_version + 1, now_us)
+        return max(self._state.task_version + 1, now_us)
+
+    def _next_version(self) -> int:
+        assert self._state is not None
+        self._state.task_version = self._following_version()
         return self._state.task_version
 
+    async def _refresh_task(self, now: datetime) -> Assessment:
+        """Assess, and keep exactly one task published for the current queue, or none."""
+        assert self._state is not None
+        claim, version = self._state.claim, self._following_version()
+        refreshed = await self._run(
+            OutreachActivities.refresh_task,
+            RefreshTask(
+                user_id=self._user_id,
+                workflow_id=workflow.info().workflow_id,
+                facts=self._state.facts,
+                now=now,
+                version=version,
+                claim=claim,
+                written=self._published,
+            ),
+        )
+        if refreshed.wrote:
+            self._state.task_version = version
+        self._published = refreshed.written
+        if self._state.claim != claim:
+            # A claim was granted while the task was being written, and the write (which
+            # did not know it) may have listed the task as ready: go round again to write it.
+            self._changes += 1
+        return refreshed.assessment
+
     async def _project(self, assessment: Assessment) -> None:
-        """Keep exactly one task published for the current queue, or none."""
+        """Before ONE_ACTIVITY_PER_CHANGE: keep exactly one task published, or none."""
         assert self._state is not None
         claim = self._state.claim
-        callable_now = assessment.stage is not Stage.DONE and assessment.not_before is not None
-        wanted = _Published(
-            queue=assessment.stage.queue.value if callable_now and assessment.stage.queue else None,
-            score=assessment.score,
-            not_before=assessment.not_before,
-            claimed_by=claim.agent_id if claim else None,
-            people_only=assessment.people_only,
-        )
+        wanted = task_shape(assessment, claim)
         if wanted == self._published:
             return
-        if callable_now:
+        if wanted.queue is not None:
             await self._run(
                 OutreachActivities.publish_task,
                 PublishTask(

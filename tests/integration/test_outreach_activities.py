@@ -4,7 +4,7 @@ projection, callback times checked against the real calling windows, context loa
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert, select
@@ -19,9 +19,11 @@ from schemas import dialler_db as db
 from schemas.enums import Queue
 from schemas.outreach import (
     Assessment,
+    Claim,
     LoadFactsRequest,
     PublishTask,
     RecordOutcome,
+    RefreshTask,
     SaveCallback,
     ScoreFactor,
     Stage,
@@ -209,3 +211,118 @@ async def test_an_outcome_is_recorded_once_however_often_its_activity_runs(
         ).all()
     assert len(calls) == 2
     assert len(audited) == 2
+
+
+async def _add_call(
+    engine: AsyncEngine,
+    user_id: int,
+    at: datetime,
+    disposition: str | None,
+    key: str | None,
+    abandoned: bool = False,
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(db.calls).values(
+                user_id=user_id,
+                provider="simulated",
+                to_number="+447700900000",
+                phone_key=key,
+                status="completed",
+                started_at=at,
+                ended_at=at + timedelta(minutes=2),
+                disposition=disposition,
+                abandoned=abandoned,
+            )
+        )
+
+
+async def test_contact_history_counts_the_claimant_and_their_number_in_one_read(
+    activities: OutreachActivities, dialler_db: AsyncEngine, replica: AsyncEngine
+) -> None:
+    user_id = await add_claimant(replica, signed=False, pending=1, phone="+447700900125")
+    facts = await ActivityEnvironment().run(activities.load_facts, LoadFactsRequest(user_id))
+    assert facts.phone_key is not None
+    now = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # a Wednesday, 15:00 in London
+    await _add_call(
+        dialler_db, user_id, now - timedelta(days=9), "promised_to_sign", facts.phone_key
+    )
+    await _add_call(
+        dialler_db, user_id, now - timedelta(days=2), "callback_requested", facts.phone_key
+    )
+    await _add_call(
+        dialler_db, user_id, now - timedelta(days=1), "no_answer", facts.phone_key, True
+    )
+    await _add_call(dialler_db, user_id, now - timedelta(hours=3), "busy", facts.phone_key)
+    await _add_call(dialler_db, user_id, now - timedelta(hours=1), None, facts.phone_key)  # live
+    # the same number for someone else (a shared household phone), and a call with no number
+    await _add_call(dialler_db, next_id(), now - timedelta(hours=2), "no_answer", facts.phone_key)
+    await _add_call(dialler_db, next_id(), now - timedelta(hours=2), "no_answer", None)
+
+    async with dialler_db.connect() as conn:
+        history = await activities.contact_history(conn, facts, now, Stage.UNSIGNED)
+        nobody = replace(facts, user_id=next_id(), phone_key=None)
+        empty = await activities.contact_history(conn, nobody, now, Stage.UNSIGNED)
+
+    assert (history.attempts_today, history.attempts_7d) == (2, 4)
+    assert (history.number_attempts_today, history.number_attempts_7d) == (3, 5)
+    assert history.last_contact_at == now - timedelta(hours=1)
+    assert history.last_disposition == "busy"
+    assert history.last_disposition_at == now - timedelta(hours=3) + timedelta(minutes=2)
+    assert history.last_abandoned_at == now - timedelta(days=1)
+    assert history.consecutive_failed_attempts == 2  # busy, no_answer; then a callback request
+    # no calls and no number: nothing counted, not every number-less call
+    assert (empty.attempts_today, empty.attempts_7d, empty.number_attempts_7d) == (0, 0, 0)
+    assert (empty.last_contact_at, empty.last_disposition) == (None, None)
+    assert empty.consecutive_failed_attempts == 0
+
+
+async def test_refresh_task_writes_only_what_changed(
+    activities: OutreachActivities, dialler_db: AsyncEngine, replica: AsyncEngine
+) -> None:
+    """One local activity per change: it assesses, compares with what the task last said,
+    and writes (publish or withdraw) only when that moved."""
+    user_id = await add_claimant(replica, signed=False, pending=1)
+    facts = await ActivityEnvironment().run(activities.load_facts, LoadFactsRequest(user_id))
+    now = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
+    env = ActivityEnvironment()
+    request = RefreshTask(user_id, f"outreach-{user_id}", facts, now, version=10)
+
+    first = await env.run(activities.refresh_task, request)
+    assert first.wrote and first.written is not None
+    assert (first.written.queue, first.written.people_only) == ("unsigned", False)
+    row = await _task(dialler_db, user_id)
+    assert (row.version, row.status, row.route_to_people_only) == (10, "ready", False)
+
+    same = await env.run(
+        activities.refresh_task, replace(request, version=11, written=first.written)
+    )
+    assert not same.wrote and same.written == first.written
+    assert (await _task(dialler_db, user_id)).version == 10
+
+    vulnerable = replace(facts, is_vulnerable=True)
+    flipped = await env.run(
+        activities.refresh_task,
+        replace(request, facts=vulnerable, version=12, written=first.written),
+    )
+    assert flipped.wrote and flipped.assessment.people_only
+    row = await _task(dialler_db, user_id)
+    assert (row.version, row.route_to_people_only) == (12, True)
+
+    # signed and nothing pending: done. Mid-call the claim keeps the task; otherwise withdrawn.
+    done = replace(vulnerable, signed=True, claims=[])
+    claim = Claim(
+        agent_id=7, claimed_at=now, lease_expires_at=now + timedelta(minutes=5), task_version=12
+    )
+    kept = await env.run(
+        activities.refresh_task,
+        replace(request, facts=done, version=13, claim=claim, written=flipped.written),
+    )
+    assert not kept.wrote and kept.assessment.stage is Stage.DONE
+    assert (await _task(dialler_db, user_id)).status == "ready"
+    withdrawn = await env.run(
+        activities.refresh_task, replace(request, facts=done, version=14, written=flipped.written)
+    )
+    assert withdrawn.wrote and withdrawn.written is not None and withdrawn.written.queue is None
+    row = await _task(dialler_db, user_id)
+    assert (row.version, row.status) == (14, "withdrawn")

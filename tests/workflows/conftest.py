@@ -8,10 +8,11 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import time
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -99,14 +100,17 @@ async def running_harness(
     dialler: AsyncEngine,
     replica: AsyncEngine,
     rules: DiallerRules | None = None,
+    wrap: Callable[[list[Callable[..., Any]]], list[Callable[..., Any]]] | None = None,
 ) -> AsyncIterator[Harness]:
-    """An outreach worker on its own task queue, with the real activities (and, unless
-    given other rules, calling windows open all day)."""
+    """An outreach worker on its own task queue, with the real activities (`wrap` may
+    stand some in) and, unless given other rules, calling windows open all day."""
     client = typed_client(env)
     rules = rules or open_rules()
     task_queue = f"outreach-test-{uuid.uuid4().hex[:8]}"
     settings = settings.model_copy(update={"temporal_task_queue": task_queue})
     activities = outreach_activities(settings, client, dialler, replica, rules)
+    if wrap is not None:
+        activities = wrap(activities)
     try:
         async with build_worker(client, task_queue, activities):
             yield Harness(

@@ -63,6 +63,7 @@ SCENARIOS = {
     "journey": journey,  # before the claim-answers-at-once and quiet-iterations patches
     "opt_out": opt_out,
     "journey_patched": journey,  # with both patches
+    "journey_one_activity": journey,  # and one-activity-per-change
 }
 
 

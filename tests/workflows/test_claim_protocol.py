@@ -5,22 +5,43 @@ claim the workflow does not answer hands its reservation back at once."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.testing import WorkflowEnvironment
 
+from config.settings import Settings
 from schemas import dialler_db as db
 from schemas.enums import Queue
-from schemas.outreach import ClaimRequest, OutcomeRequest, OutreachResult
+from schemas.outreach import (
+    ChangeKind,
+    ClaimRequest,
+    OutcomeRequest,
+    OutreachInput,
+    OutreachResult,
+    RefreshTask,
+    TaskRefreshed,
+)
 from services.claims import ClaimService
-from tests.factories import add_claimant
-from tests.workflows.conftest import Harness
-from tests.workflows.helpers import claim_task, ensure_agents, start, task_in
-from workflows.outreach import OutreachWorkflow
+from tests.factories import add_claimant, set_user
+from tests.workflows.conftest import Harness, running_harness
+from tests.workflows.helpers import (
+    claim_task,
+    ensure_agents,
+    event,
+    eventually,
+    start,
+    task_in,
+    task_row,
+)
+from workflows.outreach import OutreachWorkflow, workflow_id_for
 
 AGENT = 3
 
@@ -112,3 +133,57 @@ async def test_an_unanswered_claim_hands_its_reservation_back(harness: Harness, 
             break
         await asyncio.sleep(0.05)
     assert await held() == []
+
+
+async def test_a_claim_granted_while_the_task_is_written_is_written_too(
+    temporal_env: WorkflowEnvironment, settings: Settings, harness: Harness
+) -> None:
+    """A local activity slower than a workflow task lets a claim in while it writes: the
+    write, which did not know of the claim, lists the task as ready again, and the workflow
+    goes round once more to write it claimed (else another agent could reserve it)."""
+    user_id = await add_claimant(harness.replica, signed=False, pending=1)
+    entered, gate = asyncio.Event(), asyncio.Event()
+
+    def gated(activities: list[Callable[..., Any]]) -> list[Callable[..., Any]]:
+        real = next(a for a in activities if a.__name__ == "refresh_task")
+
+        @activity.defn(name="refresh_task")
+        async def refresh_task(request: RefreshTask) -> TaskRefreshed:
+            if request.user_id == user_id and request.facts.is_vulnerable:
+                entered.set()
+                await gate.wait()
+            result: TaskRefreshed = await real(request)
+            return result
+
+        return [refresh_task if a is real else a for a in activities]
+
+    async with running_harness(
+        temporal_env, settings, harness.dialler, harness.replica, wrap=gated
+    ) as h:
+        handle = await h.client.start_workflow(
+            OutreachWorkflow.run,
+            OutreachInput(user_id),
+            id=workflow_id_for(user_id),
+            task_queue=h.task_queue,
+            # the slow activity's workflow task is heartbeated after 80 % of this, which
+            # lets the claim's Update in while the activity still runs
+            task_timeout=timedelta(seconds=1),
+        )
+        listed = await task_in(h, user_id, "unsigned")
+        await set_user(h.replica, user_id, is_vulnerable=True)
+        await handle.signal(
+            OutreachWorkflow.change,
+            event(ChangeKind.VULNERABILITY_CHANGED, user_id, is_vulnerable=True),
+        )
+        await asyncio.wait_for(entered.wait(), 10)
+        granted = await claim_task(h, user_id, Queue.UNSIGNED, agent_id=AGENT)
+        assert granted.task_version == listed.version
+        gate.set()
+
+        # the late write lands (people only), then the workflow writes the claim back
+        row = await eventually(
+            lambda: task_row(h, user_id),
+            lambda row: row.route_to_people_only and row.status == "claimed",
+        )
+        assert row.claimed_by == AGENT and row.version > listed.version
+        await h.claims.record_outcome(user_id, OutcomeRequest(agent_id=AGENT, disposition="busy"))
