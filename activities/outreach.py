@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
-from sqlalchemy import and_, false, func, insert, select, true, update
+from sqlalchemy import Insert, Select, and_, bindparam, func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
@@ -61,6 +61,78 @@ CONVERSION_WINDOW = timedelta(days=90)
 CONVERSION_CACHE_SECONDS = 600.0
 
 
+_TASK_FIELDS = (
+    "workflow_id", "queue", "score", "score_breakdown", "not_before", "not_before_reason",
+    "status", "claimed_by", "claimed_at", "lease_expires_at", "version", "route_to_people_only",
+)  # fmt: skip
+
+
+def _contact_history_statement() -> Select[Any]:
+    """One statement: the claimant's attempt counts and times, the number's counts (a
+    number can be shared), and the last ten dispositions, newest first. Built once: building
+    the subqueries' column collections cost more than running the statement."""
+    calls = db.calls.c
+    day_start = bindparam("day_start", type_=db.calls.c.started_at.type)
+    week_ago = bindparam("week_ago", type_=db.calls.c.started_at.type)
+    mine = (
+        select(
+            func.count().filter(calls.started_at >= day_start).label("today"),
+            func.count().filter(calls.started_at >= week_ago).label("week"),
+            func.max(calls.started_at).label("last_contact_at"),
+            func.max(calls.started_at).filter(calls.abandoned).label("last_abandoned_at"),
+        )
+        .where(calls.user_id == bindparam("user_id"))
+        .subquery("mine")
+    )
+    number = (
+        select(
+            func.count().filter(calls.started_at >= day_start).label("today"),
+            func.count().filter(calls.started_at >= week_ago).label("week"),
+        )
+        # `= NULL` matches nothing: a claimant with no number shares no attempts
+        .where(calls.phone_key == bindparam("phone_key", type_=db.calls.c.phone_key.type))
+        .subquery("number")
+    )
+    last = (
+        select(calls.disposition, calls.ended_at, calls.started_at)
+        .where(calls.user_id == bindparam("user_id"), calls.disposition.is_not(None))
+        .order_by(calls.started_at.desc())
+        .limit(10)
+        .subquery("last")
+    )
+    return (
+        select(
+            mine.c.today,
+            mine.c.week,
+            mine.c.last_contact_at,
+            mine.c.last_abandoned_at,
+            number.c.today.label("number_today"),
+            number.c.week.label("number_week"),
+            last.c.disposition,
+            last.c.ended_at,
+            last.c.started_at,
+        )
+        .select_from(mine.join(number, true()).outerjoin(last, true()))
+        .order_by(last.c.started_at.desc().nulls_last())
+    )
+
+
+def _task_upsert_statement() -> Insert:
+    """The task write, its values given as parameters: an older version (a retried activity,
+    a late run) never overwrites a newer one."""
+    table = db.call_tasks
+    statement = pg_insert(table).values(updated_at=func.now())
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.user_id],
+        set_={name: statement.excluded[name] for name in (*_TASK_FIELDS, "updated_at")},
+        where=table.c.version < statement.excluded.version,
+    )
+
+
+CONTACT_HISTORY = _contact_history_statement()
+TASK_UPSERT = _task_upsert_statement()
+
+
 def _age(born: date | None, today: date) -> int | None:
     if born is None:
         return None
@@ -70,6 +142,9 @@ def _age(born: date | None, today: date) -> int | None:
 class OutreachActivities:
     def __init__(self, dialler: AsyncEngine, replica_db: AsyncEngine, rules: DiallerRules) -> None:
         self._dialler = dialler
+        # A change's refresh reads, then writes one row in one statement: no transaction
+        # needed, so none of BEGIN and COMMIT's round trips.
+        self._autocommit = dialler.execution_options(isolation_level="AUTOCOMMIT")
         self._replica = replica_db
         self._rules = rules
         self._conversion: tuple[float, dict[str, float]] = (0.0, {})
@@ -190,7 +265,7 @@ class OutreachActivities:
         activity a change costs. Writes nothing when the task would say what it says."""
         facts, now, claim = request.facts, request.now, request.claim
         stage = derive_stage(facts, now, self._rules.stage_priority)
-        async with self._dialler.begin() as conn:
+        async with self._autocommit.connect() as conn:
             history = await self.contact_history(conn, facts, now, stage)
             assessment = assess(facts, history, self._rules, now, stage)
             wanted = task_shape(assessment, claim)
@@ -223,56 +298,17 @@ class OutreachActivities:
     async def contact_history(
         self, conn: AsyncConnection, facts: ClaimantFacts, now: datetime, stage: Stage
     ) -> ContactHistory:
-        """One statement: the claimant's attempt counts and times, the number's counts (a
-        number can be shared), and the last ten dispositions, newest first."""
+        """See `CONTACT_HISTORY`."""
         zone = self._rules.calling_windows.zone
         # daily caps count calls since local (UK) midnight
         day_start = datetime.combine(now.astimezone(zone).date(), dtime.min, zone)
-        week_ago = now - timedelta(days=7)
-        calls = db.calls.c
-        mine = (
-            select(
-                func.count().filter(calls.started_at >= day_start).label("today"),
-                func.count().filter(calls.started_at >= week_ago).label("week"),
-                func.max(calls.started_at).label("last_contact_at"),
-                func.max(calls.started_at).filter(calls.abandoned).label("last_abandoned_at"),
-            )
-            .where(calls.user_id == facts.user_id)
-            .subquery("mine")
-        )
-        number = (
-            select(
-                func.count().filter(calls.started_at >= day_start).label("today"),
-                func.count().filter(calls.started_at >= week_ago).label("week"),
-            )
-            # no number, no shared attempts (`== None` would count every number-less call)
-            .where(calls.phone_key == facts.phone_key if facts.phone_key else false())
-            .subquery("number")
-        )
-        last = (
-            select(calls.disposition, calls.ended_at, calls.started_at)
-            .where(calls.user_id == facts.user_id, calls.disposition.is_not(None))
-            .order_by(calls.started_at.desc())
-            .limit(10)
-            .subquery("last")
-        )
-        rows = (
-            await conn.execute(
-                select(
-                    mine.c.today,
-                    mine.c.week,
-                    mine.c.last_contact_at,
-                    mine.c.last_abandoned_at,
-                    number.c.today.label("number_today"),
-                    number.c.week.label("number_week"),
-                    last.c.disposition,
-                    last.c.ended_at,
-                    last.c.started_at,
-                )
-                .select_from(mine.join(number, true()).outerjoin(last, true()))
-                .order_by(last.c.started_at.desc().nulls_last())
-            )
-        ).all()
+        parameters = {
+            "user_id": facts.user_id,
+            "phone_key": facts.phone_key,
+            "day_start": day_start,
+            "week_ago": now - timedelta(days=7),
+        }
+        rows = (await conn.execute(CONTACT_HISTORY, parameters)).all()
         rates = await self._conversion_rates(conn)
         first = rows[0]
         dispositions = [row for row in rows if row.disposition is not None]
@@ -359,17 +395,8 @@ class OutreachActivities:
             "lease_expires_at": claim.lease_expires_at if claim else None,
             "version": request.version,
             "route_to_people_only": a.people_only,
-            "updated_at": func.now(),
         }
-        table = db.call_tasks
-        statement = pg_insert(table).values(**values)
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.user_id],
-            set_={k: statement.excluded[k] for k in values if k != "user_id"},
-            # an older write (a retried activity, a late run) never overwrites a newer one
-            where=table.c.version < statement.excluded.version,
-        )
-        result = await conn.execute(statement)
+        result = await conn.execute(TASK_UPSERT, values)
         return TaskWritten(applied=result.rowcount > 0)
 
     @staticmethod

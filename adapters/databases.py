@@ -8,12 +8,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from config.settings import Settings
 
 
-def dialler_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
+def dialler_engine(
+    settings: Settings, *, pool_size: int = 10, pre_ping: bool = True
+) -> AsyncEngine:
+    """`pre_ping=False` is for callers that retry (activities): a connection a database
+    restart dropped then fails one attempt and the pool is renewed, instead of every
+    checkout paying a round trip to test its connection."""
     return create_async_engine(
         settings.async_database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
     )
 
 

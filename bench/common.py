@@ -57,11 +57,11 @@ from adapters.provisioning import (
     migrate,
 )
 from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
+from adapters.temporal import dev_server_flags
 from config.settings import Environment, Settings
 from demo.data import generate
 from demo.load import load_demo_data
 from domain.rules import DiallerRules, parse_rules
-from schemas.search_attributes import cli_flags
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "docs" / "benchmarks.md"
@@ -225,13 +225,9 @@ async def dev_server() -> AsyncIterator[DevServer]:
         NAMESPACE,
         "--db-filename",
         str(state / "temporal.sqlite"),
-        "--sqlite-pragma",
-        "journal_mode=wal",
-        "--sqlite-pragma",
-        "synchronous=normal",
         "--log-level",
         "error",
-        *cli_flags(),
+        *dev_server_flags(),
     ]
     log = (state / "server.log").open("wb")
     process = await asyncio.create_subprocess_exec(*argv, stdout=log, stderr=log)

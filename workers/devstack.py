@@ -41,12 +41,11 @@ from adapters.provisioning import (
     migrate,
 )
 from adapters.redis_client import connect_redis
-from adapters.temporal import connect_temporal
+from adapters.temporal import connect_temporal, dev_server_flags
 from config.settings import CdcSource, Settings
 from demo.data import generate
 from demo.load import load_demo_data, replica_is_empty
 from demo.logins import create_demo_logins
-from schemas.search_attributes import cli_flags
 from workers.schedules import RECONCILE_SCHEDULE_ID
 
 HOW_TO_START = {
@@ -176,14 +175,9 @@ def temporal_process(settings: Settings) -> Process | None:
         settings.temporal_namespace,
         "--db-filename",
         str(state / "temporal.sqlite"),
-        # WAL measured 2.5x faster than the plain SQLite file on these machines
-        "--sqlite-pragma",
-        "journal_mode=wal",
-        "--sqlite-pragma",
-        "synchronous=normal",
         "--log-level",
         "warn",
-        *cli_flags(),
+        *dev_server_flags(),
     ]
     ui = str(settings.temporal_ui_url).rstrip("/")
 

@@ -154,7 +154,7 @@ async def run_outreach_worker(settings: Settings) -> None:
     rules = load_rules_file(settings.rules_file)
     client = await connect_temporal(settings)
     dialler, replica = (
-        dialler_engine(settings, pool_size=20),
+        dialler_engine(settings, pool_size=20, pre_ping=False),  # activities retry
         replica_engine(settings, pool_size=10),
     )
     redis = connect_redis(settings.redis_url, decode_responses=False)

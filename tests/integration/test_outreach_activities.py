@@ -7,12 +7,14 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.outreach import OutreachActivities
+from adapters.databases import dialler_engine
 from adapters.rules_file import load_rules_file
 from config.settings import Settings
 from schemas import dialler_db as db
@@ -326,3 +328,29 @@ async def test_refresh_task_writes_only_what_changed(
     assert withdrawn.wrote and withdrawn.written is not None and withdrawn.written.queue is None
     row = await _task(dialler_db, user_id)
     assert (row.version, row.status) == (14, "withdrawn")
+
+
+async def test_without_pre_ping_a_dropped_connection_fails_one_attempt_only(
+    settings: Settings, migrated_pg: str, dialler_db: AsyncEngine, replica: AsyncEngine
+) -> None:
+    """The worker's engine does not ping on checkout (activities retry instead): after the
+    database drops its connections, one attempt fails and the next gets a new connection."""
+    engine = dialler_engine(
+        settings.model_copy(update={"database_url": migrated_pg}), pre_ping=False
+    )
+    activities = OutreachActivities(engine, replica, load_rules_file(settings.rules_file))
+    user_id = await add_claimant(replica, signed=False, pending=1)
+    facts = await ActivityEnvironment().run(activities.load_facts, LoadFactsRequest(user_id))
+    request = RefreshTask(user_id, f"outreach-{user_id}", facts, datetime.now(UTC), version=1)
+    env = ActivityEnvironment()
+    try:
+        assert (await env.run(activities.refresh_task, request)).wrote
+        async with engine.connect() as conn:  # the pool's one connection
+            pid = await conn.scalar(text("select pg_backend_pid()"))
+        async with dialler_db.begin() as conn:  # as a database restart would
+            assert await conn.scalar(text("select pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(DBAPIError):
+            await env.run(activities.refresh_task, replace(request, version=2))
+        assert (await env.run(activities.refresh_task, replace(request, version=3))).wrote
+    finally:
+        await engine.dispose()
