@@ -12,7 +12,13 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
+from adapters.queue_queries import (
+    ALL_IDS,
+    due_callback_user_ids,
+    outstanding_user_ids,
+    page_end,
+    unsigned_user_ids,
+)
 from domain.rules import DiallerRules
 from schemas import dialler_db as db
 from schemas.enums import TaskStatus
@@ -52,17 +58,23 @@ class ReconcileActivities:
 
     @activity.defn
     async def plan(self, request: ReconcilePlanRequest) -> ReconcilePlan:
+        """One page: the replica users from `from_user_id`, `page_size` of them, and the
+        tasks of user ids in the same range (the last page takes every id above)."""
+        end = await page_end(self._replica, request.from_user_id, request.page_size)
+        ids = (request.from_user_id, ALL_IDS[1] if end is None else end)
         unsigned, outstanding, callback = await asyncio.gather(
-            unsigned_user_ids(self._replica),
-            outstanding_user_ids(self._replica),
-            due_callback_user_ids(self._dialler, self._replica, request.now),
+            unsigned_user_ids(self._replica, ids),
+            outstanding_user_ids(self._replica, ids),
+            due_callback_user_ids(self._dialler, self._replica, request.now, ids),
         )
         expected = expected_queues(callback, unsigned, outstanding, self._rules.stage_priority)
         tasks = db.call_tasks.c
         async with self._dialler.connect() as conn:
             rows = await conn.execute(
                 select(tasks.user_id, tasks.queue, tasks.status, tasks.lease_expires_at).where(
-                    tasks.status.in_([TaskStatus.READY.value, TaskStatus.CLAIMED.value])
+                    tasks.status.in_([TaskStatus.READY.value, TaskStatus.CLAIMED.value]),
+                    tasks.user_id >= ids[0],
+                    tasks.user_id < ids[1],
                 )
             )
             published: dict[int, str] = {}
@@ -80,6 +92,7 @@ class ReconcileActivities:
                 u for u, q in expected.items() if published.get(u) != q or u in lapsed
             ),
             to_withdraw=sorted(u for u in published if u not in expected),
+            next_from_user_id=end,
         )
 
     @activity.defn

@@ -1,10 +1,11 @@
 """The seed's three queue queries (rmc-dialler-readme.md, "Queue Population Logic").
 
 The reconcile workflow and the demo-data checks use these to decide who belongs in which
-queue. The SQL is kept as the seed writes it, with two deliberate differences: only
-`users.id` is selected (callers need ids, not rows), and "now" is a parameter rather than
+queue. The SQL is kept as the seed writes it, with three deliberate differences: only
+`users.id` is selected (callers need ids, not rows); "now" is a parameter rather than
 NOW(), so the caller's clock (a workflow's deterministic time, a test's fixed instant) decides
-what is due.
+what is due; and a range of user ids (all of them unless given), so reconcile can plan a
+page at a time.
 
 Quirks of the seed's SQL, kept on purpose so behaviour matches the product description:
 the outstanding query does not exclude `status = 'inactive'` users nor require an open
@@ -27,6 +28,7 @@ _UNSIGNED = text(
       AND is_enabled = true
       AND status != 'inactive'
       AND EXISTS (SELECT 1 FROM claims WHERE user_id = users.id AND status != 'complete')
+      AND users.id >= :from_id AND users.id < :to_id
     """
 )
 
@@ -40,6 +42,7 @@ _OUTSTANDING = text(
         JOIN claim_requirements cr ON c.id = cr.claim_id
         WHERE c.user_id = users.id AND cr.status = 'PENDING'
       )
+      AND users.id >= :from_id AND users.id < :to_id
     """
 )
 
@@ -63,6 +66,7 @@ _DUE_CALLBACKS = text(
     SELECT DISTINCT cb.user_id FROM callbacks cb
     WHERE cb.status = 'pending'
       AND cb.scheduled_for <= :now
+      AND cb.user_id >= :from_id AND cb.user_id < :to_id
     """
 )
 
@@ -70,6 +74,8 @@ _ENABLED_AMONG = text(
     "SELECT users.id FROM users WHERE users.is_enabled = true AND users.id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
 _IDS_PER_QUERY = 5_000  # keeps the IN list well under max_allowed_packet
+_PAGE_END = text("SELECT id FROM users WHERE id >= :from_id ORDER BY id LIMIT 1 OFFSET :size")
+ALL_IDS = (0, 2**63 - 1)  # a range of user ids: from the first, up to (not including) the second
 
 
 async def _ids(engine: AsyncEngine, query: TextClause, **params: Any) -> set[int]:
@@ -78,14 +84,22 @@ async def _ids(engine: AsyncEngine, query: TextClause, **params: Any) -> set[int
         return {int(row[0]) for row in result}
 
 
-async def unsigned_user_ids(replica: AsyncEngine) -> set[int]:
+async def unsigned_user_ids(replica: AsyncEngine, ids: tuple[int, int] = ALL_IDS) -> set[int]:
     """Queue 1: enabled, not inactive, an open claim, and no signature on file."""
-    return await _ids(replica, _UNSIGNED)
+    return await _ids(replica, _UNSIGNED, from_id=ids[0], to_id=ids[1])
 
 
-async def outstanding_user_ids(replica: AsyncEngine) -> set[int]:
+async def outstanding_user_ids(replica: AsyncEngine, ids: tuple[int, int] = ALL_IDS) -> set[int]:
     """Queue 2: enabled, signed, and at least one PENDING requirement."""
-    return await _ids(replica, _OUTSTANDING)
+    return await _ids(replica, _OUTSTANDING, from_id=ids[0], to_id=ids[1])
+
+
+async def page_end(replica: AsyncEngine, from_id: int, size: int) -> int | None:
+    """The user id that starts the page after the `size` users from `from_id` (None: those
+    are the last users)."""
+    async with replica.connect() as conn:
+        end = await conn.scalar(_PAGE_END, {"from_id": from_id, "size": size})
+    return None if end is None else int(end)
 
 
 async def active_claimant_ids(replica: AsyncEngine) -> set[int]:
@@ -104,10 +118,10 @@ async def enabled_user_ids_among(replica: AsyncEngine, user_ids: Iterable[int]) 
 
 
 async def due_callback_user_ids(
-    dialler: AsyncEngine, replica: AsyncEngine, now: datetime
+    dialler: AsyncEngine, replica: AsyncEngine, now: datetime, ids: tuple[int, int] = ALL_IDS
 ) -> set[int]:
     """Queue 3: a pending callback scheduled at or before `now`, for an enabled user."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (callbacks.scheduled_for is timestamptz)")
-    due = await _ids(dialler, _DUE_CALLBACKS, now=now)
+    due = await _ids(dialler, _DUE_CALLBACKS, now=now, from_id=ids[0], to_id=ids[1])
     return await enabled_user_ids_among(replica, due) if due else set()

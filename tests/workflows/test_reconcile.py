@@ -17,7 +17,7 @@ from demo.data import generate
 from demo.load import load_demo_data
 from schemas import dialler_db as db
 from schemas.outreach import Stage
-from schemas.reconcile import ReconcileInput, ReconcileResult
+from schemas.reconcile import PLAN_PAGE, ReconcileInput, ReconcileResult
 from tests.factories import set_user
 from tests.workflows.conftest import Harness, running_harness, scratch_databases
 from tests.workflows.helpers import eventually
@@ -46,10 +46,10 @@ async def _projection(dialler: AsyncEngine) -> dict[int, str]:
         return {int(user_id): queue for user_id, queue in rows}
 
 
-async def _reconcile(h: Harness) -> ReconcileResult:
+async def _reconcile(h: Harness, page_size: int = PLAN_PAGE) -> ReconcileResult:
     return await h.client.execute_workflow(
         ReconcileWorkflow.run,
-        ReconcileInput(),
+        ReconcileInput(page_size=page_size),
         id=f"reconcile-test-{uuid.uuid4().hex[:6]}",
         task_queue=h.task_queue,
     )
@@ -66,7 +66,8 @@ async def test_reconcile_matches_the_seed_queries(
         expected = await _seed_sql(h)
         assert {"callback", "unsigned", "outstanding"} <= set(expected.values())
 
-        first = await _reconcile(h)
+        # planned in pages of 37 users (11 pages): together they cover everyone once
+        first = await _reconcile(h, page_size=37)
         assert first.refreshed == len(expected)
         assert first.counts == {
             q: sum(1 for v in expected.values() if v == q)
