@@ -21,7 +21,7 @@ from domain.rules import DiallerRules
 from services.agent_states import AgentStateService
 from services.claimant_context import ClaimantContextService
 from services.claims import ClaimService
-from services.live_updates import LiveQueueEvents
+from services.live_updates import DepthPublisher, LiveQueueEvents
 
 EXTENSION_KEY = "dialler"
 
@@ -54,6 +54,7 @@ class WebServices:
     live_namespace: str | None = None
     _rules: DiallerRules | None = field(default=None, init=False, repr=False)
     _sms: SmsSender | None = field(default=None, init=False, repr=False)
+    _depths: DepthPublisher | None = field(default=None, init=False, repr=False)
 
     async def claim_service(self) -> ClaimService:
         client = await self.temporal.client()
@@ -61,8 +62,14 @@ class WebServices:
             self.dialler_db,
             client,
             lease_seconds=self.settings.claim_lease_minutes * 60,
-            events=LiveQueueEvents(self.dialler_db, self.live()),
+            events=LiveQueueEvents(self.dialler_db, self.live(), self.depth_publisher()),
         )
+
+    def depth_publisher(self) -> DepthPublisher:
+        """One per app: it coalesces the queue-depth updates of all requests."""
+        if self._depths is None:
+            self._depths = DepthPublisher(self.dialler_db, self.live())
+        return self._depths
 
     def rules(self) -> DiallerRules:
         """The business rules (calling windows, ...), read from RULES_FILE once per app."""
@@ -102,6 +109,8 @@ class WebServices:
         return AgentStateService(self.dialler_db)
 
     async def close(self) -> None:
+        if self._depths is not None:
+            await self._depths.close()
         await self.dialler_db.dispose()
         await self.replica_db.dispose()
         await self.redis.aclose()
