@@ -99,6 +99,9 @@ class ClaimService:
         events: ClaimEvents | None = None,
     ) -> None:
         self._engine = engine
+        # The reservation and its settling are one statement each, atomic by themselves: no
+        # BEGIN and COMMIT round trips around them.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._client = client
         self._lease_seconds = lease_seconds
         self._events = events
@@ -115,7 +118,7 @@ class ClaimService:
     async def _claim_next(self, agent_id: int, queue: Queue, is_ai: bool) -> ClaimedTask | None:
         skipped: list[int] = []
         for _ in range(MAX_ATTEMPTS):
-            async with self._engine.begin() as conn:
+            async with self._autocommit.connect() as conn:
                 row = (
                     await conn.execute(
                         _RESERVE_NEXT,
@@ -152,7 +155,7 @@ class ClaimService:
         """Finish this agent's reservation of `row`, unless the workflow has written a newer
         version since (its write wins)."""
         tasks = db.call_tasks.c
-        async with self._engine.begin() as conn:
+        async with self._autocommit.connect() as conn:
             await conn.execute(
                 update(db.call_tasks)
                 .where(
