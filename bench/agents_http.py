@@ -6,7 +6,7 @@
 Seeds demo data (`--users` claimants; 50,000 is seed scale), then puts `--under` of the
 claimants the seed queries place in the unsigned and outstanding queues (a random half of
 each, seeded) under outreach workflows, with calling windows open all day so every published
-task is claimable now. Bringing claimants under workflows runs at about ten a second, so the
+task is claimable now. Bringing claimants under workflows runs at about 30 a second, so the
 whole seed population is not put under workflows: only enough for the run.
 
 Three processes as in production: the web app (`dialler web`: Hypercorn, one process), one
@@ -1458,7 +1458,7 @@ def report(
     notes = [
         f"Sizes: --users {args.users:,} demo claimants (seed scale is 50,000); "
         f"{result.published:,} of them under outreach workflows (a seeded random sample of the "
-        "unsigned and outstanding queues: starting workflows runs at about ten per second "
+        "unsigned and outstanding queues: starting workflows runs at about 30 per second "
         "here, so the whole population would not fit the run); drains of "
         + " then ".join(f"{s.label} (≤ {s.budget:.0f}s)" for s in stages)
         + " in the same run, one after the other.",
