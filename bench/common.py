@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import json
 import os
@@ -42,7 +41,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.client import Interceptor as ClientInterceptor
-from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
 from temporalio.worker import Interceptor as WorkerInterceptor
@@ -57,7 +55,7 @@ from adapters.provisioning import (
     migrate,
 )
 from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
-from adapters.temporal import dev_server_flags
+from adapters.temporal import DATA_CONVERTER, dev_server_flags
 from config.settings import Environment, Settings
 from demo.data import generate
 from demo.load import load_demo_data
@@ -175,21 +173,6 @@ def count_type_adapters() -> TypeAdapterCount:
 
     TypeAdapter.__init__ = counted  # type: ignore[method-assign]
     return stats
-
-
-def share_type_adapters() -> None:
-    """Experiment (not the product's behaviour): one process-wide TypeAdapter cache for
-    every pydantic payload converter made from now on, instead of one per converter."""
-    shared = functools.lru_cache(maxsize=1024)(TypeAdapter)
-    original = PydanticJSONPlainPayloadConverter.__init__
-
-    def with_shared_cache(
-        self: PydanticJSONPlainPayloadConverter, *args: Any, **kwargs: Any
-    ) -> None:
-        original(self, *args, **kwargs)
-        self._type_adapter = shared
-
-    PydanticJSONPlainPayloadConverter.__init__ = with_shared_cache  # type: ignore[method-assign]
 
 
 # --- the Temporal dev server -----------------------------------------------------------------
@@ -326,11 +309,11 @@ async def scrape_metrics(address: str) -> dict[str, float]:
 async def connect_client(
     address: str, tap: ActivityTap | None = None, metrics: CoreMetrics | None = None
 ) -> Client:
-    """A client as the product builds one: pydantic data converter, default namespace."""
+    """A client as the product builds one: its data converter, default namespace."""
     return await Client.connect(
         address,
         namespace=NAMESPACE,
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         interceptors=[tap] if tap else [],
         identity="bench",
         runtime=metrics.runtime if metrics else None,

@@ -25,11 +25,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.reconcile import ReconcileActivities
 from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
 from adapters.rules_file import load_rules_file
+from adapters.temporal import DATA_CONVERTER
 from bench.common import (
     TEMPORAL_PAYLOAD_LIMIT,
     Databases,
@@ -91,7 +91,7 @@ async def fill_projection(dbs: Databases, expected: dict[int, str]) -> None:
 
 
 def payload_bytes(plan: ReconcilePlan) -> int:
-    payloads = pydantic_data_converter.payload_converter.to_payloads([plan])
+    payloads = DATA_CONVERTER.payload_converter.to_payloads([plan])
     return sum(p.ByteSize() for p in payloads)
 
 
