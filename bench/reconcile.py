@@ -209,7 +209,7 @@ async def main() -> int:
         "runs, divided by the runs: the load-insensitive companion of the wall times (other "
         "engineers' tests share the 2 cores; see the load table).",
         f"Payload size: the largest page (pages of {PLAN_PAGE:,} users) encoded with the "
-        "pydantic data converter, as the activity result the reconcile workflow receives "
+        "product's data converter, as the activity result the reconcile workflow receives "
         "(Temporal's default blob limit is 2 MiB).",
     ]
     print_tables(tables)
