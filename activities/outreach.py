@@ -130,6 +130,28 @@ def _task_upsert_statement() -> Insert:
 
 
 CONTACT_HISTORY = _contact_history_statement()
+USER = select(replica.users).where(replica.users.c.id == bindparam("user_id"))
+# A claimant's claims with their lenders and requirements, one row per requirement (or one
+# per claim without any), in claim then requirement order.
+CLAIMS_WITH_REQUIREMENTS = (
+    select(
+        replica.claims.c.id,
+        replica.claims.c.status,
+        replica.claims.c.created_at,
+        replica.claims.c.estimated_value,
+        replica.lenders.c.name.label("lender"),
+        replica.claim_requirements.c.id.label("requirement_id"),
+        replica.claim_requirements.c.type.label("requirement_type"),
+        replica.claim_requirements.c.status.label("requirement_status"),
+    )
+    .join(replica.lenders, replica.lenders.c.id == replica.claims.c.lender_id)
+    .outerjoin(
+        replica.claim_requirements,
+        replica.claim_requirements.c.claim_id == replica.claims.c.id,
+    )
+    .where(replica.claims.c.user_id == bindparam("user_id"))
+    .order_by(replica.claims.c.id, replica.claim_requirements.c.id)
+)
 TASK_UPSERT = _task_upsert_statement()
 
 
@@ -157,38 +179,8 @@ class OutreachActivities:
         (opt-outs, bereavement, a pending callback)."""
         user_id = request.user_id
         async with self._replica.connect() as conn:
-            user = (
-                await conn.execute(select(replica.users).where(replica.users.c.id == user_id))
-            ).one_or_none()
-            claim_rows = (
-                await conn.execute(
-                    select(
-                        replica.claims.c.id,
-                        replica.claims.c.status,
-                        replica.claims.c.created_at,
-                        replica.claims.c.estimated_value,
-                        replica.lenders.c.name.label("lender"),
-                    )
-                    .join(replica.lenders, replica.lenders.c.id == replica.claims.c.lender_id)
-                    .where(replica.claims.c.user_id == user_id)
-                    .order_by(replica.claims.c.id)
-                )
-            ).all()
-            requirement_rows = (
-                await conn.execute(
-                    select(
-                        replica.claim_requirements.c.id,
-                        replica.claim_requirements.c.claim_id,
-                        replica.claim_requirements.c.type,
-                        replica.claim_requirements.c.status,
-                    )
-                    .join(
-                        replica.claims, replica.claims.c.id == replica.claim_requirements.c.claim_id
-                    )
-                    .where(replica.claims.c.user_id == user_id)
-                    .order_by(replica.claim_requirements.c.id)
-                )
-            ).all()
+            user = (await conn.execute(USER, {"user_id": user_id})).one_or_none()
+            claim_rows = (await conn.execute(CLAIMS_WITH_REQUIREMENTS, {"user_id": user_id})).all()
         now = datetime.now(UTC)
         if user is None:
             # Deleted from the main app: nothing to chase.
@@ -197,11 +189,27 @@ class OutreachActivities:
                 age_years=None, is_vulnerable=False, phone_key=None,
                 preferred_call_start=None, preferred_call_end=None,
             )  # fmt: skip
-        requirements: dict[int, list[RequirementFact]] = {}
-        for row in requirement_rows:
-            requirements.setdefault(row.claim_id, []).append(
-                RequirementFact(requirement_id=row.id, type=row.type, status=row.status)
-            )
+        claims: dict[int, ClaimFact] = {}  # in claim id order; requirements in id order
+        for row in claim_rows:
+            claim = claims.get(row.id)
+            if claim is None:
+                claim = claims[row.id] = ClaimFact(
+                    claim_id=row.id,
+                    lender=row.lender,
+                    status=row.status,
+                    created_at=row.created_at.replace(tzinfo=UTC),
+                    estimated_value=None
+                    if row.estimated_value is None
+                    else float(row.estimated_value),
+                )
+            if row.requirement_id is not None:
+                claim.requirements.append(
+                    RequirementFact(
+                        requirement_id=row.requirement_id,
+                        type=row.requirement_type,
+                        status=row.requirement_status,
+                    )
+                )
         facts = ClaimantFacts(
             user_id=user_id,
             is_enabled=bool(user.is_enabled),
@@ -212,21 +220,9 @@ class OutreachActivities:
             phone_key=phone_key(user.phone_number),
             preferred_call_start=user.preferred_call_start,
             preferred_call_end=user.preferred_call_end,
-            claims=[
-                ClaimFact(
-                    claim_id=row.id,
-                    lender=row.lender,
-                    status=row.status,
-                    created_at=row.created_at.replace(tzinfo=UTC),
-                    estimated_value=float(row.estimated_value)
-                    if row.estimated_value is not None
-                    else None,
-                    requirements=requirements.get(row.id, []),
-                )
-                for row in claim_rows
-            ],
+            claims=list(claims.values()),
         )
-        async with self._dialler.connect() as conn:
+        async with self._autocommit.connect() as conn:  # reads only
             await self._add_dialler_facts(conn, facts, user.phone_number)
         return facts
 

@@ -22,12 +22,15 @@ def dialler_engine(
     )
 
 
-def replica_engine(settings: Settings, *, pool_size: int = 5) -> AsyncEngine:
+def replica_engine(
+    settings: Settings, *, pool_size: int = 5, pre_ping: bool = True
+) -> AsyncEngine:
+    """`pre_ping` as for `dialler_engine`."""
     return create_async_engine(
         settings.async_replica_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=3600,  # MySQL closes idle connections after wait_timeout
     )
 

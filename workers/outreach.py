@@ -155,7 +155,7 @@ async def run_outreach_worker(settings: Settings) -> None:
     client = await connect_temporal(settings)
     dialler, replica = (
         dialler_engine(settings, pool_size=20, pre_ping=False),  # activities retry
-        replica_engine(settings, pool_size=10),
+        replica_engine(settings, pool_size=10, pre_ping=False),
     )
     redis = connect_redis(settings.redis_url, decode_responses=False)
     created = await ensure_schedules(

@@ -18,6 +18,7 @@ from adapters.databases import dialler_engine
 from adapters.rules_file import load_rules_file
 from config.settings import Settings
 from schemas import dialler_db as db
+from schemas import replica as rp
 from schemas.enums import Queue
 from schemas.outreach import (
     Assessment,
@@ -110,11 +111,29 @@ async def test_facts_are_built_from_the_replica_without_personal_data(
     user_id = await add_claimant(
         replica, signed=False, pending=2, phone="+447700900123", born=date(1950, 1, 1)
     )
+    second = next_id()  # a claim id no other claimant's factory will take
+    async with replica.begin() as conn:  # a second claim, with no requirement (yet)
+        lender_id = await conn.scalar(
+            select(rp.claims.c.lender_id).where(rp.claims.c.id == user_id)
+        )
+        await conn.execute(
+            insert(rp.claims).values(
+                id=second, user_id=user_id, lender_id=lender_id, status="new",
+                created_at=datetime(2026, 2, 1, 9, 0),
+            )
+        )  # fmt: skip
     facts = await ActivityEnvironment().run(activities.load_facts, LoadFactsRequest(user_id))
     assert not facts.signed and facts.is_enabled
     assert facts.age_years is not None and facts.age_years >= 75
     assert facts.phone_key is not None and "7700900123" not in facts.phone_key
-    assert [len(c.requirements) for c in facts.claims] == [2]
+    assert [(c.claim_id, len(c.requirements)) for c in facts.claims] == [
+        (user_id, 2),
+        (second, 0),
+    ]
+    assert [r.requirement_id for r in facts.claims[0].requirements] == [
+        user_id * 10,
+        user_id * 10 + 1,
+    ]
     assert facts.claims[0].created_at.tzinfo is not None
     dumped = repr(facts)
     assert f"Claimant{user_id}" not in dumped and "example.com" not in dumped
