@@ -22,9 +22,7 @@ def dialler_engine(
     )
 
 
-def replica_engine(
-    settings: Settings, *, pool_size: int = 5, pre_ping: bool = True
-) -> AsyncEngine:
+def replica_engine(settings: Settings, *, pool_size: int = 5, pre_ping: bool = True) -> AsyncEngine:
     """`pre_ping` as for `dialler_engine`."""
     return create_async_engine(
         settings.async_replica_url,
