@@ -61,12 +61,6 @@ CONVERSION_WINDOW = timedelta(days=90)
 CONVERSION_CACHE_SECONDS = 600.0
 
 
-_TASK_FIELDS = (
-    "workflow_id", "queue", "score", "score_breakdown", "not_before", "not_before_reason",
-    "status", "claimed_by", "claimed_at", "lease_expires_at", "version", "route_to_people_only",
-)  # fmt: skip
-
-
 def _contact_history_statement() -> Select[Any]:
     """One statement: the claimant's attempt counts and times, the number's counts (a
     number can be shared), and the last ten dispositions, newest first. Built once: building
@@ -124,7 +118,11 @@ def _task_upsert_statement() -> Insert:
     statement = pg_insert(table).values(updated_at=func.now())
     return statement.on_conflict_do_update(
         index_elements=[table.c.user_id],
-        set_={name: statement.excluded[name] for name in (*_TASK_FIELDS, "updated_at")},
+        set_={
+            column.name: statement.excluded[column.name]
+            for column in table.c
+            if column.name not in ("id", "user_id", "created_at")
+        },
         where=table.c.version < statement.excluded.version,
     )
 
@@ -261,11 +259,9 @@ class OutreachActivities:
     async def refresh_task(self, request: RefreshTask) -> TaskRefreshed:
         """Assess the claimant and bring their task in line, on one connection: the one local
         activity a change costs. Writes nothing when the task would say what it says."""
-        facts, now, claim = request.facts, request.now, request.claim
-        stage = derive_stage(facts, now, self._rules.stage_priority)
+        claim = request.claim
         async with self._autocommit.connect() as conn:
-            history = await self.contact_history(conn, facts, now, stage)
-            assessment = assess(facts, history, self._rules, now, stage)
+            assessment = await self._assess(conn, request.facts, request.now)
             wanted = task_shape(assessment, claim)
             if wanted == request.written:
                 return TaskRefreshed(assessment, request.written, wrote=False)
@@ -288,10 +284,15 @@ class OutreachActivities:
     async def assess(self, request: AssessRequest) -> Assessment:
         """Stage, score with its breakdown, and the earliest time the claimant may be called.
         (Histories from before `refresh_task` ran this, then `publish_task`.)"""
-        stage = derive_stage(request.facts, request.now, self._rules.stage_priority)
         async with self._dialler.connect() as conn:
-            history = await self.contact_history(conn, request.facts, request.now, stage)
-        return assess(request.facts, history, self._rules, request.now, stage)
+            return await self._assess(conn, request.facts, request.now)
+
+    async def _assess(
+        self, conn: AsyncConnection, facts: ClaimantFacts, now: datetime
+    ) -> Assessment:
+        stage = derive_stage(facts, now, self._rules.stage_priority)
+        history = await self.contact_history(conn, facts, now, stage)
+        return assess(facts, history, self._rules, now, stage)
 
     async def contact_history(
         self, conn: AsyncConnection, facts: ClaimantFacts, now: datetime, stage: Stage
