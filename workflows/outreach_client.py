@@ -1,0 +1,218 @@
+"""The one door to a claimant's OutreachWorkflow (`outreach-<user_id>`).
+
+Web pages, the JSON API, the CLI and the workers reach the workflow only through
+`OutreachClient`, so there is one timeout policy and one mapping of what can go wrong:
+
+- `OutreachRefused`: the workflow answered no (an Update's validator or handler refused, or
+  no run is going for the claimant). Nothing was done; the message says why, for a person.
+  The web maps it to 409.
+- `OutreachUnavailable`: Temporal (or the outreach worker) did not answer in time or cannot
+  be reached. Nothing is known to have been done; try again. The web maps it to 503 with
+  `Retry-After`.
+
+A caller's own cancellation (`asyncio.CancelledError`) is never mapped: it propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from temporalio.client import (
+    Client,
+    RPCTimeoutOrCancelledError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
+
+from schemas.messaging import MagicLinkCreated
+from schemas.outreach import (
+    Assessment,
+    CallbackRequest,
+    CallbackScheduled,
+    ChangeEvent,
+    ClaimGranted,
+    ClaimRequest,
+    MagicLinkRequest,
+    NoteAdded,
+    NoteRequest,
+    OutcomeRecorded,
+    OutcomeRequest,
+    OutreachInput,
+    Released,
+    ReleaseRequest,
+)
+from workflows.outreach import OutreachWorkflow, workflow_id_for
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+
+# One policy for every call: an agent is waiting on most of them, and an Update that has not
+# answered in this long is stuck behind a worker that is down or overloaded.
+TIMEOUT_SECONDS = 15.0
+RETRY_AFTER_SECONDS = 5
+
+# Failures that pass by themselves (Temporal away or overloaded): worth trying again.
+TRANSIENT_STATUSES = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.ABORTED,
+        RPCStatusCode.INTERNAL,
+        RPCStatusCode.UNKNOWN,
+        RPCStatusCode.CANCELLED,
+    }
+)
+NOT_RUNNING = "There is no outreach running for this claimant (nothing left to chase)."
+
+
+class OutreachRefused(Exception):
+    """The workflow refused; nothing was done. `str(error)` is the reason, for a person."""
+
+
+class OutreachNotRunning(OutreachRefused):
+    """No run of the claimant's workflow is going (never started, or ended at DONE)."""
+
+    def __init__(self) -> None:
+        super().__init__(NOT_RUNNING)
+
+
+class OutreachUnavailable(Exception):
+    """Temporal did not answer in time or cannot be reached; try again later."""
+
+    retry_after_seconds = RETRY_AFTER_SECONDS
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for errors worth retrying (Temporal away or overloaded); False for errors the
+    same request will always meet (a rejected payload, a bad argument, a refusal)."""
+    if isinstance(error, OutreachUnavailable):
+        return True
+    if isinstance(error, RPCError):
+        return error.status in TRANSIENT_STATUSES
+    return isinstance(error, ConnectionError | TimeoutError | OSError)
+
+
+def refusal_reason(error: WorkflowUpdateFailedError) -> str:
+    cause = error.cause
+    return str(getattr(cause, "message", None) or cause or error)
+
+
+ClientSource = Callable[[], Awaitable[Client]]
+
+
+class OutreachClient:
+    """Built by a process (web app, worker, CLI) with the way it gets its Temporal client:
+    connecting lazily lets the web app start, and recover, while Temporal is down."""
+
+    def __init__(
+        self, connect: ClientSource, task_queue: str, *, timeout: float = TIMEOUT_SECONDS
+    ) -> None:
+        self._connect = connect
+        self._task_queue = task_queue
+        self._timeout = timeout
+
+    # --- agent actions (Updates) -------------------------------------------------------
+
+    async def claim(self, user_id: int, request: ClaimRequest) -> ClaimGranted:
+        return await self._update(user_id, OutreachWorkflow.claim, request)
+
+    async def record_outcome(self, user_id: int, request: OutcomeRequest) -> OutcomeRecorded:
+        return await self._update(user_id, OutreachWorkflow.record_outcome, request)
+
+    async def release(self, user_id: int, request: ReleaseRequest) -> Released:
+        return await self._update(user_id, OutreachWorkflow.release, request)
+
+    async def schedule_callback(self, user_id: int, request: CallbackRequest) -> CallbackScheduled:
+        return await self._update(user_id, OutreachWorkflow.schedule_callback, request)
+
+    async def add_note(self, user_id: int, request: NoteRequest) -> NoteAdded:
+        return await self._update(user_id, OutreachWorkflow.add_note, request)
+
+    async def send_magic_link(self, user_id: int, request: MagicLinkRequest) -> MagicLinkCreated:
+        return await self._update(user_id, OutreachWorkflow.send_magic_link, request)
+
+    # --- changes (signals) and reads (queries) -------------------------------------------
+
+    async def deliver(self, event: ChangeEvent) -> None:
+        """Signal-with-start: a running workflow gets the event through its `change` signal;
+        when none is running, one is started with the event as its first signal."""
+        client = await self._client()
+        await self._mapped(
+            client.start_workflow(
+                OutreachWorkflow.run,
+                OutreachInput(event.user_id),
+                id=workflow_id_for(event.user_id),
+                task_queue=self._task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                start_signal="change",
+                start_signal_args=[event],
+                # ids only: summaries are shown in the Temporal UI
+                static_summary=f"Outreach for claimant {event.user_id}",
+            )
+        )
+
+    async def nudge(self, event: ChangeEvent) -> bool:
+        """The event to a running workflow only; False when none is running."""
+        handle = await self._handle(event.user_id)
+        try:
+            await self._mapped(handle.signal(OutreachWorkflow.change, event))
+        except OutreachNotRunning:
+            return False
+        return True
+
+    async def assessment(self, user_id: int) -> Assessment | None:
+        """Where the running workflow says the claimant stands; None when none is running."""
+        handle = await self._handle(user_id)
+        try:
+            return await self._mapped(handle.query(OutreachWorkflow.assessment))
+        except OutreachNotRunning:
+            return None
+
+    # --- the one mapping -----------------------------------------------------------------
+
+    async def _client(self) -> Client:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._connect()
+        except (RuntimeError, OSError, TimeoutError, RPCError) as error:
+            raise OutreachUnavailable(
+                f"The outreach service is unavailable: {type(error).__name__}"
+            ) from None
+
+    async def _handle(self, user_id: int) -> WorkflowHandle[OutreachWorkflow, object]:
+        client = await self._client()
+        return client.get_workflow_handle_for(OutreachWorkflow.run, workflow_id_for(user_id))
+
+    async def _update(
+        self,
+        user_id: int,
+        update: UpdateMethodMultiParam[[OutreachWorkflow, Request], Response],
+        request: Request,
+    ) -> Response:
+        handle = await self._handle(user_id)
+        return await self._mapped(handle.execute_update(update, request))
+
+    async def _mapped(self, call: Awaitable[Response]) -> Response:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await call
+        except WorkflowUpdateFailedError as error:
+            raise OutreachRefused(refusal_reason(error)) from None
+        except (TimeoutError, RPCTimeoutOrCancelledError):
+            raise OutreachUnavailable("The outreach service did not answer in time.") from None
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise OutreachNotRunning() from None
+            raise OutreachUnavailable(
+                f"The outreach service is unavailable ({error.status.name})."
+            ) from None
+        except (RuntimeError, OSError) as error:  # the connection broke or never came
+            raise OutreachUnavailable(
+                f"The outreach service is unavailable: {type(error).__name__}"
+            ) from None
