@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from quart import Quart
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -58,6 +59,26 @@ async def test_open_redirects_are_refused(app: Quart, dialler_db: AsyncEngine) -
         "/login", form={"email": staff.email, "password": PASSWORD, "csrf_token": token,
                         "next": "//evil.example/"},
     )  # fmt: skip
+    assert response.headers["Location"] == "/console"
+
+
+@pytest.mark.parametrize(
+    "target", ["/\\evil.example/", "/\t/evil.example/", "\\\\evil.example", "/%5Cevil.example"]
+)
+async def test_backslash_and_control_character_redirects_stay_on_site(
+    app: Quart, dialler_db: AsyncEngine, target: str
+) -> None:
+    """Browsers read `/\\host` as `//host` and drop tabs: both leave the site."""
+    staff = await make_staff(dialler_db)
+    client = app.test_client()
+    form_page = await client.get("/login", query_string={"next": target})
+    assert "evil.example" not in await form_page.get_data(as_text=True)
+    token = await csrf_from(client, "/login")
+    response = await client.post(
+        "/login", form={"email": staff.email, "password": PASSWORD, "csrf_token": token,
+                        "next": target},
+    )  # fmt: skip
+    assert response.status_code == 303
     assert response.headers["Location"] == "/console"
 
 

@@ -30,6 +30,7 @@ from web.auth.identity import CurrentAgent, current_agent
 from web.auth.sessions import COOKIE_NAME, SessionStore
 from web.auth.tokens import verify_api_token
 from web.errors import APIError
+from web.redirects import safe_next
 from web.services import services
 
 ATTRIBUTE = "_dialler_access"
@@ -144,7 +145,7 @@ async def enforce_access() -> ResponseReturnValue | None:
         g.agent = agent
         if agent is None:
             if access.kind == "staff" and _wants_html():
-                target = quote(request.full_path.rstrip("?"), safe="/?=&")
+                target = quote(safe_next(request.full_path.rstrip("?")), safe="/?=&")
                 return redirect(f"/login?next={target}")
             raise APIError(401, "not_signed_in", "Sign in to continue.")
         if agent.role not in access.roles:

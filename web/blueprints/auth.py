@@ -23,6 +23,7 @@ from web.auth.sessions import COOKIE_NAME
 from web.auth.tokens import LIFETIME, issue_api_token
 from web.errors import APIError
 from web.ratelimit import account_key, sign_in_key
+from web.redirects import safe_next
 from web.services import services
 
 blueprint = Blueprint("auth", __name__)
@@ -74,17 +75,12 @@ async def _check_password(email: str, password: str) -> int | None:
     return row.id if row is not None and ok and row.password_hash else None
 
 
-def _safe_next(target: str | None) -> str:
-    """Only a path on this site: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return "/console"
-
-
 @blueprint.get("/login")
 @public("the sign-in form")
 async def login_form() -> str:
-    return await render_template("login.html", next=request.args.get("next", ""), error=None)
+    return await render_template(
+        "login.html", next=safe_next(request.args.get("next"), default=""), error=None
+    )
 
 
 @blueprint.post("/login")
@@ -95,8 +91,9 @@ async def login() -> ResponseReturnValue:
     email, password = form.get("email", ""), form.get("password", "")
     agent_id = await _check_password(email, password) if email and password else None
     if agent_id is None:
-        page = await render_template("login.html", next=form.get("next", ""), error=BAD_LOGIN,
-                                     email=email)  # fmt: skip
+        page = await render_template(
+            "login.html", next=safe_next(form.get("next"), ""), error=BAD_LOGIN, email=email
+        )
         return page, 401
     store = session_store()
     token = await store.create(agent_id, request.remote_addr, request.headers.get("User-Agent"))
@@ -105,7 +102,7 @@ async def login() -> ResponseReturnValue:
             insert(db.agent_state_changes).values(agent_id=agent_id, state=AgentState.PAUSED.value,
                                                   reason="signed in")
         )  # fmt: skip
-    response = redirect(_safe_next(form.get("next")), 303)
+    response = redirect(safe_next(form.get("next")), 303)
     settings = services().settings
     response.set_cookie(
         COOKIE_NAME,
