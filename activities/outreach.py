@@ -394,6 +394,8 @@ class OutreachActivities:
             "lease_expires_at": claim.lease_expires_at if claim else None,
             "version": request.version,
             "route_to_people_only": a.people_only,
+            "owner_agent_id": a.owner_agent_id,
+            "held_until": a.held_until,
         }
         result = await conn.execute(TASK_UPSERT, values)
         return TaskWritten(applied=result.rowcount > 0)

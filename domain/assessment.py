@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from domain.callback_routing import callback_hold
 from domain.calling_windows import as_utc
 from domain.contact_policy import earliest_contact
 from domain.rules import DiallerRules
@@ -38,6 +39,7 @@ def assess(
         )
     not_before, reason = earliest_contact(facts, history, rules, now)
     total, factors = score(facts, history, stage, rules.scoring, now)
+    hold = callback_hold(facts, stage, rules.contact.personal_callback_grace)
     return Assessment(
         user_id=facts.user_id,
         stage=stage,
@@ -46,6 +48,8 @@ def assess(
         not_before=not_before,
         not_before_reason=reason,
         people_only=people_only,
+        owner_agent_id=hold.owner_agent_id if hold else None,
+        held_until=hold.held_until if hold else None,
     )
 
 
@@ -60,6 +64,8 @@ def task_shape(assessment: Assessment, claim: Claim | None) -> TaskShape:
         not_before=assessment.not_before,
         claimed_by=claim.agent_id if claim else None,
         people_only=assessment.people_only,
+        owner_agent_id=assessment.owner_agent_id,
+        held_until=assessment.held_until,
     )
 
 

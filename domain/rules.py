@@ -45,6 +45,7 @@ DMA_WEEKDAY_EARLIEST = time(8, 0)
 DMA_WEEKEND_EARLIEST = time(9, 0)
 DMA_LATEST = time(21, 0)
 OFCOM_ABANDONED_LOCK_HOURS = 72
+MAX_CALLBACK_GRACE = timedelta(days=1)
 
 _DURATION_UNITS = ("days", "hours", "minutes")
 
@@ -243,6 +244,16 @@ class ContactRules(_Rules):
     ] = OFCOM_ABANDONED_LOCK_HOURS
     max_consecutive_failed_attempts: Count = 6
     failed_attempts_pause: Duration = timedelta(days=7)
+    # A personal callback is held for its owner this long after it is due, then any
+    # callback agent may take it (see domain.callback_routing).
+    personal_callback_grace: Duration = timedelta(minutes=15)
+
+    @field_validator("personal_callback_grace")
+    @classmethod
+    def _grace_within_a_day(cls, grace: timedelta) -> timedelta:
+        if grace > MAX_CALLBACK_GRACE:
+            raise ValueError("at most 1 day: a claimant waiting longer for their agent is let down")
+        return grace
 
     @field_validator("cooldowns")
     @classmethod

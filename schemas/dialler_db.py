@@ -126,6 +126,14 @@ call_tasks = Table(
         comment="monotonic per workflow: an older write never overwrites a newer one",
     ),
     Column("route_to_people_only", Boolean, nullable=False, server_default=text("false")),
+    Column(
+        "owner_agent_id",
+        BigInteger,
+        ForeignKey("agents.id", ondelete="SET NULL"),
+        nullable=True,
+        comment="a personal callback's owner: only they are offered it until held_until",
+    ),
+    Column("held_until", DateTime(timezone=True), nullable=True),
     _created_at(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _one_of("queue", Queue),
@@ -140,6 +148,12 @@ call_tasks = Table(
     ),
     Index(
         "ix_call_tasks_claimed_by", "claimed_by", postgresql_where=text("claimed_by IS NOT NULL")
+    ),
+    # claim-next first looks for the agent's own personal callbacks
+    Index(
+        "ix_call_tasks_ready_owner",
+        "owner_agent_id",
+        postgresql_where=text("status = 'ready' AND owner_agent_id IS NOT NULL"),
     ),
 )
 
@@ -162,6 +176,14 @@ calls = Table(
     Column("ended_at", DateTime(timezone=True), nullable=True),
     Column("duration_seconds", Integer, nullable=True),
     Column("abandoned", Boolean, nullable=False, server_default=text("false")),
+    Column("answered_by", String(32), nullable=True, comment="Twilio AnsweredBy: human, machine_*"),
+    Column("agent_left_at", DateTime(timezone=True), nullable=True, comment="agent's leg ended"),
+    Column(
+        "agent_seconds",
+        Integer,
+        nullable=True,
+        comment="how long the agent's leg was connected (bridged) to the claimant",
+    ),
     Column("disposition", String(32), nullable=True),
     Column("notes", Text, nullable=True),
     Column("recording_sid", String(64), nullable=True),

@@ -150,6 +150,9 @@ class Assessment:
     not_before: datetime | None  # None: never (opted out, deceased, done)
     not_before_reason: str
     people_only: bool  # vulnerable claimants are never routed to AI agents
+    # a personal callback: offered only to its owner until `held_until` (domain.callback_routing)
+    owner_agent_id: int | None = None
+    held_until: datetime | None = None
 
 
 # --- workflow ------------------------------------------------------------------------------
@@ -197,6 +200,8 @@ class ClaimRequest:
     task_version: int
     is_ai: bool = False
     lease_seconds: int = 1200  # CLAIM_LEASE_MINUTES: the task returns if no outcome by then
+    # the task is a personal callback whose owner is disabled or signed out: anyone may take it
+    owner_away: bool = False
 
 
 @dataclass
@@ -316,6 +321,8 @@ class TaskShape:
     not_before: datetime | None
     claimed_by: int | None
     people_only: bool
+    owner_agent_id: int | None = None
+    held_until: datetime | None = None
 
 
 @dataclass

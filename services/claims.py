@@ -43,24 +43,74 @@ MAX_ATTEMPTS = 8  # stale rows skipped before giving up on this call
 # asked to confirm, so the workflow's own writes to the row never wait on this agent.
 # The reservation expires after RESERVE_SECONDS if this process dies before confirming
 # (reconcile hands such rows back to their workflows).
+#
+# Personal callbacks (domain.callback_routing): the agent's own due callbacks come first;
+# another agent's is skipped while it is held for its owner (`held_until`), unless the
+# owner is away: disabled, signed out (their latest state Offline) or without a live
+# session. `owner_away` tells the workflow, which cannot see sessions, why it was taken.
 RESERVE_SECONDS = 30
-_RESERVE_NEXT = text(
-    """
+_READY = """
+    status = 'ready' AND queue = :queue AND not_before <= now()
+    AND (:people OR NOT route_to_people_only)
+    AND NOT (id = ANY(:skip))
+"""
+_OWNER_PRESENT = """
+    EXISTS (
+        SELECT 1 FROM agents a
+        WHERE a.id = call_tasks.owner_agent_id AND a.is_active
+          AND EXISTS (
+            SELECT 1 FROM agent_sessions s
+            WHERE s.agent_id = a.id AND s.revoked_at IS NULL AND s.expires_at > now()
+              AND s.last_seen_at > now() - make_interval(secs => :idle)
+          )
+          AND COALESCE((
+            SELECT c.state FROM agent_state_changes c
+            WHERE c.agent_id = a.id ORDER BY c.at DESC, c.id DESC LIMIT 1
+          ), 'offline') <> 'offline'
+    )
+"""
+_RESERVE_NEXT = text(  # built from the constants above only
+    f"""
     UPDATE call_tasks
     SET status = 'claimed', claimed_by = :agent, claimed_at = now(),
         lease_expires_at = now() + make_interval(secs => :hold)
-    WHERE id = (
-        SELECT id FROM call_tasks
-        WHERE status = 'ready' AND queue = :queue AND not_before <= now()
-          AND (:people OR NOT route_to_people_only)
-          AND NOT (id = ANY(:skip))
-        ORDER BY score DESC
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED
+    WHERE id = COALESCE(
+        (
+            SELECT id FROM call_tasks
+            WHERE owner_agent_id = :agent AND {_READY}
+            ORDER BY score DESC
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED
+        ),
+        (
+            SELECT id FROM call_tasks
+            WHERE {_READY}
+              AND (owner_agent_id IS NULL OR owner_agent_id = :agent OR held_until <= now()
+                   OR NOT {_OWNER_PRESENT})
+            ORDER BY score DESC
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED
+        )
     )
-    RETURNING id, user_id, workflow_id, version, score, score_breakdown, not_before_reason
+    RETURNING id, user_id, workflow_id, queue, version, score, score_breakdown,
+        not_before_reason,
+        (owner_agent_id IS NOT NULL AND owner_agent_id <> :agent AND held_until > now())
+            AS owner_away
+    """  # noqa: S608
+)
+# The claim this agent already holds (or is reserving): claim-next answers with it first, so
+# a retry after a lost response gets the same task instead of a second one.
+_HELD = text(
+    """
+    SELECT id, user_id, workflow_id, queue, version, score, score_breakdown,
+        not_before_reason, false AS owner_away
+    FROM call_tasks
+    WHERE claimed_by = :agent AND status = 'claimed'
+    ORDER BY claimed_at
+    LIMIT 1
     """
 )
+SETTLE_SECONDS = 5.0  # how long a claim cut short may take to learn what the workflow did
 
 
 @dataclass(frozen=True)
@@ -97,6 +147,8 @@ class ClaimService:
         *,
         lease_seconds: int = 1200,
         events: ClaimEvents | None = None,
+        session_idle_seconds: int = 1800,
+        settle_seconds: float = SETTLE_SECONDS,
     ) -> None:
         self._engine = engine
         # The reservation and its settling are one statement each, atomic by themselves: no
@@ -105,17 +157,28 @@ class ClaimService:
         self._client = client
         self._lease_seconds = lease_seconds
         self._events = events
+        self._idle_seconds = session_idle_seconds  # a session idle this long is signed out
+        self._settle_seconds = settle_seconds
 
     async def claim_next(
         self, agent_id: int, queue: Queue, *, is_ai: bool = False
     ) -> ClaimedTask | None:
-        """The best task this agent may take now, confirmed by its workflow; None if none."""
+        """The task this agent already holds, else the best task they may take now,
+        confirmed by its workflow; None if none."""
         task = await self._claim_next(agent_id, queue, is_ai)
         if task is not None and self._events is not None:
             await self._events.claimed(task)
         return task
 
     async def _claim_next(self, agent_id: int, queue: Queue, is_ai: bool) -> ClaimedTask | None:
+        async with self._autocommit.connect() as conn:
+            held = (await conn.execute(_HELD, {"agent": agent_id})).one_or_none()
+        if held is not None:
+            # A retry after a lost response: the workflow grants the same agent the same
+            # task version again (or refuses, and the row is handed back).
+            task = await self._confirmed(held, agent_id, is_ai)
+            if task is not None:
+                return task
         skipped: list[int] = []
         for _ in range(MAX_ATTEMPTS):
             async with self._autocommit.connect() as conn:
@@ -125,6 +188,7 @@ class ClaimService:
                         {
                             "agent": agent_id,
                             "hold": RESERVE_SECONDS,
+                            "idle": self._idle_seconds,
                             "queue": queue.value,
                             "people": not is_ai,
                             "skip": skipped,
@@ -133,21 +197,28 @@ class ClaimService:
                 ).one_or_none()
             if row is None:
                 return None
-            granted = await self._confirm(row, agent_id, queue, is_ai)
-            if granted is None:
-                skipped.append(row.id)
-                continue
-            await self._settle(row, agent_id, lease_expires_at=granted.lease_expires_at)
-            return ClaimedTask(
-                task_id=row.id,
-                user_id=row.user_id,
-                queue=queue,
-                score=float(row.score),
-                score_breakdown=list(row.score_breakdown),
-                reason=row.not_before_reason,
-                lease_expires_at=granted.lease_expires_at,
-            )
+            task = await self._confirmed(row, agent_id, is_ai)
+            if task is not None:
+                return task
+            skipped.append(row.id)
         return None
+
+    async def _confirmed(self, row: Any, agent_id: int, is_ai: bool) -> ClaimedTask | None:
+        """Ask the workflow to confirm this agent's reservation of `row`; the claimed task,
+        or None when it refused (the row is then handed back)."""
+        granted = await self._confirm(row, agent_id, is_ai)
+        if granted is None:
+            return None
+        await self._settle(row, agent_id, lease_expires_at=granted.lease_expires_at)
+        return ClaimedTask(
+            task_id=row.id,
+            user_id=row.user_id,
+            queue=Queue(row.queue),
+            score=float(row.score),
+            score_breakdown=list(row.score_breakdown),
+            reason=row.not_before_reason,
+            lease_expires_at=granted.lease_expires_at,
+        )
 
     async def _settle(
         self, row: Any, agent_id: int, *, lease_expires_at: datetime | None, **values: Any
@@ -167,17 +238,19 @@ class ClaimService:
                 .values(lease_expires_at=lease_expires_at, **values)
             )
 
-    async def _confirm(
-        self, row: Any, agent_id: int, queue: Queue, is_ai: bool
-    ) -> ClaimGranted | None:
-        handle = self._client.get_workflow_handle_for(OutreachWorkflow.run, row.workflow_id)
-        request = ClaimRequest(
+    def _claim_request(self, row: Any, agent_id: int, is_ai: bool) -> ClaimRequest:
+        return ClaimRequest(
             agent_id=agent_id,
-            queue=queue,
+            queue=Queue(row.queue),
             task_version=row.version,
             is_ai=is_ai,
             lease_seconds=self._lease_seconds,
+            owner_away=bool(row.owner_away),
         )
+
+    async def _confirm(self, row: Any, agent_id: int, is_ai: bool) -> ClaimGranted | None:
+        handle = self._client.get_workflow_handle_for(OutreachWorkflow.run, row.workflow_id)
+        request = self._claim_request(row, agent_id, is_ai)
         try:
             return await handle.execute_update(OutreachWorkflow.claim, request)
         except WorkflowUpdateFailedError:
@@ -185,11 +258,11 @@ class ClaimService:
             await self._hand_back(row, agent_id)
             return None
         except (RPCTimeoutOrCancelledError, asyncio.CancelledError):
-            # No answer in time (or the caller gave up): the task goes back to the queue now
-            # rather than when reconcile next looks. Should the workflow still grant the
-            # claim, it refuses other agents until its lease ends, and this agent's retry is
-            # granted again.
-            await asyncio.shield(self._hand_back(row, agent_id))
+            # No answer in time, or the caller gave up (a dropped connection): the workflow
+            # may have granted the claim already. Handing the row back blindly would list
+            # as ready a task the workflow refuses to everyone else until the lease ends, so
+            # settle with the workflow first (shielded: the caller is gone).
+            await asyncio.shield(self._settle_unanswered(row, agent_id, is_ai))
             raise
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
@@ -206,6 +279,23 @@ class ClaimService:
                 not_before_reason="workflow ended",
             )
             return None
+
+    async def _settle_unanswered(self, row: Any, agent_id: int, is_ai: bool) -> None:
+        """Make the row agree with the workflow after a claim whose answer was lost. The
+        claim is asked again: it is idempotent for the same agent and task version, so the
+        answer says whether the agent holds the task. Held: the row records the lease (the
+        agent's retry of claim-next returns this task). Refused: the row is handed back.
+        No answer within `settle_seconds` either (Temporal unreachable): handed back, and
+        the workflow's lease, if any, lapses by itself."""
+        handle = self._client.get_workflow_handle_for(OutreachWorkflow.run, row.workflow_id)
+        request = self._claim_request(row, agent_id, is_ai)
+        try:
+            async with asyncio.timeout(self._settle_seconds):
+                granted = await handle.execute_update(OutreachWorkflow.claim, request)
+        except (WorkflowUpdateFailedError, RPCError, RPCTimeoutOrCancelledError, TimeoutError):
+            await self._hand_back(row, agent_id)
+            return
+        await self._settle(row, agent_id, lease_expires_at=granted.lease_expires_at)
 
     async def _hand_back(self, row: Any, agent_id: int) -> None:
         await self._settle(

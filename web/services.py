@@ -62,6 +62,7 @@ class WebServices:
             self.dialler_db,
             client,
             lease_seconds=self.settings.claim_lease_minutes * 60,
+            session_idle_seconds=self.settings.session_idle_minutes * 60,
             events=LiveQueueEvents(self.dialler_db, self.live(), self.depth_publisher()),
         )
 

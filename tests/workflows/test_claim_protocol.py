@@ -114,7 +114,8 @@ async def test_an_unanswered_claim_hands_its_reservation_back(harness: Harness, 
     await start(harness, user_id)
     await task_in(harness, user_id, "unsigned")
     agent = 30 + int(hang)
-    service = ClaimService(harness.dialler, _Unanswered(hang))  # type: ignore[arg-type]
+    # it asks again to learn whether the claim was granted, then gives up and hands back
+    service = ClaimService(harness.dialler, _Unanswered(hang), settle_seconds=0.2)  # type: ignore[arg-type]
 
     expected = TimeoutError if hang else WorkflowUpdateRPCTimeoutOrCancelledError
     with pytest.raises(expected):
@@ -187,3 +188,74 @@ async def test_a_claim_granted_while_the_task_is_written_is_written_too(
         )
         assert row.claimed_by == AGENT and row.version > listed.version
         await h.claims.record_outcome(user_id, OutcomeRequest(agent_id=AGENT, disposition="busy"))
+
+
+class _LosesTheFirstAnswer:
+    """A Temporal client whose first claim Update reaches the workflow, but whose answer
+    never comes back (a dropped connection): the caller gives up once it was sent."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.sent = asyncio.Event()
+        self.workflow_id = ""  # the claimant whose answer was lost
+
+    def get_workflow_handle_for(self, run: Any, workflow_id: str) -> _LosesTheFirstAnswer:
+        self._handle = self._client.get_workflow_handle_for(run, workflow_id)
+        self.workflow_id = self.workflow_id if self.sent.is_set() else workflow_id
+        return self
+
+    async def execute_update(self, *args: Any) -> Any:
+        granted = await self._handle.execute_update(*args)
+        if not self.sent.is_set():
+            self.sent.set()
+            await asyncio.Event().wait()  # the answer is lost: the caller gives up
+        return granted
+
+
+async def test_a_claim_whose_answer_is_lost_leaves_row_and_workflow_agreeing(
+    harness: Harness,
+) -> None:
+    listed = await add_claimant(harness.replica, signed=False, pending=1)
+    await start(harness, listed)
+    await task_in(harness, listed, "unsigned")
+    agent = 36
+    lossy = _LosesTheFirstAnswer(harness.client)
+    service = ClaimService(harness.dialler, lossy)  # type: ignore[arg-type]
+
+    request = asyncio.create_task(service.claim_next(agent, Queue.UNSIGNED))
+    await asyncio.wait_for(lossy.sent.wait(), 10)  # the workflow has granted the claim
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+
+    user_id = int(lossy.workflow_id.removeprefix("outreach-"))  # the best task, maybe not ours
+    handle = harness.client.get_workflow_handle_for(OutreachWorkflow.run, lossy.workflow_id)
+    state = await handle.query(OutreachWorkflow.state)
+    assert state is not None and state.claim is not None and state.claim.agent_id == agent
+    row = await task_row(harness, user_id)
+    assert (row.status, row.claimed_by) == ("claimed", agent)
+    assert row.lease_expires_at == state.claim.lease_expires_at
+
+    retry = await harness.claims.claim_next(agent, Queue.UNSIGNED)
+    assert retry is not None and retry.user_id == user_id
+    assert retry.lease_expires_at == state.claim.lease_expires_at
+    await harness.claims.record_outcome(
+        user_id, OutcomeRequest(agent_id=agent, disposition="no_answer")
+    )
+
+
+async def test_claim_next_returns_the_claim_the_agent_already_holds(harness: Harness) -> None:
+    for _ in range(2):
+        user_id = await add_claimant(harness.replica, signed=False, pending=1)
+        await start(harness, user_id)
+        await task_in(harness, user_id, "unsigned")
+    agent = 37
+
+    first = await harness.claims.claim_next(agent, Queue.UNSIGNED)
+    again = await harness.claims.claim_next(agent, Queue.UNSIGNED)
+    assert first is not None and again is not None
+    assert again.task_id == first.task_id
+    assert await harness.claims.claimed_by(agent) == [first.user_id]
+    await harness.claims.record_outcome(
+        first.user_id, OutcomeRequest(agent_id=agent, disposition="no_answer")
+    )
