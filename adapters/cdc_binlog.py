@@ -36,6 +36,7 @@ from structlog import get_logger
 
 from adapters.cdc_source import SourceItem
 from adapters.cdc_store import CdcStore
+from adapters.retry_policy import retrying_until
 from domain.change_events import KNOWN_TABLES
 from schemas.cdc import CdcSourceName, Operation, RowChange
 
@@ -55,6 +56,12 @@ class BinlogConfigError(RuntimeError):
 
 class _Stopped(Exception):
     """The source is closing: the reader thread leaves."""
+
+
+def _reconnectable(error: BaseException) -> bool:
+    """Any failure of the connection or the stream: reconnect (with backoff) and resume
+    from the last emitted transaction; but never when the source is closing."""
+    return isinstance(error, Exception) and not isinstance(error, _Stopped)
 
 
 @dataclass(frozen=True)
@@ -314,50 +321,57 @@ class BinlogSource:
 
     def _read(self, start: str) -> None:
         position = GtidPosition.parse(start)
-        backoff = 0.5
+        reconnecting = retrying_until(
+            self._stopping,
+            "binlog reader",
+            retryable=_reconnectable,
+            first_wait=0.5,
+            on_retry=self._report_error,
+        )
+        try:
+            reconnecting(self._stream_until_stopped, position)
+        except Exception:  # _Stopped, or the last failure when the source stopped meanwhile
+            if not self._stopping.is_set():
+                raise
+
+    def _report_error(self, message: str) -> None:
+        """From the reader thread to the consumer's metrics, on the event loop's thread."""
+        if self._on_error is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._on_error, message)
+
+    def _stream_until_stopped(self, position: GtidPosition) -> None:
+        """Follow the binlog from `position` (advanced as transactions are emitted, so a
+        reconnect resumes after the last one) until the source stops."""
         while not self._stopping.is_set():
-            stream: BinLogStreamReader | None = None
+            stream = BinLogStreamReader(
+                connection_settings=self._conn.settings(),
+                server_id=self._server_id,
+                is_mariadb=True,
+                # An empty position (no GTID on the server yet when first started)
+                # means the start of the binlog, so nothing written before this thread
+                # connects is skipped; None would mean wherever the binlog ends then.
+                auto_position=position.render(),
+                blocking=True,
+                resume_stream=True,
+                only_events=[
+                    MariadbGtidEvent,
+                    XidEvent,
+                    QueryEvent,
+                    WriteRowsEvent,
+                    UpdateRowsEvent,
+                    DeleteRowsEvent,
+                ],
+                only_schemas=[self._conn.schema],
+                only_tables=sorted(KNOWN_TABLES),
+                slave_heartbeat=self._heartbeat,
+                pymysql_wrapper=self._connect,
+                enable_logging=False,
+            )
             try:
-                stream = BinLogStreamReader(
-                    connection_settings=self._conn.settings(),
-                    server_id=self._server_id,
-                    is_mariadb=True,
-                    # An empty position (no GTID on the server yet when first started)
-                    # means the start of the binlog, so nothing written before this thread
-                    # connects is skipped; None would mean wherever the binlog ends then.
-                    auto_position=position.render(),
-                    blocking=True,
-                    resume_stream=True,
-                    only_events=[
-                        MariadbGtidEvent,
-                        XidEvent,
-                        QueryEvent,
-                        WriteRowsEvent,
-                        UpdateRowsEvent,
-                        DeleteRowsEvent,
-                    ],
-                    only_schemas=[self._conn.schema],
-                    only_tables=sorted(KNOWN_TABLES),
-                    slave_heartbeat=self._heartbeat,
-                    pymysql_wrapper=self._connect,
-                    enable_logging=False,
-                )
                 self._follow(stream, position)
-            except _Stopped:
-                break
-            except Exception as error:
-                if self._stopping.is_set():
-                    break
-                message = f"binlog reader: {type(error).__name__}: {error}"
-                log.warning("binlog reader failed; reconnecting", error=message, retry_in=backoff)
-                if self._on_error is not None and self._loop is not None:
-                    self._loop.call_soon_threadsafe(self._on_error, message)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
             finally:
-                if stream is not None:
-                    with contextlib.suppress(Exception):
-                        stream.close()
+                with contextlib.suppress(Exception):
+                    stream.close()
 
     def _follow(self, stream: BinLogStreamReader, position: GtidPosition) -> None:
         current: _Transaction | None = None

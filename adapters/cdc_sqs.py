@@ -30,6 +30,7 @@ from structlog import get_logger
 
 from adapters.cdc_source import Rejected, SourceItem
 from adapters.cdc_store import CdcStore
+from adapters.retry_policy import retrying
 from domain.change_events import ChangeError
 from schemas.cdc import CdcSourceName, Operation, RowChange
 
@@ -43,6 +44,10 @@ _TRUNCATION_HINTS = (
     "Expecting ':' delimiter",
     "Expecting property name",
 )
+
+
+def _is_sqs_error(error: BaseException) -> bool:
+    return isinstance(error, BotoCoreError | ClientError | OSError)
 
 
 class MalformedMessage(ChangeError):
@@ -188,23 +193,25 @@ class SqsSource:
         log.info("sqs source started", queue=self._queue_url)
 
     async def items(self) -> AsyncIterator[SourceItem]:
-        backoff = 0.5
         while True:
-            try:
-                response = await self._client.receive_message(
+            for message in (await self._receive()).get("Messages", []):
+                yield self._item(message)
+
+    async def _receive(self) -> dict[str, Any]:
+        """One long poll; SQS or the network failing is waited out (the backoff starts over
+        with each poll)."""
+        polls = retrying(
+            "sqs receive", retryable=_is_sqs_error, first_wait=0.5, on_retry=self._on_error
+        )
+        async for attempt in polls:
+            with attempt:
+                response: dict[str, Any] = await self._client.receive_message(
                     QueueUrl=self._queue_url,
                     MaxNumberOfMessages=BATCH,
                     WaitTimeSeconds=self._wait,
                     VisibilityTimeout=self._visibility,
                 )
-            except (BotoCoreError, ClientError, OSError) as error:
-                self._error(f"sqs receive: {type(error).__name__}: {error}")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            backoff = 0.5
-            for message in response.get("Messages", []):
-                yield self._item(message)
+        return response
 
     def _item(self, message: dict[str, Any]) -> SourceItem:
         body = str(message.get("Body", ""))

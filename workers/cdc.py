@@ -13,7 +13,8 @@ Delivery is at least once; workflows ignore repeated event ids. Queues are bound
 lane stops the dispatcher, which stops reading the source (the binlog thread waits, SQS is
 not polled). Anything that cannot be parsed or applied is kept in `cdc_dead_letters` with
 its raw payload and the reason, and the stream goes on. Failures that pass (Temporal,
-PostgreSQL or the replica away) are retried with backoff, holding the stream where it is.
+PostgreSQL or the replica away) are retried with backoff (`adapters.retry_policy`, tenacity),
+holding the stream where it is.
 Metrics go to Redis once a second (`adapters.cdc_metrics`).
 """
 
@@ -26,12 +27,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aioboto3
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 from structlog import get_logger
 from temporalio.client import Client
 
@@ -44,6 +44,7 @@ from adapters.cdc_store import CdcStore
 from adapters.context_cache import ContextCache
 from adapters.databases import dialler_engine, replica_engine
 from adapters.redis_client import connect_redis
+from adapters.retry_policy import is_database_error, retrying
 from adapters.temporal import connect_temporal
 from config.settings import CdcSource, Settings
 from domain.change_events import (
@@ -60,10 +61,11 @@ from services.signals import is_transient, signal_with_start
 
 log = get_logger(__name__)
 
+T = TypeVar("T")
+
 Deliver = Callable[[ChangeEvent], Awaitable[None]]
 MAX_ITEMS_IN_FLIGHT = 10_000
 METRICS_EVERY = 1.0
-MAX_BACKOFF = 10.0
 DRAIN_SECONDS = 10.0
 
 
@@ -286,23 +288,20 @@ class CdcConsumer:
                 queue.task_done()
 
     async def _deliver_one(self, event: ChangeEvent, unit: _Unit) -> int:
-        backoff = 0.2
-        while True:
-            try:
-                await self._deliver(event)
-                return 1
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                what = f"signal {event.kind.value} to claimant {event.user_id}"
-                message = f"{what}: {type(error).__name__}: {error}"
-                if not is_transient(error):
-                    await self._dead_letter(unit.raw_payload(), f"not applied: {message}")
-                    return 0
-                self.metrics.error(message)
-                log.warning("signal failed; retrying", error=message, retry_in=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+        """Signal one event: Temporal away or overloaded is waited out; an error the same
+        signal would always meet makes a dead letter (1 delivered, 0 not)."""
+        what = f"signal {event.kind.value} to claimant {event.user_id}"
+        try:
+            async for attempt in retrying(
+                what, retryable=is_transient, first_wait=0.2, on_retry=self.metrics.error
+            ):
+                with attempt:
+                    await self._deliver(event)
+        except Exception as error:  # not transient (cancellation is not an Exception)
+            message = f"{what}: {type(error).__name__}: {error}"
+            await self._dead_letter(unit.raw_payload(), f"not applied: {message}")
+            return 0
+        return 1
 
     async def _invalidate(self, user_id: int) -> None:
         assert self._cache is not None
@@ -321,18 +320,14 @@ class CdcConsumer:
         self.metrics.dead_letter()
         log.warning("dead letter", source=self._source.name, reason=reason)
 
-    async def _retrying(self, what: str, attempt: Callable[[], Awaitable[Any]]) -> Any:
+    async def _retrying(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
         """Retry an operation on the dialler DB or the replica until it succeeds."""
-        backoff = 0.2
-        while True:
-            try:
-                return await attempt()
-            except (SQLAlchemyError, OSError) as error:
-                message = f"{what}: {type(error).__name__}: {error}"
-                self.metrics.error(message)
-                log.warning("retrying", error=message, retry_in=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+        async for attempt in retrying(
+            what, retryable=is_database_error, first_wait=0.2, on_retry=self.metrics.error
+        ):
+            with attempt:
+                result = await operation()
+        return result
 
     async def _acker(self) -> None:
         while True:
