@@ -7,6 +7,7 @@ import asyncio
 import click
 
 from cli.common import settings_or_exit
+from config.settings import DEVELOPMENT_ENVIRONMENTS
 from workers.devstack import DevStack
 
 
@@ -20,4 +21,12 @@ from workers.devstack import DevStack
 def dev(seed_users: int) -> None:
     """Temporal dev server, databases, demo data, workers and the web app, in one command."""
     settings = settings_or_exit()
+    environment = settings.environment.value
+    if settings.environment in DEVELOPMENT_ENVIRONMENTS:
+        click.echo(
+            f"Running in {environment} mode (ENVIRONMENT={environment}): development default "
+            "secrets, simulated Twilio and the local email outbox are allowed. Never deploy this."
+        )
+    else:
+        click.echo(f"Running with ENVIRONMENT={environment}: real secrets and credentials.")
     raise SystemExit(asyncio.run(DevStack(settings, seed_users).run()))

@@ -17,6 +17,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -31,6 +32,15 @@ class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
     PRODUCTION = "production"
+
+
+# Only these environments may run on the published development defaults (the values in
+# env.template and below) and on the simulated Twilio and local email outbox.
+DEVELOPMENT_ENVIRONMENTS = frozenset({Environment.DEVELOPMENT, Environment.TEST})
+MIN_SECRET_LENGTH = 32
+MIN_DISTINCT_CHARACTERS = 8  # "aaaa..." or "0101..." is long but guessable
+# Words of the placeholders this repository publishes (env.template, docker-compose.yml)
+_PLACEHOLDER_WORDS = ("change-me", "changeme", "dev-only", "compose-demo", "example")
 
 
 class ConfigError(Exception):
@@ -189,6 +199,18 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters")
         return value
 
+    @model_validator(mode="after")
+    def _real_secrets_outside_development(self) -> Settings:
+        """Production refuses defaults: a deployment that forgets a secret would otherwise
+        accept tokens anyone who reads this repository can sign, and a missing Twilio or
+        SendGrid credential would quietly switch to the simulated provider."""
+        if self.environment in DEVELOPMENT_ENVIRONMENTS:
+            return self
+        problem = production_secret_problem(self)
+        if problem:
+            raise ValueError(f"{problem} (ENVIRONMENT={self.environment.value})")
+        return self
+
     @property
     def twilio_enabled(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token.get_secret_value())
@@ -211,6 +233,60 @@ class Settings(BaseSettings):
         return self.cdc_binlog_url or self.replica_database_url
 
 
+def _published_default(name: str) -> str:
+    default = Settings.model_fields[name].default
+    return default.get_secret_value() if isinstance(default, SecretStr) else str(default)
+
+
+def _weakness(value: str, published: str) -> str | None:
+    if not value:
+        return "is required outside development"
+    if value == published or any(word in value.lower() for word in _PLACEHOLDER_WORDS):
+        return "is a published default or placeholder; generate a secret of your own"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"must be at least {MIN_SECRET_LENGTH} characters"
+    if len(set(value)) < MIN_DISTINCT_CHARACTERS:
+        return "is too weak (too few distinct characters); generate a random secret"
+    return None
+
+
+# Identifiers Twilio issues: a two-letter prefix and 32 hexadecimal digits
+_TWILIO_SIDS = {
+    "twilio_account_sid": "AC",
+    "twilio_api_key_sid": "SK",
+    "twilio_twiml_app_sid": "AP",
+}
+
+
+def production_secret_problem(settings: Settings) -> str | None:
+    """`NAME: what is wrong` for the first secret or credential unfit for production."""
+    secrets = {
+        "secret_key": settings.secret_key,
+        "jwt_secret": settings.jwt_secret,
+        "magic_link_secret": settings.magic_link_secret,
+        "twilio_auth_token": settings.twilio_auth_token,
+        "twilio_api_key_secret": settings.twilio_api_key_secret,
+        "sendgrid_api_key": settings.sendgrid_api_key,
+    }
+    for name, secret in secrets.items():
+        weakness = _weakness(secret.get_secret_value(), _published_default(name))
+        if weakness:
+            return f"{name.upper()}: {weakness}"
+    if not settings.sendgrid_api_key.get_secret_value().startswith("SG."):
+        return "SENDGRID_API_KEY: must be a SendGrid API key (starts with SG.)"
+    for name, prefix in _TWILIO_SIDS.items():
+        sid = getattr(settings, name)
+        if not sid:
+            return f"{name.upper()}: is required outside development"
+        if len(sid) != 34 or not sid.startswith(prefix) or not _is_hex(sid[2:]):
+            return f"{name.upper()}: must be a Twilio SID ({prefix} and 32 hexadecimal digits)"
+    return None
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
+
+
 def _with_driver(url: str, scheme: str, driver: str) -> str:
     """Accept plain `scheme://` URLs too: the async driver is the only one the app uses."""
     bare = f"{scheme}://"
@@ -219,8 +295,10 @@ def _with_driver(url: str, scheme: str, driver: str) -> str:
 
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "settings"
     message = first["msg"].removeprefix("Value error, ")
+    if not first["loc"]:  # a rule over several settings: its message names the variable
+        return message
+    field = ".".join(str(part) for part in first["loc"])
     value = first.get("input")
     secret = any(word in field for word in ("secret", "token", "key", "password"))
     shown = "" if secret or value is None or isinstance(value, dict) else f" (got {value!r})"

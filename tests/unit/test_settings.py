@@ -116,3 +116,99 @@ def test_type_adapters_are_shared_across_workflow_runs() -> None:
     ]  # fmt: skip
     assert len(json_converters) == 2
     assert json_converters[0]._type_adapter is json_converters[1]._type_adapter
+
+
+# --- secrets outside development ------------------------------------------------------------
+
+_STRONG = {
+    "SECRET_KEY": "Qm9vdHN0cmFwLXNlY3JldC1rZXktZm9yLXRlc3Rz-7f3a",
+    "JWT_SECRET": "p8Vd2kLx-Jw0tSeCr3t-4Ru7n1nGPr0dUct10n-9qZ",
+    "MAGIC_LINK_SECRET": "mL-5ecret_for_handoff_tokens_Xy7Wq2Zr8Tn4",
+    "TWILIO_ACCOUNT_SID": "AC" + "0123456789abcdef" * 2,
+    "TWILIO_AUTH_TOKEN": "fedcba9876543210" * 2,
+    "TWILIO_API_KEY_SID": "SK" + "89abcdef01234567" * 2,
+    "TWILIO_API_KEY_SECRET": "Zt7RkWq2Lm9Xp4Vb8Nc3Jd6Hf1Gs5Ya0",
+    "TWILIO_TWIML_APP_SID": "AP" + "13579bdf02468ace" * 2,
+    "SENDGRID_API_KEY": "SG.k3yIdentifier01.Xb9Qw7Er5Ty3Ui1Op8As6Df4Gh2Jk0Lz",
+}
+
+
+def _production(monkeypatch: pytest.MonkeyPatch, **changes: str | None) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    for name, value in (_STRONG | changes).items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+
+def test_production_starts_with_real_secrets_and_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _production(monkeypatch)
+    settings = load_settings()
+    assert settings.twilio_enabled and settings.sendgrid_enabled
+
+
+@pytest.mark.parametrize("environment", ["development", "test"])
+def test_development_and_test_may_use_the_published_defaults(
+    monkeypatch: pytest.MonkeyPatch, environment: str
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", environment)
+    Path(".env").write_text((ROOT / "env.template").read_text())
+    settings = load_settings()
+    assert not settings.twilio_enabled and not settings.sendgrid_enabled
+
+
+def test_production_refuses_the_env_template_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    Path(".env").write_text((ROOT / "env.template").read_text())
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value).startswith("configuration error: SECRET_KEY: is a published default")
+
+
+_SECRETS = ["SECRET_KEY", "JWT_SECRET", "MAGIC_LINK_SECRET"]
+_CREDENTIALS = ["TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SECRET", "SENDGRID_API_KEY"]
+_SIDS = ["TWILIO_ACCOUNT_SID", "TWILIO_API_KEY_SID", "TWILIO_TWIML_APP_SID"]
+
+
+def _template_value(name: str) -> str:
+    found = re.search(rf"^{name}=(\S*)", (ROOT / "env.template").read_text(), re.MULTILINE)
+    assert found is not None
+    return found.group(1)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        *[(name, None, "is required outside development") for name in _CREDENTIALS + _SIDS],
+        *[(name, _template_value(name), "is a published default") for name in _SECRETS],
+        *[(name, "x" * 8 + "-change-me-" + "y" * 24, "placeholder") for name in _SECRETS],
+        *[(name, "Ab1-" * 6, "at least 32 characters") for name in _CREDENTIALS[:2]],
+        *[(name, "abab" * 10, "too weak") for name in _SECRETS + _CREDENTIALS[:2]],
+        ("SENDGRID_API_KEY", "Xx." + "k3yIdentifier01Xb9Qw7Er5Ty3Ui1Op8As6", "starts with SG."),
+        *[(name, "AC" + "z" * 32, "must be a Twilio SID") for name in _SIDS],
+    ],
+)
+def test_production_refuses_a_missing_default_or_weak_secret_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str | None, expected: str
+) -> None:
+    _production(monkeypatch, **{variable: value})
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith(f"configuration error: {variable}: ")
+    assert expected in message
+    assert "\n" not in message
+    if value:
+        assert value not in message
+
+
+def test_production_secrets_fall_back_to_no_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset secrets in production are the built-in defaults, which are refused too."""
+    for name in _SECRETS:
+        _production(monkeypatch, **{name: None})
+        with pytest.raises(ConfigError, match=f"{name}: is a published default"):
+            load_settings()
+        monkeypatch.setenv(name, _STRONG[name])
