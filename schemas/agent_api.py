@@ -29,6 +29,7 @@ DISPOSITIONS = (
     "completed",
 )
 SMS_MAX_LENGTH = 1600
+MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints (web/converters.py bounds them in URLs)
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True)]
 
@@ -104,7 +105,9 @@ class OutcomeRequest(_Request):
     callback_at: AwareDatetime | None = Field(
         default=None, description="required for callback_requested; inside calling hours"
     )
-    call_id: int | None = Field(default=None, ge=1, description="the call this outcome ends")
+    call_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="the call this outcome ends"
+    )
     abandoned: bool = False
 
 

@@ -24,7 +24,9 @@ from web.blueprints import (
     webhooks_sms,
 )
 from web.console_support import install_filters
+from web.converters import BoundedInt
 from web.errors import register_error_handlers
+from web.input_guard import install_input_guard
 from web.ratelimit import build_rate_limiter
 from web.security import install_security_headers
 from web.services import EXTENSION_KEY, TemporalConnection, WebServices
@@ -40,6 +42,8 @@ def create_app(settings: Settings | None = None) -> Quart:
         SESSION_COOKIE_SAMESITE="Lax",
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
+    # every <int:...> in a route is bounded to the database's bigint: too large is a 404
+    app.url_map.converters["int"] = BoundedInt
 
     redis = connect_redis(settings.redis_url)
     deps = WebServices(
@@ -72,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         per_minute=settings.rate_limit_per_minute,
         address_per_minute=settings.rate_limit_address_per_minute,
     ).init_app(app)
+    install_input_guard(app)  # before the access rules, which read forms for CSRF tokens
     install_security_headers(app, https=settings.cookie_secure)
     register_error_handlers(app)
     for blueprint in (assets, auth, docs, health, magic_links, sms, webhooks_sms, api):

@@ -56,4 +56,6 @@ def register_error_handlers(app: Quart) -> None:
     async def http_error(error: HTTPException) -> tuple[Response, int]:
         status = error.code or 500
         code = (error.name or "error").lower().replace(" ", "_")
+        if status == 413:  # the same code as the JSON body limit (web/input_guard.py)
+            code = "payload_too_large"
         return jsonify(_body(code, error.description or error.name)), status

@@ -128,7 +128,7 @@ async def test_missing_fields_are_a_400_not_a_500(world: World) -> None:
     params = {"From": "+447700911006", "Body": "no sid"}
     response = await post_signed(world, INBOUND, params)
     assert response.status_code == 400
-    assert (await response.get_json())["error"]["field"] == "MessageSid"
+    assert set((await response.get_json())["error"]["fields"]) == {"MessageSid"}
 
 
 # --- delivery status -----------------------------------------------------------------------------

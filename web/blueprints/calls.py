@@ -28,6 +28,7 @@ from schemas.enums import AgentRole, AgentState
 from web.auth.access import staff, webhook
 from web.auth.identity import require_agent
 from web.console_support import agents_call, held_task, per_session
+from web.converters import parse_count, parse_id
 from web.errors import APIError
 from web.services import services
 from web.twilio_signature import verified_form
@@ -231,8 +232,14 @@ async def voice_token() -> ResponseReturnValue:
 
 
 def _call_id(form: dict[str, str]) -> int | None:
+    """The `calls` row a webhook is about, from its signed URL (or the Voice SDK's
+    `callId`); None, logged, when the value cannot be an id (Twilio then gets the answer
+    for an unknown call rather than an error it would retry)."""
     raw = request.args.get("call_id") or form.get("callId") or ""
-    return int(raw) if raw.isdigit() else None
+    call_id = parse_id(raw)
+    if call_id is None and raw:
+        log.warning("webhook with an unusable call id", path=request.path, length=len(raw))
+    return call_id
 
 
 @blueprint.post("/webhooks/twilio/voice")
@@ -300,8 +307,7 @@ async def call_status() -> ResponseReturnValue:
         values["answered_at"] = func.coalesce(db.calls.c.answered_at, at)
     if status in ENDED:
         values["ended_at"] = func.coalesce(db.calls.c.ended_at, at)
-        raw = form.get("CallDuration", "")
-        values["duration_seconds"] = int(raw) if raw.isdigit() else 0
+        values["duration_seconds"] = parse_count(form.get("CallDuration")) or 0
     lower = [s for s, rank in STATUS_RANK.items() if rank < _rank(status)]
     async with services().dialler_db.begin() as conn:
         applied = await conn.scalar(
@@ -329,7 +335,6 @@ async def recording() -> ResponseReturnValue:
     call_id, sid = _call_id(form), form.get("RecordingSid", "")
     if call_id is None or not sid or form.get("RecordingStatus", "completed") != "completed":
         return "", 204
-    raw = form.get("RecordingDuration", "")
     async with services().dialler_db.begin() as conn:
         await conn.execute(
             update(db.calls)
@@ -337,7 +342,7 @@ async def recording() -> ResponseReturnValue:
             .values(
                 recording_sid=sid,
                 recording_url=form.get("RecordingUrl") or None,
-                recording_duration_seconds=int(raw) if raw.isdigit() else None,
+                recording_duration_seconds=parse_count(form.get("RecordingDuration")),
             )
         )
     return "", 204

@@ -27,6 +27,7 @@ from services.claims import ClaimError
 from services.sms_conversations import ClaimantNotFound, InboundSms, SmsError
 from web.auth.access import staff
 from web.auth.identity import require_agent
+from web.converters import MAX_ID, query_int
 from web.errors import APIError
 from web.services import services
 from web.sms_support import (
@@ -58,8 +59,8 @@ def sms_time(moment: datetime | None) -> str:
 
 
 def _page_number() -> int:
-    raw = request.args.get("page", "1")
-    return max(1, int(raw)) if raw.isdigit() else 1
+    # bounded so the page's offset fits the database's bigint (a page past it is a 404)
+    return max(1, query_int("page", 1, maximum=MAX_ID // PAGE_SIZE))
 
 
 @blueprint.get("/sms")

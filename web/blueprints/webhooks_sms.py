@@ -43,13 +43,15 @@ def _required(form: dict[str, str], *names: str) -> str:
         value = form.get(name, "").strip()
         if value:
             return value
-    raise APIError(400, "missing_field", f"{names[0]} is required.", field=names[0])
+    message = f"{names[0]} is required."
+    raise APIError(400, "missing_field", message, fields={names[0]: message})
 
 
 def _sid(form: dict[str, str]) -> str:
     sid = _required(form, "MessageSid", "SmsSid")
     if len(sid) > MAX_SID_LENGTH:
-        raise APIError(400, "invalid_field", "MessageSid is too long.", field="MessageSid")
+        message = "MessageSid is too long."
+        raise APIError(400, "invalid_field", message, fields={"MessageSid": message})
     return sid
 
 
