@@ -1,6 +1,6 @@
 """Time to bring every seed-scale claimant under an outreach workflow.
 
-    .venv/bin/python -m bench.bring_under_workflows [--users 50000] [--within 20]
+    .venv/bin/python -m bench.bring_under_workflows [--users 50000] [--within 20] [--no-record]
 
 Seeds demo data, runs the reconcile workflow once (its plan finds everyone the seed's queue
 queries place in a queue, and its refresh batches signal-with-start their workflows), then
@@ -11,48 +11,34 @@ far it got and its rate so far.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import text
-from temporalio.client import Client
-from temporalio.worker import Worker
 
 from adapters.rules_file import load_rules_file
-from bench.common import (
+from bench.harness.cli import Figure, RunRecord, Table, finish, params, parser, run, say
+from bench.harness.machine import Phase, code_version, load_table, machine_info, stamp
+from bench.harness.seed import OUTREACH, expected_members, seed
+from bench.harness.stack import connect_client, dev_server, scratch_databases
+from bench.harness.temporal import (
     ActivityTap,
     CoreMetrics,
-    Phase,
-    Table,
-    append_report,
-    connect_client,
     count_type_adapters,
     describe_profiles,
-    dev_server,
-    expected_members,
     history_profile,
-    load_table,
-    machine_info,
-    print_tables,
-    run,
-    say,
-    scratch_databases,
-    seed,
 )
 from schemas.reconcile import ReconcileInput, ReconcileResult
 from workers.outreach import build_worker, outreach_activities
 from workflows.outreach import workflow_id_for
-from workflows.reconcile import ReconcileWorkflow
 
 TASK_QUEUE = "bench-outreach"
 POLL_SECONDS = 2.0
 STALL_SECONDS = 180.0
 MILESTONES = (0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 SEED_SCALE = 50_000
+RECONCILE = "Reconcile"  # the workflow type, as registered
 SAMPLED = 20
 
 
@@ -63,40 +49,24 @@ class Progress:
     matched: int  # ... in the queue the seed queries say
 
 
-def worker_for(
-    client: Client, activities: Sequence[Callable[..., Any]], cache: int | None
-) -> Worker:
-    """`build_worker` as the product runs it, or (experiment) its configuration with another
-    sticky cache size. The configuration is read from a worker built for a scratch task queue
-    that is never run (two workers may not share a task queue)."""
-    if cache is None:
-        return build_worker(client, TASK_QUEUE, activities)
-    config = build_worker(client, f"{TASK_QUEUE}-config-only", activities).config()
-    config["task_queue"] = TASK_QUEUE
-    config["max_cached_workflows"] = cache
-    return Worker(**config)
-
-
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=SEED_SCALE, help="demo claimants")
-    parser.add_argument("--within", type=float, default=20.0, help="minutes to wait at most")
-    parser.add_argument(
+    cli = parser(__doc__)
+    cli.add_argument("--users", type=int, default=SEED_SCALE, help="demo claimants")
+    cli.add_argument("--within", type=float, default=20.0, help="minutes to wait at most")
+    cli.add_argument(
         "--max-cached-workflows",
         type=int,
         default=None,
-        help="experiment: the worker's sticky cache size (default: build_worker's, 1000)",
+        help="experiment: the worker's sticky cache size (default: build_worker's)",
     )
-    args = parser.parse_args()
+    args = cli.parse_args()
     tap = ActivityTap()
     metrics = CoreMetrics()
     adapters = count_type_adapters()
     async with dev_server() as server, scratch_databases("bu") as dbs:
         machine = await machine_info(dbs)
-        say(f"seeding {args.users} demo claimants")
         seeded = await seed(dbs, args.users)
-        say(f"  generated in {seeded.generate_seconds:.1f}s, loaded in {seeded.load_seconds:.1f}s")
-        client = await connect_client(server.address, tap, metrics)
+        client = await connect_client(server.address, [tap], metrics.runtime)
         settings = dbs.settings(server.address, TASK_QUEUE)
         rules = load_rules_file(settings.rules_file)
         expected = await expected_members(dbs, rules, seeded.now)
@@ -107,12 +77,17 @@ async def main() -> int:
         timeline: list[Progress] = []
         reconcile_seconds: float | None = None
         result: ReconcileResult | None = None
-        async with worker_for(client, activities, args.max_cached_workflows):
+        cache = (
+            {}
+            if args.max_cached_workflows is None
+            else {"max_cached_workflows": args.max_cached_workflows}
+        )
+        async with build_worker(client, TASK_QUEUE, activities, **cache):
             async with Phase("reconcile + outreach workflows", server.pid) as phase:
                 began = time.monotonic()
                 handle = await client.start_workflow(
-                    ReconcileWorkflow.run, ReconcileInput(), id="bench-reconcile",
-                    task_queue=TASK_QUEUE,
+                    RECONCILE, ReconcileInput(), id="bench-reconcile", task_queue=TASK_QUEUE,
+                    result_type=ReconcileResult,
                 )  # fmt: skip
                 reconcile = asyncio.create_task(handle.result())
                 last_change, last_report = began, began
@@ -153,7 +128,7 @@ async def main() -> int:
             core = await metrics.scrape()
             sample = sorted(expected)[:: max(1, total // SAMPLED)][:SAMPLED]
             profiles = [await history_profile(client, workflow_id_for(u)) for u in sample]
-            workflows = await client.count_workflows("WorkflowType = 'Outreach'")
+            workflows = await client.count_workflows(f"WorkflowType = '{OUTREACH}'")
 
     final = timeline[-1]
     rate = final.covered / final.seconds
@@ -184,7 +159,6 @@ async def main() -> int:
         ["**claimants/s**", f"**{rate:.1f}**"],
         ["Outreach workflows in visibility", f"{workflows.count:,}"],
         ["activities executed (all)", activity_counts],
-        ["load_facts per claimant", f"{tap.counts['load_facts'] / max(total, 1):.2f}"],
         [f"outreach histories ({len(profiles)} sampled across the id range)",
          describe_profiles(profiles)],
         ["worker sticky cache: hits / misses / forced evictions",
@@ -201,8 +175,8 @@ async def main() -> int:
     if args.max_cached_workflows is not None:
         notes.append(
             f"EXPERIMENT: the worker is `build_worker`'s configuration with "
-            f"max_cached_workflows={args.max_cached_workflows:,} (the product uses the SDK "
-            "default, 1,000)."
+            f"max_cached_workflows={args.max_cached_workflows:,} (the product's is "
+            "`workers.outreach.DEFAULT_MAX_CACHED_WORKFLOWS`)."
         )
     if args.users < SEED_SCALE or not finished:
         scale = SEED_SCALE / args.users
@@ -233,8 +207,12 @@ async def main() -> int:
         ),
         load_table([phase.load]),
     ]
-    print_tables(tables)
-    append_report("Bring claimants under workflows", machine, notes, tables)
+    headline = [Figure("claimants brought under workflows per second", f"{rate:.1f}")]
+    if not finished:
+        headline[0] = Figure(headline[0].name, f"{rate:.1f} (not all done)")
+    record = RunRecord("bring_under_workflows", "Bring claimants under workflows", stamp(),
+                       code_version(), machine, params(args), headline, notes, tables)  # fmt: skip
+    finish(record, no_record=args.no_record)
     return 0
 
 

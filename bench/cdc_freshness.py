@@ -1,7 +1,7 @@
 """CDC freshness: a row change in the replica -> the queue (`call_tasks`) reflects it.
 
     .venv/bin/python -m bench.cdc_freshness [--users 20000] [--rate 50] [--seconds 60]
-                                            [--burst 5000] [--writers 8]
+                                            [--burst 5000] [--writers 8] [--no-record]
 
 Runs the product's path end to end on one machine, each part as its own process as in
 production: a MariaDB of its own with the binlog on (`adapters.local_mariadb`), seeded with
@@ -23,66 +23,49 @@ sent to MariaDB (same host clock). Two phases:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
 import os
 import random
-import signal
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
 
 from redis.asyncio import Redis
 from sqlalchemy import select, text, update
-from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from adapters.cdc_metrics import read_metrics
 from adapters.local_mariadb import temporary_mariadb
-from adapters.provisioning import (
-    create_replica_schema,
-    drop_postgres_database,
-    ensure_mysql_database,
-    ensure_postgres_database,
-    migrate,
-)
 from adapters.rules_file import load_rules_file
 from adapters.temporal import connect_temporal
-from bench.common import (
-    PG_HOST,
+from bench.harness.cli import Figure, RunRecord, Table, finish, params, parser, run, say, verdict
+from bench.harness.machine import Phase, PhaseLoad, code_version, load_table, machine_info, stamp
+from bench.harness.seed import expected_members, seed
+from bench.harness.stack import (
+    Child,
     Databases,
-    Phase,
-    PhaseLoad,
-    Table,
-    append_report,
+    child_process,
     dev_server,
-    expected_members,
+    dialler,
     free_port,
-    load_table,
-    machine_info,
-    ms,
-    percentile,
-    print_tables,
-    run,
-    say,
-    seed,
-    venv_binary,
+    scratch_databases,
+    stack_env,
 )
-from config.settings import CdcSource, Environment, Settings
+from bench.harness.stats import ms, percentile
+from config.settings import CdcSource, Settings
 from schemas import dialler_db as db
 from schemas import replica
 from schemas.reconcile import ReconcileInput
 from workers.schedules import planned_schedules
 from workflows.outreach import workflow_id_for
-from workflows.reconcile import ReconcileWorkflow
 
 TASK_QUEUE = "bench-cdc"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -139,78 +122,9 @@ async def signal_delays(client: Client, probes: list[Probe], sample: int = 200) 
     return delays
 
 
-@contextlib.asynccontextmanager
-async def binlog_databases(port: int, tag: str) -> AsyncIterator[Databases]:
-    """A migrated scratch PostgreSQL database, and the replica schema on the binlog MariaDB
-    (which is thrown away with its data directory)."""
-    name = f"bench_{tag}_{os.getpid()}"
-    pg = f"postgresql+asyncpg://postgres@{PG_HOST}/{name}"
-    my = f"mysql+aiomysql://root@127.0.0.1:{port}/{name}"
-    await drop_postgres_database(pg)
-    await ensure_postgres_database(pg)
-    await ensure_mysql_database(my)
-    await migrate(pg)
-    dialler = create_async_engine(pg, pool_size=20, max_overflow=20)
-    replica_db = create_async_engine(my, pool_size=10, max_overflow=10, pool_recycle=3600)
-    dbs = Databases(pg, my, dialler, replica_db)
-    try:
-        await create_replica_schema(replica_db)
-        yield dbs
-    finally:
-        for engine in (dbs.dialler, dbs.replica, *dbs.extra):
-            await engine.dispose()
-        await drop_postgres_database(pg)
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _environment(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REPLICA_DATABASE_URL": settings.replica_database_url,
-        "REDIS_URL": settings.redis_url,
-        "TEMPORAL_ADDRESS": settings.temporal_address,
-        "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
-        "CDC_SOURCE": "binlog",
-        "LOG_LEVEL": "WARNING",
-    }
-
-
-@contextlib.asynccontextmanager
-async def dialler_process(
-    settings: Settings, name: str, *args: str, ready: Callable[[], Awaitable[bool]]
-) -> AsyncIterator[int]:
-    """`dialler <args>` as its own process, as in production; yields its pid once `ready`."""
-    log_path = Path(tempfile.gettempdir()) / f"bench-{name}-{os.getpid()}.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            venv_binary("dialler"), *args, env=_environment(settings), stdout=log, stderr=log
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while not await ready():
-                if process.returncode is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} did not start; see {log_path}")
-                await asyncio.sleep(0.2)
-            yield process.pid
-        finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(process.wait(), 30)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
-
-
-def cdc_worker(settings: Settings, redis: Redis) -> contextlib.AbstractAsyncContextManager[int]:
+def cdc_worker(
+    env: dict[str, str], logs: Path, redis: Redis
+) -> contextlib.AbstractAsyncContextManager[Child]:
     """`dialler sync start`: ready once it publishes its metrics, which it does after it
     has stored the position it reads from. (Metrics left in Redis by an earlier run do not
     count: writing before the worker has its position would lose those changes, since a
@@ -221,12 +135,13 @@ def cdc_worker(settings: Settings, redis: Redis) -> contextlib.AbstractAsyncCont
         beat = (await read_metrics(redis, "binlog")).get("heartbeat_at")
         return beat is not None and float(beat) > launched
 
-    return dialler_process(settings, "cdc-worker", "sync", "start", ready=ready)
+    return child_process("cdc-worker", dialler("sync", "start"), env, logs, ready=ready,
+                         stop_within=30)  # fmt: skip
 
 
 def outreach_worker(
-    settings: Settings, client: Client
-) -> contextlib.AbstractAsyncContextManager[int]:
+    env: dict[str, str], logs: Path, client: Client
+) -> contextlib.AbstractAsyncContextManager[Child]:
     """`dialler worker outreach`: ready once it has provisioned its schedules, which are then
     paused (a catch-up or reconcile firing mid-phase would refresh claimants the benchmark
     is timing)."""
@@ -239,7 +154,8 @@ def outreach_worker(
             return False
         return True
 
-    return dialler_process(settings, "outreach-worker", "worker", "outreach", ready=ready)
+    return child_process("outreach-worker", dialler("worker", "outreach"), env, logs,
+                         ready=ready, stop_within=30)  # fmt: skip
 
 
 class Watcher:
@@ -311,15 +227,14 @@ async def steady_phase(
     pool: list[tuple[int, bool]],
     rate: float,
     seconds: float,
-    pids: dict[str, int],
+    pids: Mapping[str, int],
     temporal_pid: int,
 ) -> PhaseResult:
     watcher = Watcher(dbs)
     count = int(rate * seconds)
     probes: list[Probe] = []
     lags: list[float] = []
-    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    async with Phase(f"steady {rate:g}/s", temporal_pid) as phase:
+    async with Phase(f"steady {rate:g}/s", temporal_pid, pids) as phase:
         watching = asyncio.create_task(watcher.run())
         sampling = asyncio.create_task(lag_sampler(redis, lags))
         began = time.monotonic()
@@ -345,7 +260,7 @@ async def steady_phase(
         write_seconds,
         last - first_write if drained else None,
         phase.load,
-        {n: (cpu_seconds(pid) - cpu_before[n]) / phase.load.seconds for n, pid in pids.items()},
+        {name: phase.load.cores[name] for name in pids},
         lags,
     )
 
@@ -355,7 +270,7 @@ async def burst_phase(
     redis: Redis,
     pool: list[tuple[int, bool]],
     writers: int,
-    pids: dict[str, int],
+    pids: Mapping[str, int],
     temporal_pid: int,
 ) -> PhaseResult:
     watcher = Watcher(dbs)
@@ -363,7 +278,6 @@ async def burst_phase(
     for probe in probes:
         watcher.add(probe)
     lags: list[float] = []
-    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     queue: asyncio.Queue[Probe] = asyncio.Queue()
     for probe in probes:
         queue.put_nowait(probe)
@@ -373,7 +287,7 @@ async def burst_phase(
             probe = queue.get_nowait()
             probe.written_at = await flip(dbs, probe.user_id, probe.vulnerable)
 
-    async with Phase(f"burst of {len(probes):,}", temporal_pid) as phase:
+    async with Phase(f"burst of {len(probes):,}", temporal_pid, pids) as phase:
         watching = asyncio.create_task(watcher.run())
         sampling = asyncio.create_task(lag_sampler(redis, lags))
         began = time.monotonic()
@@ -390,7 +304,7 @@ async def burst_phase(
         write_seconds,
         last - first_write if drained else None,
         phase.load,
-        {n: (cpu_seconds(pid) - cpu_before[n]) / phase.load.seconds for n, pid in pids.items()},
+        {name: phase.load.cores[name] for name in pids},
         lags,
     )
 
@@ -398,7 +312,7 @@ async def burst_phase(
 async def bring_under_workflows(dbs: Databases, client: Client, expected: int) -> float:
     began = time.monotonic()
     await client.execute_workflow(
-        ReconcileWorkflow.run,
+        "Reconcile",  # the workflow type, as registered
         ReconcileInput(),
         id=f"bench-reconcile-{uuid.uuid4().hex[:6]}",
         task_queue=TASK_QUEUE,
@@ -464,69 +378,53 @@ def figures(result: PhaseResult) -> list[str]:
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--users", type=int, default=20_000)
-    parser.add_argument("--rate", type=float, default=50.0, help="steady changes per second")
-    parser.add_argument("--seconds", type=float, default=60.0, help="steady phase length")
-    parser.add_argument("--burst", type=int, default=5_000, help="changes in the burst")
-    parser.add_argument("--writers", type=int, default=8, help="connections writing the burst")
-    parser.add_argument("--no-report", action="store_true", help="print only (trial runs)")
-    args = parser.parse_args()
+    cli = parser(__doc__)
+    cli.add_argument("--users", type=int, default=20_000)
+    cli.add_argument("--rate", type=float, default=50.0, help="steady changes per second")
+    cli.add_argument("--seconds", type=float, default=60.0, help="steady phase length")
+    cli.add_argument("--burst", type=int, default=5_000, help="changes in the burst")
+    cli.add_argument("--writers", type=int, default=8, help="connections writing the burst")
+    args = cli.parse_args()
     steady_count = int(args.rate * args.seconds)
     rules = load_rules_file(Settings(_env_file=None).rules_file)  # type: ignore[call-arg]
     redis = Redis.from_url(REDIS_URL, decode_responses=True)
     results: list[PhaseResult] = []
+    logs = Path(tempfile.mkdtemp(prefix="bench-cdc-"))
     try:
         async with (
             dev_server() as server,
             temporary_mariadb(free_port()) as mariadb,
-            binlog_databases(mariadb.port, "cdc") as dbs,
+            scratch_databases("cdc", mysql_host=f"127.0.0.1:{mariadb.port}") as dbs,
         ):
             machine = await machine_info(dbs)
-            say(f"seeding {args.users:,} demo claimants into the binlog MariaDB")
             seeded = await seed(dbs, args.users)
             expected = len(await expected_members(dbs, rules, seeded.now))
-            settings = Settings(
-                _env_file=None,  # type: ignore[call-arg]
-                environment=Environment.TEST,
-                database_url=dbs.pg_url,
-                replica_database_url=dbs.mysql_url,
-                redis_url=REDIS_URL,
-                temporal_address=server.address,
-                temporal_task_queue=TASK_QUEUE,
-                cdc_source=CdcSource.BINLOG,
-            )
+            settings = dbs.settings(server.address, TASK_QUEUE, redis_url=REDIS_URL,
+                                    cdc_source=CdcSource.BINLOG)  # fmt: skip
+            env = stack_env(dbs, server.address, TASK_QUEUE, REDIS_URL, CDC_SOURCE="binlog",
+                            LOG_LEVEL="WARNING")  # fmt: skip
             client = await connect_temporal(settings)  # as the workers build theirs
-            async with outreach_worker(settings, client) as worker_pid:
+            async with outreach_worker(env, logs, client) as worker:
                 say(f"bringing {expected:,} claimants under workflows")
                 took = await bring_under_workflows(dbs, client, expected)
                 say(f"  done in {took:.0f} s")
                 pool = await pick_pool(dbs, steady_count + args.burst)
-                async with cdc_worker(settings, redis) as cdc_pid:
-                    pids = {"cdc": cdc_pid, "outreach": worker_pid}
+                async with cdc_worker(env, logs, redis) as cdc:
+                    pids = {"cdc": cdc.pid, "outreach": worker.pid}
                     say(f"steady: {args.rate:g} changes/s for {args.seconds:g} s")
-                    results.append(
-                        await steady_phase(
-                            dbs,
-                            redis,
-                            pool[:steady_count],
-                            args.rate,
-                            args.seconds,
-                            pids,
-                            server.pid,
-                        )
-                    )
+                    results.append(await steady_phase(
+                        dbs, redis, pool[:steady_count], args.rate, args.seconds, pids, server.pid
+                    ))  # fmt: skip
                     say(f"burst: {args.burst:,} changes")
-                    results.append(
-                        await burst_phase(
-                            dbs, redis, pool[steady_count:], args.writers, pids, server.pid
-                        )
-                    )
+                    results.append(await burst_phase(
+                        dbs, redis, pool[steady_count:], args.writers, pids, server.pid
+                    ))  # fmt: skip
                     metrics = await read_metrics(redis, "binlog")
                 for result in results:
                     result.to_signal = await signal_delays(client, result.probes)
     finally:
         await redis.aclose()
+        say(f"worker logs kept in {logs}")
 
     table = Table(
         "Freshness: replica UPDATE sent -> `call_tasks.updated_at` of the task write that "
@@ -548,7 +446,8 @@ async def main() -> int:
     )
     loads = load_table([r.load for r in results if r.load is not None])
     steady = results[0].freshness()
-    verdict = "met" if steady and percentile(steady, 95) <= TARGET_P95 else "NOT met"
+    p95 = percentile(steady, 95) if steady else float("nan")
+    met = verdict(p95 <= TARGET_P95, args.rate >= 50)
     notes = [
         f"{args.users:,} demo claimants ({expected:,} in a queue, all under workflows first); "
         f"each change flips one claimant's `is_vulnerable`, no claimant twice.",
@@ -557,15 +456,23 @@ async def main() -> int:
         "outreach worker (`dialler worker outreach`, schedules paused) as their own "
         "processes; Temporal dev server (SQLite, WAL). Write -> signal: the `change` signal's "
         "time in the claimant's history (the CDC part); the rest is the workflow's.",
-        f"Target (DESIGN.md section 5): p95 <= {TARGET_P95:g} s at the steady rate: {verdict}.",
+        f"Target (DESIGN.md section 5): p95 <= {TARGET_P95:g} s at the steady rate: {met}.",
         f"CDC worker totals: {metrics.get('events_applied', '?')} events applied, "
         f"{metrics.get('dead_letters', '?')} dead letters, {metrics.get('errors', '?')} errors.",
         "The worker's own lag figure comes from binlog commit times, which have whole seconds.",
     ]
-    print_tables([table, loads])
-    print("\n".join(f"- {note}" for note in notes), flush=True)
-    if not args.no_report:
-        append_report("CDC freshness", machine, notes, [table, loads])
+    burst = results[1]
+    headline = [
+        Figure(f"CDC freshness p95, steady {args.rate:g} changes/s", ms(p95),
+               f"≤ {TARGET_P95:g} s at 50 changes/s", met),
+        Figure(f"CDC freshness p50, steady {args.rate:g} changes/s", ms(percentile(steady, 50))),
+        Figure(f"burst of {args.burst:,}: all reflected after",
+               "not drained" if burst.drained_seconds is None
+               else f"{burst.drained_seconds:.1f} s"),
+    ]  # fmt: skip
+    record = RunRecord("cdc_freshness", "CDC freshness", stamp(), code_version(), machine,
+                       params(args), headline, notes, [table, loads])  # fmt: skip
+    finish(record, no_record=args.no_record)
     return 0
 
 
