@@ -1,10 +1,13 @@
 """What the console and calling blueprints share: the agent's claim and calls (a claimant or
-call that is not the agent's is a 404), htmx helpers and display filters (UK time)."""
+call that is not the agent's is a 404), htmx helpers, display filters (UK time), and the
+views that must read true when they are shown: "why now" at render time, and the callback
+picker, whose offered times are exactly the ones an outcome saves."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -13,6 +16,8 @@ from quart.typing import ResponseReturnValue
 from quart_rate_limiter import rate_limit
 from sqlalchemy import select
 
+from domain.calling_windows import callback_slots, callback_time_allowed, explain, format_local
+from domain.rules import CallingWindows
 from schemas import dialler_db as db
 from schemas.enums import TaskStatus
 from web.errors import APIError
@@ -28,6 +33,9 @@ QUEUE_LABELS = {
     "callback": "Callbacks",
 }
 NOT_YOURS = "That claimant is not assigned to you."
+CALLBACK_DAYS = 7  # today and the next six days
+CALLBACK_LEAD = timedelta(minutes=5)  # the earliest callback offered
+UNREADABLE_CALLBACK = "That callback time could not be read; choose one from the list."
 
 
 def per_session(count: int, period: timedelta) -> Callable[[View], View]:
@@ -179,6 +187,99 @@ def call_status_label(status: str | None) -> str:
     return STATUS_LABELS.get(status or "", humanise(status))
 
 
+# --- "why now", true when it is read ---------------------------------------------------------
+
+
+def why_now(
+    not_before: datetime | None,
+    reason: str,
+    now: datetime,
+    windows: CallingWindows,
+    preferred_start: time | None = None,
+    preferred_end: time | None = None,
+) -> str:
+    """The task's "why now" as it reads at `now`.
+
+    `reason` was written when the task was assessed ("calling window closed until 08:00")
+    and the workflow does not re-assess when `not_before` arrives, so once that time has
+    passed the words describe a wait that is over. A wait still ahead stays true (its times
+    are on or after the day it was written), so it is shown as written; a wait that is over
+    is replaced by when it ended and where the calling window stands now."""
+    if not_before is None or not_before > now:
+        return reason
+    since = format_local(not_before, windows.zone, now)
+    return f"callable since {since}; {explain(now, windows, preferred_start, preferred_end)}"
+
+
+def _why_now_at_render(
+    not_before: datetime | None,
+    reason: str,
+    preferred_start: time | None = None,
+    preferred_end: time | None = None,
+) -> str:
+    windows = services().rules().calling_windows
+    return why_now(not_before, reason, datetime.now(UTC), windows, preferred_start, preferred_end)
+
+
+# --- the callback picker: what is shown is what is saved ---------------------------------------
+
+
+@dataclass(frozen=True)
+class CallbackDay:
+    day: date  # the calling windows' local day (UK)
+    label: str
+    slots: list[datetime]  # UTC instants; shown as the local wall time on `day`
+
+
+def offered_callback_days(now: datetime, windows: CallingWindows) -> list[CallbackDay]:
+    """Today and the next six local days, each with the callback times the windows allow
+    (from `CALLBACK_LEAD` after `now`); days without one are left out."""
+    today = now.astimezone(windows.zone).date()
+    found: list[CallbackDay] = []
+    for offset in range(CALLBACK_DAYS):
+        day = today + timedelta(days=offset)
+        slots = [s for s in callback_slots(day, windows) if s >= now + CALLBACK_LEAD]
+        if not slots:
+            continue
+        name = f"{day:%a} {day.day} {day:%b}"
+        label = {0: f"Today ({name})", 1: f"Tomorrow ({name})"}.get(offset, name)
+        found.append(CallbackDay(day, label, slots))
+    return found
+
+
+def parse_callback_time(
+    raw: str, day: str, now: datetime, windows: CallingWindows
+) -> tuple[datetime | None, str | None]:
+    """The submitted callback instant (UTC), or why it cannot be used.
+
+    `day` is the day the picker showed (empty when the client sent none): a time from
+    another day means the time list was stale (a lost refresh, a browser restoring the form,
+    no script), so the agent saw one day and would have saved another; it is refused. The
+    "7 days ahead" limit counts local days, as the picker offers them, not 168 hours (a
+    clock change in between makes those differ by an hour)."""
+    if not raw:
+        return None, "Choose a callback day and time."
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        return None, UNREADABLE_CALLBACK
+    if at.tzinfo is None or at.utcoffset() is None:
+        return None, UNREADABLE_CALLBACK
+    at = at.astimezone(UTC)
+    local = at.astimezone(windows.zone)
+    when = f"{local:%H:%M} on {local:%a} {local.day} {local:%b}"
+    if day and day != local.date().isoformat():
+        return None, f"The time chosen ({when}) is not on the day shown; choose the time again."
+    if at <= now:
+        return None, "That callback time has passed; choose a later one."
+    last_day = now.astimezone(windows.zone).date() + timedelta(days=CALLBACK_DAYS - 1)
+    if local.date() > last_day:
+        return None, f"Callbacks can be booked up to {CALLBACK_DAYS} days ahead."
+    if not callback_time_allowed(at, windows):
+        return None, f"{when} is outside the calling windows ({explain(at, windows)})."
+    return at, None
+
+
 def install_filters(app: Quart) -> None:
     app.jinja_env.filters.update(
         call_status_label=call_status_label,
@@ -191,4 +292,5 @@ def install_filters(app: Quart) -> None:
         phone=phone,
         humanise=humanise,
     )
+    app.jinja_env.globals["why_now"] = _why_now_at_render
     app.jinja_env.globals["queue_label"] = lambda q: QUEUE_LABELS.get(str(q), humanise(str(q)))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from quart import Blueprint, redirect, render_template, request
@@ -23,7 +23,6 @@ from sqlalchemy import select
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
-from domain.calling_windows import callback_slots, callback_time_allowed, explain
 from domain.dispositions import EFFECTS, Disposition
 from schemas import dialler_db as db
 from schemas.enums import AgentRole, AgentState, LinkChannel, Queue, TaskStatus
@@ -34,13 +33,16 @@ from services.claims import ClaimError
 from services.live_updates import queue_depths
 from web.auth.access import public, staff
 from web.auth.identity import CurrentAgent, current_agent, require_agent
+from web.console_support import CALLBACK_LEAD as CALLBACK_LEAD  # the tests' lead time
 from web.console_support import (
-    LONDON,
+    CallbackDay,
     call_for_claim,
     client_ip,
     current_claim,
     held_task,
     htmx_or_console,
+    offered_callback_days,
+    parse_callback_time,
     per_session,
     uk_time,
 )
@@ -52,8 +54,6 @@ blueprint = Blueprint("console", __name__)
 
 NEXT_LIMIT = per_session(30, timedelta(minutes=1))
 MAGIC_LINK_LIMIT = per_session(10, timedelta(minutes=1))
-CALLBACK_DAYS = 7  # today and the next six days
-CALLBACK_LEAD = timedelta(minutes=5)  # the earliest callback offered
 NOTES_MAX = 4000
 PURPOSES = {Queue.UNSIGNED: "signature", Queue.OUTSTANDING: "documents", Queue.CALLBACK: "callback"}
 ENGINE_DOWN = "The dialler engine is not responding. Try again in a moment."
@@ -84,50 +84,14 @@ TEMPORAL_ERRORS = (
 # --- the callback picker ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CallbackDay:
-    day: date
-    label: str
-    slots: list[datetime]
-
-
 def callback_days(now: datetime) -> list[CallbackDay]:
     """Days (today and the next six) with the callback times the calling windows allow."""
-    windows = services().rules().calling_windows
-    today = now.astimezone(LONDON).date()
-    found: list[CallbackDay] = []
-    for offset in range(CALLBACK_DAYS):
-        day = today + timedelta(days=offset)
-        slots = [s for s in callback_slots(day, windows) if s >= now + CALLBACK_LEAD]
-        if not slots:
-            continue
-        name = f"{day:%a} {day.day} {day:%b}"
-        label = {0: f"Today ({name})", 1: f"Tomorrow ({name})"}.get(offset, name)
-        found.append(CallbackDay(day, label, slots))
-    return found
+    return offered_callback_days(now, services().rules().calling_windows)
 
 
-def _callback_error(raw: str, now: datetime) -> tuple[datetime | None, str | None]:
-    """The chosen callback time, or the reason it cannot be used."""
-    if not raw:
-        return None, "Choose a callback day and time."
-    try:
-        at = datetime.fromisoformat(raw)
-    except ValueError:
-        return None, "That callback time could not be read; choose one from the list."
-    if at.tzinfo is None:
-        return None, "That callback time could not be read; choose one from the list."
-    at = at.astimezone(UTC)
-    if at <= now:
-        return None, "That callback time has passed; choose a later one."
-    if at > now + timedelta(days=CALLBACK_DAYS):
-        return None, f"Callbacks can be booked up to {CALLBACK_DAYS} days ahead."
-    windows = services().rules().calling_windows
-    if not callback_time_allowed(at, windows):
-        local = at.astimezone(LONDON)
-        when = f"{local:%H:%M} on {local:%a} {local.day} {local:%b}"
-        return None, f"{when} is outside the calling windows ({explain(at, windows)})."
-    return at, None
+def _callback_error(raw: str, now: datetime, day: str = "") -> tuple[datetime | None, str | None]:
+    """The chosen callback time, or the reason it cannot be used (`day`: the day shown)."""
+    return parse_callback_time(raw, day, now, services().rules().calling_windows)
 
 
 @dataclass
@@ -420,7 +384,7 @@ async def record_outcome(user_id: int) -> ResponseReturnValue:
     elif len(form.notes) > NOTES_MAX:
         form.error = f"Notes are at most {NOTES_MAX:,} characters."
     elif form.needs_callback:
-        callback_at, form.error = _callback_error(form.callback_at, now)
+        callback_at, form.error = _callback_error(form.callback_at, now, form.callback_day)
     if form.error:
         return await _invalid_outcome(user_id, form)
 
