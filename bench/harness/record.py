@@ -75,8 +75,10 @@ class RunRecord:
         return cls(**raw)
 
     def rerun(self) -> str:
-        """The command that repeats this run."""
-        args = " ".join(_flag(k, v) for k, v in sorted(self.params.items()) if v is not False)
+        """The command that repeats this run (flags off or unset are left out)."""
+        args = " ".join(
+            _flag(k, v) for k, v in sorted(self.params.items()) if v is not False and v is not None
+        )
         return f".venv/bin/python -m bench.{self.benchmark} {args}".rstrip()
 
 

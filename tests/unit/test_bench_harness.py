@@ -139,7 +139,7 @@ def test_latest_figures_take_each_figure_from_its_latest_run() -> None:
 def test_docs_table_replaces_only_the_generated_part() -> None:
     runs = [record("claim_next", "2026-11-28 21:22 UTC",
                    Figure("claim_next p99, 50 claimers", "9365.5 ms", "≤ 50 ms", "missed"),
-                   users=2750, claimers=50, no_pause=True, extra=False)]  # fmt: skip
+                   users=2750, claimers=50, no_pause=True, extra=False, cache=None)]  # fmt: skip
     page = f"# Benchmarks\n\nHand-written intro.\n\n{BEGIN}\nstale table\n{END}\n\n## Why\nKept.\n"
     rendered = render_docs(page, runs)
     assert rendered.startswith("# Benchmarks\n\nHand-written intro.\n\n" + BEGIN)
