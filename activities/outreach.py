@@ -82,6 +82,8 @@ def _contact_history_statement() -> Select[Any]:
         select(
             func.count().filter(calls.started_at >= day_start).label("today"),
             func.count().filter(calls.started_at >= week_ago).label("week"),
+            # an abandoned call locks the number, whoever it was for
+            func.max(calls.started_at).filter(calls.abandoned).label("last_abandoned_at"),
         )
         # `= NULL` matches nothing: a claimant with no number shares no attempts
         .where(calls.phone_key == bindparam("phone_key", type_=db.calls.c.phone_key.type))
@@ -99,7 +101,9 @@ def _contact_history_statement() -> Select[Any]:
             mine.c.today,
             mine.c.week,
             mine.c.last_contact_at,
-            mine.c.last_abandoned_at,
+            func.greatest(mine.c.last_abandoned_at, number.c.last_abandoned_at).label(
+                "last_abandoned_at"
+            ),
             number.c.today.label("number_today"),
             number.c.week.label("number_week"),
             last.c.disposition,
@@ -441,7 +445,8 @@ class OutreachActivities:
                 await conn.execute(
                     update(calls)
                     .where(calls.c.id == request.call_id, calls.c.user_id == request.user_id)
-                    .values(**values)
+                    # the call-status webhook may have found the call abandoned: keep that
+                    .values(**values | {"abandoned": calls.c.abandoned | request.abandoned})
                 )
                 call_id = request.call_id
             else:

@@ -10,6 +10,13 @@ notice to the claimant when they pick up (FCA CMCOB 2.3) through the `<Number ur
 (`notice_twiml`), before the two sides are connected. Status and recording callbacks carry
 the call id in their (signed) URLs.
 
+Both legs report their progress to `/webhooks/twilio/call-status`: the claimant's leg
+through the `<Number statusCallback>` (its `ParentCallSid` is the agent's leg), the agent's
+leg through the TwiML App's Status Callback URL, which must be set to
+`{PUBLIC_BASE_URL}/webhooks/twilio/call-status` (that callback carries no call id: the call
+is found by the agent's leg's `CallSid`). The two legs together tell an abandoned call
+(`domain.abandoned_calls`).
+
 Without Twilio, `SimulatedVoice` plays Twilio's part: it POSTs the same webhooks, signed with
 `web.twilio_signature.sign`, through the app itself (in process, over ASGI), so the
 signature checks, the TwiML and the status bookkeeping are the very code that runs in
@@ -75,6 +82,22 @@ STATUS_LABELS = {
     "failed": "Call failed",
     "canceled": "Call cancelled",
 }
+
+
+AGENT_LEG = "agent"
+CLAIMANT_LEG = "claimant"
+
+
+def leg_of(form: dict[str, str], agent_leg_sid: str | None) -> str | None:
+    """Which leg of the call a status callback is about (`agent_leg_sid`: the call's
+    `provider_call_sid`, None until the voice webhook recorded it); None when it is about
+    another call."""
+    parent, sid = form.get("ParentCallSid"), form.get("CallSid")
+    if parent:
+        return CLAIMANT_LEG if agent_leg_sid in (None, parent) else None
+    if sid and sid == agent_leg_sid:
+        return AGENT_LEG
+    return None
 
 
 def identity_for(agent_id: int) -> str:
@@ -244,6 +267,7 @@ class SimulatedVoice:
         }
         await self._post(webhook_url(self._settings, NOTICE_PATH, call_id), params)
         await self._status(call_id, parent_sid, "in-progress")
+        await self._agent_leg(call_id, parent_sid, "in-progress")
 
     async def end(
         self, call_id: int, parent_sid: str, status: str, duration_seconds: int = 0
@@ -254,6 +278,10 @@ class SimulatedVoice:
             raise SimulationError(f"not an ending status: {status}")
         extra = {"CallDuration": str(duration_seconds)} if status == "completed" else {}
         await self._status(call_id, parent_sid, status, extra)
+        # The agent's leg ends with the claimant's, bridged for as long as they talked (a
+        # started second counts: the simulated notice takes no time, the bridge is at once).
+        bridged = max(duration_seconds, 1) if status == "completed" else 0
+        await self._agent_leg(call_id, parent_sid, "completed", {"CallDuration": str(bridged)})
         if status == "completed":
             recording = "RE" + secrets.token_hex(16)
             params = self._common() | {
@@ -266,6 +294,23 @@ class SimulatedVoice:
                 "RecordingSource": "DialVerb",
             }
             await self._post(webhook_url(self._settings, RECORDING_PATH, call_id), params)
+
+    async def drop(self, call_id: int, parent_sid: str) -> None:
+        """The agent's leg ends before it was bridged (a browser closed, a network lost),
+        and Twilio hangs up on the claimant, who had answered: an abandoned call."""
+        await self._agent_leg(call_id, parent_sid, "completed", {"CallDuration": "0"})
+        await self._status(call_id, parent_sid, "completed", {"CallDuration": "3"})
+
+    async def _agent_leg(
+        self, call_id: int, parent_sid: str, status: str, extra: dict[str, str] | None = None
+    ) -> None:
+        params = self._common() | {
+            "CallSid": parent_sid,
+            "CallStatus": status,
+            "Direction": "inbound",
+            "Timestamp": format_datetime(datetime.now(UTC), usegmt=True),
+        }
+        await self._post(webhook_url(self._settings, STATUS_PATH, call_id), params | (extra or {}))
 
     async def _status(
         self, call_id: int, parent_sid: str, status: str, extra: dict[str, str] | None = None

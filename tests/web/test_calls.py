@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import jwt
@@ -33,13 +34,15 @@ from tests.web.console_fixtures import (
     ready_claimant,
     services_of,
     signed_in_agent,
+    task_of,
     w,
     world,
 )
 from tests.workflows.conftest import open_rules
+from tests.workflows.helpers import eventually
 from web import create_app
 from web.twilio_signature import public_url, sign
-from web.voice import RECORDING_NOTICE, child_sid
+from web.voice import RECORDING_NOTICE, SimulatedVoice, child_sid
 
 __all__ = ["w", "world"]  # fixtures, imported for pytest
 
@@ -110,6 +113,7 @@ async def test_simulated_call_answered_recorded_and_dispositioned(w: World) -> N
     assert row.status == "completed" and row.ended_at is not None
     assert row.duration_seconds is not None and row.duration_seconds >= 0
     assert row.recording_sid.startswith("RE") and row.recording_url
+    assert not row.abandoned and row.agent_seconds  # an agent talked to the claimant
 
     saved = await agent.post(
         f"/console/claimants/{user_id}/outcome", {"disposition": "promised_to_sign"}
@@ -406,3 +410,99 @@ async def test_twilio_call_creates_the_row_and_lets_the_browser_connect(
     release = await client.post(f"/console/claimants/{user_id}/release", headers=headers)
     assert release.status_code == 200
     await asyncio.sleep(0)
+
+
+# --- abandoned calls (domain.abandoned_calls), from signed call-status callbacks ---------------
+
+
+def _at(seconds: int) -> str:
+    return format_datetime(datetime(2026, 3, 2, 10, 0, tzinfo=UTC) + timedelta(seconds=seconds))
+
+
+async def _claimant_leg(w: World, call: Any, status: str, at: int, **extra: str) -> None:
+    params = {
+        "CallSid": child_sid(call.provider_call_sid),
+        "ParentCallSid": call.provider_call_sid,
+        "CallStatus": status,
+        "Direction": "outbound-dial",
+        "Timestamp": _at(at),
+    } | extra
+    path = f"/webhooks/twilio/call-status?call_id={call.id}"
+    assert (await _webhook(w.app, w.settings, path, params)).status_code == 204  # fmt: skip
+
+
+async def _agent_leg_ends(w: World, call: Any, at: int, bridged: int) -> None:
+    """The agent's leg's final callback, as the TwiML App's status callback sends it: no
+    call id in the URL, the leg's own CallSid, no parent."""
+    params = {"CallSid": call.provider_call_sid, "CallStatus": "completed", "Direction": "inbound",
+              "CallDuration": str(bridged), "Timestamp": _at(at)}  # fmt: skip
+    response = await _webhook(w.app, w.settings, "/webhooks/twilio/call-status", params)
+    assert response.status_code == 204
+
+
+async def test_a_call_the_dialler_hangs_up_on_is_abandoned_and_locks_the_number(w: World) -> None:
+    agent, user_id, call = await _placed_call(w)
+    await _claimant_leg(w, call, "in-progress", 0, AnsweredBy="human")
+    # the agent's browser drops during the recording notice: never bridged, and Twilio
+    # hangs up on the claimant, who had answered
+    await _agent_leg_ends(w, call, 5, bridged=0)
+    await _claimant_leg(w, call, "completed", 5, CallDuration="5")
+
+    row = await _call_row(w, call.id)
+    assert row.abandoned and row.agent_seconds == 0 and row.answered_by == "human"
+    async with w.dialler.connect() as conn:
+        audit = (
+            await conn.execute(
+                select(db.audit_log.c.detail).where(
+                    db.audit_log.c.action == "call_abandoned",
+                    db.audit_log.c.subject_id == str(call.id),
+                )
+            )
+        ).one()
+    assert audit.detail["reason"] == "the dialler hung up on the answered call"
+
+    saved = await agent.post(f"/console/claimants/{user_id}/outcome", {"disposition": "no_answer"})
+    assert saved.status_code == 200, await agent.text(saved)
+    assert (await _call_row(w, call.id)).abandoned  # the outcome keeps the mark
+    task = await eventually(
+        lambda: task_of(w, user_id), lambda t: "abandoned" in t.not_before_reason
+    )
+    assert "72-hour lock" in task.not_before_reason
+    assert task.not_before > datetime.now(UTC) + timedelta(hours=71)
+
+
+async def test_no_agent_on_the_line_within_two_seconds_is_abandoned(w: World) -> None:
+    agent, user_id, call = await _placed_call(w)
+    await _claimant_leg(w, call, "in-progress", 0)
+    await _agent_leg_ends(w, call, 1, bridged=0)
+    assert (await _call_row(w, call.id)).abandoned
+    await agent.post(f"/console/claimants/{user_id}/outcome", {"disposition": "no_answer"})
+
+
+@pytest.mark.parametrize(
+    "story", ["claimant hangs up during the notice", "answered by a machine", "talked"]
+)
+async def test_calls_that_are_not_abandoned(w: World, story: str) -> None:
+    agent, user_id, call = await _placed_call(w)
+    if story == "claimant hangs up during the notice":
+        await _claimant_leg(w, call, "in-progress", 0)
+        await _claimant_leg(w, call, "completed", 4, CallDuration="4")
+        await _agent_leg_ends(w, call, 4, bridged=0)
+    elif story == "answered by a machine":
+        await _claimant_leg(w, call, "in-progress", 0, AnsweredBy="machine_start")
+        await _agent_leg_ends(w, call, 5, bridged=0)
+        await _claimant_leg(w, call, "completed", 5, CallDuration="5")
+    else:
+        await _claimant_leg(w, call, "in-progress", 0)
+        await _agent_leg_ends(w, call, 95, bridged=88)
+        await _claimant_leg(w, call, "completed", 95, CallDuration="95")
+    assert not (await _call_row(w, call.id)).abandoned
+    await agent.post(f"/console/claimants/{user_id}/outcome", {"disposition": "no_answer"})
+
+
+async def test_a_simulated_call_dropped_by_the_dialler_is_abandoned(w: World) -> None:
+    agent, user_id, call = await _placed_call(w)
+    await agent.post(f"/console/calls/{call.id}/simulate", {"action": "answer"})
+    await SimulatedVoice(w.app, w.settings).drop(call.id, call.provider_call_sid)
+    assert (await _call_row(w, call.id)).abandoned
+    await agent.post(f"/console/claimants/{user_id}/outcome", {"disposition": "no_answer"})

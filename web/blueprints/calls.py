@@ -20,11 +20,14 @@ from sqlalchemy import case, func, insert, select, update
 from structlog import get_logger
 
 from adapters.live import CALL_STATUS, LiveEvent, channel_for_agent
+from domain.abandoned_calls import CallLegs, abandon_reason
 from domain.calling_windows import explain, is_open
 from domain.phones import phone_key
 from schemas import dialler_db as db
 from schemas import replica
 from schemas.enums import AgentRole, AgentState
+from schemas.outreach import ChangeEvent, ChangeKind
+from services.signals import signal_with_start
 from web.auth.access import staff, webhook
 from web.auth.identity import require_agent
 from web.console_support import agents_call, held_task, per_session
@@ -33,6 +36,7 @@ from web.errors import APIError
 from web.services import services
 from web.twilio_signature import verified_form
 from web.voice import (
+    AGENT_LEG,
     ENDED,
     STATUS_LABELS,
     STATUS_RANK,
@@ -41,6 +45,7 @@ from web.voice import (
     access_token,
     dial_twiml,
     identity_for,
+    leg_of,
     notice_twiml,
     parse_twilio_time,
     refuse_twiml,
@@ -289,20 +294,31 @@ async def recording_notice() -> ResponseReturnValue:
 
 
 @blueprint.post("/webhooks/twilio/call-status")
-@webhook("Twilio reports the claimant leg's progress; signature-checked")
+@webhook("Twilio reports the progress of a call's two legs; signature-checked")
 async def call_status() -> ResponseReturnValue:
-    """Applied once per status: statuses only move forward, so a repeat changes nothing."""
+    """Applied once per status: statuses only move forward, so a repeat changes nothing.
+    The claimant's leg moves the call's status; the agent's leg's end is kept to tell an
+    abandoned call (`domain.abandoned_calls`), which is marked here."""
     form = await verified_form()
     call_id, status = _call_id(form), form.get("CallStatus", "")
-    if call_id is None or status not in STATUS_RANK:
+    if status not in STATUS_RANK:
         return "", 204
-    call = await _call(call_id)
-    parent = form.get("ParentCallSid") or form.get("CallSid")
-    if call is None or (call.provider_call_sid and parent != call.provider_call_sid):
+    if call_id is not None:
+        call = await _call(call_id)
+    else:  # the agent's leg, from the TwiML App's status callback: found by its CallSid
+        call = await _call_by_sid(form.get("CallSid", ""))
+    leg = leg_of(form, call.provider_call_sid) if call is not None else None
+    if call is None or leg is None:
         log.warning("status callback for an unknown call", call_id=call_id)
         return "", 204
     at = parse_twilio_time(form.get("Timestamp"))
+    if leg == AGENT_LEG:
+        if status in ENDED:
+            await _agent_leg_ended(call.id, at, parse_count(form.get("CallDuration")) or 0)
+        return "", 204
     values: dict[str, Any] = {"status": status}
+    if form.get("AnsweredBy"):
+        values["answered_by"] = form["AnsweredBy"][:32]
     if status == "in-progress":
         values["answered_at"] = func.coalesce(db.calls.c.answered_at, at)
     if status in ENDED:
@@ -312,18 +328,98 @@ async def call_status() -> ResponseReturnValue:
     async with services().dialler_db.begin() as conn:
         applied = await conn.scalar(
             update(db.calls)
-            .where(db.calls.c.id == call_id, db.calls.c.status.in_(lower))
+            .where(db.calls.c.id == call.id, db.calls.c.status.in_(lower))
             .values(**values)
             .returning(db.calls.c.id)
         )
     if applied is not None and call.agent_id is not None:
         event = LiveEvent(
             CALL_STATUS,
-            {"call_id": call_id, "status": status, "duration_seconds": values.get(
+            {"call_id": call.id, "status": status, "duration_seconds": values.get(
                 "duration_seconds")},
         )  # fmt: skip
         await services().live().publish(channel_for_agent(call.agent_id), event)
+    if applied is not None:
+        await _mark_if_abandoned(call.id)
     return "", 204
+
+
+async def _call_by_sid(sid: str) -> Any:
+    if not sid:
+        return None
+    async with services().dialler_db.connect() as conn:
+        return (
+            await conn.execute(select(db.calls).where(db.calls.c.provider_call_sid == sid))
+        ).one_or_none()
+
+
+async def _agent_leg_ended(call_id: int, at: datetime, bridged_seconds: int) -> None:
+    """Kept once (the first ending wins); then the call may turn out abandoned."""
+    async with services().dialler_db.begin() as conn:
+        applied = await conn.scalar(
+            update(db.calls)
+            .where(db.calls.c.id == call_id, db.calls.c.agent_left_at.is_(None))
+            .values(agent_left_at=at, agent_seconds=bridged_seconds)
+            .returning(db.calls.c.id)
+        )
+    if applied is not None:
+        await _mark_if_abandoned(call_id)
+
+
+async def _mark_if_abandoned(call_id: int) -> None:
+    """Mark the call abandoned once the legs' callbacks say so, and have the claimant's
+    workflow re-assess at once: the number is locked for 72 hours."""
+    call = await _call(call_id)
+    if call is None or call.abandoned:
+        return
+    legs = CallLegs(
+        answered_at=call.answered_at,
+        answered_by=call.answered_by,
+        claimant_left_at=call.ended_at,
+        agent_left_at=call.agent_left_at,
+        agent_seconds=call.agent_seconds,
+    )
+    reason = abandon_reason(legs)
+    if reason is None:
+        return
+    async with services().dialler_db.begin() as conn:
+        marked = await conn.scalar(
+            update(db.calls)
+            .where(db.calls.c.id == call_id, db.calls.c.abandoned.is_(False))
+            .values(abandoned=True)
+            .returning(db.calls.c.id)
+        )
+        if marked is None:
+            return  # another callback marked it first
+        await conn.execute(
+            insert(db.audit_log).values(
+                actor_type="system",
+                actor_id="twilio",
+                action="call_abandoned",
+                subject_type="call",
+                subject_id=str(call_id),
+                detail={"reason": reason, "user_id": str(call.user_id)},
+            )
+        )
+    log.info("call abandoned", call_id=call_id, user_id=call.user_id, reason=reason)
+    event = ChangeEvent(
+        event_id=f"call-abandoned:{call_id}",
+        kind=ChangeKind.REFRESH,
+        user_id=int(call.user_id),
+        occurred_at=datetime.now(UTC),
+        reason="call abandoned",
+    )
+    deps = services()
+    try:
+        client = await deps.temporal.client()
+        await signal_with_start(client, deps.settings.temporal_task_queue, event)
+    except Exception as error:
+        # The mark is kept: the claimant's next change or outcome re-assesses with the lock.
+        log.warning(
+            "could not tell the workflow of an abandoned call",
+            call_id=call_id,
+            error=type(error).__name__,
+        )
 
 
 @blueprint.post("/webhooks/twilio/recording")
