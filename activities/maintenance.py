@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
-from sqlalchemy import Select, delete, or_, select, text
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
@@ -18,10 +18,10 @@ from activities.reconcile import expected_queues
 from adapters.cdc_store import CdcStore
 from adapters.context_cache import ContextCache
 from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
+from adapters.replica_reader import ReplicaReader
 from config.settings import Settings
 from domain.rules import DiallerRules
 from schemas import dialler_db as db
-from schemas import replica
 from schemas.cdc import (
     CacheWarmInput,
     CacheWarmResult,
@@ -61,6 +61,7 @@ class MaintenanceActivities:
         self._rules = rules
         self._redis = redis
         self._store = CdcStore(dialler)
+        self._replica_reader = ReplicaReader(replica_db)
 
     @contextlib.asynccontextmanager
     async def _cache(self) -> AsyncIterator[ContextCache]:
@@ -82,41 +83,15 @@ class MaintenanceActivities:
         changed since the watermark, by the replica's own clock."""
         stored = await self._store.load_position(CdcSourceName.CATCH_UP.value)
         watermark = datetime.fromisoformat(stored["updated_at"]) if stored else None
-        claims, requirements, users = replica.claims, replica.claim_requirements, replica.users
-        async with self._replica.connect() as conn:
-            now = (await conn.execute(text("SELECT NOW()"))).scalar_one()
-            since = watermark - CATCH_UP_OVERLAP if watermark else now - CATCH_UP_FIRST_WINDOW
-            limit = request.max_claimants
-            has_claim = select(claims.c.id).where(claims.c.user_id == users.c.id).exists()
-            scans: list[Select[int, datetime]] = [
-                select(users.c.id, users.c.updated_at)
-                .where(users.c.updated_at >= since, has_claim)
-                .order_by(users.c.updated_at)
-                .limit(limit),
-                select(claims.c.user_id, claims.c.updated_at)
-                .where(claims.c.updated_at >= since)
-                .order_by(claims.c.updated_at)
-                .limit(limit),
-                select(claims.c.user_id, requirements.c.updated_at)
-                .join(claims, claims.c.id == requirements.c.claim_id)
-                .where(requirements.c.updated_at >= since)
-                .order_by(requirements.c.updated_at)
-                .limit(limit),
-            ]
-            user_ids: set[int] = set()
-            new_watermark = now
-            capped = False
-            for scan in scans:
-                rows = (await conn.execute(scan)).all()
-                user_ids.update(int(row[0]) for row in rows)
-                if len(rows) >= limit:  # more to come: stop the watermark where this scan did
-                    capped = True
-                    new_watermark = min(new_watermark, rows[-1][1])
+        limit = request.max_claimants
+        changed = await self._replica_reader.changed_claimants(
+            watermark, overlap=CATCH_UP_OVERLAP, first_window=CATCH_UP_FIRST_WINDOW, limit=limit
+        )
         return CatchUpScan(
-            user_ids=sorted(user_ids)[: limit * 3],
-            scanned_from=since,
-            new_watermark=new_watermark,
-            capped=capped,
+            user_ids=sorted(changed.user_ids)[: limit * 3],
+            scanned_from=changed.scanned_from,
+            new_watermark=changed.new_watermark,
+            capped=changed.capped,
         )
 
     @activity.defn

@@ -23,18 +23,18 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog import get_logger
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from adapters.messaging import DeliveryRejected, EmailSender, OutgoingEmail, SmsSender
+from adapters.replica_reader import ReplicaReader
 from adapters.sms_outbox import OptedOut, SmsOutbox
 from config.settings import Settings
 from domain.magic_links import TOKEN_BYTES, email_message, hash_token, redact_link, sms_text
 from schemas import dialler_db as db
-from schemas import replica as replica_tables
 from schemas.enums import LinkChannel
 from schemas.messaging import CreateMagicLink, MagicLinkCreated, SendSms, SmsSent
 
@@ -61,7 +61,7 @@ class MessagingActivities:
         replica: AsyncEngine | None = None,
     ) -> None:
         self._engine = engine
-        self._replica = replica
+        self._replica = ReplicaReader(replica) if replica is not None else None
         self._sms = sms
         self._outbox = SmsOutbox(engine, sms)
         self._email = email
@@ -114,16 +114,7 @@ class MessagingActivities:
         number, address and first name are read from the replica here, at send time."""
         if self._replica is None or (request.to_number or request.to_email):
             return request
-        async with self._replica.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        replica_tables.users.c.phone_number,
-                        replica_tables.users.c.email,
-                        replica_tables.users.c.first_name,
-                    ).where(replica_tables.users.c.id == request.user_id)
-                )
-            ).one_or_none()
+        row = await self._replica.contact_details(request.user_id)
         if row is None:
             raise _invalid(f"claimant {request.user_id} is not in the replica")
         return replace(

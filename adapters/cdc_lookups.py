@@ -12,18 +12,17 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.replica_reader import ReplicaReader
 from domain.change_events import Lookups, Needs
-from schemas import replica
 
 LENDERS_RELOAD_SECONDS = 60.0
 
 
 class ReplicaLookups:
     def __init__(self, replica_db: AsyncEngine, max_claims: int = 200_000) -> None:
-        self._replica = replica_db
+        self._replica = ReplicaReader(replica_db)
         self._max = max_claims
         self._owners: OrderedDict[int, int] = OrderedDict()
         self._lenders: dict[int, str] = {}
@@ -53,21 +52,13 @@ class ReplicaLookups:
                 missing.append(claim_id)
         if missing:
             self.queries += 1
-            async with self._replica.connect() as conn:
-                rows = await conn.execute(
-                    select(replica.claims.c.id, replica.claims.c.user_id).where(
-                        replica.claims.c.id.in_(missing)
-                    )
-                )
-                for claim_id, user_id in rows:
-                    self._remember(int(claim_id), int(user_id))
-                    owners[int(claim_id)] = int(user_id)
+            for claim_id, user_id in (await self._replica.claim_owners(missing)).items():
+                self._remember(claim_id, user_id)
+                owners[claim_id] = user_id
         unknown = needs.lender_ids - self._lenders.keys()
         if unknown and time.monotonic() - self._lenders_read_at > LENDERS_RELOAD_SECONDS:
             self.queries += 1
-            async with self._replica.connect() as conn:
-                rows = await conn.execute(select(replica.lenders.c.id, replica.lenders.c.name))
-                self._lenders.update({int(i): str(name) for i, name in rows})
+            self._lenders.update(await self._replica.lender_names())
             self._lenders_read_at = time.monotonic()
         names = {i: self._lenders[i] for i in needs.lender_ids if i in self._lenders}
         return Lookups(claim_owners=owners, lender_names=names)

@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.replica_reader import ReplicaReader
+from adapters.suppressions import suppressed_users
 from schemas import dialler_db as db
-from schemas import replica
 from schemas.context import ClaimantContext, ClaimView, RequirementView
 from schemas.enums import CallbackStatus
 
@@ -42,7 +43,7 @@ class ContextCache:
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
     ) -> None:
         self._redis = redis
-        self._replica = replica_db
+        self._replica = ReplicaReader(replica_db)
         self._dialler = dialler
         self._ttl = ttl_seconds
 
@@ -90,55 +91,16 @@ class ContextCache:
         ids = sorted(set(user_ids))
         if not ids:
             return {}
-        users, claims, requirements = replica.users, replica.claims, replica.claim_requirements
-        async with self._replica.connect() as conn:
-            user_rows = (await conn.execute(select(users).where(users.c.id.in_(ids)))).all()
-            claim_rows = (
-                await conn.execute(
-                    select(
-                        claims.c.id,
-                        claims.c.user_id,
-                        claims.c.status,
-                        claims.c.created_at,
-                        claims.c.estimated_value,
-                        replica.lenders.c.name.label("lender"),
-                    )
-                    .join(replica.lenders, replica.lenders.c.id == claims.c.lender_id)
-                    .where(claims.c.user_id.in_(ids))
-                    .order_by(claims.c.id)
-                )
-            ).all()
-            requirement_rows = (
-                await conn.execute(
-                    select(
-                        requirements.c.id,
-                        requirements.c.claim_id,
-                        requirements.c.type,
-                        requirements.c.status,
-                    )
-                    .join(claims, claims.c.id == requirements.c.claim_id)
-                    .where(claims.c.user_id.in_(ids))
-                    .order_by(requirements.c.id)
-                )
-            ).all()
+        rows = await self._replica.context_rows(ids)
+        user_rows, claim_rows, requirement_rows = rows.users, rows.claims, rows.requirements
         found = [row.id for row in user_rows]
         if not found:
             return {}
         async with self._dialler.connect() as conn:
-            numbers = {row.phone_number: row.id for row in user_rows if row.phone_number}
-            suppressed: set[int] = set()
-            for user_id, number in await conn.execute(
-                select(db.suppressions.c.user_id, db.suppressions.c.phone_number).where(
-                    or_(
-                        db.suppressions.c.user_id.in_(found),
-                        db.suppressions.c.phone_number.in_(list(numbers)),
-                    )
-                )
-            ):
-                if user_id is not None:
-                    suppressed.add(int(user_id))
-                if number in numbers:
-                    suppressed.add(numbers[number])
+            # the shared rule: the latest event per channel (a START lifts the STOP before it)
+            suppressed = await suppressed_users(
+                conn, {row.id: row.phone_number for row in user_rows}
+            )
             callbacks = {
                 int(u): at
                 for u, at in await conn.execute(

@@ -2,7 +2,9 @@
 
 Production databases are provisioned by operators; these helpers are for `dialler dev`,
 `dialler db` and the test suite. The replica schema is created here only because locally
-there is no main app to own it.
+there is no main app to own it: this module is the replica's schema provisioner (DDL from
+`schemas.replica.metadata`, as `migrations/` is the dialler DB's), and never reads or
+writes a replica row; rows are `adapters.replica_reader`'s.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 import click
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.cdc_lookups import ReplicaLookups
@@ -23,11 +23,11 @@ from adapters.cdc_store import CdcStore
 from adapters.context_cache import ContextCache
 from adapters.databases import dialler_engine, replica_engine
 from adapters.redis_client import connect_redis
+from adapters.replica_reader import LocalReplicaWriter, ReplicaReader
 from adapters.temporal import connect_temporal
 from cli.common import exit_after_temporal, settings_or_exit
 from config.settings import CdcSource, Environment, Settings
 from schemas import dialler_db as db
-from schemas import replica
 from schemas.cdc import CdcStatus, DeadLetter, ReplayOutcome
 from schemas.enums import TaskStatus
 from services.dead_letters import replay
@@ -197,16 +197,7 @@ async def _pick(dialler: AsyncEngine, replica_db: AsyncEngine) -> _Probe | None:
         ).all()
     if not rows:
         return None
-    async with replica_db.connect() as conn:
-        signatures = dict(
-            (
-                await conn.execute(
-                    select(replica.users.c.id, replica.users.c.current_signature_file_id).where(
-                        replica.users.c.id.in_([row.user_id for row in rows])
-                    )
-                )
-            ).all()
-        )
+    signatures = await ReplicaReader(replica_db).signature_files([row.user_id for row in rows])
     for row in rows:
         if row.user_id in signatures:
             signature = signatures[row.user_id]
@@ -233,12 +224,7 @@ async def _toggle_and_time(
     before: tuple[str, str],
     within: float,
 ) -> tuple[float | None, tuple[str, str]]:
-    async with replica_db.begin() as conn:
-        await conn.execute(
-            update(replica.users)
-            .where(replica.users.c.id == user_id)
-            .values(current_signature_file_id=signature)
-        )
+    await LocalReplicaWriter(replica_db).set_signature_file(user_id, signature)
     written = time.perf_counter()
     deadline = written + within
     now_state = before

@@ -28,7 +28,7 @@ from quart.typing import ResponseReturnValue
 from schemas.enums import AgentRole
 from web.auth.identity import CurrentAgent, current_agent
 from web.auth.sessions import COOKIE_NAME, SessionStore
-from web.auth.tokens import verify_api_token
+from web.auth.tokens import live_token_claims
 from web.errors import APIError
 from web.redirects import safe_next
 from web.services import services
@@ -123,9 +123,11 @@ async def _identify(allow_bearer: bool) -> CurrentAgent | None:
     store = session_store()
     header = request.headers.get("Authorization", "")
     if allow_bearer and header.startswith("Bearer "):
-        secret = services().settings.jwt_secret.get_secret_value()
-        agent_id = verify_api_token(header.removeprefix("Bearer ").strip(), secret)
-        return await store.bearer_agent(agent_id) if agent_id is not None else None
+        deps = services()
+        secret = deps.settings.jwt_secret.get_secret_value()
+        claims = await live_token_claims(header.removeprefix("Bearer ").strip(), secret, deps.redis)
+        g.bearer_claims = claims
+        return await store.bearer_agent(claims.agent_id) if claims is not None else None
     token = request.cookies.get(COOKIE_NAME)
     return await store.resolve(token) if token else None
 

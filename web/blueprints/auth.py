@@ -12,7 +12,9 @@ from quart import Blueprint, g, redirect, render_template, request
 from quart.typing import ResponseReturnValue
 from quart_rate_limiter import rate_limit
 from quart_schema import validate_request, validate_response
+from redis.exceptions import RedisError
 from sqlalchemy import insert, select
+from structlog import get_logger
 
 from adapters.passwords import hash_password, verify_password
 from schemas import dialler_db as db
@@ -20,11 +22,13 @@ from schemas.enums import AgentState
 from web.auth.access import api, public, session_store
 from web.auth.identity import require_agent
 from web.auth.sessions import COOKIE_NAME
-from web.auth.tokens import LIFETIME, issue_api_token
+from web.auth.tokens import LIFETIME, TokenRevocations, issue_api_token
 from web.errors import APIError
 from web.ratelimit import account_key, sign_in_key
 from web.redirects import safe_next
 from web.services import services
+
+log = get_logger(__name__)
 
 blueprint = Blueprint("auth", __name__)
 
@@ -123,6 +127,7 @@ async def logout() -> ResponseReturnValue:
         await session_store().revoke(token)
     agent = g.get("agent")
     if agent is not None:
+        await _revoke_bearer_tokens(agent.id)
         async with services().dialler_db.begin() as conn:
             await conn.execute(
                 insert(db.agent_state_changes).values(
@@ -132,6 +137,31 @@ async def logout() -> ResponseReturnValue:
     response = redirect("/login", 303)
     response.delete_cookie(COOKIE_NAME)
     return response
+
+
+async def _revoke_bearer_tokens(agent_id: int) -> None:
+    """Signing out ends the agent's API tokens too, in every web process."""
+    try:
+        await TokenRevocations(services().redis).revoke_agent(agent_id)
+    except RedisError as error:
+        log.error("signed out, but API tokens not revoked: Redis unavailable", error=str(error))
+
+
+@blueprint.post("/api/auth/logout")
+@api()
+async def api_logout() -> ResponseReturnValue:
+    """Revoke the bearer token sent with this request (its other tokens stay valid); with a
+    session cookie, end the session and every API token of the agent, as `/logout` does."""
+    agent = require_agent()
+    claims = g.get("bearer_claims")
+    if agent.via == "bearer" and claims is not None:
+        await TokenRevocations(services().redis).revoke(claims)
+    else:
+        token = request.cookies.get(COOKIE_NAME)
+        if token:
+            await session_store().revoke(token)
+        await TokenRevocations(services().redis).revoke_agent(agent.id)
+    return "", 204
 
 
 @blueprint.post("/api/auth/token")
