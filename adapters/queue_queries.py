@@ -15,11 +15,14 @@ claim, unlike the unsigned query.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.abandoned_calls import RATE_WINDOW, AbandonRate, abandon_rate
 
 _UNSIGNED = text(
     """
@@ -125,3 +128,59 @@ async def due_callback_user_ids(
         raise ValueError("now must be timezone-aware (callbacks.scheduled_for is timestamptz)")
     due = await _ids(dialler, _DUE_CALLBACKS, now=now, from_id=ids[0], to_id=ids[1])
     return await enabled_user_ids_among(replica, due) if due else set()
+
+
+# --- the queue projection, as an operator reads it (`dialler queue depth`) ------------------
+
+# Ready tasks split by whether they may be called now; waiting ones counted per reason.
+_TASKS_BY_REASON = text(
+    """
+    SELECT queue, status, not_before <= now() AS callable, not_before_reason, count(*)
+    FROM call_tasks
+    WHERE status IN ('ready', 'claimed')
+    GROUP BY queue, status, callable, not_before_reason
+    """
+)
+# Live calls (answered by a person) and abandoned calls over the rate window. A call an
+# agent recorded as abandoned by hand has no answer time but is a live call too.
+_ABANDON_COUNTS = text(
+    """
+    SELECT
+        count(*) FILTER (WHERE abandoned OR (answered_at IS NOT NULL AND (
+            answered_by IS NULL OR NOT (answered_by LIKE 'machine%' OR answered_by = 'fax')
+        ))) AS live,
+        count(*) FILTER (WHERE abandoned) AS abandoned
+    FROM calls
+    WHERE started_at > now() - make_interval(secs => :window)
+    """
+)
+
+
+@dataclass
+class QueueCounts:
+    callable_now: int = 0
+    waiting: list[tuple[str, int]] = field(default_factory=list)  # (reason, tasks)
+    claimed: int = 0
+
+
+async def queue_counts(dialler: AsyncEngine) -> dict[str, QueueCounts]:
+    """Per queue: tasks callable now, waiting (with their reasons, as written on the task)
+    and claimed."""
+    found: dict[str, QueueCounts] = {}
+    async with dialler.connect() as conn:
+        for queue, status, callable_now, reason, count in await conn.execute(_TASKS_BY_REASON):
+            counts = found.setdefault(str(queue), QueueCounts())
+            if status == "claimed":
+                counts.claimed += int(count)
+            elif callable_now:
+                counts.callable_now += int(count)
+            else:
+                counts.waiting.append((str(reason), int(count)))
+    return found
+
+
+async def daily_abandon_rate(dialler: AsyncEngine) -> AbandonRate:
+    """Abandoned over live calls in the last 24 hours (`domain.abandoned_calls`)."""
+    async with dialler.connect() as conn:
+        row = (await conn.execute(_ABANDON_COUNTS, {"window": RATE_WINDOW.total_seconds()})).one()
+    return abandon_rate(int(row.live), int(row.abandoned))

@@ -6,27 +6,22 @@ import asyncio
 import uuid
 
 import click
-from sqlalchemy import func, select
 
 from adapters.databases import dialler_engine
+from adapters.queue_queries import QueueCounts, daily_abandon_rate, queue_counts
 from adapters.temporal import connect_temporal
 from cli.common import exit_after_temporal, settings_or_exit
 from config.settings import Settings
-from schemas import dialler_db as db
+from domain.abandoned_calls import AbandonRate
+from domain.queue_view import waiting_by_reason
 from schemas.reconcile import ReconcileInput, ReconcileResult
 from workflows.reconcile import ReconcileWorkflow
 
 
-async def queue_depths(settings: Settings) -> dict[tuple[str, str], int]:
+async def _report(settings: Settings) -> tuple[dict[str, QueueCounts], AbandonRate]:
     engine = dialler_engine(settings, pool_size=1)
     try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                select(db.call_tasks.c.queue, db.call_tasks.c.status, func.count())
-                .where(db.call_tasks.c.status.in_(["ready", "claimed"]))
-                .group_by(db.call_tasks.c.queue, db.call_tasks.c.status)
-            )
-            return {(queue, status): int(count) for queue, status, count in rows}
+        return await queue_counts(engine), await daily_abandon_rate(engine)
     finally:
         await engine.dispose()
 
@@ -61,8 +56,16 @@ def refresh() -> None:
 
 @queue.command()
 def depth() -> None:
-    """Tasks in the queue projection right now, ready and claimed."""
-    depths = asyncio.run(queue_depths(settings_or_exit()))
+    """Tasks in each queue right now: callable now, waiting (and why), claimed; and the
+    abandoned-call rate over the last 24 hours (Ofcom: at most 3 %)."""
+    counts, rate = asyncio.run(_report(settings_or_exit()))
     for name in ("callback", "unsigned", "outstanding"):
-        ready, claimed = depths.get((name, "ready"), 0), depths.get((name, "claimed"), 0)
-        click.echo(f"  {name:<12} ready {ready:>8,}   claimed {claimed:>6,}")
+        found = counts.get(name, QueueCounts())
+        waiting = sum(n for _, n in found.waiting)
+        click.echo(
+            f"  {name:<12} callable now {found.callable_now:>8,}   waiting {waiting:>8,}"
+            f"   claimed {found.claimed:>6,}"
+        )
+        for reason, n in waiting_by_reason(found.waiting):
+            click.echo(f"      waiting: {reason:<48} {n:>8,}")
+    click.echo(rate.describe())
