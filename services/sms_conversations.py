@@ -35,6 +35,7 @@ from schemas import dialler_db as db
 from schemas import replica
 from schemas.enums import MessageDirection, RequirementStatus
 from schemas.messaging import SmsSent
+from services.claimant_access import visible_claimants
 
 log = get_logger(__name__)
 
@@ -364,8 +365,22 @@ class SmsConversations:
 
     # --- the inbox and threads -------------------------------------------------------------
 
-    async def inbox(self, *, limit: int = 50, offset: int = 0, unknown_limit: int = 20) -> Inbox:
-        """Threads newest first, each with its unread count; plus recent unknown senders."""
+    async def inbox(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        unknown_limit: int = 20,
+        visible_to: int | None = None,
+    ) -> Inbox:
+        """Threads newest first, each with its unread count; plus recent unknown senders.
+        With `visible_to` (an agent's id), only the threads of claimants that agent may see
+        (`services.claimant_access`) and no unknown senders: a stranger's number and words
+        belong to no claimant of theirs."""
+        listed = _M.user_id.is_not(None)
+        if visible_to is not None:
+            listed = _M.user_id.in_(visible_claimants(visible_to))
+            unknown_limit = 0
         unread = func.count().filter(
             (_M.direction == MessageDirection.INBOUND.value) & _M.read_at.is_(None)
         )
@@ -376,7 +391,7 @@ class SmsConversations:
                 unread.label("unread"),
                 func.count().label("total"),
             )
-            .where(_M.user_id.is_not(None))
+            .where(listed)
             .group_by(_M.user_id)
             .subquery()
         )
@@ -398,7 +413,7 @@ class SmsConversations:
                 )
             ).all()
             total_threads = await conn.scalar(
-                select(func.count(func.distinct(_M.user_id))).where(_M.user_id.is_not(None))
+                select(func.count(func.distinct(_M.user_id))).where(listed)
             )
             unknown_rows = (
                 await conn.execute(

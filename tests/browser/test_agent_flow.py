@@ -92,6 +92,10 @@ async def test_an_agent_answers_an_sms(live_app: LiveApp, page: Page) -> None:
     await task_in(h, user_id, "outstanding")
 
     await _sign_in(page, live_app, agent.email)
+    # the claimant the agent is working: an agent sees only the threads of their claimants
+    await page.locator("#go-ready").click()
+    await page.locator("#next-call").click()
+    await expect(page.locator("#claimant-name")).to_contain_text(f"Claimant{user_id}")
     await page.goto(f"{live_app.url}/sms/{user_id}")
     await page.locator("#sms-simulate-body").fill("Which documents do you still need?")
     await page.locator("#sms-simulate").click()

@@ -222,7 +222,8 @@ async def test_ai_agents_never_get_people_only_claimants(world: World) -> None:
 
 
 async def test_validation_errors_are_json_with_field_messages(world: World) -> None:
-    agent = await caller(world, "bearer")
+    # a supervisor, who may see every claimant: an agent is refused claimant 1 (404) first
+    agent = await caller(world, "bearer", AgentRole.SUPERVISOR, None)
 
     async def fields(method: str, path: str, payload: Any, **kwargs: Any) -> dict[str, str]:
         call = agent.client.post if method == "post" else agent.client.put

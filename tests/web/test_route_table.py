@@ -1,27 +1,37 @@
 """A meta-test over the whole route table (`app.url_map`), so a route added later cannot slip
-through: every route declares who may use it, every route is rate limited, and every route
-that changes state is CSRF-protected, a signature-checked webhook, or public with a reason.
+through: every route declares who may use it, every route is rate limited, every route
+that changes state is CSRF-protected, a signature-checked webhook, or public with a reason,
+and every route that names a claimant (or a call to one) declares the claimant rule.
 The declarations are checked statically and then exercised: requests without a CSRF token
-or without a Twilio signature are refused before any view runs. And a route that declares
-nothing is refused (it fails closed)."""
+or without a Twilio signature are refused before any view runs, and every claimant route
+refuses an agent of another queue while the claim's holder and supervisors get through.
+And a route that declares nothing is refused (it fails closed)."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from quart import Quart
 from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE, RateLimiter
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from werkzeug.routing import Rule
+from werkzeug.routing.converters import NumberConverter
 
 from config.settings import Settings
-from schemas.enums import AgentRole
-from tests.web.conftest import make_staff, sign_in
+from schemas import dialler_db as db
+from schemas.enums import AgentRole, Queue
+from tests.factories import add_claimant
+from tests.web.conftest import Staff, csrf_from, make_staff, sign_in
 from web import create_app
 from web.auth.access import STATE_CHANGING, Access, access_of
+from web.auth.claimants import CLAIMANT_ARGUMENTS, claimant_scope_of
+from web.auth.tokens import issue_api_token
 from web.ratelimit import RedisRateLimitStore
 
 _addresses = (f"10.99.{i // 250}.{i % 250 + 1}" for i in itertools.count())
@@ -40,7 +50,7 @@ def changes_state(rule: Rule) -> bool:
 def example_path(app: Quart, rule: Rule) -> str:
     """A concrete URL for the rule (1 for numbers, a plausible token for the rest)."""
     values = {
-        name: 1 if type(rule._converters[name]).__name__ == "IntegerConverter" else "x" * 43
+        name: 1 if isinstance(rule._converters[name], NumberConverter) else "x" * 43
         for name in rule.arguments
     }
     return str(app.url_map.bind("localhost").build(rule.endpoint, values))
@@ -162,3 +172,198 @@ async def test_an_undeclared_route_is_refused(
         body = await response.get_json()
         assert body["error"]["code"] == "undeclared_route"
         assert "should never be served" not in str(body)
+
+
+# --- the claimant rule ----------------------------------------------------------------------------
+
+
+def claimant_routes(app: Quart) -> list[tuple[Rule, Access]]:
+    """Every route with a claimant or call id in its path, declared or not."""
+    found = []
+    for rule, _, access in routes(app):
+        if set(rule.arguments) & set(CLAIMANT_ARGUMENTS):
+            assert access is not None
+            found.append((rule, access))
+    return found
+
+
+def test_every_route_naming_a_claimant_declares_the_claimant_rule(app: Quart) -> None:
+    for rule, view, access in routes(app):
+        arguments = set(rule.arguments)
+        # a claimant named some other way (user, claimant_id, call_sid...) must be added to
+        # CLAIMANT_ARGUMENTS, with a way to find the claimant, before it can be declared
+        unknown = [a for a in arguments - set(CLAIMANT_ARGUMENTS)
+                   if any(word in a for word in ("user", "claimant", "call"))]  # fmt: skip
+        assert unknown == [], f"{rule.rule}: which claimant does {unknown} name?"
+        scope = claimant_scope_of(view)
+        named = arguments & set(CLAIMANT_ARGUMENTS)
+        if named:
+            assert scope is not None, f"{rule.rule}: names a claimant; declare @claimant_scoped"
+            assert scope.argument in named, f"{rule.rule}: scoped by {scope.argument}"
+            assert access is not None and access.kind in ("staff", "api"), rule.rule
+        else:
+            assert scope is None, f"{rule.rule}: scoped, but names no claimant"
+    assert len(claimant_routes(app)) >= 15
+
+
+@dataclass
+class ClaimantWorld:
+    user_id: int
+    phone: str
+    call_id: int
+    holder: Staff
+
+
+async def claimed_claimant(dialler: AsyncEngine, replica: AsyncEngine) -> ClaimantWorld:
+    """A claimant in the unsigned queue, claimed and called by an unsigned-queue agent, with
+    an SMS thread."""
+    holder = await make_staff(dialler, AgentRole.AGENT, Queue.UNSIGNED)
+    user_id = await add_claimant(replica, signed=False, pending=1)
+    phone = f"+4477009{user_id % 100000:05d}"
+    async with dialler.begin() as conn:
+        task_id = await conn.scalar(
+            insert(db.call_tasks)
+            .values(
+                user_id=user_id,
+                workflow_id=f"outreach-{user_id}",
+                queue=Queue.UNSIGNED.value,
+                score=50,
+                not_before=func.now(),
+                status="claimed",
+                claimed_by=holder.id,
+                claimed_at=func.now(),
+                lease_expires_at=func.now() + timedelta(minutes=20),
+                version=1,
+            )
+            .returning(db.call_tasks.c.id)
+        )
+        call_id = await conn.scalar(
+            insert(db.calls)
+            .values(
+                user_id=user_id,
+                task_id=task_id,
+                agent_id=holder.id,
+                queue=Queue.UNSIGNED.value,
+                provider="simulated",
+                provider_call_sid="CA" + f"{user_id:032d}",
+                to_number=phone,
+                status="ringing",
+            )
+            .returning(db.calls.c.id)
+        )
+        await conn.execute(
+            insert(db.sms_messages).values(
+                user_id=user_id,
+                direction="inbound",
+                provider_sid="SM" + f"{user_id:032d}",
+                from_number=phone,
+                to_number="+447700900000",
+                body="Please ring me after six",
+                status="received",
+            )
+        )
+    return ClaimantWorld(user_id, phone, int(call_id or 0), holder)
+
+
+def claimant_path(app: Quart, rule: Rule, world: ClaimantWorld) -> str:
+    values = {"user_id": world.user_id, "call_id": world.call_id}
+    return str(
+        app.url_map.bind("localhost").build(rule.endpoint, {a: values[a] for a in rule.arguments})
+    )
+
+
+# What a careless or hostile client would send: enough for any of these views to act.
+FORM = {
+    "body": "Hello from another queue",
+    "purpose": "signature",
+    "channel": "sms",
+    "disposition": "no_answer",
+    "action": "answer",
+    "reason": "testing",
+}
+
+
+async def _counts(dialler: AsyncEngine, user_id: int) -> tuple[object, ...]:
+    """What an action on the claimant would leave behind."""
+    async with dialler.connect() as conn:
+        found = []
+        for table in (db.sms_messages, db.calls, db.magic_links, db.callbacks,
+                      db.claimant_notes, db.audit_log):  # fmt: skip
+            column = table.c.subject_id if table is db.audit_log else table.c.user_id
+            value = str(user_id) if table is db.audit_log else user_id
+            found.append(int(await conn.scalar(select(func.count()).where(column == value)) or 0))
+        task = (
+            await conn.execute(
+                select(db.call_tasks.c.status, db.call_tasks.c.claimed_by).where(
+                    db.call_tasks.c.user_id == user_id
+                )
+            )
+        ).one()
+        status = (
+            await conn.execute(select(db.calls.c.status).where(db.calls.c.user_id == user_id))
+        ).scalar_one()
+    return (*found, task.status, task.claimed_by, status)
+
+
+async def test_every_claimant_route_refuses_an_agent_of_another_queue(
+    app: Quart, dialler_db: AsyncEngine, replica: AsyncEngine, web_settings: Settings
+) -> None:
+    world = await claimed_claimant(dialler_db, replica)
+    outsider = await make_staff(dialler_db, AgentRole.AGENT, Queue.OUTSTANDING)
+    client = app.test_client()
+    assert await sign_in(client, outsider) == 303
+    token = await csrf_from(client, "/console")
+    bearer = issue_api_token(
+        outsider.id, outsider.role.value, web_settings.jwt_secret.get_secret_value()
+    )
+    before = await _counts(dialler_db, world.user_id)
+    checked = 0
+    for rule, access in claimant_routes(app):
+        path = claimant_path(app, rule, world)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            attempts: list[dict[str, Any]] = []
+            if access.kind == "api":
+                attempts.append({"headers": {"X-CSRF-Token": token}, "json": FORM})
+                attempts.append({"headers": {"Authorization": f"Bearer {bearer}"}, "json": FORM})
+            elif method == "GET":
+                attempts.append({"headers": {"Accept": "text/html"}})
+                attempts.append({"headers": {"HX-Request": "true"}})
+            else:
+                attempts.append({"form": FORM | {"csrf_token": token}})
+                attempts.append({"headers": {"HX-Request": "true", "X-CSRF-Token": token},
+                                 "form": FORM})  # fmt: skip
+            for kwargs in attempts:
+                response = await client.open(path, method=method, scope_base=scope(), **kwargs)
+                page = await response.get_data(as_text=True)
+                assert response.status_code in (403, 404), (method, rule.rule, page[:300])
+                for personal in (f"Claimant{world.user_id}", world.phone, "ring me after six"):
+                    assert personal not in page, (method, rule.rule, personal)
+                checked += 1
+    assert checked >= 30
+    assert await _counts(dialler_db, world.user_id) == before  # nothing happened to them
+
+
+async def test_claimant_routes_let_the_holder_and_supervisors_in(
+    app: Quart, dialler_db: AsyncEngine, replica: AsyncEngine
+) -> None:
+    world = await claimed_claimant(dialler_db, replica)
+    signed: dict[str, Any] = {}
+    supervisor = await make_staff(dialler_db, AgentRole.SUPERVISOR, None)
+    for name, staff in (("holder", world.holder), ("supervisor", supervisor)):
+        signed[name] = app.test_client()
+        assert await sign_in(signed[name], staff) == 303
+    opened = 0
+    for rule, access in claimant_routes(app):
+        if "GET" not in (rule.methods or set()):
+            continue
+        path = claimant_path(app, rule, world)
+        for name, staff in (("holder", world.holder), ("supervisor", supervisor)):
+            if staff.role not in access.roles:
+                continue
+            response = await signed[name].get(
+                path, headers={"HX-Request": "true"}, scope_base=scope()
+            )
+            assert response.status_code == 200, (name, rule.rule)
+            assert f"Claimant{world.user_id}" in await response.get_data(as_text=True)
+            opened += 1
+    assert opened >= 5  # /sms/<id> and /api/claimants/<id> for both, the console panel

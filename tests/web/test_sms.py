@@ -1,19 +1,24 @@
 """The SMS pages over HTTP: the inbox (threads newest first, unread counts, names from the
 replica), a thread (marks read, audited), replies through the shared outbox (CSRF, invalid
 input re-rendered, opted-out claimants refused), the templates (document reminder, magic
-link through the workflow) and the simulated claimant reply."""
+link through the workflow) and the simulated claimant reply. An agent sees only the threads
+of claimants they may see (here: through a personal callback, or as the agent who last
+texted them); every claimant route refusing anyone else is tested over the whole route
+table in test_route_table.py."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from schemas import dialler_db as db
 from schemas.enums import AgentRole, Queue
 from tests.factories import add_claimant
 from tests.web.sms_fixtures import (
     Client,
+    Person,
     World,
     add_message,
     claimant_in_queue,
@@ -33,6 +38,19 @@ def phone(n: int) -> str:
 
 async def text(response: object) -> str:
     return str(await response.get_data(as_text=True))  # type: ignore[attr-defined]
+
+
+async def callback_for(w: World, person: Person, user_id: int) -> None:
+    """A personal callback: the claimant is theirs to see and text."""
+    async with w.dialler.begin() as conn:
+        await conn.execute(
+            insert(db.callbacks).values(
+                user_id=user_id,
+                owner_agent_id=person.staff.id,
+                created_by=person.staff.id,
+                scheduled_for=datetime.now(UTC) + timedelta(days=1),
+            )
+        )
 
 
 async def audit(w: World, action: str, agent_id: int) -> list[object]:
@@ -59,8 +77,17 @@ async def test_inbox_lists_threads_newest_first_with_unread_counts(world: World)
     await add_message(world, older, "Anyone there?", number=phone(21001))
     await add_message(world, newer, "We sent your link", inbound=False, number=phone(21002))
     await add_message(world, None, "wrong number?", number="+447700921999")
+    stranger = await add_claimant(world.replica, phone=phone(21012))
+    await add_message(world, stranger, "Is anyone there?", number=phone(21012))
 
     agent = await signed_in(world)
+    await callback_for(world, agent, older)
+    async with world.dialler.begin() as conn:  # the agent wrote to `newer` last
+        await conn.execute(
+            db.sms_messages.update()
+            .where(db.sms_messages.c.user_id == newer)
+            .values(agent_id=agent.staff.id)
+        )
     page = await text(await agent.get("/sms"))
     assert page.index(f'id="thread-{newer}"') < page.index(f'id="thread-{older}"')
     older_row = page[page.index(f'id="thread-{older}"') :]
@@ -70,9 +97,17 @@ async def test_inbox_lists_threads_newest_first_with_unread_counts(world: World)
     )
     newer_row = page[page.index(f'id="thread-{newer}"') :].split("</li>")[0]
     assert "unread-count" not in newer_row and "We wrote" in newer_row
-    assert 'id="sms-unknown"' in page and "+447700921999" in page
+    # not the threads of claimants they may not see, nor strangers' numbers
+    assert f'id="thread-{stranger}"' not in page and "Is anyone there?" not in page
+    assert "+447700921999" not in page
     viewed = (await audit(world, "viewed_sms_inbox", agent.staff.id))[-1]  # each view is kept
     assert older in viewed.detail["user_ids"] and newer in viewed.detail["user_ids"]  # type: ignore[attr-defined]
+    assert stranger not in viewed.detail["user_ids"]  # type: ignore[attr-defined]
+
+    supervisor = await signed_in(world, AgentRole.SUPERVISOR, None)
+    everything = await text(await supervisor.get("/sms"))
+    assert f'id="thread-{stranger}"' in everything
+    assert 'id="sms-unknown"' in everything and "+447700921999" in everything
 
 
 async def test_opening_a_thread_marks_it_read_and_is_audited(world: World) -> None:
@@ -80,6 +115,7 @@ async def test_opening_a_thread_marks_it_read_and_is_audited(world: World) -> No
     await add_message(world, user_id, "Hello?", number=phone(21003))
     await add_message(world, user_id, "Can you call me", number=phone(21003))
     agent = await signed_in(world)
+    await callback_for(world, agent, user_id)
     response = await agent.get(f"/sms/{user_id}")
     assert response.status_code == 200
     page = await text(response)
@@ -100,9 +136,9 @@ async def test_opening_a_thread_marks_it_read_and_is_audited(world: World) -> No
 
 
 async def test_an_unknown_claimant_is_404(world: World) -> None:
-    agent = await signed_in(world)
-    assert (await agent.get("/sms/999999999")).status_code == 404
-    assert (await agent.post("/sms/999999999/reply", {"body": "hi"})).status_code == 404
+    for person in (await signed_in(world), await signed_in(world, AgentRole.SUPERVISOR, None)):
+        assert (await person.get("/sms/999999999")).status_code == 404
+        assert (await person.post("/sms/999999999/reply", {"body": "hi"})).status_code == 404
 
 
 async def test_a_reply_is_sent_and_kept(world: World) -> None:
@@ -140,6 +176,7 @@ async def test_a_reply_without_the_csrf_token_is_refused(world: World) -> None:
 async def test_invalid_replies_re_render_with_the_message(world: World) -> None:
     user_id = await add_claimant(world.replica, phone=phone(21006))
     agent = await signed_in(world)
+    await callback_for(world, agent, user_id)
     empty = await agent.post(f"/sms/{user_id}/reply", {"body": "   "})
     assert empty.status_code == 422
     page = await text(empty)
@@ -157,6 +194,7 @@ async def test_an_opted_out_claimant_cannot_be_texted(world: World) -> None:
     user_id = await add_claimant(world.replica, phone=number)
     await suppress(world, "sms_stop", phone_number=number)
     agent = await signed_in(world)
+    await callback_for(world, agent, user_id)
     page = await text(await agent.get(f"/sms/{user_id}"))
     assert 'id="sms-opted-out"' in page and "opted out" in page
     assert 'id="sms-reply-form"' not in page
@@ -170,6 +208,7 @@ async def test_an_opted_out_claimant_cannot_be_texted(world: World) -> None:
 async def test_the_document_reminder_lists_outstanding_documents(world: World) -> None:
     user_id = await add_claimant(world.replica, signed=True, pending=2, phone=phone(21008))
     agent = await signed_in(world)
+    await callback_for(world, agent, user_id)
     page = await text(await agent.get(f"/sms/{user_id}?template=documents"))
     body = re.search(r'<textarea id="sms-body"[^>]*>(.*?)</textarea>', page, re.S)
     assert body is not None
@@ -182,6 +221,7 @@ async def test_the_magic_link_template_goes_through_the_workflow(world: World) -
     number = phone(21009)
     user_id = await claimant_in_queue(world, Queue.UNSIGNED, phone=number)
     agent = await signed_in(world)
+    await callback_for(world, agent, user_id)
     response = await agent.post(f"/sms/{user_id}/magic-link", {"purpose": "signature"})
     assert response.status_code == 303, await text(response)
     assert response.headers["Location"] == f"/sms/{user_id}?sent=link"
@@ -200,6 +240,7 @@ async def test_the_magic_link_template_goes_through_the_workflow(world: World) -
 async def test_no_magic_link_without_running_outreach(world: World) -> None:
     user_id = await add_claimant(world.replica, phone=phone(21010))  # no workflow started
     agent = await signed_in(world)
+    await callback_for(world, agent, user_id)
     response = await agent.post(f"/sms/{user_id}/magic-link", {"purpose": "documents"})
     assert response.status_code == 409
     assert "no outreach running" in await text(response)
@@ -209,6 +250,7 @@ async def test_a_simulated_reply_is_handled_like_a_real_one(world: World) -> Non
     number = phone(21011)
     user_id = await claimant_in_queue(world, Queue.UNSIGNED, phone=number)
     agent = await signed_in(world)
+    await callback_for(world, agent, user_id)
     page = await text(await agent.get(f"/sms/{user_id}"))
     assert 'id="sms-simulate-form"' in page
     response = await agent.post(f"/sms/{user_id}/simulate-inbound", {"body": "Thanks!"})

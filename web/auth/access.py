@@ -9,6 +9,9 @@ State-changing requests (POST, PUT, PATCH, DELETE) carry a CSRF token, except we
 (signed), bearer-token API calls (no ambient credential) and public routes that declare
 why not. A route with no declaration is refused: forgetting one fails closed, and a test
 over the route table keeps every route declared.
+
+A route that names a claimant also declares `@claimant_scoped(...)` (`web.auth.claimants`):
+after the role and the CSRF token, the hook checks that the caller may see that claimant.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from quart import Quart, Response, current_app, g, redirect, request
 from quart.typing import ResponseReturnValue
 
 from schemas.enums import AgentRole
+from web.auth.claimants import enforce_claimant_scope
 from web.auth.identity import CurrentAgent, current_agent
 from web.auth.sessions import COOKIE_NAME, SessionStore
 from web.auth.tokens import live_token_claims
@@ -158,6 +162,8 @@ async def enforce_access() -> ResponseReturnValue | None:
     bearer = g.agent is not None and g.agent.via == "bearer"
     if request.method in STATE_CHANGING and access.csrf and not bearer and not await _csrf_ok():
         raise APIError(403, "csrf_failed", "The form expired; reload the page and try again.")
+    if g.agent is not None and access.kind in ("staff", "api"):
+        await enforce_claimant_scope(g.agent)
     return None
 
 

@@ -46,6 +46,7 @@ from services.claims import ClaimError, ClaimService
 from services.live_updates import queue_depths
 from services.sms_conversations import ClaimantNotFound, InvalidMessage, NoPhoneNumber
 from web.auth.access import api
+from web.auth.claimants import claimant_scoped
 from web.auth.identity import CurrentAgent, require_agent
 from web.errors import APIError
 from web.ratelimit import requester_key
@@ -151,12 +152,6 @@ async def _require_claim(user_id: int, agent: CurrentAgent) -> None:
         raise APIError(404, "not_found", "You have not claimed this claimant.")
 
 
-async def _require_access(user_id: int, agent: CurrentAgent) -> None:
-    """Supervisors and admins may act on any claimant; agents on those they have claimed."""
-    if agent.role not in SUPERVISING:
-        await _require_claim(user_id, agent)
-
-
 # --- the queue ----------------------------------------------------------------------------
 
 
@@ -221,6 +216,7 @@ async def queues() -> body.QueuesResponse:
 
 @blueprint.post("/api/claimants/<int:user_id>/outcome")
 @agent_endpoint("Claimants", 403, 404, 409, 503)
+@claimant_scoped("user_id")
 @validate_request(body.OutcomeRequest)
 @validate_response(body.OutcomeResponse)
 async def record_outcome(user_id: int, data: body.OutcomeRequest) -> body.OutcomeResponse:
@@ -256,6 +252,7 @@ async def record_outcome(user_id: int, data: body.OutcomeRequest) -> body.Outcom
 
 @blueprint.post("/api/claimants/<int:user_id>/release")
 @agent_endpoint("Claimants", 403, 404, 409, 503)
+@claimant_scoped("user_id")
 @validate_request(body.ReleaseRequest)
 @validate_response(body.ReleaseResponse)
 async def release(user_id: int, data: body.ReleaseRequest) -> body.ReleaseResponse:
@@ -269,13 +266,13 @@ async def release(user_id: int, data: body.ReleaseRequest) -> body.ReleaseRespon
 
 @blueprint.get("/api/claimants/<int:user_id>")
 @agent_endpoint("Claimants", 403, 404)
+@claimant_scoped("user_id")
 @validate_response(body.ClaimantContextResponse)
 async def claimant_context(user_id: int) -> body.ClaimantContextResponse:
     """Everything an agent sees before dialling: who, why this call and why now (stage,
     score breakdown, `not_before` reason), claims and outstanding requirements, previous
     calls, the SMS thread, callback and notes. The view is written to the audit log."""
     agent = require_agent()
-    await _require_access(user_id, agent)
     deps = services()
     context = await deps.claimant_context().view(
         user_id, Viewer(agent.id, request.remote_addr, purpose="api")
@@ -291,12 +288,12 @@ async def claimant_context(user_id: int) -> body.ClaimantContextResponse:
 
 @blueprint.post("/api/claimants/<int:user_id>/sms")
 @agent_endpoint("Claimants", 403, 404, 409, 502)
+@claimant_scoped("user_id")
 @validate_request(body.SmsRequest)
 @validate_response(body.SmsResponse, 201)
 async def send_sms(user_id: int, data: body.SmsRequest) -> tuple[body.SmsResponse, int]:
     """Text the claimant at their number on file (kept in their SMS thread)."""
     agent = require_agent()
-    await _require_access(user_id, agent)
     try:
         sent = await conversations().reply(user_id, agent_id=agent.id, body=data.body)
     except ClaimantNotFound:
@@ -321,6 +318,7 @@ async def send_sms(user_id: int, data: body.SmsRequest) -> tuple[body.SmsRespons
 
 @blueprint.post("/api/claimants/<int:user_id>/magic-link")
 @agent_endpoint("Claimants", 403, 404, 409, 503)
+@claimant_scoped("user_id")
 @validate_request(body.MagicLinkRequestBody)
 @validate_response(body.MagicLinkResponse, 201)
 async def magic_link(
@@ -329,7 +327,6 @@ async def magic_link(
     """Send the claimant a single-use link to the main app by SMS or email (sent by their
     workflow; the token never passes through here)."""
     agent = require_agent()
-    await _require_access(user_id, agent)
     claimant = await conversations().claimant(user_id)
     if claimant is None:
         raise APIError(404, "not_found", "No such claimant.")

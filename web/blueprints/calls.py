@@ -29,6 +29,7 @@ from schemas.enums import AgentRole, AgentState
 from schemas.outreach import ChangeEvent, ChangeKind
 from services.signals import signal_with_start
 from web.auth.access import staff, webhook
+from web.auth.claimants import claimant_scoped
 from web.auth.identity import require_agent
 from web.console_support import agents_call, held_task, per_session
 from web.converters import parse_count, parse_id
@@ -126,6 +127,7 @@ async def _active_call(agent_id: int, user_id: int) -> Any:
 
 @blueprint.post("/console/claimants/<int:user_id>/call")
 @staff(AgentRole.AGENT)
+@claimant_scoped("user_id")
 @CALL_LIMIT
 async def place_call(user_id: int) -> ResponseReturnValue:
     """Start a call to the claimant the agent holds; answers with the softphone."""
@@ -182,6 +184,7 @@ async def place_call(user_id: int) -> ResponseReturnValue:
 
 @blueprint.post("/console/calls/<int:call_id>/simulate")
 @staff(AgentRole.AGENT)
+@claimant_scoped("call_id")
 @SIMULATE_LIMIT
 async def simulate(call_id: int) -> ResponseReturnValue:
     """The simulated softphone: what the claimant does (answers, no answer, busy), or the

@@ -32,6 +32,7 @@ from services.claimant_context import Viewer
 from services.claims import ClaimError
 from services.live_updates import queue_depths
 from web.auth.access import public, staff
+from web.auth.claimants import claimant_scoped
 from web.auth.identity import CurrentAgent, current_agent, require_agent
 from web.console_support import CALLBACK_LEAD as CALLBACK_LEAD  # the tests' lead time
 from web.console_support import (
@@ -334,6 +335,7 @@ async def next_call() -> ResponseReturnValue:
 
 @blueprint.get("/console/claimants/<int:user_id>")
 @staff(AgentRole.AGENT)
+@claimant_scoped("user_id")
 async def claimant_panel(user_id: int) -> ResponseReturnValue:
     """The claimed claimant's panel again (fresh context; the view is audited)."""
     agent = require_agent()
@@ -343,6 +345,7 @@ async def claimant_panel(user_id: int) -> ResponseReturnValue:
 
 @blueprint.post("/console/claimants/<int:user_id>/release")
 @staff(AgentRole.AGENT)
+@claimant_scoped("user_id")
 async def release(user_id: int) -> ResponseReturnValue:
     """Give the claimant back to the queue without an outcome."""
     agent = require_agent()
@@ -364,6 +367,7 @@ async def release(user_id: int) -> ResponseReturnValue:
 
 @blueprint.post("/console/claimants/<int:user_id>/outcome")
 @staff(AgentRole.AGENT)
+@claimant_scoped("user_id")
 async def record_outcome(user_id: int) -> ResponseReturnValue:
     """Save the call's outcome (and a callback); then wrap-up."""
     agent = require_agent()
@@ -437,6 +441,7 @@ async def callback_times() -> ResponseReturnValue:
 
 @blueprint.post("/console/claimants/<int:user_id>/magic-link")
 @staff(AgentRole.AGENT)
+@claimant_scoped("user_id")
 @MAGIC_LINK_LIMIT
 async def send_magic_link(user_id: int) -> ResponseReturnValue:
     """One click: a single-use sign-in link to the claimant by SMS or email."""

@@ -1,12 +1,16 @@
 """SMS conversations for staff: the inbox of threads per claimant and one thread with its
 reply form and templates.
 
-The inbox is shared by every member of staff (any role): inbound messages are answered by
-whoever is free, as in the contact centre. Opening a thread marks the claimant's inbound
-messages read and writes `viewed_sms_thread` to the audit log (the inbox writes
-`viewed_sms_inbox`). Replies go through the same outbox as the workflows' messages, so an
-opted-out claimant cannot be texted; the magic-link template asks the claimant's workflow
-(the `send_magic_link` Update, by SMS). Invalid input re-renders the page with the message.
+Every route that names a claimant is `@claimant_scoped`: an agent sees and answers only the
+claimants they may see (`services.claimant_access`: their claim, their personal callback,
+or the conversation assigned to them as the agent who last worked the claimant), and the
+inbox lists only those; supervisors and admins see every thread.
+
+Opening a thread marks the claimant's inbound messages read and writes `viewed_sms_thread`
+to the audit log (the inbox writes `viewed_sms_inbox`). Replies go through the same outbox
+as the workflows' messages, so an opted-out claimant cannot be texted; the magic-link
+template asks the claimant's workflow (the `send_magic_link` Update, by SMS). Invalid input
+re-renders the page with the message.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from adapters.messaging import DeliveryRejected
 from adapters.sms_outbox import OptedOut
 from domain.sms import MAX_BODY_LENGTH, document_reminder, requirement_words
 from schemas.enums import LinkChannel
+from services.claimant_access import SEES_EVERY_CLAIMANT
 from services.claims import ClaimError
 from services.sms_conversations import ClaimantNotFound, InboundSms, SmsError
 from web.auth.access import staff
+from web.auth.claimants import claimant_scoped
 from web.auth.identity import require_agent
 from web.converters import MAX_ID, query_int
 from web.errors import APIError
@@ -70,7 +76,11 @@ async def inbox() -> str:
     page = _page_number()
     agent = require_agent()
     service = conversations()
-    found = await service.inbox(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    found = await service.inbox(
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+        visible_to=None if agent.role in SEES_EVERY_CLAIMANT else agent.id,
+    )
     await service.audit_view(
         agent_id=agent.id,
         action="viewed_sms_inbox",
@@ -125,6 +135,7 @@ NOTICES = {
 
 @blueprint.get("/sms/<int:user_id>")
 @staff()
+@claimant_scoped("user_id")
 async def thread(user_id: int) -> Response:
     """One claimant's messages (marks them read; the view is audited), and the reply form."""
     return await _thread_page(user_id, notice=NOTICES.get(request.args.get("sent", "")))
@@ -132,6 +143,7 @@ async def thread(user_id: int) -> Response:
 
 @blueprint.post("/sms/<int:user_id>/reply")
 @staff()
+@claimant_scoped("user_id")
 async def reply(user_id: int) -> ResponseReturnValue:
     """Send the reply; the page comes back with the message if it cannot be sent."""
     agent = require_agent()
@@ -156,6 +168,7 @@ async def reply(user_id: int) -> ResponseReturnValue:
 
 @blueprint.post("/sms/<int:user_id>/magic-link")
 @staff()
+@claimant_scoped("user_id")
 async def magic_link(user_id: int) -> ResponseReturnValue:
     """The magic-link template: the claimant's workflow creates and texts a single-use link."""
     agent = require_agent()
@@ -175,6 +188,7 @@ async def magic_link(user_id: int) -> ResponseReturnValue:
 
 @blueprint.post("/sms/<int:user_id>/simulate-inbound")
 @staff()
+@claimant_scoped("user_id")
 async def simulate_inbound(user_id: int) -> ResponseReturnValue:
     """Local development without Twilio: a reply "from the claimant", handled exactly as the
     inbound webhook handles one (keywords included). Not available with real Twilio."""

@@ -1,0 +1,113 @@
+"""Who may see or act on a claimant: the one rule behind every claimant-scoped route (declared
+with `web.auth.claimants.claimant_scoped`) and the SMS inbox.
+
+Supervisors and admins may see every claimant. An agent (a person or an AI) may see a claimant
+when the agent
+
+- holds the claimant's claim (their call task is claimed by this agent), or
+- owns the claimant's pending personal callback, or
+- has the claimant's SMS conversation assigned. The dialler keeps no assignment table, so a
+  conversation is assigned to the agent who last worked the claimant: whoever placed the
+  latest call or sent the latest text to them (an outcome recorded without a call counts as
+  a call). A claimant who texts back reaches whoever last spoke to them; a later call or
+  text by another agent moves the conversation to that agent.
+
+Everyone else, however senior in their own queue, is refused, and the routes answer as if
+the claimant did not exist.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, Subquery, and_, literal_column, select, union, union_all
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from schemas import dialler_db as db
+from schemas.enums import AgentRole, CallbackStatus, MessageDirection, TaskStatus
+
+SEES_EVERY_CLAIMANT = frozenset({AgentRole.SUPERVISOR, AgentRole.ADMIN})
+# The largest id PostgreSQL's BIGINT holds: a bigger one names nobody (and must not reach SQL).
+MAX_ID = 2**63 - 1
+
+_tasks, _callbacks = db.call_tasks.c, db.callbacks.c
+_calls, _sms = db.calls.c, db.sms_messages.c
+
+
+def _agent_contacts() -> Subquery:
+    """Every call placed and text sent by an agent: (user_id, agent_id, at)."""
+    calls = select(_calls.user_id, _calls.agent_id, _calls.started_at.label("at")).where(
+        _calls.agent_id.is_not(None)
+    )
+    texts = select(_sms.user_id, _sms.agent_id, _sms.created_at.label("at")).where(
+        _sms.direction == MessageDirection.OUTBOUND.value,
+        _sms.agent_id.is_not(None),
+        _sms.user_id.is_not(None),
+    )
+    return union_all(calls, texts).subquery("contacts")
+
+
+def visible_claimants(agent_id: int) -> Select[tuple[int]]:
+    """The user ids an agent may see, as a query to filter by (`user_id IN (...)`)."""
+    claimed = select(_tasks.user_id).where(
+        _tasks.claimed_by == agent_id, _tasks.status == TaskStatus.CLAIMED.value
+    )
+    personal_callbacks = select(_callbacks.user_id).where(
+        _callbacks.owner_agent_id == agent_id,
+        _callbacks.status == CallbackStatus.PENDING.value,
+    )
+    # Only claimants this agent ever contacted can have their conversation assigned to them.
+    contacted = union(
+        select(_calls.user_id).where(_calls.agent_id == agent_id),
+        select(_sms.user_id).where(_sms.agent_id == agent_id, _sms.user_id.is_not(None)),
+    ).subquery("contacted")
+    contacts = _agent_contacts()
+    last_worker = (
+        select(contacts.c.user_id, contacts.c.agent_id)
+        .where(contacts.c.user_id.in_(select(contacted.c.user_id)))
+        .distinct(contacts.c.user_id)
+        .order_by(contacts.c.user_id, contacts.c.at.desc())
+        .subquery("last_worker")
+    )
+    assigned = select(last_worker.c.user_id).where(last_worker.c.agent_id == agent_id)
+    return select(literal_column("user_id")).select_from(
+        union(claimed, personal_callbacks, assigned).subquery("visible")
+    )
+
+
+async def may_see(engine: AsyncEngine, role: AgentRole, agent_id: int, user_id: int) -> bool:
+    """Whether this member of staff may see (and act on) the claimant `user_id`."""
+    if not 0 < user_id <= MAX_ID:
+        return False
+    if role in SEES_EVERY_CLAIMANT:
+        return True
+    contacts = _agent_contacts()
+    last_worker = (
+        select(contacts.c.agent_id)
+        .where(contacts.c.user_id == user_id)
+        .order_by(contacts.c.at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    holds_claim = select(_tasks.id).where(
+        _tasks.user_id == user_id,
+        _tasks.claimed_by == agent_id,
+        _tasks.status == TaskStatus.CLAIMED.value,
+    )
+    owns_callback = select(_callbacks.id).where(
+        and_(
+            _callbacks.user_id == user_id,
+            _callbacks.owner_agent_id == agent_id,
+            _callbacks.status == CallbackStatus.PENDING.value,
+        )
+    )
+    query = select(holds_claim.exists() | owns_callback.exists() | (last_worker == agent_id))
+    async with engine.connect() as conn:
+        return bool(await conn.scalar(query))
+
+
+async def claimant_of_call(engine: AsyncEngine, call_id: int) -> int | None:
+    """The claimant a call was made to (None: no such call)."""
+    if not 0 < call_id <= MAX_ID:
+        return None
+    async with engine.connect() as conn:
+        found = await conn.scalar(select(_calls.user_id).where(_calls.id == call_id))
+    return None if found is None else int(found)
