@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         swagger_ui_path=None,
         redoc_ui_path=None,
         scalar_ui_path=None,
+        openapi_provider_class=docs.ApiDocument,  # the JSON API, with the edge's errors
     )
     build_rate_limiter(
         redis,
