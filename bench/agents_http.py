@@ -8,8 +8,8 @@ claimants the seed queries place in the unsigned and outstanding queues (a rando
 each, seeded) under outreach workflows, with calling windows open all day so every published
 task is claimable now.
 
-Three processes as in production: the web app (`dialler web`), one outreach worker (this
-module with `--worker`: `build_worker` and `outreach_activities` with the open calling
+Three processes as in production: the web app (`dialler web`), one outreach worker
+(`bench.harness.worker`: `build_worker` and `outreach_activities` with the open calling
 windows, no schedules, the product's pool sizes) and this process (the simulated agents).
 Then: sign-in (bearer tokens for every agent, the login form for a few console agents); the
 console's server time, idle and with a claimed claimant's context; drains: first a paced
@@ -29,7 +29,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -43,13 +42,12 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from adapters.databases import dialler_engine, replica_engine
 from adapters.temporal import DATA_CONVERTER
 from bench.harness import agents as http_agents
 from bench.harness.agents import Agent, Claimed, ConsoleTiming, Drain
 from bench.harness.cli import Figure, RunRecord, Table, finish, params, parser, run, say, verdict
+from bench.harness.exactly_once import Verification, verify
 from bench.harness.machine import (
     Phase,
     PhaseLoad,
@@ -69,7 +67,6 @@ from bench.harness.seed import (
     open_rules,
     pick_claimants,
     seed,
-    task_statuses,
 )
 from bench.harness.stack import (
     PG_HOST,
@@ -93,10 +90,8 @@ from bench.harness.temporal import (
     scrape_metrics,
     timeline_block,
 )
-from config.logging import configure_logging
-from config.settings import load_settings
+from bench.harness.worker import METRICS_ENV
 from schemas.enums import Queue
-from workers.outreach import build_worker, outreach_activities
 from workflows.outreach import workflow_id_for
 
 TASK_QUEUE = "bench-outreach"
@@ -110,42 +105,11 @@ WINDOW_SECONDS = 30
 # measures the app, not the limiter. (Per-agent API limits and login limits are the app's.)
 RATE_PER_SECOND, RATE_PER_MINUTE = 100_000, 1_000_000
 AGENT_LIMIT_PER_SECOND, AGENT_LIMIT_PER_MINUTE = 10, 300  # web/blueprints/api.py
-WORKER_METRICS_ENV = "BENCH_WORKER_METRICS"
 TARGET_CLAIM_P99, TARGET_CONSOLE_P95 = 0.050, 0.100  # DESIGN.md section 5
 _CLAIMABLE_IN = text(
     "SELECT count(*) FROM call_tasks WHERE status = 'ready' AND queue = :queue "
     "AND not_before <= now()"
 )
-
-
-async def worker_process() -> int:
-    """The outreach worker as `run_outreach_worker` builds it (pool sizes, Redis), but with
-    calling windows open all day and no schedules (a reconcile would bring every seeded
-    claimant under a workflow mid-run). Core metrics served on $BENCH_WORKER_METRICS."""
-    settings = load_settings()
-    configure_logging(settings.log_level)
-    metrics = PrometheusConfig(bind_address=os.environ[WORKER_METRICS_ENV])
-    client = await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=DATA_CONVERTER,
-        runtime=Runtime(telemetry=TelemetryConfig(metrics=metrics)),
-        identity=f"bench-worker-{os.getpid()}",
-    )
-    dialler_db = dialler_engine(settings, pool_size=20)
-    replica = replica_engine(settings, pool_size=10)
-    redis = Redis.from_url(settings.redis_url)
-    activities = outreach_activities(settings, client, dialler_db, replica, open_rules(), redis)
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    async with build_worker(client, settings.temporal_task_queue, activities):
-        print("bench worker polling", settings.temporal_task_queue, flush=True)
-        await stop.wait()
-    await dialler_db.dispose()
-    await replica.dispose()
-    await redis.aclose()
-    return 0
 
 
 @dataclass
@@ -303,71 +267,6 @@ async def drain_phase(
             await http.aclose()
 
 
-@dataclass
-class Verification:
-    http_duplicates: int
-    db_call_duplicates: int
-    calls_rows: int
-    calls_without_http_claim: int
-    http_claims_without_call: int
-    wrong_agent: int
-    still_claimed: int
-    claimed_with_lease: int  # granted by the workflow: lease more than 5 minutes away
-    claimed_lease_minutes: float  # the longest lease left
-    in_cooldown: int
-    task_statuses: dict[str, int]
-    outcome_audits_duplicated: int
-
-
-async def verify(
-    engine: AsyncEngine, claims: Sequence[Claimed], agent_ids: set[int]
-) -> Verification:
-    by_user = Counter(c.user_id for c in claims)
-    claimer = {c.user_id: c.agent_id for c in claims}
-    recorded = sorted({c.user_id for c in claims if c.outcome_ok})
-    async with engine.connect() as conn:
-        rows = list(await conn.execute(
-            text("SELECT user_id, agent_id, count(*) FROM calls WHERE provider = 'manual' "
-                 "AND agent_id = ANY(:agents) GROUP BY user_id, agent_id"),
-            {"agents": sorted(agent_ids)},
-        ))  # fmt: skip
-        held = (await conn.execute(text(
-            "SELECT count(*), "
-            "count(*) FILTER (WHERE lease_expires_at > now() + interval '5 minutes'), "
-            "coalesce(extract(epoch FROM max(lease_expires_at) - now()) / 60, 0) "
-            "FROM call_tasks WHERE status = 'claimed'"
-        ))).one()  # fmt: skip
-        in_cooldown = await conn.scalar(
-            text("SELECT count(*) FROM call_tasks WHERE user_id = ANY(:users) "
-                 "AND status = 'ready' AND not_before > now() + interval '3 hours'"),
-            {"users": recorded},
-        )  # fmt: skip
-        audits = list(await conn.execute(text(
-            "SELECT subject_id, count(*) FROM audit_log WHERE action = 'outcome_recorded' "
-            "GROUP BY subject_id HAVING count(*) > 1"
-        )))  # fmt: skip
-    calls_per_user: Counter[int] = Counter()
-    wrong_agent = 0
-    for user_id, agent_id, n in rows:
-        calls_per_user[int(user_id)] += int(n)
-        if claimer.get(int(user_id)) != int(agent_id):
-            wrong_agent += int(n)
-    return Verification(
-        http_duplicates=sum(n - 1 for n in by_user.values() if n > 1),
-        db_call_duplicates=sum(n - 1 for n in calls_per_user.values() if n > 1),
-        calls_rows=sum(calls_per_user.values()),
-        calls_without_http_claim=len(set(calls_per_user) - set(by_user)),
-        http_claims_without_call=len(set(recorded) - set(calls_per_user)),
-        wrong_agent=wrong_agent,
-        still_claimed=int(held[0]),
-        claimed_with_lease=int(held[1]),
-        claimed_lease_minutes=float(held[2]),
-        in_cooldown=int(in_cooldown or 0),
-        task_statuses=await task_statuses(engine),
-        outcome_audits_duplicated=len(audits),
-    )
-
-
 async def explain(client: Client, engine: AsyncEngine, result: Run, sample: int = 20) -> None:
     """Evidence for the report: a sample claimant's history, the histories of claimants with
     two `calls` rows (at most 2), and workflow-task timeouts/failures in a sample of
@@ -446,10 +345,7 @@ async def main() -> int:
     cli.add_argument("--console-agents", type=int, default=4)
     cli.add_argument("--console-requests", type=int, default=250, help="per variant")
     cli.add_argument("--bring-under-within", type=float, default=480.0, help="seconds, at most")
-    cli.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = cli.parse_args()  # fmt: skip
-    if args.worker:
-        return await worker_process()
 
     result = Run(users=args.users, others=other_runs("bench.agents_http"))
     if args.talk:
@@ -483,10 +379,10 @@ async def main() -> int:
                 RATE_LIMIT_PER_MINUTE=str(RATE_PER_MINUTE), WEB_HOST="127.0.0.1",
                 WEB_PORT=str(web_port), PUBLIC_BASE_URL=base, COOKIE_SECURE="false",
                 CDC_SOURCE="none", EMAIL_OUTBOX_DIR=str(state / "outbox"),
-                DEV_STATE_DIR=str(state), **{WORKER_METRICS_ENV: metrics_address},
+                DEV_STATE_DIR=str(state), **{METRICS_ENV: metrics_address},
             )  # fmt: skip
             worker = await stack.enter_async_context(child_process(
-                "worker", [sys.executable, "-m", "bench.agents_http", "--worker"], env, state
+                "worker", [sys.executable, "-m", "bench.harness.worker"], env, state
             ))  # fmt: skip
             client = await Client.connect(
                 server.address, namespace="default", data_converter=DATA_CONVERTER
@@ -757,7 +653,7 @@ def report(args: argparse.Namespace, result: Run, check: Verification) -> RunRec
         + " then ".join(f"{s.label} (≤ {s.budget:.0f}s)" for s in stages)
         + " in the same run, one after the other.",
         "Processes: the web app as `dialler web` (Hypercorn, one process); one outreach worker "
-        "in its own process (this module with `--worker`: `build_worker`, "
+        "in its own process (`python -m bench.harness.worker`: `build_worker`, "
         "`outreach_activities`, the product's pool sizes, calling windows open all day, no "
         "schedules, so no reconcile puts every seeded claimant under a workflow mid-run); the "
         "Temporal dev server (SQLite file, WAL); this process runs the agents' HTTP clients "

@@ -4,7 +4,9 @@
 - `stack`: the processes a benchmark starts (Temporal dev server, the web app and workers as
   child processes, scratch databases);
 - `seed`: demo data, the seed's queues, bringing claimants under workflows by name;
+- `worker`: the outreach worker as a benchmark runs it (`python -m bench.harness.worker`);
 - `agents`: simulated agents over HTTP (tokens, sign-in, claim → outcome loops);
+- `exactly_once`: after the agents, no claimant claimed twice, and the database agrees;
 - `temporal`: Temporal-side evidence (histories, activity counts, core metrics);
 - `machine`: the machine, its load and where the CPU went, per phase;
 - `stats`: percentiles and latency rows;
