@@ -23,6 +23,7 @@ from domain.phones import phone_key
 from schemas import dialler_db as db
 from schemas import replica
 from schemas.enums import AgentRole
+from tests.factories import add_claimant
 from tests.web.conftest import make_staff, sign_in
 from tests.web.console_fixtures import (
     HTMX,
@@ -39,7 +40,7 @@ from tests.web.console_fixtures import (
     world,
 )
 from tests.workflows.conftest import open_rules
-from tests.workflows.helpers import eventually
+from tests.workflows.helpers import eventually, start, task_in
 from web import create_app
 from web.twilio_signature import public_url, sign
 from web.voice import RECORDING_NOTICE, SimulatedVoice, child_sid
@@ -469,6 +470,12 @@ async def test_a_call_the_dialler_hangs_up_on_is_abandoned_and_locks_the_number(
     )
     assert "72-hour lock" in task.not_before_reason
     assert task.not_before > datetime.now(UTC) + timedelta(hours=71)
+
+    # the lock is on the number: another claimant sharing it waits too
+    housemate = await add_claimant(w.replica, signed=False, pending=1, phone=call.to_number)
+    await start(w.harness, housemate)
+    shared = await task_in(w.harness, housemate, "unsigned")
+    assert shared.not_before_reason.startswith("abandoned call: 72-hour lock"), shared
 
 
 async def test_no_agent_on_the_line_within_two_seconds_is_abandoned(w: World) -> None:
