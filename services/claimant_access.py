@@ -19,6 +19,7 @@ the claimant did not exist.
 from __future__ import annotations
 
 from sqlalchemy import Select, Subquery, and_, literal_column, select, union, union_all
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas import dialler_db as db
@@ -63,7 +64,7 @@ def visible_claimants(agent_id: int) -> Select[tuple[int]]:
     last_worker = (
         select(contacts.c.user_id, contacts.c.agent_id)
         .where(contacts.c.user_id.in_(select(contacted.c.user_id)))
-        .distinct(contacts.c.user_id)
+        .ext(distinct_on(contacts.c.user_id))
         .order_by(contacts.c.user_id, contacts.c.at.desc())
         .subquery("last_worker")
     )
