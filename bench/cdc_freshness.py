@@ -31,7 +31,7 @@ import random
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
@@ -221,63 +221,58 @@ async def lag_sampler(redis: Redis, into: list[float]) -> None:
         await asyncio.sleep(1.0)
 
 
-async def steady_phase(
+async def measure(
+    name: str,
+    label: str,
+    probes: list[Probe],
+    write: Callable[[Watcher], Awaitable[None]],
     dbs: Databases,
     redis: Redis,
-    pool: list[tuple[int, bool]],
-    rate: float,
-    seconds: float,
     pids: Mapping[str, int],
     temporal_pid: int,
 ) -> PhaseResult:
+    """Watch `call_tasks` while `write(watcher)` sends the changes (adding each probe to the
+    watcher), then until all are reflected (or DRAIN_LIMIT_SECONDS pass)."""
     watcher = Watcher(dbs)
-    count = int(rate * seconds)
-    probes: list[Probe] = []
     lags: list[float] = []
-    async with Phase(f"steady {rate:g}/s", temporal_pid, pids) as phase:
+    async with Phase(label, temporal_pid, pids) as phase:
         watching = asyncio.create_task(watcher.run())
         sampling = asyncio.create_task(lag_sampler(redis, lags))
-        began = time.monotonic()
-        first_write = time.time()
-        for n in range(count):
-            # absolute schedule: a slow write does not slow the offered rate down
-            delay = began + n / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            user_id, vulnerable = pool[n]
-            probe = Probe(user_id, not vulnerable, 0.0)
-            watcher.add(probe)
-            probe.written_at = await flip(dbs, user_id, probe.vulnerable)
-            probes.append(probe)
+        began, first_write = time.monotonic(), time.time()
+        await write(watcher)
         write_seconds = time.monotonic() - began
         drained = await watcher.drained(DRAIN_LIMIT_SECONDS)
         last = max((p.reflected_at or 0.0) for p in probes)
         watching.cancel()
         sampling.cancel()
     return PhaseResult(
-        f"steady {rate:g} changes/s for {seconds:g} s",
-        probes,
-        write_seconds,
-        last - first_write if drained else None,
-        phase.load,
-        {name: phase.load.cores[name] for name in pids},
-        lags,
-    )
+        name, probes, write_seconds, last - first_write if drained else None, phase.load,
+        {n: phase.load.cores[n] for n in pids}, lags,
+    )  # fmt: skip
 
 
-async def burst_phase(
-    dbs: Databases,
-    redis: Redis,
-    pool: list[tuple[int, bool]],
-    writers: int,
-    pids: Mapping[str, int],
-    temporal_pid: int,
-) -> PhaseResult:
-    watcher = Watcher(dbs)
-    probes = [Probe(user_id, not vulnerable, 0.0) for user_id, vulnerable in pool]
-    for probe in probes:
-        watcher.add(probe)
-    lags: list[float] = []
+def steady_writes(
+    dbs: Databases, probes: list[Probe], rate: float
+) -> Callable[[Watcher], Awaitable[None]]:
+    """`rate` changes a second, one UPDATE per transaction, on an absolute schedule: a slow
+    write does not slow the offered rate down. Each probe is watched from its own write."""
+
+    async def write(watcher: Watcher) -> None:
+        began = time.monotonic()
+        for n, probe in enumerate(probes):
+            delay = began + n / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            watcher.add(probe)
+            probe.written_at = await flip(dbs, probe.user_id, probe.vulnerable)
+
+    return write
+
+
+def burst_writes(
+    dbs: Databases, probes: list[Probe], writers: int
+) -> Callable[[Watcher], Awaitable[None]]:
+    """Every change as fast as `writers` connections can write them, all watched at once."""
     queue: asyncio.Queue[Probe] = asyncio.Queue()
     for probe in probes:
         queue.put_nowait(probe)
@@ -287,26 +282,12 @@ async def burst_phase(
             probe = queue.get_nowait()
             probe.written_at = await flip(dbs, probe.user_id, probe.vulnerable)
 
-    async with Phase(f"burst of {len(probes):,}", temporal_pid, pids) as phase:
-        watching = asyncio.create_task(watcher.run())
-        sampling = asyncio.create_task(lag_sampler(redis, lags))
-        began = time.monotonic()
-        first_write = time.time()
+    async def write(watcher: Watcher) -> None:
+        for probe in probes:
+            watcher.add(probe)
         await asyncio.gather(*(writer() for _ in range(writers)))
-        write_seconds = time.monotonic() - began
-        drained = await watcher.drained(DRAIN_LIMIT_SECONDS)
-        last = max((p.reflected_at or 0.0) for p in probes)
-        watching.cancel()
-        sampling.cancel()
-    return PhaseResult(
-        f"burst of {len(probes):,} changes ({writers} writers)",
-        probes,
-        write_seconds,
-        last - first_write if drained else None,
-        phase.load,
-        {name: phase.load.cores[name] for name in pids},
-        lags,
-    )
+
+    return write
 
 
 async def bring_under_workflows(dbs: Databases, client: Client, expected: int) -> float:
@@ -412,12 +393,18 @@ async def main() -> int:
                 async with cdc_worker(env, logs, redis) as cdc:
                     pids = {"cdc": cdc.pid, "outreach": worker.pid}
                     say(f"steady: {args.rate:g} changes/s for {args.seconds:g} s")
-                    results.append(await steady_phase(
-                        dbs, redis, pool[:steady_count], args.rate, args.seconds, pids, server.pid
+                    steady_probes = [Probe(u, not v, 0.0) for u, v in pool[:steady_count]]
+                    results.append(await measure(
+                        f"steady {args.rate:g} changes/s for {args.seconds:g} s",
+                        f"steady {args.rate:g}/s", steady_probes,
+                        steady_writes(dbs, steady_probes, args.rate), dbs, redis, pids, server.pid,
                     ))  # fmt: skip
                     say(f"burst: {args.burst:,} changes")
-                    results.append(await burst_phase(
-                        dbs, redis, pool[steady_count:], args.writers, pids, server.pid
+                    burst_probes = [Probe(u, not v, 0.0) for u, v in pool[steady_count:]]
+                    results.append(await measure(
+                        f"burst of {len(burst_probes):,} changes ({args.writers} writers)",
+                        f"burst of {len(burst_probes):,}", burst_probes,
+                        burst_writes(dbs, burst_probes, args.writers), dbs, redis, pids, server.pid,
                     ))  # fmt: skip
                     metrics = await read_metrics(redis, "binlog")
                 for result in results:
