@@ -9,6 +9,10 @@ tables, and `migrations/`, which changes them) is parsed with `ast`, and fails w
   a workflow client (`workflows/*_client.py`): the web app and the services reach
   workflows through the client modules only.
 
+It sees table objects only: statements written as SQL text are not seen (today
+`adapters/queue_queries.py`, the seed's queue queries over the replica's users, claims and
+requirements and the dialler's callbacks).
+
 The pairs still to migrate are listed in PENDING_MIGRATION. It must be empty when issue 17
 closes; until then it can only shrink: a listed pair that no longer violates fails the test
 too, so whoever migrates a module deletes its pairs here.
@@ -134,7 +138,6 @@ PENDING_MIGRATION: frozenset[tuple[str, str]] = frozenset(
         ("activities/maintenance.py", "call_tasks"),
         ("activities/outreach.py", "call_tasks"),
         ("activities/reconcile.py", "call_tasks"),
-        ("cli/queue.py", "call_tasks"),
         ("cli/sync.py", "call_tasks"),
         ("services/claimant_access.py", "call_tasks"),
         ("services/claimant_context.py", "call_tasks"),
