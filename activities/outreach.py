@@ -242,6 +242,16 @@ class OutreachActivities:
             )
         )
         facts.deceased = bool(deceased)
+        # the number the latest wrong_number outcome was against (domain.facts)
+        facts.wrong_phone_key = await conn.scalar(
+            select(db.calls.c.phone_key)
+            .where(
+                db.calls.c.user_id == facts.user_id,
+                db.calls.c.disposition == Disposition.WRONG_NUMBER.value,
+            )
+            .order_by(db.calls.c.started_at.desc(), db.calls.c.id.desc())
+            .limit(1)
+        )
         callback = (
             await conn.execute(
                 select(db.callbacks.c.scheduled_for, db.callbacks.c.owner_agent_id)
@@ -284,10 +294,9 @@ class OutreachActivities:
                 return TaskRefreshed(assessment, request.written, wrote=False)
         return TaskRefreshed(assessment, wanted, wrote=True)
 
-    @activity.defn
     async def assess(self, request: AssessRequest) -> Assessment:
-        """Stage, score with its breakdown, and the earliest time the claimant may be called.
-        (Histories from before `refresh_task` ran this, then `publish_task`.)"""
+        """Stage, score with its breakdown, and the earliest time the claimant may be called
+        (`dialler scoring explain`; the workflow's `refresh_task` assesses on its own)."""
         async with self._dialler.connect() as conn:
             return await self._assess(conn, request.facts, request.now)
 
@@ -363,16 +372,6 @@ class OutreachActivities:
             rates["all"] = total_positive / total
         self._conversion = (time.monotonic(), rates)
         return rates
-
-    @activity.defn
-    async def publish_task(self, request: PublishTask) -> TaskWritten:
-        async with self._dialler.begin() as conn:
-            return await self._upsert(conn, request)
-
-    @activity.defn
-    async def withdraw_task(self, request: WithdrawTask) -> TaskWritten:
-        async with self._dialler.begin() as conn:
-            return await self._withdraw(conn, request)
 
     @staticmethod
     async def _upsert(conn: AsyncConnection, request: PublishTask) -> TaskWritten:

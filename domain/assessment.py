@@ -12,6 +12,7 @@ from datetime import datetime
 from domain.callback_routing import callback_hold
 from domain.calling_windows import as_utc
 from domain.contact_policy import earliest_contact
+from domain.facts import WRONG_NUMBER_REASON, wrong_number_in_force
 from domain.rules import DiallerRules
 from domain.scoring import score
 from schemas.outreach import Assessment, Claim, ClaimantFacts, ContactHistory, Stage, TaskShape
@@ -38,6 +39,8 @@ def assess(
             people_only=people_only,
         )
     not_before, reason = earliest_contact(facts, history, rules, now)
+    if not_before is not None and wrong_number_in_force(facts):
+        not_before, reason = None, WRONG_NUMBER_REASON
     total, factors = score(facts, history, stage, rules.scoring, now)
     hold = callback_hold(facts, stage, rules.contact.personal_callback_grace)
     return Assessment(

@@ -3,10 +3,21 @@
 Pure functions over `ClaimantFacts`. Events are idempotent (the caller skips seen ids) and
 ordered per entity by `occurred_at`: an event older than the last one applied to the same
 user, claim or requirement is ignored, so out-of-order delivery never regresses a fact.
+
+Two facts are the dialler's own record rather than the main app's, and are re-read from the
+dialler DB whenever the facts are reloaded:
+
+- the opt-out state, the latest event per channel (`domain.suppressions`): an OPTED_OUT event
+  says "an opt-out was recorded, read the state again" (`needs_reload`), because a START
+  recorded after the STOP must win however the signals arrive;
+- a wrong number: the phone key the latest `wrong_number` outcome was recorded against. That
+  number is not called for this claimant while it is their number; a phone change (the main
+  app's CDC phone-hash event) to another number makes them callable again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from domain.dispositions import Disposition, effect_of
@@ -53,9 +64,23 @@ def _claim(facts: ClaimantFacts, event: ChangeEvent) -> ClaimFact:
     return claim
 
 
+WRONG_NUMBER_REASON = "wrong number reported; waiting for a new phone number"
+# Events that say "read the databases again" rather than carry a fact.
+_RELOADS = {ChangeKind.REFRESH, ChangeKind.OPTED_OUT}
+
+
+def needs_reload(events: Iterable[ChangeEvent]) -> bool:
+    return any(event.kind in _RELOADS for event in events)
+
+
+def wrong_number_in_force(facts: ClaimantFacts) -> bool:
+    """The claimant's current number is the one last reported wrong for them."""
+    return facts.phone_key is not None and facts.phone_key == facts.wrong_phone_key
+
+
 def apply_event(facts: ClaimantFacts, event: ChangeEvent) -> bool:
     """Apply one event in place; False when it was older than what is already known."""
-    if event.kind is ChangeKind.REFRESH:
+    if event.kind in _RELOADS:
         return True  # handled by the workflow: reload from the databases
     key = entity_key(event)
     last = facts.entity_versions.get(key)
@@ -76,8 +101,6 @@ def apply_event(facts: ClaimantFacts, event: ChangeEvent) -> bool:
             facts.status = event.user_status or facts.status
         case ChangeKind.VULNERABILITY_CHANGED:
             facts.is_vulnerable = bool(event.is_vulnerable)
-        case ChangeKind.OPTED_OUT:
-            facts.opted_out = True  # final: no event turns it back
         case ChangeKind.CLAIM_ADDED | ChangeKind.CLAIM_STATUS_CHANGED:
             claim = _claim(facts, event)
             claim.status = event.claim_status or claim.status
@@ -119,7 +142,7 @@ def apply_disposition(
     if disposition is Disposition.DECEASED:
         facts.deceased = True
     if effect.invalidates_phone:
-        facts.phone_key = None
+        facts.wrong_phone_key = facts.phone_key  # until the phone number changes
     if effect.needs_callback_time:
         facts.callback_at = callback_at
         facts.callback_owner_agent_id = owner_agent_id

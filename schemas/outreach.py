@@ -65,6 +65,8 @@ class ClaimantFacts:
     deceased: bool = False
     callback_at: datetime | None = None
     callback_owner_agent_id: int | None = None
+    # the phone key the latest wrong_number outcome was recorded against (domain.facts)
+    wrong_phone_key: str | None = None
     # last applied change per entity ("user:1", "claim:7", "requirement:9"): older events lose
     entity_versions: dict[str, datetime] = field(default_factory=dict)
 

@@ -72,9 +72,6 @@ def outreach_activities(
     return [
         outreach.load_facts,
         outreach.refresh_task,
-        outreach.assess,
-        outreach.publish_task,
-        outreach.withdraw_task,
         outreach.record_outcome,
         outreach.save_callback,
         outreach.complete_callbacks,

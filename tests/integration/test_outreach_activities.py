@@ -7,16 +7,19 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select, text
+from redis.asyncio import Redis
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.outreach import OutreachActivities
+from adapters.context_cache import ContextCache
 from adapters.databases import dialler_engine
 from adapters.rules_file import load_rules_file
 from config.settings import Settings
+from domain.facts import WRONG_NUMBER_REASON
 from schemas import dialler_db as db
 from schemas import replica as rp
 from schemas.enums import Queue
@@ -24,15 +27,14 @@ from schemas.outreach import (
     Assessment,
     Claim,
     LoadFactsRequest,
-    PublishTask,
     RecordOutcome,
     RefreshTask,
     SaveCallback,
     ScoreFactor,
     Stage,
     Suppress,
-    WithdrawTask,
 )
+from tests.conftest import REDIS_URL
 from tests.factories import add_claimant, next_id
 
 
@@ -63,22 +65,79 @@ async def _task(engine: AsyncEngine, user_id: int):  # type: ignore[no-untyped-d
 
 
 async def test_an_older_write_never_overwrites_a_newer_one(
-    activities: OutreachActivities, dialler_db: AsyncEngine
+    activities: OutreachActivities, dialler_db: AsyncEngine, replica: AsyncEngine
 ) -> None:
-    user_id = next_id()
+    user_id = await add_claimant(replica, signed=False, pending=1)
     env = ActivityEnvironment()
-    publish = activities.publish_task
-    newer = PublishTask(user_id, f"outreach-{user_id}", 20, _assessment(user_id, 90.0))
-    older = PublishTask(user_id, f"outreach-{user_id}", 10, _assessment(user_id, 10.0))
-    assert (await env.run(publish, newer)).applied
-    assert not (await env.run(publish, older)).applied  # a retried, late activity
+    facts = await env.run(activities.load_facts, LoadFactsRequest(user_id))
+    request = RefreshTask(user_id, f"outreach-{user_id}", facts, datetime.now(UTC), version=20)
+    assert (await env.run(activities.refresh_task, request)).wrote
+    late = replace(request, facts=replace(facts, is_vulnerable=True), version=10)
+    await env.run(activities.refresh_task, late)  # a retried, late activity
     row = await _task(dialler_db, user_id)
-    assert (row.version, float(row.score), row.status) == (20, 90.0, "ready")
+    assert (row.version, row.status, row.route_to_people_only) == (20, "ready", False)
 
-    assert not (await env.run(activities.withdraw_task, WithdrawTask(user_id, 15, "late"))).applied
-    assert (await env.run(activities.withdraw_task, WithdrawTask(user_id, 30, "done"))).applied
+    done = replace(facts, signed=True, claims=[])
+    await env.run(activities.refresh_task, replace(request, facts=done, version=15))
+    assert (await _task(dialler_db, user_id)).status == "ready"  # a late withdrawal
+    await env.run(activities.refresh_task, replace(request, facts=done, version=30))
     row = await _task(dialler_db, user_id)
-    assert (row.version, row.status, row.not_before_reason) == (30, "withdrawn", "done")
+    assert (row.version, row.status, row.not_before_reason) == (
+        30,
+        "withdrawn",
+        "nothing left to chase",
+    )
+
+
+async def test_a_wrong_number_survives_a_reload_until_the_number_changes(
+    activities: OutreachActivities, dialler_db: AsyncEngine, replica: AsyncEngine
+) -> None:
+    """The wrong_number outcome is recorded against the number's key; `load_facts` reads it
+    back, so a new run, a continue-as-new or a reconcile REFRESH does not dial it again."""
+    user_id = await add_claimant(replica, signed=False, pending=1, phone="+447700900126")
+    async with dialler_db.begin() as conn:
+        agent_id = await conn.scalar(
+            insert(db.agents)
+            .values(email=f"wrong-{user_id}@t", display_name="Agent", role="agent")
+            .returning(db.agents.c.id)
+        )
+    env = ActivityEnvironment()
+    before = await env.run(activities.load_facts, LoadFactsRequest(user_id))
+    request = RefreshTask(user_id, f"outreach-{user_id}", before, datetime.now(UTC), version=1)
+    listed = await env.run(activities.refresh_task, request)
+    assert before.wrong_phone_key is None and listed.assessment.not_before is not None
+    outcome = RecordOutcome(
+        user_id=user_id,
+        agent_id=int(agent_id),
+        queue=Queue.UNSIGNED,
+        disposition="wrong_number",
+        notes="",
+        at=datetime.now(UTC),
+        outcome_key=f"outreach-{user_id}@wrong",
+    )
+    await env.run(activities.record_outcome, outcome)
+    facts = await env.run(activities.load_facts, LoadFactsRequest(user_id))
+    assert facts.phone_key is not None and facts.wrong_phone_key == facts.phone_key
+    refreshed = await env.run(
+        activities.refresh_task,
+        replace(request, facts=facts, version=2, written=listed.written),
+    )
+    assert refreshed.assessment.not_before is None
+    assert refreshed.assessment.not_before_reason == WRONG_NUMBER_REASON
+    row = await _task(dialler_db, user_id)  # the reason is what the console and the API show
+    assert (row.status, row.not_before_reason) == ("withdrawn", WRONG_NUMBER_REASON)
+
+    async with replica.begin() as conn:  # the main app records a new number
+        await conn.execute(
+            update(rp.users).where(rp.users.c.id == user_id).values(phone_number="+447700900127")
+        )
+    moved = await env.run(activities.load_facts, LoadFactsRequest(user_id))
+    assert moved.phone_key not in (None, facts.phone_key)
+    refreshed = await env.run(
+        activities.refresh_task, replace(request, facts=moved, version=3, written=refreshed.written)
+    )
+    assert refreshed.assessment.not_before is not None
+    assert (await _task(dialler_db, user_id)).status == "ready"
 
 
 async def test_callback_outside_the_calling_windows_is_refused(
@@ -142,14 +201,22 @@ async def test_facts_are_built_from_the_replica_without_personal_data(
     assert not missing.is_enabled and missing.status == "deleted"
 
 
-async def test_opted_out_follows_the_latest_sms_keyword(
+async def test_opted_out_follows_the_latest_sms_keyword_in_the_facts_and_the_console(
     activities: OutreachActivities, dialler_db: AsyncEngine, replica: AsyncEngine
 ) -> None:
     number = "+447700900124"
     user_id = await add_claimant(replica, signed=False, pending=1, phone=number)
 
     async def opted_out() -> bool:
+        """What the workflow's facts say, which the console's banner (the context) and so
+        the API's `claimant.opted_out` must agree with."""
         facts = await ActivityEnvironment().run(activities.load_facts, LoadFactsRequest(user_id))
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            context = (await ContextCache(redis, replica, dialler_db).load_many([user_id]))[user_id]
+        finally:
+            await redis.aclose()
+        assert context.opted_out == facts.opted_out
         return facts.opted_out
 
     async def add(reason: str, **subject: object) -> None:

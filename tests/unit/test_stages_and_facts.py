@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.dispositions import Disposition
-from domain.facts import apply_disposition, apply_event
+from domain.facts import apply_disposition, apply_event, needs_reload, wrong_number_in_force
 from domain.stages import derive_stage
 from schemas.outreach import (
     ChangeEvent,
@@ -125,13 +125,35 @@ def test_new_claims_and_requirements_are_added() -> None:
     assert derive_stage(claimant, NOW) is Stage.OUTSTANDING
 
 
-def test_opt_out_is_final() -> None:
+def test_an_opt_out_event_asks_for_the_recorded_state() -> None:
+    """The dialler DB holds the opt-out state, the latest event per channel (a START after a
+    STOP lifts it): an OPTED_OUT event changes no fact itself, it asks for a reload."""
     claimant = facts(Stage.OUTSTANDING)
-    apply_event(claimant, event(ChangeKind.OPTED_OUT))
+    opt_out = event(ChangeKind.OPTED_OUT, reason="sms_stop")
+    assert apply_event(claimant, opt_out)
+    assert not claimant.opted_out
+    assert needs_reload([opt_out]) and needs_reload([event(ChangeKind.REFRESH)])
+    assert not needs_reload([event(ChangeKind.SIGNATURE_ADDED)])
+    claimant.opted_out = True  # what the reload found
     for kind in (ChangeKind.SIGNATURE_ADDED, ChangeKind.ENABLED_CHANGED):
         apply_event(claimant, event(kind, NOW + timedelta(days=1), is_enabled=True))
-    assert claimant.opted_out
     assert derive_stage(claimant, NOW) is Stage.DONE
+
+
+def test_a_wrong_number_holds_until_the_phone_number_changes() -> None:
+    claimant = facts(Stage.UNSIGNED)
+    assert not wrong_number_in_force(claimant)
+    apply_disposition(claimant, Disposition.WRONG_NUMBER, NOW)
+    assert wrong_number_in_force(claimant)
+    assert derive_stage(claimant, NOW) is Stage.UNSIGNED  # still to chase, on another number
+    later = NOW + timedelta(minutes=5)
+    apply_event(claimant, event(ChangeKind.PHONE_CHANGED, later, phone_key="new"))
+    assert not wrong_number_in_force(claimant)
+    # the main app puts the reported number back: it is still the number reported wrong
+    apply_event(claimant, event(ChangeKind.PHONE_CHANGED, later + timedelta(1), phone_key="k"))
+    assert wrong_number_in_force(claimant)
+    apply_event(claimant, event(ChangeKind.PHONE_CHANGED, later + timedelta(2), phone_key=None))
+    assert not wrong_number_in_force(claimant)  # no number at all: another reason applies
 
 
 @pytest.mark.parametrize(
@@ -139,7 +161,7 @@ def test_opt_out_is_final() -> None:
     [
         (Disposition.DO_NOT_CALL, lambda f: f.opted_out),
         (Disposition.DECEASED, lambda f: f.deceased),
-        (Disposition.WRONG_NUMBER, lambda f: f.phone_key is None),
+        (Disposition.WRONG_NUMBER, lambda f: f.wrong_phone_key == f.phone_key == "k"),
         (Disposition.CALLBACK_REQUESTED, lambda f: f.callback_at == NOW + timedelta(days=1)),
         (Disposition.NO_ANSWER, lambda f: f.callback_at is None),  # honoured the due callback
     ],

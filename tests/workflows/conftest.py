@@ -7,15 +7,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -32,6 +36,7 @@ from adapters.rules_file import load_rules_file
 from adapters.temporal import DATA_CONVERTER
 from config.settings import Settings
 from domain.rules import DiallerRules, parse_rules
+from schemas import search_attributes
 from services.claims import ClaimService
 from tests.conftest import MYSQL_HOST, PG_HOST
 from workers.outreach import build_worker, outreach_activities
@@ -148,6 +153,25 @@ async def harness(temporal_env: WorkflowEnvironment, settings: Settings) -> Asyn
         running_harness(temporal_env, settings, dialler, replica) as h,
     ):
         yield h
+
+
+@pytest.fixture(scope="module")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server: timers (leases, callbacks) fire without waiting."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server")
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type)
+                for key in search_attributes.ALL
+            },
+        )
+    )
+    yield env
+    await env.shutdown()
 
 
 @pytest.fixture(scope="session")

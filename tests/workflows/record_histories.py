@@ -57,13 +57,12 @@ async def opt_out(h: Harness) -> str:
     return handle.id
 
 
-# Recorded histories are kept: when a change ships behind `workflow.patched`, record the
-# scenario again under a new name (the old file keeps testing the old path).
+# The first release: no running history predates these. From now on a recorded history is
+# kept; a change that is meant to be incompatible ships behind `workflow.patched` and its
+# scenario is recorded again under a new name (the old file keeps testing the old path).
 SCENARIOS = {
-    "journey": journey,  # before the claim-answers-at-once and quiet-iterations patches
+    "journey": journey,
     "opt_out": opt_out,
-    "journey_patched": journey,  # with both patches
-    "journey_one_activity": journey,  # and one-activity-per-change
 }
 
 

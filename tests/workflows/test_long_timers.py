@@ -3,45 +3,20 @@ fires at its time, inside the calling window, with nobody waiting in real time."
 
 from __future__ import annotations
 
-import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from functools import partial
-from pathlib import Path
 
-import pytest
 from sqlalchemy import insert
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from config.settings import Settings
 from domain.calling_windows import is_open, next_open
 from domain.rules import DiallerRules
 from schemas import dialler_db as db
-from schemas import search_attributes
 from schemas.outreach import Stage
 from tests.factories import add_claimant
 from tests.workflows.conftest import running_harness, scratch_databases
 from tests.workflows.helpers import assessment, eventually, start
-
-
-@pytest.fixture(scope="module")
-async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server")
-    )
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.ValueType(key.indexed_value_type)
-                for key in search_attributes.ALL
-            },
-        )
-    )
-    yield env
-    await env.shutdown()
 
 
 async def test_callbacks_fire_at_their_time_inside_the_calling_window(

@@ -1,0 +1,148 @@
+"""What an agent's action on a claimant's outreach must satisfy, and what an outcome writes.
+
+Pure functions over the workflow's state, time passed in. The workflow's Update validators
+raise the refusal these return (the caller shows it to the agent); `outcome_plan` lists the
+writes an outcome needs before its effect on the facts (`domain.facts.apply_disposition`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from domain import callback_routing
+from domain.dispositions import Disposition, effect_of
+from schemas.outreach import (
+    Assessment,
+    CallbackRequest,
+    Claim,
+    ClaimantFacts,
+    ClaimRequest,
+    NoteRequest,
+    OutcomeRequest,
+    OutreachState,
+)
+
+MAX_LEASE = timedelta(hours=4)
+MAX_NOTE_LENGTH = 4000
+STILL_ASSESSING = "the claimant is still being assessed"
+
+
+def claim_refusal(
+    state: OutreachState | None,
+    assessment: Assessment | None,
+    request: ClaimRequest,
+    now: datetime,
+) -> str | None:
+    """Why this agent may not claim the claimant's task now (None: they may). The same agent
+    asking again for the claim they hold (a retry after a lost reply) is not refused."""
+    if state is None or assessment is None:
+        return STILL_ASSESSING
+    if state.claim is not None:
+        if (state.claim.agent_id, state.claim.task_version) == (
+            request.agent_id,
+            request.task_version,
+        ):
+            return None
+        return f"already claimed by agent {state.claim.agent_id}"
+    if request.task_version != state.task_version:
+        return "stale task: the claimant's task has changed since it was listed"
+    if assessment.stage.queue != request.queue:
+        return f"the claimant is no longer in the {request.queue.value} queue"
+    if assessment.not_before is None or assessment.not_before > now:
+        return "the claimant may not be called yet"
+    if request.is_ai and assessment.people_only:
+        return "vulnerable claimant: people only"
+    held = callback_routing.claim_refusal(
+        assessment.owner_agent_id,
+        assessment.held_until,
+        request.agent_id,
+        now,
+        owner_away=request.owner_away,
+    )
+    if held is not None:
+        return held
+    if not 1 <= request.lease_seconds <= MAX_LEASE.total_seconds():
+        return "a lease lasts between 1 second and 4 hours"
+    return None
+
+
+def new_claim(request: ClaimRequest, now: datetime) -> Claim:
+    """A claim is a lease: an agent who vanishes mid-call gives the task back."""
+    return Claim(
+        agent_id=request.agent_id,
+        claimed_at=now,
+        lease_expires_at=now + timedelta(seconds=request.lease_seconds),
+        task_version=request.task_version,
+    )
+
+
+def holder_refusal(claim: Claim | None, agent_id: int) -> str | None:
+    if claim is None or claim.agent_id != agent_id:
+        return "this claimant is not claimed by you"
+    return None
+
+
+def outcome_refusal(claim: Claim | None, request: OutcomeRequest, now: datetime) -> str | None:
+    not_holder = holder_refusal(claim, request.agent_id)
+    if not_holder is not None:
+        return not_holder
+    try:
+        disposition = Disposition(request.disposition)
+    except ValueError:
+        return f"unknown disposition {request.disposition!r}"
+    if effect_of(disposition).needs_callback_time:
+        if request.callback_at is None:
+            return "a callback needs a time"
+        if request.callback_at <= now:
+            return "a callback must be in the future"
+    return None
+
+
+def stopped_refusal(state: OutreachState | None) -> str | None:
+    """Callbacks and messages are refused once outreach has stopped for good."""
+    if state is None:
+        return STILL_ASSESSING
+    if state.facts.opted_out or state.facts.deceased:
+        return "outreach to this claimant has stopped"
+    return None
+
+
+def callback_refusal(
+    state: OutreachState | None, request: CallbackRequest, now: datetime
+) -> str | None:
+    stopped = stopped_refusal(state)
+    if stopped is not None:
+        return stopped
+    if request.at <= now:
+        return "a callback must be in the future"
+    return None
+
+
+def note_refusal(request: NoteRequest) -> str | None:
+    if not request.text.strip():
+        return "a note needs some text"
+    if len(request.text) > MAX_NOTE_LENGTH:
+        return f"a note is at most {MAX_NOTE_LENGTH} characters"
+    return None
+
+
+@dataclass(frozen=True)
+class OutcomePlan:
+    """The writes an outcome needs, in this order, before its effect on the facts."""
+
+    save_callback: bool  # first: it checks the calling windows and fails the outcome if outside
+    complete_due_callbacks: bool  # the call honoured a callback that was due
+    suppress: bool  # a do-not-call: recorded as an opt-out
+
+
+def outcome_plan(
+    facts: ClaimantFacts, disposition: Disposition, callback_at: datetime | None, now: datetime
+) -> OutcomePlan:
+    effect = effect_of(disposition)
+    callback_due = facts.callback_at is not None and facts.callback_at <= now
+    return OutcomePlan(
+        save_callback=effect.needs_callback_time and callback_at is not None,
+        complete_due_callbacks=callback_due and not effect.needs_callback_time,
+        suppress=effect.opt_out,
+    )
