@@ -221,6 +221,33 @@ def _why_now_at_render(
     return why_now(not_before, reason, datetime.now(UTC), windows, preferred_start, preferred_end)
 
 
+# --- the confirmation of a saved outcome -------------------------------------------------------
+
+
+def where_claimant_stands(
+    queue: str | None, not_before: datetime | None, reason: str, now: datetime
+) -> str:
+    """Where the claimant is after an outcome, from the workflow's new assessment."""
+    if queue is None or not_before is None:
+        return f"no further calls ({reason})"
+    name = QUEUE_LABELS.get(queue, humanise(queue))
+    if not_before <= now:
+        return f"in the {name} queue, callable now ({reason})"
+    return f"in the {name} queue from {uk_datetime(not_before)} UK time ({reason})"
+
+
+def outcome_confirmation(outcome_label: str, recorded: Any, now: datetime) -> str:
+    """ "Outcome saved: <outcome>; <where the claimant now stands>." `recorded` is the
+    workflow's `OutcomeRecorded` (None when it is not known, e.g. wrap-up after a reload)."""
+    if recorded is None:
+        return f"Outcome saved: {outcome_label}."
+    queue = recorded.stage.queue
+    stands = where_claimant_stands(
+        queue.value if queue is not None else None, recorded.not_before, recorded.reason, now
+    )
+    return f"Outcome saved: {outcome_label}; {stands}."
+
+
 # --- the callback picker: what is shown is what is saved ---------------------------------------
 
 

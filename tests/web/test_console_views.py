@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from domain.rules import CallingWindows, parse_rules
 from schemas import dialler_db as db
+from schemas.outreach import OutcomeRecorded, Stage
 from tests.web.console_fixtures import (
     World,
     calls_of,
@@ -28,7 +29,9 @@ from tests.workflows.conftest import open_rules
 from web.console_support import (
     LONDON,
     offered_callback_days,
+    outcome_confirmation,
     parse_callback_time,
+    uk_datetime,
     uk_time,
     why_now,
 )
@@ -201,3 +204,62 @@ async def test_a_stale_time_list_does_not_save_a_day_the_agent_did_not_see(w: Wo
         ).all()
     assert booked == []
     assert (await task_of(w, user_id)).claimed_by == agent.staff.id
+
+
+# --- the confirmation of a saved outcome, beside the context --------------------------------
+
+
+_CONFIRMATION = re.compile(r'id="outcome-confirmation"[^>]*>(.*?)</p>', re.S)
+
+
+async def test_a_saved_outcome_is_confirmed_with_where_the_claimant_stands(w: World) -> None:
+    user_id = await ready_claimant(w)
+    agent = await signed_in_agent(w)
+    await claim(w, agent, user_id)
+    response = await agent.post(f"/console/claimants/{user_id}/outcome",
+                                {"disposition": "no_answer"})  # fmt: skip
+    page = await agent.text(response)
+    assert response.status_code == 200, page
+    found = _CONFIRMATION.search(page)
+    assert found, page
+    confirmation = found.group(1)
+    task = await task_of(w, user_id)
+    assert confirmation == (
+        f"Outcome saved: No answer; in the Unsigned queue from {uk_datetime(task.not_before)} "
+        f"UK time ({task.not_before_reason})."
+    )
+    assert 'role="timer"' in page and 'id="end-wrap-up"' in page  # the wrap-up state
+    # the claimant's context stays, with the confirmation in the call column beside it
+    main, aside = page.index('class="claim-main"'), page.index('class="claim-actions"')
+    assert main < page.index('id="why-this-call"') < aside < found.start()
+
+
+async def test_a_saved_callback_is_confirmed_at_the_time_shown(w: World) -> None:
+    user_id = await ready_claimant(w)
+    agent = await signed_in_agent(w)
+    page = await claim(w, agent, user_id)
+    tomorrow = re.findall(r'<option value="(\d{4}-\d\d-\d\d)"', page)[1]
+    chosen = _OPTION.findall(
+        await agent.text(await agent.get(f"/console/callback-slots?callback_day={tomorrow}"))
+    )[0]
+    response = await agent.post(
+        f"/console/claimants/{user_id}/outcome",
+        {"disposition": "callback_requested", "callback_day": tomorrow, "callback_at": chosen},
+    )
+    found = _CONFIRMATION.search(await agent.text(response))
+    assert found and found.group(1).startswith("Outcome saved: Callback requested; ")
+    shown = datetime.fromisoformat(chosen)
+    assert f"from {uk_datetime(shown)} UK time (callback scheduled for " in found.group(1)
+    async with w.dialler.connect() as conn:
+        booked = (
+            await conn.execute(select(db.callbacks).where(db.callbacks.c.user_id == user_id))
+        ).one()
+    assert booked.scheduled_for == shown
+
+
+def test_an_outcome_that_stops_calls_says_so() -> None:
+    stopped = OutcomeRecorded(1, Stage.DONE, None, "opted out: outreach stopped for good")
+    assert outcome_confirmation("Do not call", stopped, now()) == (
+        "Outcome saved: Do not call; no further calls (opted out: outreach stopped for good)."
+    )
+    assert outcome_confirmation("Busy", None, now()) == "Outcome saved: Busy."

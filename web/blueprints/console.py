@@ -43,6 +43,7 @@ from web.console_support import (
     held_task,
     htmx_or_console,
     offered_callback_days,
+    outcome_confirmation,
     parse_callback_time,
     per_session,
     uk_time,
@@ -203,16 +204,23 @@ def _softphone_values(call: Any) -> dict[str, Any]:
     return {"status": call.status, "label": STATUS_LABELS.get(call.status, call.status)}
 
 
-async def _wrap_up(agent: CurrentAgent, status: AgentStatus, recorded: Any = None) -> str:
+async def _wrap_up(
+    agent: CurrentAgent, status: AgentStatus, recorded: Any = None, ctx: Any = None
+) -> str:
+    """The saved outcome's confirmation and the countdown, beside the claimant's context."""
     total = services().settings.wrap_up_seconds
-    remaining = max(0, round(total - status.seconds_in_state(datetime.now(UTC))))
+    now = datetime.now(UTC)
+    remaining = max(0, round(total - status.seconds_in_state(now)))
+    label = _disposition_label(status.reason)
     return await render_template(
         "console/_wrap_up.html",
         status=status,
         remaining=remaining,
         total=total,
         recorded=recorded,
-        outcome_label=_disposition_label(status.reason),
+        outcome_label=label,
+        confirmation=outcome_confirmation(label, recorded, now),
+        ctx=ctx,
     )
 
 
@@ -247,7 +255,7 @@ async def _with_state(agent: CurrentAgent, body: str, status: AgentStatus) -> st
     return body + await _state_bar(agent, status, oob=True)
 
 
-async def _claim_next(agent: CurrentAgent, status: AgentStatus) -> str:
+async def _claim_next(agent: CurrentAgent, status: AgentStatus, message: str | None = None) -> str:
     """Claim the top task of the agent's queue and show it (or say why not)."""
     assert agent.queue is not None
     try:
@@ -258,7 +266,7 @@ async def _claim_next(agent: CurrentAgent, status: AgentStatus) -> str:
     if task is None:
         return await _with_state(agent, await _empty(agent, agent.queue), status)
     row = await held_task(agent.id, task.user_id)
-    return await _with_state(agent, await _claim_panel(agent, row), status)
+    return await _with_state(agent, await _claim_panel(agent, row, message=message), status)
 
 
 # --- pages and actions --------------------------------------------------------------------------
@@ -412,14 +420,17 @@ async def record_outcome(user_id: int) -> ResponseReturnValue:
     await services().claimant_context().forget(user_id)
     states = services().agent_states()
     status = await states.record(agent.id, AgentState.WRAP_UP, form.disposition)
+    saved = outcome_confirmation(_disposition_label(form.disposition), recorded, now)
     if services().settings.wrap_up_seconds == 0:
         status = await states.record(agent.id, AgentState.READY, "wrap-up ended")
         if raw.get("progressive") == "on":
-            return htmx_or_console(await _claim_next(agent, status))
-        message = f"Outcome saved: {_disposition_label(form.disposition)}."
-        return htmx_or_console(await _with_state(agent, await _idle(agent, status, message),
+            return htmx_or_console(await _claim_next(agent, status, saved))
+        return htmx_or_console(await _with_state(agent, await _idle(agent, status, saved),
                                                  status))  # fmt: skip
-    body = await _wrap_up(agent, status, recorded)
+    # the context stays beside the confirmation while the agent wraps up (an audited view)
+    viewer = Viewer(agent.id, client_ip(), "wrap-up")
+    ctx = await services().claimant_context().view(user_id, viewer)
+    body = await _wrap_up(agent, status, recorded, ctx)
     return htmx_or_console(await _with_state(agent, body, status))
 
 
