@@ -58,7 +58,9 @@ def run(main: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
 
 
 async def _with_stack_dumps(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """`kill -USR1 <pid>` prints every asyncio task's stack: where a stuck run waits."""
+    """`kill -USR1 <pid>` prints every asyncio task's stack: where a stuck run waits.
+    `kill <pid>` (SIGTERM) cancels the run, so it still stops its Temporal server and child
+    processes and drops its scratch databases on the way out."""
 
     def dump() -> None:
         for task in asyncio.all_tasks():
@@ -71,7 +73,11 @@ async def _with_stack_dumps(main: Callable[[], Coroutine[Any, Any, int]]) -> int
                 awaiting = awaiting.cr_await
         sys.stderr.flush()
 
-    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, dump)
+    running = asyncio.current_task()
+    if running is not None:
+        loop.add_signal_handler(signal.SIGTERM, running.cancel)
     return await main()
 
 
