@@ -31,7 +31,6 @@ FORM_MIMETYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # C0 controls but tab, line feed and carriage return; DEL and the C1 controls; surrogates
 # (only a lone one survives JSON decoding, and no database can store it)
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
 def has_control_characters(value: str) -> bool:
@@ -72,15 +71,28 @@ def _json_strings(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def json_depth(text: str) -> int:
-    """How deeply arrays and objects nest in `text` (brackets inside strings ignored);
-    computed without parsing, so a hostile body cannot exhaust the parser's stack."""
+    """How deeply arrays and objects nest in `text` (brackets inside strings ignored), up
+    to one past `MAX_JSON_DEPTH`; one linear pass without parsing, so a hostile body can
+    exhaust neither the parser's stack nor the CPU."""
     if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
         return 0  # cannot be too deep: the exact figure is not needed
-    deepest = depth = 0
-    for char in _STRING.sub("", text):
-        if char in "[{":
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
             depth += 1
             deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                break
         elif char in "]}":
             depth -= 1
     return deepest

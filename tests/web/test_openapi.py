@@ -127,7 +127,8 @@ def run_schemathesis(app: LoopBridge, token: str, parameters: dict[str, int]) ->
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             recorder = event.recorder
-            outcome.operations.add(recorder.label)
+            if recorder.cases:
+                outcome.operations.add(recorder.label)
             outcome.examples += len(recorder.cases)
             for checks in recorder.checks.values():
                 for check in checks:
