@@ -25,6 +25,7 @@ from tests.web.sms_fixtures import (
     signed_in,
     world,
 )
+from web.input_guard import MAX_JSON_DEPTH, json_depth
 
 __all__ = ["world"]  # the module's fixture
 
@@ -291,3 +292,15 @@ async def test_a_missing_webhook_field_is_named_in_the_one_shape(world: World) -
     response = await post_signed(world, "/webhooks/twilio/sms-inbound", params)
     assert response.status_code == 400
     assert set((await error_of(response))["fields"]) == {"MessageSid"}
+
+
+# --- the depth measure itself -------------------------------------------------------------------
+
+
+def test_json_depth_ignores_brackets_inside_strings() -> None:
+    deep = "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)
+    assert json_depth(deep) > MAX_JSON_DEPTH
+    in_string = '{"a": "' + "[{" * 100 + '", "b": "\\"' + "[" * 100 + '"}'
+    assert json_depth(in_string) <= MAX_JSON_DEPTH
+    escaped_quote = '["\\"' + "[" * 100 + '"]'  # \" does not end the string
+    assert json_depth(escaped_quote) <= MAX_JSON_DEPTH

@@ -161,3 +161,18 @@ async def test_schemathesis_finds_the_app_true_to_its_document(
     assert not outcome.errors, "\n".join(outcome.errors)
     assert not outcome.failures, "\n".join(sorted(set(outcome.failures))[:40])
     assert len(outcome.operations) >= 12 and outcome.examples > 100
+
+
+async def test_the_document_states_the_edge_of_every_operation(world: World) -> None:
+    spec = await (await world.app.test_client().get("/openapi.json")).get_json()
+    assert all(path.startswith("/api/") for path in spec["paths"])  # pages and webhooks are not
+    [parameter] = spec["paths"]["/api/claimants/{user_id}"]["get"]["parameters"]
+    assert parameter["schema"] == {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert {"400", "429"} <= set(responses), (method, path)
+            if "requestBody" in operation:
+                assert "413" in responses, (method, path)
+            if operation.get("security"):
+                assert "401" in responses and {"bearerAuth": []} in operation["security"]
