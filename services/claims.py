@@ -25,9 +25,13 @@ from schemas import dialler_db as db
 from schemas.enums import Queue, TaskStatus
 from schemas.messaging import MagicLinkCreated
 from schemas.outreach import (
+    CallbackRequest,
+    CallbackScheduled,
     ClaimGranted,
     ClaimRequest,
     MagicLinkRequest,
+    NoteAdded,
+    NoteRequest,
     OutcomeRecorded,
     OutcomeRequest,
     Released,
@@ -102,8 +106,7 @@ _RESERVE_NEXT = text(  # built from the constants above only
 # a retry after a lost response gets the same task instead of a second one.
 _HELD = text(
     """
-    SELECT id, user_id, workflow_id, queue, version, score, score_breakdown,
-        not_before_reason, false AS owner_away
+    SELECT id, user_id, workflow_id, queue, version, score, score_breakdown, not_before_reason
     FROM call_tasks
     WHERE claimed_by = :agent AND status = 'claimed'
     ORDER BY claimed_at
@@ -174,9 +177,7 @@ class ClaimService:
         async with self._autocommit.connect() as conn:
             held = (await conn.execute(_HELD, {"agent": agent_id})).one_or_none()
         if held is not None:
-            # A retry after a lost response: the workflow grants the same agent the same
-            # task version again (or refuses, and the row is handed back).
-            task = await self._confirmed(held, agent_id, is_ai)
+            task = await self._resumed(held, agent_id)
             if task is not None:
                 return task
         skipped: list[int] = []
@@ -203,13 +204,26 @@ class ClaimService:
             skipped.append(row.id)
         return None
 
-    async def _confirmed(self, row: Any, agent_id: int, is_ai: bool) -> ClaimedTask | None:
-        """Ask the workflow to confirm this agent's reservation of `row`; the claimed task,
-        or None when it refused (the row is then handed back)."""
-        granted = await self._confirm(row, agent_id, is_ai)
-        if granted is None:
+    async def _resumed(self, row: Any, agent_id: int) -> ClaimedTask | None:
+        """The claim this agent holds on `row`, as its workflow knows it (a retry after a
+        lost response), or None: then the row is the workflow's to rewrite (its lease ended,
+        or the reservation is another request's still being confirmed), so it is left as it
+        is rather than handed back over a claim the workflow may hold."""
+        handle = self._client.get_workflow_handle_for(OutreachWorkflow.run, row.workflow_id)
+        try:
+            state = await handle.query(OutreachWorkflow.state)
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        claim = state.claim if state is not None else None
+        if claim is None or claim.agent_id != agent_id:
             return None
-        await self._settle(row, agent_id, lease_expires_at=granted.lease_expires_at)
+        # the workflow's lease, on the row too (a no-op once the first answer settled it)
+        await self._settle(row, agent_id, lease_expires_at=claim.lease_expires_at)
+        return self._claimed_task(row, claim.lease_expires_at)
+
+    def _claimed_task(self, row: Any, lease_expires_at: datetime) -> ClaimedTask:
         return ClaimedTask(
             task_id=row.id,
             user_id=row.user_id,
@@ -217,8 +231,17 @@ class ClaimService:
             score=float(row.score),
             score_breakdown=list(row.score_breakdown),
             reason=row.not_before_reason,
-            lease_expires_at=granted.lease_expires_at,
+            lease_expires_at=lease_expires_at,
         )
+
+    async def _confirmed(self, row: Any, agent_id: int, is_ai: bool) -> ClaimedTask | None:
+        """Ask the workflow to confirm this agent's reservation of `row`; the claimed task,
+        or None when it refused (the row is then handed back)."""
+        granted = await self._confirm(row, agent_id, is_ai)
+        if granted is None:
+            return None
+        await self._settle(row, agent_id, lease_expires_at=granted.lease_expires_at)
+        return self._claimed_task(row, granted.lease_expires_at)
 
     async def _settle(
         self, row: Any, agent_id: int, *, lease_expires_at: datetime | None, **values: Any
@@ -322,6 +345,14 @@ class ClaimService:
     async def send_magic_link(self, user_id: int, request: MagicLinkRequest) -> MagicLinkCreated:
         """A single-use link by SMS or email, sent by the claimant's workflow."""
         return await self._update(user_id, OutreachWorkflow.send_magic_link, request)
+
+    async def schedule_callback(self, user_id: int, request: CallbackRequest) -> CallbackScheduled:
+        """A callback, personal or shared, booked by the claimant's workflow (no claim or
+        outcome needed); it replaces a pending one."""
+        return await self._update(user_id, OutreachWorkflow.schedule_callback, request)
+
+    async def add_note(self, user_id: int, request: NoteRequest) -> NoteAdded:
+        return await self._update(user_id, OutreachWorkflow.add_note, request)
 
     async def _update(
         self,

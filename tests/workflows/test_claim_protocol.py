@@ -259,3 +259,37 @@ async def test_claim_next_returns_the_claim_the_agent_already_holds(harness: Har
     await harness.claims.record_outcome(
         first.user_id, OutcomeRequest(agent_id=agent, disposition="no_answer")
     )
+
+
+async def test_a_retry_after_the_workflow_rewrote_the_claimed_task_keeps_the_claim(
+    harness: Harness,
+) -> None:
+    """The workflow rewrites a claimed task when the claimant changes (a new version): the
+    agent's retry still gets their claim, and the row is not handed back under it."""
+    user_id = await add_claimant(harness.replica, signed=False, pending=1)
+    await start(harness, user_id)
+    await task_in(harness, user_id, "unsigned")
+    agent = 38
+    first = await harness.claims.claim_next(agent, Queue.UNSIGNED)
+    assert first is not None
+    claimed = await task_row(harness, first.user_id)
+    await set_user(harness.replica, first.user_id, is_vulnerable=True)
+    handle = harness.client.get_workflow_handle_for(
+        OutreachWorkflow.run, workflow_id_for(first.user_id)
+    )
+    await handle.signal(
+        OutreachWorkflow.change,
+        event(ChangeKind.VULNERABILITY_CHANGED, first.user_id, is_vulnerable=True),
+    )
+    await eventually(
+        lambda: task_row(harness, first.user_id), lambda row: row.version > claimed.version
+    )
+
+    again = await harness.claims.claim_next(agent, Queue.UNSIGNED)
+    assert again is not None and again.task_id == first.task_id
+    assert again.lease_expires_at == first.lease_expires_at
+    row = await task_row(harness, first.user_id)
+    assert (row.status, row.claimed_by) == ("claimed", agent)
+    await harness.claims.record_outcome(
+        first.user_id, OutcomeRequest(agent_id=agent, disposition="no_answer")
+    )
