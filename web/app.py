@@ -10,6 +10,7 @@ from adapters.redis_client import connect_redis
 from config.settings import Settings, load_settings
 from web.auth.access import declare_public, install_access_rules
 from web.auth.sessions import SessionStore
+from web.auth.throttle import install_sign_in_throttle
 from web.blueprints import (
     api,
     assets,
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         temporal=TemporalConnection(settings),
     )
     app.extensions[EXTENSION_KEY] = deps
+    install_sign_in_throttle(app, redis, settings.redis_url, deps.dialler_db)
 
     # Swagger UI is served from npm at /docs (blueprints/docs.py); nothing loads from a CDN.
     QuartSchema(

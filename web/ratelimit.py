@@ -4,6 +4,9 @@ quart-rate-limiter's own RedisStore builds its own client and never expires keys
 store uses the app's injected client and lets each key expire once its window has passed.
 If Redis is unreachable the limits fall back to this process's memory: still enforced
 (per process), and the app keeps serving, so `/api/health` can say Redis is down.
+
+Failed sign-ins are counted separately, per account and per address across every sign-in
+route: see web/auth/throttle.py.
 """
 
 from __future__ import annotations
@@ -95,22 +98,6 @@ async def requester_key() -> str:
 def _bearer_token() -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-async def account_key() -> str:
-    """The account a sign-in names (lower-cased email, from the form or the JSON body)."""
-    if request.is_json:
-        body = await request.get_json(silent=True)
-        email = body.get("email") if isinstance(body, dict) else None
-    else:
-        email = (await request.form).get("email")
-    return "account:" + (email.strip().lower()[:254] if isinstance(email, str) else "")
-
-
-async def sign_in_key() -> str:
-    """One account tried from one address: guessing is stopped per account while colleagues
-    behind the same office address still sign in."""
-    return f"{await client_address_key()}|{await account_key()}"
 
 
 def build_rate_limiter(

@@ -47,9 +47,11 @@ async def web_settings(
 
 @pytest.fixture(autouse=True)
 async def _fresh_rate_limits() -> None:
-    """Every test client shares one address; each test starts with a full allowance."""
+    """Every test client shares one address; each test starts with a full allowance (rate
+    limits and the sign-in throttle's failure counts)."""
     redis = Redis.from_url(REDIS_URL)
-    keys = [key async for key in redis.scan_iter("ratelimit:*")]
+    keys = [key for pattern in ("ratelimit:*", "signin-throttle:*")
+            async for key in redis.scan_iter(pattern)]  # fmt: skip
     if keys:
         await redis.delete(*keys)
     await redis.aclose()

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, TypeVar
 
 from quart import Blueprint, g, redirect, render_template, request
 from quart.typing import ResponseReturnValue
-from quart_rate_limiter import rate_limit
+from quart_rate_limiter import RateLimitExceeded
 from quart_schema import validate_request, validate_response
 from redis.exceptions import RedisError
 from sqlalchemy import insert, select
@@ -22,9 +19,10 @@ from schemas.enums import AgentState
 from web.auth.access import api, public, session_store
 from web.auth.identity import require_agent
 from web.auth.sessions import COOKIE_NAME
+from web.auth.throttle import sign_in_keys, sign_in_throttle
 from web.auth.tokens import LIFETIME, TokenRevocations, issue_api_token
 from web.errors import APIError
-from web.ratelimit import account_key, sign_in_key
+from web.ratelimit import client_address_key
 from web.redirects import safe_next
 from web.services import services
 
@@ -33,18 +31,6 @@ log = get_logger(__name__)
 blueprint = Blueprint("auth", __name__)
 
 
-View = TypeVar("View", bound=Callable[..., Any])
-
-
-def _sign_in_limits(view: View) -> View:
-    """Brute force: a handful of attempts per account and address a minute, a ceiling per
-    account from anywhere (a spread-out guesser), on top of the app-wide limits."""
-    per_account_and_address = rate_limit(5, timedelta(minutes=1), key_function=sign_in_key)
-    per_account = rate_limit(20, timedelta(minutes=10), key_function=account_key)
-    return per_account(per_account_and_address(view))
-
-
-LOGIN_LIMIT = _sign_in_limits
 BAD_LOGIN = "Email or password is incorrect."
 # Verifying against a real hash when the email is unknown keeps both answers equally slow.
 _DUMMY_HASH = hash_password("not-a-real-password")
@@ -61,6 +47,22 @@ class TokenResponse:
     access_token: str
     token_type: str
     expires_in: int
+
+
+async def _sign_in(email: str, password: str) -> int | None:
+    """The agent these credentials name, or None. Every sign-in route comes through here, so
+    failures on one count against the others (web/auth/throttle.py); a locked account or
+    address gets a 429 without its password being checked."""
+    address = await client_address_key()
+    keys = sign_in_keys(address, email)
+    throttle = sign_in_throttle()
+    locked = await throttle.lockout(keys)
+    if locked is not None:
+        raise RateLimitExceeded(locked.retry_after)
+    agent_id = await _check_password(email, password) if email and password else None
+    if agent_id is None:
+        await throttle.record_failure(keys, route=request.path, address=request.remote_addr)
+    return agent_id
 
 
 async def _check_password(email: str, password: str) -> int | None:
@@ -89,11 +91,10 @@ async def login_form() -> str:
 
 @blueprint.post("/login")
 @public("signing in creates the session", csrf=True)
-@LOGIN_LIMIT
 async def login() -> ResponseReturnValue:
     form = await request.form
     email, password = form.get("email", ""), form.get("password", "")
-    agent_id = await _check_password(email, password) if email and password else None
+    agent_id = await _sign_in(email, password)
     if agent_id is None:
         page = await render_template(
             "login.html", next=safe_next(form.get("next"), ""), error=BAD_LOGIN, email=email
@@ -166,12 +167,11 @@ async def api_logout() -> ResponseReturnValue:
 
 @blueprint.post("/api/auth/token")
 @public("exchanges credentials for a bearer token; no cookie is involved")
-@LOGIN_LIMIT
 @validate_request(TokenRequest)
 @validate_response(TokenResponse)
 async def api_token(data: TokenRequest) -> TokenResponse:
     """A bearer token (JWT, one hour) for API clients: `Authorization: Bearer <token>`."""
-    agent_id = await _check_password(data.email, data.password)
+    agent_id = await _sign_in(data.email, data.password)
     if agent_id is None:
         raise APIError(401, "bad_credentials", BAD_LOGIN)
     async with services().dialler_db.connect() as conn:

@@ -18,13 +18,15 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 
 from quart import Blueprint, Response, render_template, request, url_for
-from quart_rate_limiter import rate_limit
+from quart_rate_limiter import RateLimitExceeded, rate_limit
 from sqlalchemy import ColumnElement, func, insert, update
 from structlog import get_logger
 
 from domain.magic_links import TOKEN_PATTERN, hash_token, issue_handoff
 from schemas import dialler_db as db
 from web.auth.access import public
+from web.auth.throttle import magic_link_keys, sign_in_throttle
+from web.ratelimit import client_address_key
 from web.security import CONTENT_SECURITY_POLICY
 from web.services import services
 
@@ -99,7 +101,13 @@ async def open_link(token: str) -> Response:
 @PUBLIC_LIMIT
 async def use_link(token: str) -> Response:
     """Consume the link (once, atomically) and hand the claimant to the main app."""
+    # Guessing tokens is a sign-in attempt: failures count per address (web/auth/throttle.py)
+    throttle, keys = sign_in_throttle(), magic_link_keys(await client_address_key())
+    locked = await throttle.lockout(keys)
+    if locked is not None:
+        raise RateLimitExceeded(locked.retry_after)
     if not _TOKEN.fullmatch(token):
+        await throttle.record_failure(keys, route="/m/<token>", address=request.remote_addr)
         return await _invalid()
     deps = services()
     address = (request.remote_addr or "")[:45] or None
@@ -125,6 +133,7 @@ async def use_link(token: str) -> Response:
                 )
             )
     if row is None:
+        await throttle.record_failure(keys, route="/m/<token>", address=request.remote_addr)
         return await _invalid()
 
     handoff = issue_handoff(
