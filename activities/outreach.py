@@ -24,6 +24,7 @@ from domain.dispositions import EFFECTS, Disposition
 from domain.phones import phone_key
 from domain.rules import DiallerRules
 from domain.stages import derive_stage
+from domain.suppressions import SMS_REASONS
 from schemas import dialler_db as db
 from schemas import replica
 from schemas.enums import CallbackStatus, TaskStatus
@@ -557,17 +558,22 @@ class OutreachActivities:
 
     @activity.defn
     async def suppress(self, request: Suppress) -> Suppressed:
-        """Record the opt-out, once per claimant and reason: whoever saw it first may have
-        written it already (the SMS webhook writes its `sms_stop` row at once, before it
-        signals), and a second copy written later could outlive a START in between."""
+        """Record the opt-out unless it is already the latest event on its channel: whoever
+        saw it first may have written it (the SMS webhook writes its `sms_stop` row at once,
+        before it signals), and a second copy written later could outlive a START in
+        between. A STOP after a START is a new event, so it is written."""
         table = db.suppressions
+        channel = SMS_REASONS if request.reason in SMS_REASONS else {request.reason}
         async with self._dialler.begin() as conn:
-            suppression_id = await conn.scalar(
-                select(table.c.id)
-                .where(table.c.user_id == request.user_id, table.c.reason == request.reason)
-                .order_by(table.c.id.desc())
-                .limit(1)
-            )
+            latest = (
+                await conn.execute(
+                    select(table.c.id, table.c.reason)
+                    .where(table.c.user_id == request.user_id, table.c.reason.in_(channel))
+                    .order_by(table.c.id.desc())
+                    .limit(1)
+                )
+            ).one_or_none()
+            suppression_id = latest.id if latest and latest.reason == request.reason else None
             if suppression_id is None:
                 suppression_id = await append_suppression(
                     conn, reason=request.reason, source=request.source, user_id=request.user_id

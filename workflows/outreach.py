@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.messaging import MessagingActivities
@@ -251,6 +252,15 @@ class OutreachWorkflow:
             "lease_expired", str(claim.agent_id), {"claimed_at": claim.claimed_at.isoformat()}
         )
 
+    def _held_by(self, agent_id: int) -> Claim:
+        """The agent's claim. The validator checked it, but another handler may have run
+        since: then the Update fails, not the workflow task."""
+        claim = self._state.claim if self._state else None
+        if claim is None or claim.agent_id != agent_id:
+            refusal = rules.holder_refusal(claim, agent_id) or ""
+            raise ApplicationError(refusal, type="NotClaimed", non_retryable=True)
+        return claim
+
     def _end_claim(self, claim: Claim) -> None:
         """End this claim, and only this one: a newer claim (granted while the caller
         awaited) is another agent's call."""
@@ -363,8 +373,8 @@ class OutreachWorkflow:
 
     @workflow.update
     async def record_outcome(self, request: OutcomeRequest) -> OutcomeRecorded:
-        assert self._state is not None and self._state.claim is not None
-        claim = self._state.claim  # the validator checked it is this agent's: end only it
+        assert self._state is not None
+        claim = self._held_by(request.agent_id)  # this outcome ends this claim, no other
         disposition = Disposition(request.disposition)
         async with self._lock:
             now, facts = workflow.now(), self._state.facts
@@ -411,8 +421,8 @@ class OutreachWorkflow:
 
     @workflow.update
     async def release(self, request: ReleaseRequest) -> Released:
-        assert self._state is not None and self._state.claim is not None
-        self._end_claim(self._state.claim)  # the validator checked it is this agent's
+        assert self._state is not None
+        self._end_claim(self._held_by(request.agent_id))
         await self._audit("claim_released", str(request.agent_id), {"reason": request.reason})
         await self._after_change()
         return Released(self._user_id, self._state.task_version)

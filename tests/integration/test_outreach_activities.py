@@ -18,6 +18,7 @@ from activities.outreach import OutreachActivities
 from adapters.context_cache import ContextCache
 from adapters.databases import dialler_engine
 from adapters.rules_file import load_rules_file
+from adapters.suppressions import suppression_status
 from config.settings import Settings
 from domain.facts import WRONG_NUMBER_REASON
 from schemas import dialler_db as db
@@ -256,6 +257,18 @@ async def test_suppress_records_each_reason_once(
             )
         ).all()
     assert reasons == ["sms_stop", "do_not_call"]
+
+    # STOP, START, then a STOP the workflow hears of: the latest SMS event is a STOP again
+    sms_user = next_id()
+    stop = await env.run(activities.suppress, Suppress(sms_user, "sms_stop", "sms:SM2"))
+    async with dialler_db.begin() as conn:
+        await conn.execute(
+            insert(db.suppressions).values(user_id=sms_user, reason="sms_start", source="sms:SM3")
+        )
+    again = await env.run(activities.suppress, Suppress(sms_user, "sms_stop", "change_event"))
+    assert again.suppression_id > stop.suppression_id
+    async with dialler_db.connect() as conn:
+        assert (await suppression_status(conn, sms_user, None)).suppressed
 
 
 async def test_an_outcome_is_recorded_once_however_often_its_activity_runs(
