@@ -10,7 +10,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.queue_queries import (
     ALL_IDS,
@@ -24,8 +23,7 @@ from schemas import dialler_db as db
 from schemas.enums import TaskStatus
 from schemas.outreach import ChangeEvent, ChangeKind, Stage
 from schemas.reconcile import ReconcilePlan, ReconcilePlanRequest, RefreshBatch, RefreshDone
-from services.signals import signal_with_start
-from workflows.outreach import OutreachWorkflow, workflow_id_for
+from workflows.outreach_client import OutreachClient
 
 SIGNALS_IN_FLIGHT = 16
 
@@ -52,8 +50,7 @@ class ReconcileActivities:
     ) -> None:
         self._dialler = dialler
         self._replica = replica_db
-        self._client = client
-        self._task_queue = task_queue
+        self._outreach = OutreachClient.over(client, task_queue)
         self._rules = rules
 
     @activity.defn
@@ -111,7 +108,7 @@ class ReconcileActivities:
                     occurred_at=now,
                     reason=batch.reason,
                 )
-                await signal_with_start(self._client, self._task_queue, event)
+                await self._outreach.deliver(event)
             activity.heartbeat()
 
         await asyncio.gather(*(one(u) for u in batch.user_ids))
@@ -124,18 +121,10 @@ class ReconcileActivities:
         signalled, direct = 0, []
         now = datetime.now(UTC)
         for user_id in batch.user_ids:
-            handle = self._client.get_workflow_handle_for(
-                OutreachWorkflow.run, workflow_id_for(user_id)
-            )
-            try:
-                await handle.signal(
-                    OutreachWorkflow.change,
-                    ChangeEvent(f"{batch.batch_id}:{user_id}", ChangeKind.REFRESH, user_id, now),
-                )
+            event = ChangeEvent(f"{batch.batch_id}:{user_id}", ChangeKind.REFRESH, user_id, now)
+            if await self._outreach.nudge(event):
                 signalled += 1
-            except RPCError as error:
-                if error.status != RPCStatusCode.NOT_FOUND:
-                    raise
+            else:
                 direct.append(user_id)
         if direct:
             async with self._dialler.begin() as conn:

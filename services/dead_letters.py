@@ -21,7 +21,7 @@ from adapters.context_cache import ContextCache
 from domain.change_events import ChangeError, decode_row_change, learned, needs, translate
 from schemas.cdc import CdcSourceName, DeadLetter, ReplayOutcome, RowChange
 from schemas.outreach import ChangeEvent, ChangeKind
-from services.signals import is_transient
+from workflows.outreach_client import is_transient
 
 Deliver = Callable[[ChangeEvent], Awaitable[None]]
 

@@ -57,7 +57,7 @@ from domain.change_events import (
 )
 from schemas.cdc import RowChange
 from schemas.outreach import ChangeEvent
-from services.signals import is_transient, signal_with_start
+from workflows.outreach_client import OutreachClient, is_transient
 
 log = get_logger(__name__)
 
@@ -365,10 +365,7 @@ class CdcConsumer:
 
 
 def temporal_deliver(client: Client, task_queue: str) -> Deliver:
-    async def deliver(event: ChangeEvent) -> None:
-        await signal_with_start(client, task_queue, event)
-
-    return deliver
+    return OutreachClient.over(client, task_queue).deliver
 
 
 async def run_cdc_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:

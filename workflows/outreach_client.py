@@ -117,6 +117,15 @@ class OutreachClient:
         self._task_queue = task_queue
         self._timeout = timeout
 
+    @classmethod
+    def over(cls, client: Client, task_queue: str) -> OutreachClient:
+        """For processes that connect at start (workers, the CLI)."""
+
+        async def connected() -> Client:
+            return client
+
+        return cls(connected, task_queue)
+
     # --- agent actions (Updates) -------------------------------------------------------
 
     async def claim(self, user_id: int, request: ClaimRequest) -> ClaimGranted:
@@ -209,9 +218,12 @@ class OutreachClient:
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 raise OutreachNotRunning() from None
-            raise OutreachUnavailable(
-                f"The outreach service is unavailable ({error.status.name})."
-            ) from None
+            if error.status in TRANSIENT_STATUSES:
+                raise OutreachUnavailable(
+                    f"The outreach service is unavailable ({error.status.name})."
+                ) from None
+            # The same request will always meet this (a payload too large, a bad argument).
+            raise OutreachRefused(f"Temporal refused the request ({error.status.name}).") from None
         except (RuntimeError, OSError) as error:  # the connection broke or never came
             raise OutreachUnavailable(
                 f"The outreach service is unavailable: {type(error).__name__}"

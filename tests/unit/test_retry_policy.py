@@ -23,8 +23,8 @@ from adapters.retry_policy import (
 )
 from schemas.cdc import Operation, RowChange
 from schemas.outreach import ChangeEvent, ChangeKind
-from services.signals import is_transient
 from workers.cdc import CdcConsumer, _Unit
+from workflows.outreach_client import is_transient
 
 CLAIMANT_DATA = "Jane Doe +447700900123"
 
