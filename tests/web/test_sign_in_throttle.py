@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from config.settings import Settings
 from schemas import dialler_db as db
+from tests.conftest import free_port
 from tests.web.conftest import PASSWORD, Staff, csrf_from, make_staff
 from web import create_app
 from web.auth import throttle
@@ -176,3 +177,23 @@ async def test_magic_link_guesses_are_throttled_per_address_and_audited(
     elsewhere = app.test_client()  # another address is not affected
     response = await elsewhere.post(f"/m/{'B' * 43}", scope_base={"client": ("10.9.9.9", 1)})
     assert response.status_code == 404
+
+
+async def test_without_redis_sign_in_is_still_throttled_and_tokens_are_not_trusted(
+    web_settings: Settings, dialler_db: AsyncEngine
+) -> None:
+    """Redis down: the failure counts live in process memory (still enforced), and a bearer
+    token whose revocation cannot be checked gets a 503, never a 500 or a pass."""
+    staff = await make_staff(dialler_db)
+    settings = web_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    app = create_app(settings)
+    async with app.test_app():
+        signed_in = await app.test_client().post(
+            "/api/auth/token", json={"email": staff.email, "password": PASSWORD}
+        )
+        assert signed_in.status_code == 200
+        token = (await signed_in.get_json())["access_token"]
+        me = await app.test_client().get("/api/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 503
+        assert (await me.get_json())["error"]["code"] == "token_check_unavailable"
+        assert await _fail_on_login(app, staff, 6) == [401] * 5 + [429]
