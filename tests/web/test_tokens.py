@@ -144,3 +144,17 @@ async def test_api_logout_revokes_that_token_in_every_process(
         elsewhere = second.test_client()
         assert (await elsewhere.get("/api/me", headers=_bearer(token))).status_code == 401
         assert (await elsewhere.get("/api/me", headers=_bearer(other))).status_code == 200
+
+
+async def test_api_logout_with_a_session_ends_it_and_the_agents_tokens(
+    app: Quart, dialler_db: AsyncEngine
+) -> None:
+    staff = await make_staff(dialler_db)
+    browser, api_client = app.test_client(), app.test_client()
+    token = await _token(api_client, staff)
+    assert await sign_in(browser, staff) == 303
+    csrf = await csrf_from(browser, "/login")  # any page carries the session's token
+    response = await browser.post("/api/auth/logout", headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 204
+    assert (await browser.get("/api/me")).status_code == 401
+    assert (await api_client.get("/api/me", headers=_bearer(token))).status_code == 401

@@ -161,7 +161,7 @@ async def api_logout() -> ResponseReturnValue:
         token = request.cookies.get(COOKIE_NAME)
         if token:
             await session_store().revoke(token)
-        await TokenRevocations(services().redis).revoke_agent(agent.id)
+        await _revoke_bearer_tokens(agent.id)
     return "", 204
 
 
