@@ -102,13 +102,14 @@ _RESERVE_NEXT = text(  # built from the constants above only
             AS owner_away
     """  # noqa: S608
 )
-# The claim this agent already holds (or is reserving): claim-next answers with it first, so
-# a retry after a lost response gets the same task instead of a second one.
+# The claim this agent already holds (or is reserving) in this queue: claim-next answers
+# with it first, so a retry after a lost response gets the same task instead of a second
+# one. (A supervisor asking for another queue is asking for another task.)
 _HELD = text(
     """
     SELECT id, user_id, workflow_id, queue, version, score, score_breakdown, not_before_reason
     FROM call_tasks
-    WHERE claimed_by = :agent AND status = 'claimed'
+    WHERE claimed_by = :agent AND status = 'claimed' AND queue = :queue
     ORDER BY claimed_at
     LIMIT 1
     """
@@ -175,7 +176,9 @@ class ClaimService:
 
     async def _claim_next(self, agent_id: int, queue: Queue, is_ai: bool) -> ClaimedTask | None:
         async with self._autocommit.connect() as conn:
-            held = (await conn.execute(_HELD, {"agent": agent_id})).one_or_none()
+            held = (
+                await conn.execute(_HELD, {"agent": agent_id, "queue": queue.value})
+            ).one_or_none()
         if held is not None:
             task = await self._resumed(held, agent_id)
             if task is not None:
