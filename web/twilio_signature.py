@@ -16,6 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from config.settings import Settings
 from web.errors import APIError
+from web.input_guard import scrub
 from web.services import services
 
 
@@ -43,4 +44,5 @@ async def verified_form() -> dict[str, str]:
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature or not RequestValidator(signing_key(settings)).validate(url, form, signature):
         raise APIError(403, "bad_signature", "The request is not signed by Twilio.")
-    return form
+    # kept, never refused: control characters (which no database column takes) become U+FFFD
+    return {key: scrub(value) for key, value in form.items()}

@@ -279,12 +279,26 @@ async def test_a_call_duration_too_large_for_the_database_is_capped(world: World
     assert row.recording_sid == "RE" + "8" * 32
 
 
-async def test_a_nul_in_an_inbound_sms_is_a_400_naming_the_field(world: World) -> None:
+async def test_control_characters_in_a_signed_inbound_sms_are_kept_not_refused(
+    world: World,
+) -> None:
+    """Twilio expects a 200; the claimant's message is stored with U+FFFD in their place."""
+    number = "+447700911777"
     response = await post_signed(
-        world, "/webhooks/twilio/sms-inbound", inbound_params("+447700911777", "hi\x00")
+        world, "/webhooks/twilio/sms-inbound", inbound_params(number, "hi\x00 there\x1b")
     )
-    assert response.status_code == 400
-    assert set((await error_of(response))["fields"]) == {"Body"}
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    async with world.dialler.connect() as conn:
+        bodies = (
+            await conn.scalars(
+                select(db.sms_messages.c.body).where(db.sms_messages.c.from_number == number)
+            )
+        ).all()
+    assert bodies == ["hi\ufffd there\ufffd"]
+    unsigned = await post_signed(
+        world, "/webhooks/twilio/sms-inbound", inbound_params(number, "x\x00"), signature=""
+    )
+    assert unsigned.status_code == 403
 
 
 async def test_a_missing_webhook_field_is_named_in_the_one_shape(world: World) -> None:
