@@ -149,6 +149,46 @@ class MagicLinkResponse(_Response):
     provider_id: str | None
 
 
+class CallbackRequestBody(_Request):
+    at: AwareDatetime = Field(
+        description="when to call back: inside the calling windows, within 7 days (UK days)"
+    )
+    personal: bool = Field(
+        default=True,
+        description="true: a personal callback, offered to you; false: the shared pool",
+    )
+    notes: Annotated[Text, Field(max_length=4000)] = ""
+
+
+class CallbackResponse(_Response):
+    user_id: int
+    at: datetime
+    owner_agent_id: int | None = Field(description="the owner; null: the shared pool")
+
+
+class CallbackRefusedDetail(ErrorDetail):
+    next_allowed: list[datetime] = Field(
+        default_factory=list,
+        description="outside_calling_window: the next times a callback may be booked",
+    )
+
+
+class CallbackRefusedResponse(_Response):
+    """409: `outside_calling_window` (with `next_allowed`), or the workflow refused
+    (`refused`: outreach to the claimant has stopped, or none is running)."""
+
+    error: CallbackRefusedDetail
+
+
+class NoteRequestBody(_Request):
+    text: Annotated[Text, Field(min_length=1, max_length=4000)]
+
+
+class NoteResponse(_Response):
+    user_id: int
+    note_id: int
+
+
 # --- agent state ----------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ client address, so one busy integration cannot starve the others behind the same
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -35,11 +35,12 @@ from structlog import get_logger
 
 from adapters.messaging import DeliveryRejected
 from adapters.sms_outbox import OptedOut
+from domain.callback_booking import refuse_callback
 from domain.dispositions import Disposition
 from schemas import agent_api as body
 from schemas import dialler_db as db
 from schemas.enums import AgentRole, AgentState, TaskStatus
-from schemas.outreach import OutcomeRequest, ReleaseRequest
+from schemas.outreach import CallbackRequest, NoteRequest, OutcomeRequest, ReleaseRequest
 from services.agent_states import CHOOSABLE, AgentStateError, AgentStatus
 from services.claimant_context import Viewer
 from services.claims import ClaimError, ClaimService
@@ -48,6 +49,7 @@ from services.sms_conversations import ClaimantNotFound, InvalidMessage, NoPhone
 from web.auth.access import api
 from web.auth.claimants import claimant_scoped
 from web.auth.identity import CurrentAgent, require_agent
+from web.console_support import CALLBACK_DAYS
 from web.errors import APIError
 from web.ratelimit import requester_key
 from web.services import services
@@ -346,6 +348,53 @@ async def magic_link(
         provider_id=created.provider_id,
     )
     return response, 201
+
+
+@blueprint.post("/api/claimants/<int:user_id>/callbacks")
+@agent_endpoint("Claimants", 403, 404, 503)
+@claimant_scoped("user_id")
+@document_response(body.CallbackRefusedResponse, 409)
+@validate_request(body.CallbackRequestBody)
+@validate_response(body.CallbackResponse, 201)
+async def schedule_callback(
+    user_id: int, data: body.CallbackRequestBody
+) -> tuple[body.CallbackResponse, int]:
+    """Book a callback (no call or outcome needed): personal (offered to you) or shared.
+    It replaces the claimant's pending callback. Outside the calling windows it is refused
+    (409 `outside_calling_window`) with the reason and the next allowed times."""
+    agent = require_agent()
+    windows = services().rules().calling_windows
+    refused = refuse_callback(data.at, datetime.now(UTC), windows, days_ahead=CALLBACK_DAYS)
+    if refused is not None:
+        raise APIError(
+            409,
+            "outside_calling_window",
+            refused.reason,
+            next_allowed=[t.isoformat() for t in refused.next_allowed],
+        )
+    owner = agent.id if data.personal else None
+    claims = await _claims()
+    booked = await _workflow(
+        claims.schedule_callback(
+            user_id, CallbackRequest(agent.id, data.at.astimezone(UTC), data.notes, owner)
+        )
+    )
+    await services().claimant_context().forget(user_id)
+    return body.CallbackResponse(user_id=user_id, at=booked.at, owner_agent_id=owner), 201
+
+
+@blueprint.post("/api/claimants/<int:user_id>/notes")
+@agent_endpoint("Claimants", 403, 404, 409, 503)
+@claimant_scoped("user_id")
+@validate_request(body.NoteRequestBody)
+@validate_response(body.NoteResponse, 201)
+async def add_note(user_id: int, data: body.NoteRequestBody) -> tuple[body.NoteResponse, int]:
+    """Add a note to the claimant's record (no call or outcome needed)."""
+    agent = require_agent()
+    claims = await _claims()
+    added = await _workflow(claims.add_note(user_id, NoteRequest(agent.id, data.text)))
+    await services().claimant_context().forget(user_id)
+    return body.NoteResponse(user_id=user_id, note_id=added.note_id), 201
 
 
 # --- agent state ----------------------------------------------------------------------------

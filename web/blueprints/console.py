@@ -23,10 +23,17 @@ from sqlalchemy import select
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
+from domain.callback_booking import refuse_callback
 from domain.dispositions import EFFECTS, Disposition
 from schemas import dialler_db as db
 from schemas.enums import AgentRole, AgentState, LinkChannel, Queue, TaskStatus
-from schemas.outreach import MagicLinkRequest, OutcomeRequest, ReleaseRequest
+from schemas.outreach import (
+    CallbackRequest,
+    MagicLinkRequest,
+    NoteRequest,
+    OutcomeRequest,
+    ReleaseRequest,
+)
 from services.agent_states import PAUSE_REASONS, AgentStateError, AgentStatus
 from services.claimant_context import Viewer
 from services.claims import ClaimError
@@ -34,8 +41,8 @@ from services.live_updates import queue_depths
 from web.auth.access import public, staff
 from web.auth.claimants import claimant_scoped
 from web.auth.identity import CurrentAgent, current_agent, require_agent
-from web.console_support import CALLBACK_LEAD as CALLBACK_LEAD  # the tests' lead time
 from web.console_support import (
+    CALLBACK_DAYS,
     CallbackDay,
     call_for_claim,
     client_ip,
@@ -48,6 +55,7 @@ from web.console_support import (
     per_session,
     uk_time,
 )
+from web.console_support import CALLBACK_LEAD as CALLBACK_LEAD  # the tests' lead time
 from web.errors import APIError
 from web.services import services
 from web.voice import STATUS_LABELS
@@ -193,6 +201,8 @@ async def _claim_panel(agent: CurrentAgent, task: Any, *, message: str | None = 
         call=call,
         softphone=_softphone_values(call),
         outcome=_outcome_template_values(task.user_id, OutcomeForm()),
+        booking=_booking_values(task.user_id, BookingForm()),
+        note=NoteForm(),
         message=message,
         twilio=services().settings.twilio_enabled,
     )
@@ -500,3 +510,124 @@ async def end_wrap_up() -> ResponseReturnValue:
             return htmx_or_console(await _claim_next(agent, status))
     work, status = await _work(agent)
     return htmx_or_console(await _with_state(agent, work, status))
+
+
+# --- a callback or a note, without an outcome ------------------------------------------------
+
+
+@dataclass
+class BookingForm:
+    callback_day: str = ""
+    callback_at: str = ""
+    personal: bool = True
+    notes: str = ""
+    error: str | None = None
+    next_allowed: tuple[datetime, ...] = ()
+    booked: str | None = None  # the confirmation
+
+
+@dataclass
+class NoteForm:
+    text: str = ""
+    error: str | None = None
+    added: bool = False
+
+
+def _booking_values(user_id: int, form: BookingForm) -> dict[str, Any]:
+    days = callback_days(datetime.now(UTC))
+    chosen = next((d for d in days if d.day.isoformat() == form.callback_day), None)
+    return {"user_id": user_id, "form": form, "days": days,
+            "chosen_day": chosen or (days[0] if days else None)}  # fmt: skip
+
+
+async def _booking_form(user_id: int, form: BookingForm, status: int = 200) -> ResponseReturnValue:
+    """The callback form again, in place: with its confirmation, or (422, which htmx swaps)
+    with why the callback was not booked."""
+    body = await render_template(
+        "console/_callback_form.html", booking=_booking_values(user_id, form)
+    )
+    return body, status
+
+
+async def _note_form(user_id: int, form: NoteForm, status: int = 200) -> ResponseReturnValue:
+    body = await render_template("console/_note_form.html", user_id=user_id, note=form)
+    return body, status
+
+
+def _instant(raw: str) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return at if at.utcoffset() is not None else None
+
+
+@blueprint.post("/console/claimants/<int:user_id>/callback")
+@staff(AgentRole.AGENT)
+@claimant_scoped("user_id")
+async def book_callback(user_id: int) -> ResponseReturnValue:
+    """Book a callback, personal (offered to this agent) or shared, without an outcome.
+    A time outside the calling windows is refused with the next allowed times."""
+    agent = require_agent()
+    raw = await request.form
+    form = BookingForm(
+        callback_day=raw.get("callback_day", ""),
+        callback_at=raw.get("callback_at", ""),
+        personal=raw.get("owner", "personal") != "shared",
+        notes=raw.get("notes", "").strip(),
+    )
+    now = datetime.now(UTC)
+    at, form.error = _callback_error(form.callback_at, now, form.callback_day)
+    if form.error is None and len(form.notes) > NOTES_MAX:
+        form.error = f"Notes are at most {NOTES_MAX:,} characters."
+    if form.error is not None or at is None:
+        chosen = _instant(form.callback_at)
+        windows = services().rules().calling_windows
+        refused = chosen and refuse_callback(chosen, now, windows, days_ahead=CALLBACK_DAYS)
+        form.next_allowed = refused.next_allowed if refused else ()
+        return await _booking_form(user_id, form, 422)
+    owner = agent.id if form.personal else None
+    try:
+        claims = await services().claim_service()
+        booked = await claims.schedule_callback(
+            user_id, CallbackRequest(agent.id, at, form.notes, owner)
+        )
+    except ClaimError as problem:
+        form.error = f"The callback was not booked: {problem}."
+        return await _booking_form(user_id, form, 422)
+    except TEMPORAL_ERRORS:
+        form.error = ENGINE_DOWN
+        return await _booking_form(user_id, form, 422)
+    await services().claimant_context().forget(user_id)
+    whose = "personal: offered to you" if owner else "shared: any callback agent"
+    local = booked.at.astimezone(services().rules().calling_windows.zone)
+    when = f"{local:%a} {local.day} {local:%b} at {local:%H:%M}"
+    return await _booking_form(
+        user_id, BookingForm(booked=f"Callback booked for {when} ({whose}).")
+    )
+
+
+@blueprint.post("/console/claimants/<int:user_id>/notes")
+@staff(AgentRole.AGENT)
+@claimant_scoped("user_id")
+async def add_note(user_id: int) -> ResponseReturnValue:
+    """Add a note to the claimant's record, without an outcome."""
+    agent = require_agent()
+    form = NoteForm(text=(await request.form).get("text", "").strip())
+    if not form.text:
+        form.error = "Write the note first."
+    elif len(form.text) > NOTES_MAX:
+        form.error = f"A note is at most {NOTES_MAX:,} characters."
+    if form.error:
+        return await _note_form(user_id, form, 422)
+    try:
+        claims = await services().claim_service()
+        await claims.add_note(user_id, NoteRequest(agent.id, form.text))
+    except ClaimError as problem:
+        form.error = f"The note was not saved: {problem}."
+        return await _note_form(user_id, form, 422)
+    except TEMPORAL_ERRORS:
+        form.error = ENGINE_DOWN
+        return await _note_form(user_id, form, 422)
+    await services().claimant_context().forget(user_id)
+    return await _note_form(user_id, NoteForm(added=True))
