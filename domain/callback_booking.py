@@ -46,6 +46,16 @@ def next_allowed_times(
     return tuple(found)
 
 
+def _utc(at: datetime) -> datetime:
+    """`at` in UTC; a time at the calendar's edge (year 1 east of UTC, year 9999 west of it)
+    has no UTC reading, and stands for "long past" or "far ahead"."""
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if at.year == datetime.min.year else datetime.max
+        return edge.replace(tzinfo=UTC)
+
+
 def refuse_callback(
     at: datetime,
     now: datetime,
@@ -57,7 +67,7 @@ def refuse_callback(
     """None if a callback at `at` (aware) may be booked at `now`: after `now` + `lead`,
     within `days_ahead` local days (today the first) and inside the calling windows (bank
     holidays included). Otherwise the reason, for the agent, and the next allowed times."""
-    at, now = at.astimezone(UTC), now.astimezone(UTC)
+    at, now = _utc(at), now.astimezone(UTC)
     earliest = now + lead
     until = _last_day(now, windows, days_ahead)
     if at < earliest:

@@ -149,6 +149,9 @@ async def test_the_api_refuses_a_callback_outside_the_windows_with_the_next_time
         {"at": at_london(tomorrow() + timedelta(days=30), 10).isoformat()},
     )
     assert far.status_code == 409 and "7 days ahead" in (await far.get_json())["error"]["message"]
+    for edge in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"):  # no UTC reading
+        answer = await api_post(agent, f"/api/claimants/{user_id}/callbacks", {"at": edge})
+        assert answer.status_code == 409, (edge, await answer.get_data(as_text=True))
     assert await callbacks_of(w, user_id) == []
 
     for path, payload, field in [
