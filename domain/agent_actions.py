@@ -12,15 +12,20 @@ from datetime import datetime, timedelta
 
 from domain import callback_routing
 from domain.dispositions import Disposition, effect_of
+from schemas.enums import Queue
 from schemas.outreach import (
     Assessment,
     CallbackRequest,
     Claim,
     ClaimantFacts,
     ClaimRequest,
+    CompleteCallbacks,
     NoteRequest,
     OutcomeRequest,
     OutreachState,
+    RecordOutcome,
+    SaveCallback,
+    Suppress,
 )
 
 MAX_LEASE = timedelta(hours=4)
@@ -131,18 +136,49 @@ def note_refusal(request: NoteRequest) -> str | None:
 class OutcomePlan:
     """The writes an outcome needs, in this order, before its effect on the facts."""
 
-    save_callback: bool  # first: it checks the calling windows and fails the outcome if outside
-    complete_due_callbacks: bool  # the call honoured a callback that was due
-    suppress: bool  # a do-not-call: recorded as an opt-out
+    disposition: Disposition
+    callback: SaveCallback | None  # first: outside the calling windows it fails the outcome
+    outcome: RecordOutcome
+    complete_callbacks: CompleteCallbacks | None  # the call honoured a callback that was due
+    suppress: Suppress | None  # a do-not-call is recorded as an opt-out
 
 
 def outcome_plan(
-    facts: ClaimantFacts, disposition: Disposition, callback_at: datetime | None, now: datetime
+    user_id: int,
+    facts: ClaimantFacts,
+    request: OutcomeRequest,
+    queue: Queue | None,
+    now: datetime,
+    outcome_key: str,
 ) -> OutcomePlan:
+    """`outcome_key` names the claim: the outcome is recorded once however often its
+    activity runs."""
+    disposition = Disposition(request.disposition)
     effect = effect_of(disposition)
+    callback = None
+    if effect.needs_callback_time and request.callback_at is not None:
+        callback = SaveCallback(
+            user_id, request.callback_at, request.notes, request.agent_id, request.agent_id
+        )
     callback_due = facts.callback_at is not None and facts.callback_at <= now
     return OutcomePlan(
-        save_callback=effect.needs_callback_time and callback_at is not None,
-        complete_due_callbacks=callback_due and not effect.needs_callback_time,
-        suppress=effect.opt_out,
+        disposition=disposition,
+        callback=callback,
+        outcome=RecordOutcome(
+            user_id=user_id,
+            agent_id=request.agent_id,
+            queue=queue,
+            disposition=disposition.value,
+            notes=request.notes,
+            at=now,
+            call_id=request.call_id,
+            abandoned=request.abandoned,
+            outcome_key=outcome_key,
+        ),
+        complete_callbacks=CompleteCallbacks(user_id, now)
+        if callback_due and not effect.needs_callback_time
+        else None,
+        suppress=Suppress(user_id, "do_not_call", f"agent:{request.agent_id}")
+        if effect.opt_out
+        else None,
     )

@@ -30,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.messaging import MessagingActivities
     from activities.outreach import OutreachActivities
     from domain import agent_actions as rules
-    from domain.dispositions import Disposition
     from domain.facts import apply_disposition, apply_event, needs_reload
     from domain.stages import has_future_callback
     from schemas import search_attributes as sa
@@ -45,7 +44,6 @@ with workflow.unsafe.imports_passed_through():
         Claim,
         ClaimGranted,
         ClaimRequest,
-        CompleteCallbacks,
         LoadFactsRequest,
         MagicLinkRequest,
         NoteAdded,
@@ -55,7 +53,6 @@ with workflow.unsafe.imports_passed_through():
         OutreachInput,
         OutreachResult,
         OutreachState,
-        RecordOutcome,
         RefreshTask,
         Released,
         ReleaseRequest,
@@ -375,42 +372,19 @@ class OutreachWorkflow:
     async def record_outcome(self, request: OutcomeRequest) -> OutcomeRecorded:
         assert self._state is not None
         claim = self._held_by(request.agent_id)  # this outcome ends this claim, no other
-        disposition = Disposition(request.disposition)
         async with self._lock:
             now, facts = workflow.now(), self._state.facts
-            plan = rules.outcome_plan(facts, disposition, request.callback_at, now)
-            if plan.save_callback:
-                assert request.callback_at is not None
-                await self._run(
-                    OutreachActivities.save_callback,
-                    SaveCallback(
-                        self._user_id, request.callback_at, request.notes,
-                        request.agent_id, request.agent_id,
-                    ),
-                )  # fmt: skip
             queue = self._assessment.stage.queue if self._assessment else None
-            outcome = RecordOutcome(
-                user_id=self._user_id,
-                agent_id=request.agent_id,
-                queue=queue,
-                disposition=disposition.value,
-                notes=request.notes,
-                at=now,
-                call_id=request.call_id,
-                abandoned=request.abandoned,
-                outcome_key=f"{workflow.info().workflow_id}@{claim.claimed_at.isoformat()}",
-            )
-            await self._run(OutreachActivities.record_outcome, outcome)
-            if plan.complete_due_callbacks:
-                await self._run(
-                    OutreachActivities.complete_callbacks, CompleteCallbacks(self._user_id, now)
-                )
-            if plan.suppress:
-                await self._run(
-                    OutreachActivities.suppress,
-                    Suppress(self._user_id, "do_not_call", f"agent:{request.agent_id}"),
-                )
-            apply_disposition(facts, disposition, now, request.callback_at, request.agent_id)
+            key = f"{workflow.info().workflow_id}@{claim.claimed_at.isoformat()}"
+            plan = rules.outcome_plan(self._user_id, facts, request, queue, now, key)
+            if plan.callback is not None:  # first: outside the calling windows it fails all
+                await self._run(OutreachActivities.save_callback, plan.callback)
+            await self._run(OutreachActivities.record_outcome, plan.outcome)
+            if plan.complete_callbacks is not None:
+                await self._run(OutreachActivities.complete_callbacks, plan.complete_callbacks)
+            if plan.suppress is not None:
+                await self._run(OutreachActivities.suppress, plan.suppress)
+            apply_disposition(facts, plan.disposition, now, request.callback_at, request.agent_id)
             self._end_claim(claim)
         return await self._after_change()
 

@@ -19,11 +19,15 @@ from schemas.outreach import (
     ClaimantFacts,
     ClaimFact,
     ClaimRequest,
+    CompleteCallbacks,
     ContactHistory,
     NoteRequest,
     OutcomeRequest,
     OutreachState,
+    RecordOutcome,
+    SaveCallback,
     Stage,
+    Suppress,
 )
 
 NOW = datetime(2026, 6, 3, 11, 0, tzinfo=UTC)  # a Wednesday, inside the calling windows
@@ -123,17 +127,25 @@ def test_callbacks_notes_and_messages_are_checked() -> None:
 def test_an_outcome_plans_its_writes() -> None:
     facts = _facts()
     later = NOW + timedelta(days=1)
-    plan = rules.outcome_plan(facts, Disposition.CALLBACK_REQUESTED, later, NOW)
-    assert plan == rules.OutcomePlan(
-        save_callback=True, complete_due_callbacks=False, suppress=False
-    )
+
+    def plan(disposition: str, callback_at: datetime | None = None) -> rules.OutcomePlan:
+        request = OutcomeRequest(7, disposition, "notes", callback_at, call_id=3)
+        return rules.outcome_plan(1, facts, request, Queue.UNSIGNED, NOW, "outreach-1@claim")
+
+    booked = plan("callback_requested", later)
+    assert booked.callback == SaveCallback(1, later, "notes", 7, 7)
+    assert (booked.complete_callbacks, booked.suppress) == (None, None)
+    assert booked.outcome == RecordOutcome(
+        user_id=1, agent_id=7, queue=Queue.UNSIGNED, disposition="callback_requested",
+        notes="notes", at=NOW, outcome_key="outreach-1@claim", call_id=3,
+    )  # fmt: skip
     facts.callback_at = NOW - timedelta(minutes=5)  # a callback was due: this call honours it
-    plan = rules.outcome_plan(facts, Disposition.NO_ANSWER, None, NOW)
-    assert plan == rules.OutcomePlan(
-        save_callback=False, complete_due_callbacks=True, suppress=False
-    )
-    plan = rules.outcome_plan(facts, Disposition.DO_NOT_CALL, None, NOW)
-    assert plan.suppress and plan.complete_due_callbacks
+    honoured = plan("no_answer")
+    assert (honoured.callback, honoured.suppress) == (None, None)
+    assert honoured.complete_callbacks == CompleteCallbacks(1, NOW)
+    stop = plan("do_not_call")
+    assert stop.suppress == Suppress(1, "do_not_call", "agent:7")
+    assert stop.disposition is Disposition.DO_NOT_CALL
 
 
 def test_a_wrong_number_makes_the_claimant_uncallable_and_says_why() -> None:

@@ -31,9 +31,10 @@ from tests.workflows.conftest import running_harness, scratch_databases
 from tests.workflows.helpers import claim_task, ensure_agents, eventually, task_row
 from workflows.outreach import OutreachWorkflow, workflow_id_for
 
-# Short: the test server does not skip time while a workflow task or a local activity is in
-# flight (the held outcome keeps one open), so this lease ends in real time.
-LEASE = timedelta(seconds=5)
+# The test server does not skip time while a workflow task or a local activity is in flight
+# (the held outcome keeps one open), so this lease ends in real time: short, but long enough
+# for the outcome to start inside it on a busy machine.
+LEASE = timedelta(seconds=12)
 FIRST, SECOND = 1, 2
 
 
