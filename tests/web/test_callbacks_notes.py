@@ -240,4 +240,8 @@ async def test_the_console_refuses_a_callback_outside_the_windows_with_the_next_
         f"/console/claimants/{user_id}/callback", {"callback_at": "tomorrow-ish"}
     )
     assert unreadable.status_code == 422 and 'id="callback-error"' in await agent.text(unreadable)
+    edge = await agent.post(
+        f"/console/claimants/{user_id}/callback", {"callback_at": "0001-01-01T00:00:00+05:00"}
+    )
+    assert edge.status_code == 422 and "could not be read" in await agent.text(edge)
     assert await notes_of(w, user_id) == [] and await callbacks_of(w, user_id) == []

@@ -577,7 +577,10 @@ async def book_callback(user_id: int) -> ResponseReturnValue:
         notes=raw.get("notes", "").strip(),
     )
     now = datetime.now(UTC)
-    at, form.error = _callback_error(form.callback_at, now, form.callback_day)
+    try:
+        at, form.error = _callback_error(form.callback_at, now, form.callback_day)
+    except OverflowError:  # a time at the calendar's edge: no UTC reading
+        at, form.error = None, "That callback time could not be read; choose one from the list."
     if form.error is None and len(form.notes) > NOTES_MAX:
         form.error = f"Notes are at most {NOTES_MAX:,} characters."
     if form.error is not None or at is None:
