@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import click
 
 from cli.common import settings_or_exit
-from config.settings import DEVELOPMENT_ENVIRONMENTS
+from config.settings import DEVELOPMENT_ENVIRONMENTS, Environment
 from workers.devstack import DevStack
 
 
@@ -20,6 +21,9 @@ from workers.devstack import DevStack
 )
 def dev(seed_users: int) -> None:
     """Temporal dev server, databases, demo data, workers and the web app, in one command."""
+    # The local stack is development unless the caller says otherwise; the processes it
+    # starts inherit this.
+    os.environ.setdefault("ENVIRONMENT", Environment.DEVELOPMENT.value)
     settings = settings_or_exit()
     environment = settings.environment.value
     if settings.environment in DEVELOPMENT_ENVIRONMENTS:

@@ -63,7 +63,10 @@ class Settings(BaseSettings):
         env_ignore_empty=True,
     )
 
-    environment: Environment = Environment.DEVELOPMENT
+    # Production unless said otherwise: a deployment that forgets to say is held to real
+    # secrets instead of quietly running on the published ones. `dialler dev` and the
+    # tests say development / test themselves.
+    environment: Environment = Environment.PRODUCTION
     log_level: str = "INFO"
 
     # Databases and cache
@@ -208,7 +211,10 @@ class Settings(BaseSettings):
             return self
         problem = production_secret_problem(self)
         if problem:
-            raise ValueError(f"{problem} (ENVIRONMENT={self.environment.value})")
+            raise ValueError(
+                f"{problem} (ENVIRONMENT={self.environment.value}; "
+                "for local development set ENVIRONMENT=development)"
+            )
         return self
 
     @property

@@ -30,6 +30,9 @@ from schemas import search_attributes
 
 PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1:5432")
 MYSQL_HOST = os.environ.get("TEST_MYSQL_HOST", "127.0.0.1:3306")
+# Processes the tests start (the CLI, workers, `dialler dev`) read their settings from the
+# environment, where anything unsaid means production.
+os.environ.setdefault("ENVIRONMENT", Environment.TEST.value)
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

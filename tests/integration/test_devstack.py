@@ -34,8 +34,9 @@ async def dev_env(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
     temporary DEV_STATE_DIR."""
     suffix = f"dev_{os.getpid()}"
     replica_port = free_port()
+    # No ENVIRONMENT: `dialler dev` is development by itself (anything else unsaid is production).
     env = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != "ENVIRONMENT"},
         "DATABASE_URL": f"postgresql+asyncpg://postgres@{PG_HOST}/dialler_{suffix}",
         "REPLICA_DATABASE_URL": f"mysql+aiomysql://root@127.0.0.1:{replica_port}/rmc_{suffix}",
         "LOCAL_REPLICA_PORT": str(replica_port),
@@ -72,6 +73,7 @@ async def test_dev_brings_everything_up_and_stops_on_ctrl_c(dev_env: dict[str, s
             _read_until(process.stdout, "Press Ctrl-C to stop everything.", output), 120
         )
         text = "".join(output)
+        assert "Running in development mode" in text
         assert "Demo logins created" in text and "supervisor@demo.rmc" in text
         async with httpx.AsyncClient(timeout=10) as client:
             health = await client.get(f"http://127.0.0.1:{dev_env['WEB_PORT']}/api/health")
@@ -89,7 +91,7 @@ async def test_dev_brings_everything_up_and_stops_on_ctrl_c(dev_env: dict[str, s
         await _queues_filled(dev_env)
         # a change in the replica reaches the queue through the binlog and the CDC worker
         marker = await asyncio.create_subprocess_exec(
-            DIALLER, "sync", "test", env=dev_env,
+            DIALLER, "sync", "test", env=dev_env | {"ENVIRONMENT": "development"},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         reported, _ = await asyncio.wait_for(marker.communicate(), 120)

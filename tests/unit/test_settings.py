@@ -17,7 +17,21 @@ ROOT = Path(__file__).resolve().parents[2]
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
+    # The local defaults are for development; tests of production set it themselves.
+    monkeypatch.setenv("ENVIRONMENT", "development")
     monkeypatch.chdir(tmp_path)  # no stray .env from the developer's checkout
+
+
+def test_a_deployment_that_names_no_environment_is_held_to_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Forgetting ENVIRONMENT must not mean running on the published secrets."""
+    monkeypatch.delenv("ENVIRONMENT")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith("configuration error: SECRET_KEY: is a published default")
+    assert "ENVIRONMENT=production" in message and "ENVIRONMENT=development" in message
 
 
 def test_defaults_point_at_the_local_services() -> None:
