@@ -69,8 +69,9 @@ async def test_a_claim_runs_no_activity_and_a_retry_gets_the_same_grant(
     user_id = await add_claimant(harness.replica, signed=False, pending=1)
     handle: WorkflowHandle[OutreachWorkflow, OutreachResult] = await start(harness, user_id)
     row = await task_in(harness, user_id, "unsigned")
-    before = await _history(handle)
-    assert _local_activities(before) > 0  # loading, assessing and publishing the task
+    # loading, assessing and publishing the task; the row is written by the local activity
+    # before its workflow task completes and records it in the history
+    before = await eventually(lambda: _history(handle), lambda h: _local_activities(h) > 0)
 
     granted = await claim_task(harness, user_id, Queue.UNSIGNED, agent_id=AGENT)
     added = (await _history(handle))[len(before) :]
