@@ -16,10 +16,11 @@ from quart.typing import ResponseReturnValue
 from quart_rate_limiter import rate_limit
 from sqlalchemy import select
 
+from adapters import task_store
+from adapters.task_store import CallTask
 from domain.calling_windows import callback_slots, callback_time_allowed, explain, format_local
 from domain.rules import CallingWindows
 from schemas import dialler_db as db
-from schemas.enums import TaskStatus
 from web.errors import APIError
 from web.ratelimit import requester_key
 from web.services import services
@@ -59,37 +60,18 @@ def client_ip() -> str | None:
     return request.remote_addr
 
 
-async def held_task(agent_id: int, user_id: int) -> Any:
+async def held_task(agent_id: int, user_id: int) -> CallTask:
     """The claimant's task, if and only if this agent holds it; otherwise 404 (another
     agent's claimant looks exactly like one that does not exist)."""
-    tasks = db.call_tasks.c
-    async with services().dialler_db.connect() as conn:
-        row = (
-            await conn.execute(
-                select(db.call_tasks).where(
-                    tasks.user_id == user_id,
-                    tasks.claimed_by == agent_id,
-                    tasks.status == TaskStatus.CLAIMED.value,
-                )
-            )
-        ).one_or_none()
+    row = await task_store.held_task(services().dialler_db, agent_id, user_id)
     if row is None:
         raise APIError(404, "not_found", NOT_YOURS)
     return row
 
 
-async def current_claim(agent_id: int) -> Any:
+async def current_claim(agent_id: int) -> CallTask | None:
     """The task this agent holds now, if any."""
-    tasks = db.call_tasks.c
-    async with services().dialler_db.connect() as conn:
-        return (
-            await conn.execute(
-                select(db.call_tasks)
-                .where(tasks.claimed_by == agent_id, tasks.status == TaskStatus.CLAIMED.value)
-                .order_by(tasks.claimed_at.desc())
-                .limit(1)
-            )
-        ).one_or_none()
+    return await task_store.current_claim(services().dialler_db, agent_id)
 
 
 async def agents_call(agent_id: int, call_id: int) -> Any:
@@ -292,8 +274,11 @@ def parse_callback_time(
         return None, UNREADABLE_CALLBACK
     if at.tzinfo is None or at.utcoffset() is None:
         return None, UNREADABLE_CALLBACK
-    at = at.astimezone(UTC)
-    local = at.astimezone(windows.zone)
+    try:
+        at = at.astimezone(UTC)
+        local = at.astimezone(windows.zone)
+    except OverflowError:  # year 1 east of UTC, year 9999 west: off the calendar
+        return None, UNREADABLE_CALLBACK
     when = f"{local:%H:%M} on {local:%a} {local.day} {local:%b}"
     if day and day != local.date().isoformat():
         return None, f"The time chosen ({when}) is not on the day shown; choose the time again."

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
@@ -160,6 +161,15 @@ def test_a_london_local_time_and_its_utc_option_are_the_same_instant() -> None:
     assert parse_callback_time(local, day, before, WINDOWS) == (nine, None)
     naive = parse_callback_time("2026-03-29T09:00:00", day, before, WINDOWS)
     assert naive[0] is None and "could not be read" in str(naive[1])
+
+
+@pytest.mark.parametrize("raw", ["0001-01-01T00:30:00+05:00", "9999-12-31T23:30:00-05:00"])
+def test_a_time_off_the_calendar_is_unreadable_not_an_overflow(raw: str) -> None:
+    """Year 1 east of UTC and year 9999 west cannot be converted: the form says it could not
+    read the time instead of the page failing with a 500."""
+    at = _london(date(2026, 12, 3), 10)
+    saved, error = parse_callback_time(raw, "", at, WINDOWS)
+    assert saved is None and error is not None and "could not be read" in error
 
 
 def test_a_time_from_another_day_than_the_one_shown_is_refused() -> None:
