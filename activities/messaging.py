@@ -29,6 +29,7 @@ from structlog import get_logger
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from adapters.audit_log import append_audit
 from adapters.messaging import DeliveryRejected, EmailSender, OutgoingEmail, SmsSender
 from adapters.replica_reader import ReplicaReader
 from adapters.sms_outbox import OptedOut, SmsOutbox
@@ -205,15 +206,14 @@ class MessagingActivities:
             actor_type = "workflow"
             actor_id = activity.info().workflow_id if activity.in_activity() else None
         async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(db.audit_log).values(
-                    actor_type=actor_type,
-                    actor_id=actor_id,
-                    action="magic_link_sent",
-                    subject_type="user",
-                    subject_id=str(request.user_id),
-                    detail=detail,
-                )
+            await append_audit(
+                conn,
+                actor_type=actor_type,
+                actor_id=actor_id,
+                action="magic_link_sent",
+                subject_type="user",
+                subject_id=str(request.user_id),
+                detail=detail,
             )
         log.info(
             "magic link sent",

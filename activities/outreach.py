@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from adapters.audit_log import write_audit
 from adapters.suppressions import append_suppression, suppression_status
 from domain.assessment import assess, task_shape
 from domain.calling_windows import callback_time_allowed, explain
@@ -598,16 +599,4 @@ class OutreachActivities:
 
     @staticmethod
     async def _audit(conn: AsyncConnection, entry: AuditEntry) -> int:
-        audit_id = await conn.scalar(
-            insert(db.audit_log)
-            .values(
-                actor_type=entry.actor_type,
-                actor_id=entry.actor_id,
-                action=entry.action,
-                subject_type=entry.subject_type,
-                subject_id=entry.subject_id,
-                detail=entry.detail,
-            )
-            .returning(db.audit_log.c.id)
-        )
-        return int(audit_id or 0)
+        return await write_audit(conn, entry)

@@ -21,11 +21,12 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from redis.exceptions import RedisError
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from structlog import get_logger
 from temporalio.client import Client
 
+from adapters.audit_log import append_audit
 from adapters.context_cache import ContextCache
 from domain.dispositions import EFFECTS, Disposition
 from schemas import dialler_db as db
@@ -368,16 +369,15 @@ class ClaimantContextService:
 
     async def _audit(self, user_id: int, viewer: Viewer, from_cache: bool) -> None:
         async with self._dialler.begin() as conn:
-            await conn.execute(
-                insert(db.audit_log).values(
-                    actor_type="agent",
-                    actor_id=str(viewer.agent_id),
-                    action=VIEWED,
-                    subject_type="user",
-                    subject_id=str(user_id),
-                    detail={"purpose": viewer.purpose, "from_cache": from_cache},
-                    ip_address=(viewer.ip_address or "")[:45] or None,
-                )
+            await append_audit(
+                conn,
+                actor_type="agent",
+                actor_id=str(viewer.agent_id),
+                action=VIEWED,
+                subject_type="user",
+                subject_id=str(user_id),
+                detail={"purpose": viewer.purpose, "from_cache": from_cache},
+                ip_address=viewer.ip_address,
             )
 
 

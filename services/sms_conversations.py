@@ -22,11 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from structlog import get_logger
 
+from adapters.audit_log import append_audit
 from adapters.sms_outbox import SmsOutbox
 from adapters.suppressions import append_suppression, suppression_status
 from domain.sms import MAX_BODY_LENGTH, Keyword, keyword_of, number_spellings, status_advances
@@ -554,14 +555,13 @@ class SmsConversations:
         subject_type: str = "user",
     ) -> None:
         actor_type, actor_id = actor or ("claimant", str(user_id) if user_id else None)
-        await conn.execute(
-            insert(db.audit_log).values(
-                actor_type=actor_type,
-                actor_id=actor_id,
-                action=action,
-                subject_type=subject_type,
-                subject_id=str(user_id) if user_id is not None else None,
-                detail=detail,
-                ip_address=(ip_address or "")[:45] or None,
-            )
+        await append_audit(
+            conn,
+            actor_type=actor_type,
+            actor_id=actor_id,
+            action=action,
+            subject_type=subject_type,
+            subject_id=str(user_id) if user_id is not None else None,
+            detail=detail,
+            ip_address=ip_address,
         )

@@ -93,13 +93,6 @@ PENDING_MIGRATION: frozenset[tuple[str, str]] = frozenset(
         ("web/auth/sessions.py", "agents"),
         ("web/blueprints/auth.py", "agent_state_changes"),
         ("web/blueprints/auth.py", "agents"),
-        # -> adapters/audit_log.py
-        ("activities/messaging.py", "audit_log"),
-        ("activities/outreach.py", "audit_log"),
-        ("services/claimant_context.py", "audit_log"),
-        ("services/sms_conversations.py", "audit_log"),
-        ("web/blueprints/calls.py", "audit_log"),
-        ("web/blueprints/magic_links.py", "audit_log"),
         # -> adapters/call_log.py
         ("activities/outreach.py", "callbacks"),
         ("activities/outreach.py", "calls"),

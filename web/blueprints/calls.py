@@ -19,6 +19,7 @@ from quart.typing import ResponseReturnValue
 from sqlalchemy import case, func, insert, select, update
 from structlog import get_logger
 
+from adapters.audit_log import append_audit
 from adapters.live import CALL_STATUS, LiveEvent, channel_for_agent
 from domain.abandoned_calls import CallLegs, abandon_reason
 from domain.calling_windows import explain, is_open
@@ -394,15 +395,14 @@ async def _mark_if_abandoned(call_id: int) -> None:
         )
         if marked is None:
             return  # another callback marked it first
-        await conn.execute(
-            insert(db.audit_log).values(
-                actor_type="system",
-                actor_id="twilio",
-                action="call_abandoned",
-                subject_type="call",
-                subject_id=str(call_id),
-                detail={"reason": reason, "user_id": str(call.user_id)},
-            )
+        await append_audit(
+            conn,
+            actor_type="system",
+            actor_id="twilio",
+            action="call_abandoned",
+            subject_type="call",
+            subject_id=str(call_id),
+            detail={"reason": reason, "user_id": str(call.user_id)},
         )
     log.info("call abandoned", call_id=call_id, user_id=call.user_id, reason=reason)
     event = ChangeEvent(

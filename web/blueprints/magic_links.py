@@ -19,9 +19,10 @@ from urllib.parse import urlencode, urlsplit
 
 from quart import Blueprint, Response, render_template, request, url_for
 from quart_rate_limiter import RateLimitExceeded, rate_limit
-from sqlalchemy import ColumnElement, func, insert, update
+from sqlalchemy import ColumnElement, func, update
 from structlog import get_logger
 
+from adapters.audit_log import append_audit
 from domain.magic_links import TOKEN_PATTERN, hash_token, issue_handoff
 from schemas import dialler_db as db
 from web.auth.access import public
@@ -121,16 +122,15 @@ async def use_link(token: str) -> Response:
             )
         ).one_or_none()
         if row is not None:
-            await conn.execute(
-                insert(db.audit_log).values(
-                    actor_type="claimant",
-                    actor_id=str(row.user_id),
-                    action="magic_link_used",
-                    subject_type="user",
-                    subject_id=str(row.user_id),
-                    detail={"link_id": row.id},
-                    ip_address=address,
-                )
+            await append_audit(
+                conn,
+                actor_type="claimant",
+                actor_id=str(row.user_id),
+                action="magic_link_used",
+                subject_type="user",
+                subject_id=str(row.user_id),
+                detail={"link_id": row.id},
+                ip_address=address,
             )
     if row is None:
         await throttle.record_failure(keys, route="/m/<token>", address=request.remote_addr)
