@@ -9,15 +9,15 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
 
 from activities.reconcile import expected_queues
+from adapters import task_store
 from adapters.cdc_store import CdcStore
 from adapters.context_cache import ContextCache
-from adapters.magic_links import delete_expired_links
 from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
 from adapters.replica_reader import ReplicaReader
 from config.settings import Settings
@@ -35,7 +35,7 @@ from schemas.cdc import (
     IntegrityPlanRequest,
     WatermarkUpdate,
 )
-from schemas.enums import Queue, TaskStatus
+from schemas.enums import Queue
 from schemas.search_attributes import OUTREACH_QUEUE
 
 CATCH_UP_OVERLAP = timedelta(minutes=2)  # rows committed late with an earlier updated_at
@@ -109,17 +109,12 @@ class MaintenanceActivities:
     @activity.defn
     async def warm_cache(self, request: CacheWarmInput) -> CacheWarmResult:
         """Load the contexts of the claimants at the top of each queue into the cache."""
-        tasks = db.call_tasks
         per_queue: dict[str, list[int]] = {}
         async with self._dialler.connect() as conn:
             for queue in Queue:
-                rows = await conn.execute(
-                    select(tasks.c.user_id)
-                    .where(tasks.c.status == TaskStatus.READY.value, tasks.c.queue == queue.value)
-                    .order_by(tasks.c.score.desc())
-                    .limit(request.per_queue)
+                per_queue[queue.value] = await task_store.top_ready_user_ids(
+                    conn, queue, request.per_queue
                 )
-                per_queue[queue.value] = [int(user_id) for (user_id,) in rows]
         warmed: dict[str, int] = {}
         async with self._cache() as cache:
             for queue_name, user_ids in per_queue.items():
@@ -139,13 +134,8 @@ class MaintenanceActivities:
             due_callback_user_ids(self._dialler, self._replica, request.now),
         )
         expected = expected_queues(callback, unsigned, outstanding, self._rules.stage_priority)
-        async with self._dialler.connect() as conn:
-            rows = await conn.execute(
-                select(db.call_tasks.c.user_id, db.call_tasks.c.queue).where(
-                    db.call_tasks.c.status.in_([TaskStatus.READY.value, TaskStatus.CLAIMED.value])
-                )
-            )
-            published = {int(user_id): str(queue) for user_id, queue in rows}
+        live = await task_store.live_tasks(self._dialler)
+        published = {task.user_id: task.queue for task in live}
         running = await self._running_workflows()
         drift_replica = {
             u for u in expected.keys() | published.keys() if expected.get(u) != published.get(u)
@@ -193,9 +183,11 @@ class MaintenanceActivities:
         links_before = request.now - timedelta(days=settings.magic_link_retention_days)
         sessions_before = request.now - timedelta(days=settings.session_retention_days)
         letters_before = request.now - timedelta(days=settings.dead_letter_retention_days)
-        sessions = db.agent_sessions
+        links, sessions = db.magic_links, db.agent_sessions
         async with self._dialler.begin() as conn:
-            removed_links = await delete_expired_links(conn, links_before)
+            removed_links = await conn.execute(
+                delete(links).where(links.c.expires_at < links_before)
+            )
             removed_sessions = await conn.execute(
                 delete(sessions).where(
                     or_(
@@ -206,7 +198,7 @@ class MaintenanceActivities:
             )
         removed_letters = await self._store.purge_replayed(letters_before)
         return CleanupResult(
-            magic_links=removed_links,
+            magic_links=int(removed_links.rowcount),
             agent_sessions=int(removed_sessions.rowcount),
             dead_letters=removed_letters,
         )

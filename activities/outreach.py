@@ -11,12 +11,13 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
-from sqlalchemy import Insert, Select, and_, bindparam, func, insert, select, true, update
+from sqlalchemy import Select, and_, bindparam, func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from adapters import task_store
 from adapters.audit_log import write_audit
 from adapters.suppressions import append_suppression, suppression_status
 from domain.assessment import assess, task_shape
@@ -28,7 +29,7 @@ from domain.stages import derive_stage
 from domain.suppressions import SMS_REASONS
 from schemas import dialler_db as db
 from schemas import replica
-from schemas.enums import CallbackStatus, TaskStatus
+from schemas.enums import CallbackStatus
 from schemas.outreach import (
     Assessment,
     AssessRequest,
@@ -53,7 +54,6 @@ from schemas.outreach import (
     Suppress,
     Suppressed,
     TaskRefreshed,
-    TaskWritten,
     WithdrawTask,
 )
 
@@ -117,22 +117,6 @@ def _contact_history_statement() -> Select[Any]:
     )
 
 
-def _task_upsert_statement() -> Insert:
-    """The task write, its values given as parameters: an older version (a retried activity,
-    a late run) never overwrites a newer one."""
-    table = db.call_tasks
-    statement = pg_insert(table).values(updated_at=func.now())
-    return statement.on_conflict_do_update(
-        index_elements=[table.c.user_id],
-        set_={
-            column.name: statement.excluded[column.name]
-            for column in table.c
-            if column.name not in ("id", "user_id", "created_at")
-        },
-        where=table.c.version < statement.excluded.version,
-    )
-
-
 # The statements a change or a run start executes, built once at import: building them per
 # call was a large share of the worker's CPU (py-spy, 50 changes/s).
 CONTACT_HISTORY = _contact_history_statement()
@@ -158,7 +142,6 @@ CLAIMS_WITH_REQUIREMENTS = (
     .where(replica.claims.c.user_id == bindparam("user_id"))
     .order_by(replica.claims.c.id, replica.claim_requirements.c.id)
 )
-TASK_UPSERT = _task_upsert_statement()
 
 
 def _age(born: date | None, today: date) -> int | None:
@@ -285,12 +268,12 @@ class OutreachActivities:
                 task = PublishTask(
                     request.user_id, request.workflow_id, request.version, assessment, claim
                 )
-                await self._upsert(conn, task)
+                await task_store.publish(conn, task)
             elif claim is None:
                 withdrawal = WithdrawTask(
                     request.user_id, request.version, assessment.not_before_reason
                 )
-                await self._withdraw(conn, withdrawal)
+                await task_store.withdraw(conn, withdrawal)
             else:
                 # the claimant left the queue mid-call: the claim stays until its outcome
                 return TaskRefreshed(assessment, request.written, wrote=False)
@@ -374,54 +357,6 @@ class OutreachActivities:
             rates["all"] = total_positive / total
         self._conversion = (time.monotonic(), rates)
         return rates
-
-    @staticmethod
-    async def _upsert(conn: AsyncConnection, request: PublishTask) -> TaskWritten:
-        a = request.assessment
-        claim = request.claim
-        queue = a.stage.queue
-        if queue is None or a.not_before is None:
-            raise ValueError("only a callable stage can be published; withdraw instead")
-        values: dict[str, Any] = {
-            "user_id": request.user_id,
-            "workflow_id": request.workflow_id,
-            "queue": queue.value,
-            "score": a.score,
-            "score_breakdown": [
-                {"name": f.name, "contribution": f.contribution, "detail": f.detail}
-                for f in a.factors
-            ],
-            "not_before": a.not_before,
-            "not_before_reason": a.not_before_reason[:200],
-            "status": (TaskStatus.CLAIMED if claim else TaskStatus.READY).value,
-            "claimed_by": claim.agent_id if claim else None,
-            "claimed_at": claim.claimed_at if claim else None,
-            "lease_expires_at": claim.lease_expires_at if claim else None,
-            "version": request.version,
-            "route_to_people_only": a.people_only,
-            "owner_agent_id": a.owner_agent_id,
-            "held_until": a.held_until,
-        }
-        result = await conn.execute(TASK_UPSERT, values)
-        return TaskWritten(applied=result.rowcount > 0)
-
-    @staticmethod
-    async def _withdraw(conn: AsyncConnection, request: WithdrawTask) -> TaskWritten:
-        table = db.call_tasks
-        result = await conn.execute(
-            update(table)
-            .where(table.c.user_id == request.user_id, table.c.version < request.version)
-            .values(
-                status=TaskStatus.WITHDRAWN.value,
-                claimed_by=None,
-                claimed_at=None,
-                lease_expires_at=None,
-                not_before_reason=request.reason[:200],
-                version=request.version,
-                updated_at=func.now(),
-            )
-        )
-        return TaskWritten(applied=result.rowcount > 0)
 
     # --- outcomes, callbacks, notes, opt-outs, audit ---------------------------------------
 

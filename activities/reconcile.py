@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
 
+from adapters import task_store
 from adapters.queue_queries import (
     ALL_IDS,
     due_callback_user_ids,
@@ -19,7 +19,6 @@ from adapters.queue_queries import (
     unsigned_user_ids,
 )
 from domain.rules import DiallerRules
-from schemas import dialler_db as db
 from schemas.enums import TaskStatus
 from schemas.outreach import ChangeEvent, ChangeKind, Stage
 from schemas.reconcile import ReconcilePlan, ReconcilePlanRequest, RefreshBatch, RefreshDone
@@ -65,21 +64,13 @@ class ReconcileActivities:
             due_callback_user_ids(self._dialler, self._replica, request.now, ids),
         )
         expected = expected_queues(callback, unsigned, outstanding, self._rules.stage_priority)
-        tasks = db.call_tasks.c
-        async with self._dialler.connect() as conn:
-            rows = await conn.execute(
-                select(tasks.user_id, tasks.queue, tasks.status, tasks.lease_expires_at).where(
-                    tasks.status.in_([TaskStatus.READY.value, TaskStatus.CLAIMED.value]),
-                    tasks.user_id >= ids[0],
-                    tasks.user_id < ids[1],
-                )
-            )
-            published: dict[int, str] = {}
-            lapsed: set[int] = set()  # claims or reservations past their lease
-            for user_id, queue, status, lease in rows:
-                published[int(user_id)] = queue
-                if status == TaskStatus.CLAIMED.value and lease is not None and lease < request.now:
-                    lapsed.add(int(user_id))
+        published: dict[int, str] = {}
+        lapsed: set[int] = set()  # claims or reservations past their lease
+        for task in await task_store.live_tasks(self._dialler, ids):
+            published[task.user_id] = task.queue
+            lease = task.lease_expires_at
+            if task.status == TaskStatus.CLAIMED.value and lease and lease < request.now:
+                lapsed.add(task.user_id)
         counts = {stage: 0 for stage in ("callback", "unsigned", "outstanding")}
         for queue in expected.values():
             counts[queue] += 1
@@ -127,10 +118,5 @@ class ReconcileActivities:
             else:
                 direct.append(user_id)
         if direct:
-            async with self._dialler.begin() as conn:
-                await conn.execute(
-                    update(db.call_tasks)
-                    .where(db.call_tasks.c.user_id.in_(direct))
-                    .values(status=TaskStatus.WITHDRAWN.value, not_before_reason="in no queue")
-                )
+            await task_store.withdraw_without_workflow(self._dialler, direct, "in no queue")
         return RefreshDone(signalled=signalled, withdrawn_directly=len(direct))

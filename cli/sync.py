@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 
 import click
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters import task_store
 from adapters.cdc_lookups import ReplicaLookups
 from adapters.cdc_metrics import read_status
 from adapters.cdc_store import CdcStore
@@ -27,9 +27,8 @@ from adapters.replica_reader import LocalReplicaWriter, ReplicaReader
 from adapters.temporal import connect_temporal
 from cli.common import exit_after_temporal, settings_or_exit
 from config.settings import CdcSource, Environment, Settings
-from schemas import dialler_db as db
 from schemas.cdc import CdcStatus, DeadLetter, ReplayOutcome
-from schemas.enums import TaskStatus
+from schemas.enums import Queue
 from services.dead_letters import replay
 from workers.cdc import run_cdc_worker, temporal_deliver
 
@@ -182,38 +181,22 @@ class _Probe:
 
 async def _pick(dialler: AsyncEngine, replica_db: AsyncEngine) -> _Probe | None:
     """A claimant with a ready task in the unsigned or outstanding queue."""
-    tasks = db.call_tasks
-    async with dialler.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(tasks.c.user_id, tasks.c.queue, tasks.c.status)
-                .where(
-                    tasks.c.status == TaskStatus.READY.value,
-                    tasks.c.queue.in_(["unsigned", "outstanding"]),
-                )
-                .order_by(tasks.c.score)
-                .limit(20)
-            )
-        ).all()
+    rows = await task_store.lowest_ready(dialler, [Queue.UNSIGNED, Queue.OUTSTANDING], limit=20)
     if not rows:
         return None
     signatures = await ReplicaReader(replica_db).signature_files([row.user_id for row in rows])
     for row in rows:
         if row.user_id in signatures:
             signature = signatures[row.user_id]
-            return _Probe(int(row.user_id), row.queue, row.status, signature)
+            return _Probe(row.user_id, row.queue, row.status, signature)
     return None
 
 
 async def _task(dialler: AsyncEngine, user_id: int) -> tuple[str, str]:
-    tasks = db.call_tasks
-    async with dialler.connect() as conn:
-        row = (
-            await conn.execute(
-                select(tasks.c.queue, tasks.c.status).where(tasks.c.user_id == user_id)
-            )
-        ).one()
-    return str(row.queue), str(row.status)
+    found = await task_store.queue_and_status(dialler, user_id)
+    if found is None:
+        raise click.ClickException(f"claimant {user_id} has no task any more")
+    return found
 
 
 async def _toggle_and_time(

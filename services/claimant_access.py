@@ -22,14 +22,15 @@ from sqlalchemy import Select, Subquery, and_, literal_column, select, union, un
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters import task_store
 from schemas import dialler_db as db
-from schemas.enums import AgentRole, CallbackStatus, MessageDirection, TaskStatus
+from schemas.enums import AgentRole, CallbackStatus, MessageDirection
 
 SEES_EVERY_CLAIMANT = frozenset({AgentRole.SUPERVISOR, AgentRole.ADMIN})
 # The largest id PostgreSQL's BIGINT holds: a bigger one names nobody (and must not reach SQL).
 MAX_ID = 2**63 - 1
 
-_tasks, _callbacks = db.call_tasks.c, db.callbacks.c
+_callbacks = db.callbacks.c
 _calls, _sms = db.calls.c, db.sms_messages.c
 
 
@@ -48,9 +49,7 @@ def _agent_contacts() -> Subquery:
 
 def visible_claimants(agent_id: int) -> Select[tuple[int]]:
     """The user ids an agent may see, as a query to filter by (`user_id IN (...)`)."""
-    claimed = select(_tasks.user_id).where(
-        _tasks.claimed_by == agent_id, _tasks.status == TaskStatus.CLAIMED.value
-    )
+    claimed = task_store.claimed_by_query(agent_id)
     personal_callbacks = select(_callbacks.user_id).where(
         _callbacks.owner_agent_id == agent_id,
         _callbacks.status == CallbackStatus.PENDING.value,
@@ -88,11 +87,7 @@ async def may_see(engine: AsyncEngine, role: AgentRole, agent_id: int, user_id: 
         .limit(1)
         .scalar_subquery()
     )
-    holds_claim = select(_tasks.id).where(
-        _tasks.user_id == user_id,
-        _tasks.claimed_by == agent_id,
-        _tasks.status == TaskStatus.CLAIMED.value,
-    )
+    holds_claim = task_store.holds_claim_query(user_id, agent_id)
     owns_callback = select(_callbacks.id).where(
         and_(
             _callbacks.user_id == user_id,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from redis.exceptions import RedisError
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from structlog import get_logger
 from temporalio.client import Client
 
+from adapters import task_store
 from adapters.audit_log import append_audit
 from adapters.context_cache import ContextCache
 from domain.dispositions import EFFECTS, Disposition
@@ -190,7 +191,7 @@ class ClaimantContextService:
         if claimant is None:
             return None
         async with self._dialler.connect() as conn:
-            task = await self._task(conn, user_id)
+            task = await task_store.task_of(conn, user_id)
             calls = await self._calls(conn, user_id)
             sms = await self._sms(conn, user_id)
             callback = await self._callback(conn, user_id)
@@ -237,12 +238,6 @@ class ClaimantContextService:
             return loaded.get(user_id), False
 
     # --- the dialler's own record -------------------------------------------------------------
-
-    @staticmethod
-    async def _task(conn: AsyncConnection, user_id: int) -> Any:
-        return (
-            await conn.execute(select(db.call_tasks).where(db.call_tasks.c.user_id == user_id))
-        ).one_or_none()
 
     @staticmethod
     async def _calls(conn: AsyncConnection, user_id: int) -> list[CallRecord]:
@@ -338,7 +333,9 @@ class ClaimantContextService:
 
     # --- why this call -------------------------------------------------------------------------
 
-    async def _why_from_workflow(self, user_id: int, task: Any) -> WhyThisCall | None:
+    async def _why_from_workflow(
+        self, user_id: int, task: task_store.CallTask | None
+    ) -> WhyThisCall | None:
         """The running workflow's latest assessment (None when it cannot be asked)."""
         if self._temporal is None:
             return None
@@ -381,7 +378,7 @@ class ClaimantContextService:
             )
 
 
-def _why_from_task(task: Any) -> WhyThisCall:
+def _why_from_task(task: task_store.CallTask) -> WhyThisCall:
     factors = [
         Factor(str(f.get("name", "")), float(f.get("contribution", 0.0)), str(f.get("detail", "")))
         for f in (task.score_breakdown or [])

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from schemas import dialler_db as db
+from adapters import task_store
 from schemas.enums import Queue, TaskStatus
 from schemas.messaging import MagicLinkCreated
 from schemas.outreach import (
@@ -43,77 +42,9 @@ Request = TypeVar("Request")
 Response = TypeVar("Response")
 MAX_ATTEMPTS = 8  # stale rows skipped before giving up on this call
 
-# Reserve the best ready task in one statement: no row lock is held while the workflow is
-# asked to confirm, so the workflow's own writes to the row never wait on this agent.
 # The reservation expires after RESERVE_SECONDS if this process dies before confirming
-# (reconcile hands such rows back to their workflows).
-#
-# Personal callbacks (domain.callback_routing): the agent's own due callbacks come first;
-# another agent's is skipped while it is held for its owner (`held_until`), unless the
-# owner is away: disabled, signed out (their latest state Offline) or without a live
-# session. `owner_away` tells the workflow, which cannot see sessions, why it was taken.
+# (reconcile hands such rows back to their workflows). The statements are the task store's.
 RESERVE_SECONDS = 30
-_READY = """
-    status = 'ready' AND queue = :queue AND not_before <= now()
-    AND (:people OR NOT route_to_people_only)
-    AND NOT (id = ANY(:skip))
-"""
-_OWNER_PRESENT = """
-    EXISTS (
-        SELECT 1 FROM agents a
-        WHERE a.id = call_tasks.owner_agent_id AND a.is_active
-          AND EXISTS (
-            SELECT 1 FROM agent_sessions s
-            WHERE s.agent_id = a.id AND s.revoked_at IS NULL AND s.expires_at > now()
-              AND s.last_seen_at > now() - make_interval(secs => :idle)
-          )
-          AND COALESCE((
-            SELECT c.state FROM agent_state_changes c
-            WHERE c.agent_id = a.id ORDER BY c.at DESC, c.id DESC LIMIT 1
-          ), 'offline') <> 'offline'
-    )
-"""
-_RESERVE_NEXT = text(  # built from the constants above only
-    f"""
-    UPDATE call_tasks
-    SET status = 'claimed', claimed_by = :agent, claimed_at = now(),
-        lease_expires_at = now() + make_interval(secs => :hold)
-    WHERE id = COALESCE(
-        (
-            SELECT id FROM call_tasks
-            WHERE owner_agent_id = :agent AND {_READY}
-            ORDER BY score DESC
-            LIMIT 1
-            FOR UPDATE SKIP LOCKED
-        ),
-        (
-            SELECT id FROM call_tasks
-            WHERE {_READY}
-              AND (owner_agent_id IS NULL OR owner_agent_id = :agent OR held_until <= now()
-                   OR NOT {_OWNER_PRESENT})
-            ORDER BY score DESC
-            LIMIT 1
-            FOR UPDATE SKIP LOCKED
-        )
-    )
-    RETURNING id, user_id, workflow_id, queue, version, score, score_breakdown,
-        not_before_reason,
-        (owner_agent_id IS NOT NULL AND owner_agent_id <> :agent AND held_until > now())
-            AS owner_away
-    """  # noqa: S608
-)
-# The claim this agent already holds (or is reserving) in this queue: claim-next answers
-# with it first, so a retry after a lost response gets the same task instead of a second
-# one. (A supervisor asking for another queue is asking for another task.)
-_HELD = text(
-    """
-    SELECT id, user_id, workflow_id, queue, version, score, score_breakdown, not_before_reason
-    FROM call_tasks
-    WHERE claimed_by = :agent AND status = 'claimed' AND queue = :queue
-    ORDER BY claimed_at
-    LIMIT 1
-    """
-)
 SETTLE_SECONDS = 5.0  # how long a claim cut short may take to learn what the workflow did
 
 
@@ -176,9 +107,7 @@ class ClaimService:
 
     async def _claim_next(self, agent_id: int, queue: Queue, is_ai: bool) -> ClaimedTask | None:
         async with self._autocommit.connect() as conn:
-            held = (
-                await conn.execute(_HELD, {"agent": agent_id, "queue": queue.value})
-            ).one_or_none()
+            held = await task_store.held_reservation(conn, agent_id, queue)
         if held is not None:
             task = await self._resumed(held, agent_id)
             if task is not None:
@@ -186,19 +115,15 @@ class ClaimService:
         skipped: list[int] = []
         for _ in range(MAX_ATTEMPTS):
             async with self._autocommit.connect() as conn:
-                row = (
-                    await conn.execute(
-                        _RESERVE_NEXT,
-                        {
-                            "agent": agent_id,
-                            "hold": RESERVE_SECONDS,
-                            "idle": self._idle_seconds,
-                            "queue": queue.value,
-                            "people": not is_ai,
-                            "skip": skipped,
-                        },
-                    )
-                ).one_or_none()
+                row = await task_store.reserve_next(
+                    conn,
+                    agent_id=agent_id,
+                    queue=queue,
+                    people=not is_ai,
+                    skip=skipped,
+                    hold_seconds=RESERVE_SECONDS,
+                    session_idle_seconds=self._idle_seconds,
+                )
             if row is None:
                 return None
             task = await self._confirmed(row, agent_id, is_ai)
@@ -246,22 +171,12 @@ class ClaimService:
         await self._settle(row, agent_id, lease_expires_at=granted.lease_expires_at)
         return self._claimed_task(row, granted.lease_expires_at)
 
-    async def _settle(
-        self, row: Any, agent_id: int, *, lease_expires_at: datetime | None, **values: Any
-    ) -> None:
-        """Finish this agent's reservation of `row`, unless the workflow has written a newer
-        version since (its write wins)."""
-        tasks = db.call_tasks.c
+    async def _settle(self, row: Any, agent_id: int, *, lease_expires_at: datetime | None) -> None:
+        """Record the workflow's lease on this agent's reservation of `row`, unless the
+        workflow has written a newer version since (its write wins)."""
         async with self._autocommit.connect() as conn:
-            await conn.execute(
-                update(db.call_tasks)
-                .where(
-                    tasks.id == row.id,
-                    tasks.version == row.version,
-                    tasks.claimed_by == agent_id,
-                    tasks.status == TaskStatus.CLAIMED.value,
-                )
-                .values(lease_expires_at=lease_expires_at, **values)
+            await task_store.confirm_reservation(
+                conn, row, agent_id, lease_expires_at=lease_expires_at
             )
 
     def _claim_request(self, row: Any, agent_id: int, is_ai: bool) -> ClaimRequest:
@@ -295,15 +210,7 @@ class ClaimService:
                 await self._hand_back(row, agent_id)
                 raise
             # No running workflow behind the row (it ended): the row is an orphan.
-            await self._settle(
-                row,
-                agent_id,
-                lease_expires_at=None,
-                claimed_by=None,
-                claimed_at=None,
-                status=TaskStatus.WITHDRAWN.value,
-                not_before_reason="workflow ended",
-            )
+            await self._hand_back(row, agent_id, TaskStatus.WITHDRAWN, "workflow ended")
             return None
 
     async def _settle_unanswered(self, row: Any, agent_id: int, is_ai: bool) -> None:
@@ -323,15 +230,17 @@ class ClaimService:
             return
         await self._settle(row, agent_id, lease_expires_at=granted.lease_expires_at)
 
-    async def _hand_back(self, row: Any, agent_id: int) -> None:
-        await self._settle(
-            row,
-            agent_id,
-            lease_expires_at=None,
-            status=TaskStatus.READY.value,
-            claimed_by=None,
-            claimed_at=None,
-        )
+    async def _hand_back(
+        self,
+        row: Any,
+        agent_id: int,
+        status: TaskStatus = TaskStatus.READY,
+        reason: str | None = None,
+    ) -> None:
+        """End this agent's reservation of `row` without a claim (unless the workflow has
+        written a newer version since): back to `ready`, or withdrawn when orphaned."""
+        async with self._autocommit.connect() as conn:
+            await task_store.end_reservation(conn, row, agent_id, status=status, reason=reason)
 
     async def record_outcome(self, user_id: int, request: OutcomeRequest) -> OutcomeRecorded:
         result = await self._update(user_id, OutreachWorkflow.record_outcome, request)
@@ -372,14 +281,7 @@ class ClaimService:
             raise ClaimError(_reason(error)) from None
 
     async def claimed_by(self, agent_id: int) -> list[int]:
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(db.call_tasks.c.user_id).where(
-                    db.call_tasks.c.claimed_by == agent_id,
-                    db.call_tasks.c.status == TaskStatus.CLAIMED.value,
-                )
-            )
-            return [int(r[0]) for r in rows]
+        return await task_store.claimed_user_ids(self._engine, agent_id)
 
 
 def _reason(error: WorkflowUpdateFailedError) -> str:

@@ -12,14 +12,13 @@ import contextlib
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog import get_logger
 
+from adapters import task_store
 from adapters.live import QUEUE_DEPTH, TASK_RELEASED, LiveBus, LiveEvent, channel_for_queue
-from schemas import dialler_db as db
-from schemas.enums import Queue, TaskStatus
+from schemas.enums import Queue
 from schemas.outreach import OutcomeRecorded, Released
 from services.claims import ClaimedTask
 
@@ -39,22 +38,12 @@ class QueueDepth:
 
 async def queue_depths(engine: AsyncEngine) -> dict[Queue, QueueDepth]:
     """Every queue's depth, in one query over the partial index of live tasks."""
-    tasks = db.call_tasks.c
-    now = func.now()
-    is_ready = tasks.status == TaskStatus.READY.value
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(
-                tasks.queue,
-                func.count().filter(is_ready & (tasks.not_before <= now)),
-                func.count().filter(is_ready & (tasks.not_before > now)),
-                func.count().filter(tasks.status == TaskStatus.CLAIMED.value),
-            )
-            .where(tasks.status.in_([TaskStatus.READY.value, TaskStatus.CLAIMED.value]))
-            .group_by(tasks.queue)
-        )
-        found = {str(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
-    return {q: QueueDepth(q.value, *found.get(q.value, (0, 0, 0))) for q in Queue}
+    tallies = await task_store.queue_tallies(engine)
+    depths: dict[Queue, QueueDepth] = {}
+    for queue in Queue:
+        tally = tallies.get(queue.value) or task_store.QueueTally(ready=0, waiting=0, claimed=0)
+        depths[queue] = QueueDepth(queue.value, tally.ready, tally.waiting, tally.claimed)
+    return depths
 
 
 class DepthPublisher:
@@ -118,26 +107,20 @@ class LiveQueueEvents:
 
     async def released(self, user_id: int, agent_id: int, result: Released) -> None:
         try:
-            async with self._engine.connect() as conn:
-                row = (
-                    await conn.execute(
-                        select(db.call_tasks.c.id, db.call_tasks.c.queue).where(
-                            db.call_tasks.c.user_id == user_id
-                        )
-                    )
-                ).one_or_none()
+            found = await task_store.task_ref(self._engine, user_id)
         except SQLAlchemyError as error:
             log.warning("task-released not published", error=str(error))
-            row = None
-        if row is not None:
+            found = None
+        if found is not None:
+            task_id, queue = found
             event = LiveEvent(
                 TASK_RELEASED,
                 {
-                    "queue": row.queue,
-                    "task_id": row.id,
+                    "queue": queue,
+                    "task_id": task_id,
                     "agent_id": agent_id,
                     "at": datetime.now(UTC).isoformat(),
                 },
             )
-            await self._bus.publish(channel_for_queue(Queue(row.queue)), event)
+            await self._bus.publish(channel_for_queue(Queue(queue)), event)
         self._depths.changed()

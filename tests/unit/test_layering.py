@@ -107,6 +107,10 @@ PENDING_MIGRATION: frozenset[tuple[str, str]] = frozenset(
         ("services/claimant_context.py", "claimant_notes"),
         ("web/blueprints/calls.py", "calls"),
         ("web/console_support.py", "calls"),
+        # -> adapters/magic_links.py
+        ("activities/maintenance.py", "magic_links"),
+        ("activities/messaging.py", "magic_links"),
+        ("web/blueprints/magic_links.py", "magic_links"),
         # -> adapters/replica_reader.py
         ("activities/outreach.py", "claim_requirements"),
         ("activities/outreach.py", "claims"),
@@ -123,18 +127,6 @@ PENDING_MIGRATION: frozenset[tuple[str, str]] = frozenset(
         # -> adapters/suppressions.py
         ("activities/outreach.py", "suppressions"),
         ("services/sms_conversations.py", "suppressions"),
-        # -> adapters/task_store.py
-        ("activities/maintenance.py", "call_tasks"),
-        ("activities/outreach.py", "call_tasks"),
-        ("activities/reconcile.py", "call_tasks"),
-        ("cli/sync.py", "call_tasks"),
-        ("services/claimant_access.py", "call_tasks"),
-        ("services/claimant_context.py", "call_tasks"),
-        ("services/claims.py", "call_tasks"),
-        ("services/live_updates.py", "call_tasks"),
-        ("web/blueprints/api.py", "call_tasks"),
-        ("web/blueprints/console.py", "call_tasks"),
-        ("web/console_support.py", "call_tasks"),
     }
 )
 

@@ -30,16 +30,15 @@ from quart_schema import (
     validate_request,
     validate_response,
 )
-from sqlalchemy import select
 from structlog import get_logger
 
+from adapters import task_store
 from adapters.messaging import DeliveryRejected
 from adapters.sms_outbox import OptedOut
 from domain.callback_booking import refuse_callback
 from domain.dispositions import Disposition
 from schemas import agent_api as body
-from schemas import dialler_db as db
-from schemas.enums import AgentRole, AgentState, TaskStatus
+from schemas.enums import AgentRole, AgentState
 from schemas.outreach import CallbackRequest, NoteRequest, OutcomeRequest, ReleaseRequest
 from services.agent_states import CHOOSABLE, AgentStateError, AgentStatus
 from services.claimant_context import Viewer
@@ -135,16 +134,7 @@ async def _workflow(call: Awaitable[T]) -> T:
 
 
 async def _holds_claim(user_id: int, agent_id: int) -> bool:
-    tasks = db.call_tasks.c
-    async with services().dialler_db.connect() as conn:
-        found = await conn.scalar(
-            select(tasks.id).where(
-                tasks.user_id == user_id,
-                tasks.claimed_by == agent_id,
-                tasks.status == TaskStatus.CLAIMED.value,
-            )
-        )
-    return found is not None
+    return await task_store.holds_claim(services().dialler_db, user_id, agent_id)
 
 
 async def _require_claim(user_id: int, agent: CurrentAgent) -> None:

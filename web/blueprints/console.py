@@ -19,14 +19,13 @@ from typing import Any
 
 from quart import Blueprint, redirect, render_template, request
 from quart.typing import ResponseReturnValue
-from sqlalchemy import select
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
+from adapters import task_store
 from domain.callback_booking import refuse_callback
 from domain.dispositions import EFFECTS, Disposition
-from schemas import dialler_db as db
-from schemas.enums import AgentRole, AgentState, LinkChannel, Queue, TaskStatus
+from schemas.enums import AgentRole, AgentState, LinkChannel, Queue
 from schemas.outreach import (
     CallbackRequest,
     MagicLinkRequest,
@@ -166,21 +165,8 @@ async def _idle(agent: CurrentAgent, status: AgentStatus, message: str | None = 
     )
 
 
-async def _next_callable(queue: Queue) -> Any:
-    tasks = db.call_tasks.c
-    async with services().dialler_db.connect() as conn:
-        return (
-            await conn.execute(
-                select(tasks.not_before, tasks.not_before_reason)
-                .where(tasks.queue == queue.value, tasks.status == TaskStatus.READY.value)
-                .order_by(tasks.not_before)
-                .limit(1)
-            )
-        ).one_or_none()
-
-
 async def _empty(agent: CurrentAgent, queue: Queue) -> str:
-    upcoming = await _next_callable(queue)
+    upcoming = await task_store.next_ready(services().dialler_db, queue)
     return await render_template("console/_empty.html", agent=agent, queue=queue,
                                  upcoming=upcoming)  # fmt: skip
 
