@@ -18,6 +18,7 @@ from activities.reconcile import expected_queues
 from adapters import task_store
 from adapters.cdc_store import CdcStore
 from adapters.context_cache import ContextCache
+from adapters.magic_links import delete_expired_links
 from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
 from adapters.replica_reader import ReplicaReader
 from config.settings import Settings
@@ -183,11 +184,9 @@ class MaintenanceActivities:
         links_before = request.now - timedelta(days=settings.magic_link_retention_days)
         sessions_before = request.now - timedelta(days=settings.session_retention_days)
         letters_before = request.now - timedelta(days=settings.dead_letter_retention_days)
-        links, sessions = db.magic_links, db.agent_sessions
+        sessions = db.agent_sessions
         async with self._dialler.begin() as conn:
-            removed_links = await conn.execute(
-                delete(links).where(links.c.expires_at < links_before)
-            )
+            removed_links = await delete_expired_links(conn, links_before)
             removed_sessions = await conn.execute(
                 delete(sessions).where(
                     or_(
@@ -198,7 +197,7 @@ class MaintenanceActivities:
             )
         removed_letters = await self._store.purge_replayed(letters_before)
         return CleanupResult(
-            magic_links=int(removed_links.rowcount),
+            magic_links=removed_links,
             agent_sessions=int(removed_sessions.rowcount),
             dead_letters=removed_letters,
         )

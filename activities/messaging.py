@@ -20,22 +20,21 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog import get_logger
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from adapters import magic_links
 from adapters.audit_log import append_audit
 from adapters.messaging import DeliveryRejected, EmailSender, OutgoingEmail, SmsSender
 from adapters.replica_reader import ReplicaReader
 from adapters.sms_outbox import OptedOut, SmsOutbox
 from config.settings import Settings
 from domain.magic_links import TOKEN_BYTES, email_message, hash_token, redact_link, sms_text
-from schemas import dialler_db as db
 from schemas.enums import LinkChannel
 from schemas.messaging import CreateMagicLink, MagicLinkCreated, SendSms, SmsSent
 
@@ -143,22 +142,16 @@ class MessagingActivities:
         token = secrets.token_urlsafe(TOKEN_BYTES)
         url = f"{self._public_base}/m/{token}"
         async with self._engine.begin() as conn:
-            row = (
-                await conn.execute(
-                    insert(db.magic_links)
-                    .values(
-                        user_id=request.user_id,
-                        token_hash=hash_token(token),
-                        channel=channel.value,
-                        purpose=purpose,
-                        created_by=request.created_by,
-                        expires_at=func.now() + self._link_ttl,
-                    )
-                    .returning(db.magic_links.c.id, db.magic_links.c.expires_at)
-                )
-            ).one()
-        link_id: int = row.id
-        expires_at: datetime = row.expires_at
+            link = await magic_links.create_link(
+                conn,
+                user_id=request.user_id,
+                token_hash=hash_token(token),
+                channel=channel.value,
+                purpose=purpose,
+                created_by=request.created_by,
+                ttl=self._link_ttl,
+            )
+        link_id, expires_at = link.link_id, link.expires_at
 
         # If delivery fails the link stays valid: nobody has the token unless the provider
         # did deliver it (a timeout after acceptance), and then it should work.

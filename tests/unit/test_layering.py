@@ -107,10 +107,6 @@ PENDING_MIGRATION: frozenset[tuple[str, str]] = frozenset(
         ("services/claimant_context.py", "claimant_notes"),
         ("web/blueprints/calls.py", "calls"),
         ("web/console_support.py", "calls"),
-        # -> adapters/magic_links.py
-        ("activities/maintenance.py", "magic_links"),
-        ("activities/messaging.py", "magic_links"),
-        ("web/blueprints/magic_links.py", "magic_links"),
         # -> adapters/replica_reader.py
         ("activities/outreach.py", "claim_requirements"),
         ("activities/outreach.py", "claims"),

@@ -19,12 +19,11 @@ from urllib.parse import urlencode, urlsplit
 
 from quart import Blueprint, Response, render_template, request, url_for
 from quart_rate_limiter import RateLimitExceeded, rate_limit
-from sqlalchemy import ColumnElement, func, update
 from structlog import get_logger
 
+from adapters import magic_links
 from adapters.audit_log import append_audit
 from domain.magic_links import TOKEN_PATTERN, hash_token, issue_handoff
-from schemas import dialler_db as db
 from web.auth.access import public
 from web.auth.throttle import magic_link_keys, sign_in_throttle
 from web.ratelimit import client_address_key
@@ -45,13 +44,6 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Robots-Tag": "noindex, nofollow",
 }
-
-
-def _usable(token_hash: str) -> ColumnElement[bool]:
-    links = db.magic_links.c
-    return (
-        (links.token_hash == token_hash) & links.used_at.is_(None) & (links.expires_at > func.now())
-    )
 
 
 def _main_app_url() -> str:
@@ -80,12 +72,7 @@ async def open_link(token: str) -> Response:
     if not _TOKEN.fullmatch(token):
         return await _invalid()
     async with services().dialler_db.begin() as conn:
-        link_id = await conn.scalar(
-            update(db.magic_links)
-            .where(_usable(hash_token(token)))
-            .values(clicks=db.magic_links.c.clicks + 1, last_clicked_at=func.now())
-            .returning(db.magic_links.c.id)
-        )
+        link_id = await magic_links.count_click(conn, hash_token(token))
     if link_id is None:
         return await _invalid()
     # No CSRF token in this form: there is no session to ride on, and the unguessable token
@@ -113,36 +100,29 @@ async def use_link(token: str) -> Response:
     deps = services()
     address = (request.remote_addr or "")[:45] or None
     async with deps.dialler_db.begin() as conn:
-        row = (
-            await conn.execute(
-                update(db.magic_links)
-                .where(_usable(hash_token(token)))
-                .values(used_at=func.now())
-                .returning(db.magic_links.c.id, db.magic_links.c.user_id)
-            )
-        ).one_or_none()
-        if row is not None:
+        link = await magic_links.consume(conn, hash_token(token))
+        if link is not None:
             await append_audit(
                 conn,
                 actor_type="claimant",
-                actor_id=str(row.user_id),
+                actor_id=str(link.user_id),
                 action="magic_link_used",
                 subject_type="user",
-                subject_id=str(row.user_id),
-                detail={"link_id": row.id},
+                subject_id=str(link.user_id),
+                detail={"link_id": link.link_id},
                 ip_address=address,
             )
-    if row is None:
+    if link is None:
         await throttle.record_failure(keys, route="/m/<token>", address=request.remote_addr)
         return await _invalid()
 
     handoff = issue_handoff(
-        user_id=row.user_id,
-        link_id=row.id,
+        user_id=link.user_id,
+        link_id=link.link_id,
         secret=deps.settings.magic_link_secret.get_secret_value(),
         now=datetime.now(UTC),
         jti=secrets.token_urlsafe(16),
     )
-    log.info("magic link used", link_id=row.id, user_id=row.user_id)
+    log.info("magic link used", link_id=link.link_id, user_id=link.user_id)
     location = f"{_main_app_url()}{HANDOFF_PATH}?{urlencode({'token': handoff})}"
     return Response("", status=303, headers=_PAGE_HEADERS | {"Location": location})
