@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from adapters import task_store
 from adapters.audit_log import write_audit
-from adapters.suppressions import append_suppression, suppression_status
+from adapters.suppressions import append_suppression, latest_reason_among, suppression_status
 from domain.assessment import assess, task_shape
 from domain.calling_windows import callback_time_allowed, explain
 from domain.dispositions import EFFECTS, Disposition
@@ -498,17 +498,9 @@ class OutreachActivities:
         saw it first may have written it (the SMS webhook writes its `sms_stop` row at once,
         before it signals), and a second copy written later could outlive a START in
         between. A STOP after a START is a new event, so it is written."""
-        table = db.suppressions
         channel = SMS_REASONS if request.reason in SMS_REASONS else {request.reason}
         async with self._dialler.begin() as conn:
-            latest = (
-                await conn.execute(
-                    select(table.c.id, table.c.reason)
-                    .where(table.c.user_id == request.user_id, table.c.reason.in_(channel))
-                    .order_by(table.c.id.desc())
-                    .limit(1)
-                )
-            ).one_or_none()
+            latest = await latest_reason_among(conn, request.user_id, channel)
             suppression_id = latest.id if latest and latest.reason == request.reason else None
             if suppression_id is None:
                 suppression_id = await append_suppression(

@@ -7,7 +7,7 @@ the SMS pages and the API agree on what a STOP followed by a START means.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, insert, or_, select
@@ -80,3 +80,28 @@ async def append_suppression(
     suppression_id = await conn.scalar(insert(db.suppressions).values(**values).returning(_S.id))
     assert suppression_id is not None
     return int(suppression_id)
+
+
+async def latest_reason_among(
+    conn: AsyncConnection, user_id: int, reasons: Collection[str]
+) -> SuppressionRow | None:
+    """The claimant's newest row whose reason is one of `reasons` (one channel's events)."""
+    row = (
+        await conn.execute(
+            select(_S.id, _S.user_id, _S.phone_number, _S.reason)
+            .where(_S.user_id == user_id, _S.reason.in_(sorted(reasons)))
+            .order_by(_S.id.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return SuppressionRow(int(row.id), int(row.user_id), row.phone_number, row.reason)
+
+
+async def claimant_reasons_from(conn: AsyncConnection, source: str) -> list[tuple[int, str]]:
+    """(user id, reason) of the rows one source wrote about claimants (not bare numbers)."""
+    rows = await conn.execute(
+        select(_S.user_id, _S.reason).where(_S.source == source, _S.user_id.is_not(None))
+    )
+    return [(int(user_id), str(reason)) for user_id, reason in rows]

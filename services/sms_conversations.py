@@ -29,7 +29,11 @@ from structlog import get_logger
 
 from adapters.audit_log import append_audit
 from adapters.sms_outbox import SmsOutbox
-from adapters.suppressions import append_suppression, suppression_status
+from adapters.suppressions import (
+    append_suppression,
+    claimant_reasons_from,
+    suppression_status,
+)
 from domain.sms import MAX_BODY_LENGTH, Keyword, keyword_of, number_spellings, status_advances
 from domain.suppressions import SMS_START, SMS_STOP, SuppressionStatus, start_refusal
 from schemas import dialler_db as db
@@ -317,15 +321,11 @@ class SmsConversations:
         row = (
             await conn.execute(select(_M.id, _M.user_id, _M.body).where(_M.provider_sid == sid))
         ).one()
-        effects = await conn.execute(
-            select(db.suppressions.c.user_id, db.suppressions.c.reason).where(
-                db.suppressions.c.source == f"sms:{sid}", db.suppressions.c.user_id.is_not(None)
-            )
-        )
+        effects = await claimant_reasons_from(conn, f"sms:{sid}")
         opted_out: list[int] = []
         resubscribed: list[int] = []
         for user_id, reason in effects:
-            (opted_out if reason == SMS_STOP else resubscribed).append(int(user_id))
+            (opted_out if reason == SMS_STOP else resubscribed).append(user_id)
         return Received(
             message_id=int(row.id),
             user_id=None if row.user_id is None else int(row.user_id),

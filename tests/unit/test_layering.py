@@ -120,9 +120,6 @@ PENDING_MIGRATION: frozenset[tuple[str, str]] = frozenset(
         ("services/claimant_access.py", "sms_messages"),
         ("services/claimant_context.py", "sms_messages"),
         ("services/sms_conversations.py", "sms_messages"),
-        # -> adapters/suppressions.py
-        ("activities/outreach.py", "suppressions"),
-        ("services/sms_conversations.py", "suppressions"),
     }
 )
 
