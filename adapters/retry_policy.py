@@ -4,7 +4,7 @@ stream holds where it is rather than lose an event), and stopping as soon as the
 stops: asyncio code by cancellation (it cancels the wait too), the binlog reader thread by
 its stop event (the wait is on that event, so setting it ends the wait at once).
 
-What is retryable is the caller's choice, as before: `services.signals.is_transient` for
+What is retryable is the caller's choice, as before: `workflows.outreach_client.is_transient` for
 Temporal; any database or socket error (`is_database_error`) for the dialler DB and the
 replica. Each retry is logged with a reason that names the failure but carries no SQL
 parameters (row values are personal data) and no credentials.

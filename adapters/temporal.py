@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from pydantic import TypeAdapter
@@ -74,6 +76,23 @@ async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
         connect_timeout=timedelta(seconds=5),
         identity="rmc-dialler",
     )
+
+
+@dataclass
+class TemporalConnection:
+    """Connects on first use and keeps the client, so the app starts while Temporal is down
+    and recovers by itself when it comes back."""
+
+    settings: Settings
+    _client: Client | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def client(self) -> Client:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    self._client = await connect_temporal(self.settings)
+        return self._client
 
 
 # The history service keeps 512 workflows' mutable state per shard by default, and the dev

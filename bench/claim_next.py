@@ -20,8 +20,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.service import RPCError
+from temporalio.client import Client
 
 from bench.harness.cli import Figure, RunRecord, Table, finish, params, parser, run, say, verdict
 from bench.harness.machine import Phase, PhaseLoad, code_version, load_table, machine_info, stamp
@@ -40,9 +39,10 @@ from bench.harness.temporal import timeline_block
 from schemas import dialler_db as db
 from schemas.enums import Queue
 from schemas.outreach import OutcomeRequest
-from services.claims import ClaimError, ClaimService
+from services.claims import ClaimService
 from workers.outreach import build_worker, outreach_activities
 from workflows.outreach import workflow_id_for
+from workflows.outreach_client import OutreachClient, OutreachRefused, OutreachUnavailable
 
 TASK_QUEUE = "bench-outreach"
 BRING_UNDER_TIMEOUT = 900.0
@@ -69,7 +69,7 @@ async def claimer(
         began = time.perf_counter()
         try:
             task = await service.claim_next(agent_id, queue)
-        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
+        except (OutreachRefused, OutreachUnavailable) as error:
             # an agent would see an error and try again; count it and carry on
             results.claim_errors[f"{type(error).__name__}: {error}"[:120]] += 1
             await asyncio.sleep(0.5)
@@ -95,7 +95,7 @@ async def claimer(
             await service.record_outcome(
                 task.user_id, OutcomeRequest(agent_id=agent_id, disposition="no_answer")
             )
-        except (ClaimError, RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
+        except (OutreachRefused, OutreachUnavailable) as error:
             results.outcome_errors[f"{type(error).__name__}: {error}"[:120]] += 1
         results.outcome_latency.append(time.perf_counter() - began)
 
@@ -168,7 +168,8 @@ async def main() -> int:
                     )
                 }  # fmt: skip
             say(f"claimable now: {ready_before}; {args.claimers} claimers start")
-            service = ClaimService(claims_engine, client, lease_seconds=600)
+            outreach = OutreachClient.over(client, TASK_QUEUE)
+            service = ClaimService(claims_engine, outreach, lease_seconds=600)
             first_queues = agents_per_queue(ready_before, args.claimers)
             async with Phase("claim drain", server.pid) as phase:
                 began = time.perf_counter()

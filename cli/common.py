@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 
 import click
 
@@ -21,7 +22,7 @@ def settings_or_exit() -> Settings:
     return settings
 
 
-def exit_after_temporal(code: int = 0) -> None:
+def exit_after_temporal(code: int = 0) -> NoReturn:
     """End a command that used a Temporal client. The SDK's native threads can crash the
     interpreter while it finalises (temporalio/sdk-python issue 300), so skip finalisation
     once everything has been printed."""

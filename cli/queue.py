@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
+import functools
 
 import click
 
@@ -14,8 +14,8 @@ from cli.common import exit_after_temporal, settings_or_exit
 from config.settings import Settings
 from domain.abandoned_calls import AbandonRate
 from domain.queue_view import waiting_by_reason
-from schemas.reconcile import ReconcileInput, ReconcileResult
-from workflows.reconcile import ReconcileWorkflow
+from schemas.reconcile import ReconcileResult
+from workflows.reconcile_client import ReconcileClient, ReconcileFailed, ReconcileUnavailable
 
 
 async def _report(settings: Settings) -> tuple[dict[str, QueueCounts], AbandonRate]:
@@ -27,13 +27,8 @@ async def _report(settings: Settings) -> tuple[dict[str, QueueCounts], AbandonRa
 
 
 async def _refresh(settings: Settings) -> ReconcileResult:
-    client = await connect_temporal(settings)
-    return await client.execute_workflow(
-        ReconcileWorkflow.run,
-        ReconcileInput(),
-        id=f"reconcile-manual-{uuid.uuid4().hex[:8]}",
-        task_queue=settings.temporal_task_queue,
-    )
+    connect = functools.partial(connect_temporal, settings)
+    return await ReconcileClient(connect, settings.temporal_task_queue).run_now()
 
 
 @click.group()
@@ -46,7 +41,11 @@ def refresh() -> None:
     """Run the reconcile workflow now (needs a running outreach worker) and print the
     claimants per queue according to the seed's queue queries."""
     settings = settings_or_exit()
-    result = asyncio.run(_refresh(settings))
+    try:
+        result = asyncio.run(_refresh(settings))
+    except (ReconcileFailed, ReconcileUnavailable) as error:
+        click.echo(f"Error: {error}", err=True)
+        exit_after_temporal(1)
     click.echo("claimants per queue (seed queries):")
     for name, count in result.counts.items():
         click.echo(f"  {name:<12} {count:>8,}")

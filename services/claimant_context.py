@@ -15,16 +15,15 @@ the claimant), DESIGN.md section 4: personal data is never shown unrecorded.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from structlog import get_logger
-from temporalio.client import Client
 
 from adapters import task_store
 from adapters.audit_log import append_audit
@@ -33,8 +32,8 @@ from domain.dispositions import EFFECTS, Disposition
 from schemas import dialler_db as db
 from schemas.context import ClaimantContext
 from schemas.enums import CallbackStatus, RequirementStatus, TaskStatus
-from schemas.outreach import Assessment, Stage
-from workflows.outreach import OutreachWorkflow, workflow_id_for
+from schemas.outreach import Stage
+from workflows.outreach_client import OutreachClient, OutreachRefused, OutreachUnavailable
 
 log = get_logger(__name__)
 
@@ -170,19 +169,13 @@ class Viewer:
     purpose: str = "console"
 
 
-class TemporalSource(Protocol):
-    """Gives the Temporal client when asked (connecting on first use)."""
-
-    async def client(self) -> Client: ...
-
-
 class ClaimantContextService:
     def __init__(
-        self, dialler: AsyncEngine, cache: ContextCache, temporal: TemporalSource | None = None
+        self, dialler: AsyncEngine, cache: ContextCache, outreach: OutreachClient | None = None
     ) -> None:
         self._dialler = dialler
         self._cache = cache
-        self._temporal = temporal
+        self._outreach = outreach
 
     async def view(self, user_id: int, viewer: Viewer) -> ConsoleContext | None:
         """The claimant's context for `viewer` (None if the claimant does not exist); the
@@ -337,16 +330,15 @@ class ClaimantContextService:
         self, user_id: int, task: task_store.CallTask | None
     ) -> WhyThisCall | None:
         """The running workflow's latest assessment (None when it cannot be asked)."""
-        if self._temporal is None:
+        if self._outreach is None:
             return None
         try:
-            client = await self._temporal.client()
-            handle = client.get_workflow_handle_for(OutreachWorkflow.run, workflow_id_for(user_id))
-            found: Assessment | None = await handle.query(
-                OutreachWorkflow.assessment, rpc_timeout=QUERY_TIMEOUT
-            )
-        except Exception as error:  # no running workflow, Temporal away: explain what we can
-            log.info("assessment query failed", user_id=user_id, error=str(error))
+            # shorter than the client's own timeout: the page is shown without it
+            async with asyncio.timeout(QUERY_TIMEOUT.total_seconds()):
+                found = await self._outreach.assessment(user_id)
+        except (OutreachRefused, OutreachUnavailable, TimeoutError) as error:
+            # Temporal away or slow: explain what we can
+            log.info("assessment query failed", user_id=user_id, error=type(error).__name__)
             return None
         if found is None:
             return None

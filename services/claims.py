@@ -13,12 +13,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
-from temporalio.service import RPCError, RPCStatusCode
-from temporalio.workflow import UpdateMethodMultiParam
 
 from adapters import task_store
 from schemas.enums import Queue, TaskStatus
@@ -36,10 +33,13 @@ from schemas.outreach import (
     Released,
     ReleaseRequest,
 )
-from workflows.outreach import OutreachWorkflow, workflow_id_for
+from workflows.outreach_client import (
+    OutreachClient,
+    OutreachNotRunning,
+    OutreachRefused,
+    OutreachUnavailable,
+)
 
-Request = TypeVar("Request")
-Response = TypeVar("Response")
 MAX_ATTEMPTS = 8  # stale rows skipped before giving up on this call
 
 # The reservation expires after RESERVE_SECONDS if this process dies before confirming
@@ -59,10 +59,6 @@ class ClaimedTask:
     lease_expires_at: datetime
 
 
-class ClaimError(Exception):
-    """The workflow refused the action; the message says why, for the agent."""
-
-
 class ClaimEvents(Protocol):
     """Told after each change to the queue commits (live views: queue depth, released tasks).
     Implementations must not raise: the agent's action has already happened."""
@@ -78,7 +74,7 @@ class ClaimService:
     def __init__(
         self,
         engine: AsyncEngine,
-        client: Client,
+        outreach: OutreachClient,
         *,
         lease_seconds: int = 1200,
         events: ClaimEvents | None = None,
@@ -89,7 +85,7 @@ class ClaimService:
         # The reservation and its settling are one statement each, atomic by themselves: no
         # BEGIN and COMMIT round trips around them.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._client = client
+        self._outreach = outreach
         self._lease_seconds = lease_seconds
         self._events = events
         self._idle_seconds = session_idle_seconds  # a session idle this long is signed out
@@ -137,14 +133,7 @@ class ClaimService:
         lost response), or None: then the row is the workflow's to rewrite (its lease ended,
         or the reservation is another request's still being confirmed), so it is left as it
         is rather than handed back over a claim the workflow may hold."""
-        handle = self._client.get_workflow_handle_for(OutreachWorkflow.run, row.workflow_id)
-        try:
-            state = await handle.query(OutreachWorkflow.state)
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                return None
-            raise
-        claim = state.claim if state is not None else None
+        claim = await self._outreach.current_claim(row.user_id)
         if claim is None or claim.agent_id != agent_id:
             return None
         # the workflow's lease, on the row too (a no-op once the first answer settled it)
@@ -190,28 +179,24 @@ class ClaimService:
         )
 
     async def _confirm(self, row: Any, agent_id: int, is_ai: bool) -> ClaimGranted | None:
-        handle = self._client.get_workflow_handle_for(OutreachWorkflow.run, row.workflow_id)
         request = self._claim_request(row, agent_id, is_ai)
         try:
-            return await handle.execute_update(OutreachWorkflow.claim, request)
-        except WorkflowUpdateFailedError:
+            return await self._outreach.claim(row.user_id, request)
+        except OutreachNotRunning:
+            # No running workflow behind the row (it ended): the row is an orphan.
+            await self._hand_back(row, agent_id, TaskStatus.WITHDRAWN, "workflow ended")
+            return None
+        except OutreachRefused:
             # stale: hand the row back; the workflow has moved on and will republish
             await self._hand_back(row, agent_id)
             return None
-        except (RPCTimeoutOrCancelledError, asyncio.CancelledError):
+        except (OutreachUnavailable, asyncio.CancelledError):
             # No answer in time, or the caller gave up (a dropped connection): the workflow
             # may have granted the claim already. Handing the row back blindly would list
             # as ready a task the workflow refuses to everyone else until the lease ends, so
             # settle with the workflow first (shielded: the caller is gone).
             await asyncio.shield(self._settle_unanswered(row, agent_id, is_ai))
             raise
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
-                await self._hand_back(row, agent_id)
-                raise
-            # No running workflow behind the row (it ended): the row is an orphan.
-            await self._hand_back(row, agent_id, TaskStatus.WITHDRAWN, "workflow ended")
-            return None
 
     async def _settle_unanswered(self, row: Any, agent_id: int, is_ai: bool) -> None:
         """Make the row agree with the workflow after a claim whose answer was lost. The
@@ -220,12 +205,11 @@ class ClaimService:
         agent's retry of claim-next returns this task). Refused: the row is handed back.
         No answer within `settle_seconds` either (Temporal unreachable): handed back, and
         the workflow's lease, if any, lapses by itself."""
-        handle = self._client.get_workflow_handle_for(OutreachWorkflow.run, row.workflow_id)
         request = self._claim_request(row, agent_id, is_ai)
         try:
             async with asyncio.timeout(self._settle_seconds):
-                granted = await handle.execute_update(OutreachWorkflow.claim, request)
-        except (WorkflowUpdateFailedError, RPCError, RPCTimeoutOrCancelledError, TimeoutError):
+                granted = await self._outreach.claim(row.user_id, request)
+        except (OutreachRefused, OutreachUnavailable, TimeoutError):
             await self._hand_back(row, agent_id)
             return
         await self._settle(row, agent_id, lease_expires_at=granted.lease_expires_at)
@@ -243,47 +227,28 @@ class ClaimService:
             await task_store.end_reservation(conn, row, agent_id, status=status, reason=reason)
 
     async def record_outcome(self, user_id: int, request: OutcomeRequest) -> OutcomeRecorded:
-        result = await self._update(user_id, OutreachWorkflow.record_outcome, request)
+        result = await self._outreach.record_outcome(user_id, request)
         if self._events is not None:
             await self._events.outcome_recorded(user_id, result)
         return result
 
     async def release(self, user_id: int, request: ReleaseRequest) -> Released:
-        result = await self._update(user_id, OutreachWorkflow.release, request)
+        result = await self._outreach.release(user_id, request)
         if self._events is not None:
             await self._events.released(user_id, request.agent_id, result)
         return result
 
     async def send_magic_link(self, user_id: int, request: MagicLinkRequest) -> MagicLinkCreated:
         """A single-use link by SMS or email, sent by the claimant's workflow."""
-        return await self._update(user_id, OutreachWorkflow.send_magic_link, request)
+        return await self._outreach.send_magic_link(user_id, request)
 
     async def schedule_callback(self, user_id: int, request: CallbackRequest) -> CallbackScheduled:
         """A callback, personal or shared, booked by the claimant's workflow (no claim or
         outcome needed); it replaces a pending one."""
-        return await self._update(user_id, OutreachWorkflow.schedule_callback, request)
+        return await self._outreach.schedule_callback(user_id, request)
 
     async def add_note(self, user_id: int, request: NoteRequest) -> NoteAdded:
-        return await self._update(user_id, OutreachWorkflow.add_note, request)
-
-    async def _update(
-        self,
-        user_id: int,
-        update: UpdateMethodMultiParam[[OutreachWorkflow, Request], Response],
-        request: Request,
-    ) -> Response:
-        handle = self._client.get_workflow_handle_for(
-            OutreachWorkflow.run, workflow_id_for(user_id)
-        )
-        try:
-            return await handle.execute_update(update, request)
-        except WorkflowUpdateFailedError as error:
-            raise ClaimError(_reason(error)) from None
+        return await self._outreach.add_note(user_id, request)
 
     async def claimed_by(self, agent_id: int) -> list[int]:
         return await task_store.claimed_user_ids(self._engine, agent_id)
-
-
-def _reason(error: WorkflowUpdateFailedError) -> str:
-    cause = error.cause
-    return str(getattr(cause, "message", None) or cause or error)

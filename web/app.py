@@ -7,6 +7,7 @@ from quart_schema import APIKeySecurityScheme, HttpSecurityScheme, Info, QuartSc
 
 from adapters.databases import dialler_engine, replica_engine
 from adapters.redis_client import connect_redis
+from adapters.temporal import TemporalConnection
 from config.settings import Settings, load_settings
 from web.auth.access import declare_public, install_access_rules
 from web.auth.sessions import SessionStore
@@ -30,7 +31,7 @@ from web.errors import register_error_handlers
 from web.input_guard import install_input_guard
 from web.ratelimit import build_rate_limiter
 from web.security import install_security_headers
-from web.services import EXTENSION_KEY, TemporalConnection, WebServices
+from web.services import EXTENSION_KEY, WebServices
 
 
 def create_app(settings: Settings | None = None) -> Quart:

@@ -1,4 +1,10 @@
-"""One API error type; every error leaves the app as JSON with a stable code."""
+"""One API error type; every error leaves the app as JSON with a stable code.
+
+The claimants' workflows answer through `workflows.outreach_client`, whose two errors are
+mapped here, once, for every route that lets them through (the JSON API, webhooks):
+`OutreachRefused` is 409 `refused` with the workflow's reason, `OutreachUnavailable` is 503
+`outreach_unavailable` with `Retry-After`. HTML pages catch the same two errors and show
+them in their panels instead."""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ from quart import Quart, Response, jsonify
 from quart_rate_limiter import RateLimitExceeded
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
+
+from workflows.outreach_client import OutreachRefused, OutreachUnavailable
 
 
 class APIError(Exception):
@@ -40,6 +48,17 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(APIError)
     async def api_error(error: APIError) -> tuple[Response, int]:
         return jsonify(_body(error.code, error.message, **error.detail)), error.status
+
+    @app.errorhandler(OutreachRefused)
+    async def outreach_refused(error: OutreachRefused) -> tuple[Response, int]:
+        return jsonify(_body("refused", str(error))), 409
+
+    @app.errorhandler(OutreachUnavailable)
+    async def outreach_unavailable(
+        error: OutreachUnavailable,
+    ) -> tuple[Response, int, dict[str, str]]:
+        body = _body("outreach_unavailable", str(error))
+        return jsonify(body), 503, {"Retry-After": str(error.retry_after_seconds)}
 
     @app.errorhandler(RequestSchemaValidationError)
     async def invalid_request(error: RequestSchemaValidationError) -> tuple[Response, int]:

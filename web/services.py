@@ -2,45 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 from quart import current_app
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client
 
 from adapters.context_cache import ContextCache
 from adapters.live import LiveBus
 from adapters.messaging import SmsSender, sms_sender
 from adapters.rules_file import load_rules_file
 from adapters.sms_outbox import SmsOutbox
-from adapters.temporal import connect_temporal
+from adapters.temporal import TemporalConnection
 from config.settings import Settings
 from domain.rules import DiallerRules
 from services.agent_states import AgentStateService
 from services.claimant_context import ClaimantContextService
 from services.claims import ClaimService
 from services.live_updates import DepthPublisher, LiveQueueEvents
+from workflows.outreach_client import OutreachClient
 
 EXTENSION_KEY = "dialler"
-
-
-@dataclass
-class TemporalConnection:
-    """Connects on first use and keeps the client, so the app starts while Temporal is down
-    and recovers by itself when it comes back."""
-
-    settings: Settings
-    _client: Client | None = None
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    async def client(self) -> Client:
-        if self._client is None:
-            async with self._lock:
-                if self._client is None:
-                    self._client = await connect_temporal(self.settings)
-        return self._client
 
 
 @dataclass
@@ -55,12 +37,19 @@ class WebServices:
     _rules: DiallerRules | None = field(default=None, init=False, repr=False)
     _sms: SmsSender | None = field(default=None, init=False, repr=False)
     _depths: DepthPublisher | None = field(default=None, init=False, repr=False)
+    _outreach: OutreachClient | None = field(default=None, init=False, repr=False)
 
-    async def claim_service(self) -> ClaimService:
-        client = await self.temporal.client()
+    def outreach(self) -> OutreachClient:
+        """The one door to the claimants' workflows (it connects on first use, so the app
+        starts, and recovers, while Temporal is down); built once per app."""
+        if self._outreach is None:
+            self._outreach = OutreachClient(self.temporal.client, self.settings.temporal_task_queue)
+        return self._outreach
+
+    def claim_service(self) -> ClaimService:
         return ClaimService(
             self.dialler_db,
-            client,
+            self.outreach(),
             lease_seconds=self.settings.claim_lease_minutes * 60,
             session_idle_seconds=self.settings.session_idle_minutes * 60,
             events=LiveQueueEvents(self.dialler_db, self.live(), self.depth_publisher()),
@@ -94,7 +83,7 @@ class WebServices:
         )
 
     def claimant_context(self) -> ClaimantContextService:
-        return ClaimantContextService(self.dialler_db, self.context_cache(), self.temporal)
+        return ClaimantContextService(self.dialler_db, self.context_cache(), self.outreach())
 
     def sms_sender(self) -> SmsSender:
         """Twilio, or the simulated provider without credentials; built once per app."""

@@ -35,6 +35,7 @@ from schemas.outreach import (
     CallbackRequest,
     CallbackScheduled,
     ChangeEvent,
+    Claim,
     ClaimGranted,
     ClaimRequest,
     MagicLinkRequest,
@@ -182,6 +183,16 @@ class OutreachClient:
             return await self._mapped(handle.query(OutreachWorkflow.assessment))
         except OutreachNotRunning:
             return None
+
+    async def current_claim(self, user_id: int) -> Claim | None:
+        """The claim the running workflow holds for the claimant (whose, until when); None
+        when it holds none or no run is going."""
+        handle = await self._handle(user_id)
+        try:
+            state = await self._mapped(handle.query(OutreachWorkflow.state))
+        except OutreachNotRunning:
+            return None
+        return state.claim if state is not None else None
 
     # --- the one mapping -----------------------------------------------------------------
 

@@ -73,16 +73,6 @@ PRODUCT_PACKAGES = (
 # delete a pair as soon as its module goes through the owner (the test fails until you do).
 PENDING_MIGRATION: frozenset[tuple[str, str]] = frozenset(
     {
-        # -> a workflow client (workflows/*_client.py)
-        ("services/claimant_context.py", TEMPORALIO),
-        ("services/claimant_context.py", "workflows.outreach"),
-        ("services/claims.py", TEMPORALIO),
-        ("services/claims.py", "workflows.outreach"),
-        ("services/signals.py", TEMPORALIO),
-        ("services/signals.py", "workflows.outreach"),
-        ("web/blueprints/console.py", TEMPORALIO),
-        ("web/services.py", TEMPORALIO),
-        ("web/sms_support.py", TEMPORALIO),
         # -> adapters/agent_store.py
         ("activities/maintenance.py", "agent_sessions"),
         ("demo/logins.py", "agents"),
@@ -108,14 +98,6 @@ PENDING_MIGRATION: frozenset[tuple[str, str]] = frozenset(
         ("web/blueprints/calls.py", "calls"),
         ("web/console_support.py", "calls"),
         # -> adapters/replica_reader.py
-        ("activities/outreach.py", "claim_requirements"),
-        ("activities/outreach.py", "claims"),
-        ("activities/outreach.py", "lenders"),
-        ("activities/outreach.py", "users"),
-        ("services/sms_conversations.py", "claim_requirements"),
-        ("services/sms_conversations.py", "claims"),
-        ("services/sms_conversations.py", "users"),
-        ("web/blueprints/calls.py", "users"),
         # -> adapters/sms_outbox.py
         ("services/claimant_access.py", "sms_messages"),
         ("services/claimant_context.py", "sms_messages"),

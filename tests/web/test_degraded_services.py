@@ -5,22 +5,41 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from redis.asyncio import Redis
-from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 
 from adapters.live import LiveBus, LiveEvent
 from adapters.redis_client import connect_redis
-from tests.conftest import REDIS_URL
-from web.sms_support import OutreachUnavailable, ask_workflow
+from config.settings import Settings
+from schemas.enums import AgentRole
+from tests.conftest import REDIS_URL, free_port
+from tests.web.conftest import make_staff
+from web import create_app
+from web.auth.tokens import issue_api_token
+from workflows.outreach_client import RETRY_AFTER_SECONDS
 
 
-async def test_an_update_the_server_gave_up_on_is_unavailable() -> None:
-    async def unanswered() -> None:
-        raise WorkflowUpdateRPCTimeoutOrCancelledError()
-
-    with pytest.raises(OutreachUnavailable, match="did not answer in time"):
-        await ask_workflow(unanswered())
+async def test_an_api_call_without_temporal_is_503_with_retry_after(
+    web_settings: Settings,
+) -> None:
+    """Temporal is away: the API says so (503 `outreach_unavailable`) and when to try again
+    (`Retry-After`), the same on every route that reaches a workflow."""
+    down = web_settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    app = create_app(down)
+    async with app.test_app():
+        deps = app.extensions["dialler"]
+        supervisor = await make_staff(deps.dialler_db, AgentRole.SUPERVISOR, None)
+        token = issue_api_token(
+            supervisor.id, AgentRole.SUPERVISOR.value, down.jwt_secret.get_secret_value()
+        )
+        response = await app.test_client().post(
+            "/api/claimants/1/notes",
+            json={"text": "rang back"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        body = await response.get_json()
+    assert response.status_code == 503, body
+    assert body["error"]["code"] == "outreach_unavailable"
+    assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
 
 
 async def test_a_live_event_without_redis_is_dropped_with_a_warning() -> None:

@@ -40,6 +40,7 @@ from schemas import search_attributes
 from services.claims import ClaimService
 from tests.conftest import MYSQL_HOST, PG_HOST
 from workers.outreach import build_worker, outreach_activities
+from workflows.outreach_client import OutreachClient
 
 
 def open_rules() -> DiallerRules:
@@ -119,7 +120,12 @@ async def running_harness(
     try:
         async with build_worker(client, task_queue, activities):
             yield Harness(
-                client, dialler, replica, task_queue, ClaimService(dialler, client), rules
+                client,
+                dialler,
+                replica,
+                task_queue,
+                ClaimService(dialler, OutreachClient.over(client, task_queue)),
+                rules,
             )
     finally:
         await terminate_running(client, task_queue)

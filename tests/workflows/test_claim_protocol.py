@@ -42,6 +42,7 @@ from tests.workflows.helpers import (
     task_row,
 )
 from workflows.outreach import OutreachWorkflow, workflow_id_for
+from workflows.outreach_client import OutreachClient, OutreachUnavailable
 
 AGENT = 3
 
@@ -116,9 +117,10 @@ async def test_an_unanswered_claim_hands_its_reservation_back(harness: Harness, 
     await task_in(harness, user_id, "unsigned")
     agent = 30 + int(hang)
     # it asks again to learn whether the claim was granted, then gives up and hands back
-    service = ClaimService(harness.dialler, _Unanswered(hang), settle_seconds=0.2)  # type: ignore[arg-type]
+    unanswered = OutreachClient.over(_Unanswered(hang), harness.task_queue)  # type: ignore[arg-type]
+    service = ClaimService(harness.dialler, unanswered, settle_seconds=0.2)
 
-    expected = TimeoutError if hang else WorkflowUpdateRPCTimeoutOrCancelledError
+    expected = TimeoutError if hang else OutreachUnavailable
     with pytest.raises(expected):
         async with asyncio.timeout(1):
             await service.claim_next(agent, Queue.UNSIGNED)
@@ -221,7 +223,7 @@ async def test_a_claim_whose_answer_is_lost_leaves_row_and_workflow_agreeing(
     await task_in(harness, listed, "unsigned")
     agent = 36
     lossy = _LosesTheFirstAnswer(harness.client)
-    service = ClaimService(harness.dialler, lossy)  # type: ignore[arg-type]
+    service = ClaimService(harness.dialler, OutreachClient.over(lossy, harness.task_queue))  # type: ignore[arg-type]
 
     request = asyncio.create_task(service.claim_next(agent, Queue.UNSIGNED))
     await asyncio.wait_for(lossy.sent.wait(), 10)  # the workflow has granted the claim
@@ -230,7 +232,9 @@ async def test_a_claim_whose_answer_is_lost_leaves_row_and_workflow_agreeing(
         await request
 
     user_id = int(lossy.workflow_id.removeprefix("outreach-"))  # the best task, maybe not ours
-    handle = harness.client.get_workflow_handle_for(OutreachWorkflow.run, lossy.workflow_id)
+    handle: WorkflowHandle[OutreachWorkflow, OutreachResult] = (
+        harness.client.get_workflow_handle_for(OutreachWorkflow.run, lossy.workflow_id)
+    )
     state = await handle.query(OutreachWorkflow.state)
     assert state is not None and state.claim is not None and state.claim.agent_id == agent
     row = await task_row(harness, user_id)
@@ -275,8 +279,8 @@ async def test_a_retry_after_the_workflow_rewrote_the_claimed_task_keeps_the_cla
     assert first is not None
     claimed = await task_row(harness, first.user_id)
     await set_user(harness.replica, first.user_id, is_vulnerable=True)
-    handle = harness.client.get_workflow_handle_for(
-        OutreachWorkflow.run, workflow_id_for(first.user_id)
+    handle: WorkflowHandle[OutreachWorkflow, OutreachResult] = (
+        harness.client.get_workflow_handle_for(OutreachWorkflow.run, workflow_id_for(first.user_id))
     )
     await handle.signal(
         OutreachWorkflow.change,

@@ -22,7 +22,6 @@ from schemas.outreach import (
     Stage,
 )
 from schemas.reconcile import ReconcileInput
-from services.claims import ClaimError
 from tests.factories import add_claimant
 from tests.workflows.conftest import Harness
 from tests.workflows.helpers import (
@@ -36,6 +35,7 @@ from tests.workflows.helpers import (
     task_row,
 )
 from workflows.outreach import OutreachWorkflow
+from workflows.outreach_client import OutreachRefused
 from workflows.reconcile import ReconcileWorkflow
 
 AGENT = 1
@@ -156,7 +156,7 @@ async def test_lease_expiry_returns_the_task(harness: Harness) -> None:
             .all()
         )
     assert "lease_expired" in actions
-    with pytest.raises(ClaimError, match="not claimed by you"):
+    with pytest.raises(OutreachRefused, match="not claimed by you"):
         await harness.claims.record_outcome(user_id, OutcomeRequest(agent_id=7, disposition="busy"))
 
 
@@ -196,11 +196,11 @@ async def test_callback_needs_a_future_time(harness: Harness) -> None:
     user_id = await add_claimant(harness.replica, signed=False, pending=1)
     await start(harness, user_id)
     await _claim(harness, user_id, Queue.UNSIGNED)
-    with pytest.raises(ClaimError, match="needs a time"):
+    with pytest.raises(OutreachRefused, match="needs a time"):
         await harness.claims.record_outcome(
             user_id, OutcomeRequest(agent_id=AGENT, disposition="callback_requested")
         )
-    with pytest.raises(ClaimError, match="unknown disposition"):
+    with pytest.raises(OutreachRefused, match="unknown disposition"):
         await harness.claims.record_outcome(
             user_id, OutcomeRequest(agent_id=AGENT, disposition="hung_up_rudely")
         )

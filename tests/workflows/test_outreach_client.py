@@ -7,16 +7,31 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from adapters.temporal import connect_temporal
 from config.settings import Settings
 from schemas.enums import Queue
-from schemas.outreach import ChangeKind, NoteRequest, OutreachInput, ReleaseRequest
+from schemas.outreach import (
+    ChangeKind,
+    NoteRequest,
+    OutcomeRequest,
+    OutreachInput,
+    OutreachResult,
+    ReleaseRequest,
+)
 from tests.conftest import free_port
 from tests.factories import add_claimant
 from tests.workflows.conftest import Harness
-from tests.workflows.helpers import assessment, ensure_agents, event, eventually, start, task_in
+from tests.workflows.helpers import (
+    assessment,
+    claim_task,
+    ensure_agents,
+    event,
+    eventually,
+    start,
+    task_in,
+)
 from workflows.outreach import OutreachWorkflow, workflow_id_for
 from workflows.outreach_client import (
     OutreachClient,
@@ -65,8 +80,27 @@ async def test_deliver_starts_the_claimants_workflow(harness: Harness) -> None:
     found = await eventually(lambda: client.assessment(user_id), lambda a: a is not None)
     assert found is not None and found.stage.queue is Queue.UNSIGNED
     assert await client.nudge(event(ChangeKind.REFRESH, user_id)) is True
-    handle = harness.client.get_workflow_handle_for(OutreachWorkflow.run, workflow_id_for(user_id))
+    handle: WorkflowHandle[OutreachWorkflow, OutreachResult] = (
+        harness.client.get_workflow_handle_for(OutreachWorkflow.run, workflow_id_for(user_id))
+    )
     assert await assessment(handle) is not None
+
+
+async def test_current_claim_names_the_holder_until_the_claim_ends(harness: Harness) -> None:
+    user_id = await add_claimant(harness.replica, signed=False, pending=1)
+    await start(harness, user_id)
+    await task_in(harness, user_id, Queue.UNSIGNED.value)
+    client = door(harness)
+    assert await client.current_claim(user_id) is None
+
+    granted = await claim_task(harness, user_id, Queue.UNSIGNED, agent_id=4)
+    held = await client.current_claim(user_id)
+    assert held is not None
+    assert (held.agent_id, held.lease_expires_at) == (4, granted.lease_expires_at)
+
+    await client.record_outcome(user_id, OutcomeRequest(agent_id=4, disposition="no_answer"))
+    assert await client.current_claim(user_id) is None
+    assert await client.current_claim(900_000_000 + uuid.uuid4().int % 1_000_000) is None
 
 
 async def test_an_update_nobody_answers_is_unavailable_not_a_hang(harness: Harness) -> None:

@@ -6,7 +6,7 @@ session, which must then send `X-CSRF-Token` on POST and PUT. Errors are JSON
 (`{"error": {"code", "message", ...}}`): 400 with `fields` for invalid input, 403 for a role
 that may not do it, 404 for a claimant that is not yours (agents act on the claimants they
 have claimed; supervisors and admins on any), 409 when the claimant's workflow refuses (the
-reason says why), 503 when the outreach service does not answer.
+reason says why), 503 with `Retry-After` when the outreach service does not answer.
 
 Each agent also has limits of their own (`AGENT_LIMITS`), on top of the app-wide limits per
 client address, so one busy integration cannot starve the others behind the same proxy.
@@ -14,7 +14,7 @@ client address, so one busy integration cannot starve the others behind the same
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -42,7 +42,6 @@ from schemas.enums import AgentRole, AgentState
 from schemas.outreach import CallbackRequest, NoteRequest, OutcomeRequest, ReleaseRequest
 from services.agent_states import CHOOSABLE, AgentStateError, AgentStatus
 from services.claimant_context import Viewer
-from services.claims import ClaimError, ClaimService
 from services.live_updates import queue_depths
 from services.sms_conversations import ClaimantNotFound, InvalidMessage, NoPhoneNumber
 from web.auth.access import api
@@ -52,13 +51,12 @@ from web.console_support import CALLBACK_DAYS
 from web.errors import APIError
 from web.ratelimit import requester_key
 from web.services import services
-from web.sms_support import OutreachUnavailable, ask_workflow, conversations, send_magic_link
+from web.sms_support import conversations, send_magic_link
 
 log = get_logger(__name__)
 
 blueprint = Blueprint("api", __name__)
 
-T = TypeVar("T")
 View = TypeVar("View", bound=Callable[..., Any])
 SUPERVISING = (AgentRole.SUPERVISOR, AgentRole.ADMIN)
 SECURITY: list[dict[str, list[str]]] = [
@@ -115,24 +113,6 @@ def _invalid(field: str, message: str) -> APIError:
     return APIError(400, "validation_error", "The request is not valid.", fields={field: message})
 
 
-async def _claims() -> ClaimService:
-    try:
-        return await services().claim_service()
-    except RuntimeError as error:  # Temporal cannot be reached
-        message = f"The outreach service is unavailable: {error}"
-        raise APIError(503, "outreach_unavailable", message) from None
-
-
-async def _workflow(call: Awaitable[T]) -> T:
-    """An answer from the claimant's workflow, its refusals as 409 and silence as 503."""
-    try:
-        return await ask_workflow(call)
-    except ClaimError as error:
-        raise APIError(409, "refused", str(error)) from None
-    except OutreachUnavailable as error:
-        raise APIError(503, "outreach_unavailable", str(error)) from None
-
-
 async def _holds_claim(user_id: int, agent_id: int) -> bool:
     return await task_store.holds_claim(services().dialler_db, user_id, agent_id)
 
@@ -171,8 +151,7 @@ async def next_call() -> body.NextCallResponse:
         if data.queue is not None and data.queue != agent.queue:
             raise APIError(403, "forbidden", "Agents take calls from their own queue only.")
         queue = agent.queue
-    claims = await _claims()
-    task = await _workflow(claims.claim_next(agent.id, queue, is_ai=agent.is_ai))
+    task = await services().claim_service().claim_next(agent.id, queue, is_ai=agent.is_ai)
     if task is None:
         return body.NextCallResponse(
             task=None, message=f"No claimant in the {queue.value} queue can be called now."
@@ -220,19 +199,17 @@ async def record_outcome(user_id: int, data: body.OutcomeRequest) -> body.Outcom
         choices = ", ".join(d.value for d in Disposition)
         raise _invalid("disposition", f"One of: {choices}") from None
     await _require_claim(user_id, agent)
-    claims = await _claims()
-    result = await _workflow(
-        claims.record_outcome(
-            user_id,
-            OutcomeRequest(
-                agent_id=agent.id,
-                disposition=data.disposition,
-                notes=data.notes,
-                callback_at=data.callback_at,
-                call_id=data.call_id,
-                abandoned=data.abandoned,
-            ),
-        )
+    claims = services().claim_service()
+    result = await claims.record_outcome(
+        user_id,
+        OutcomeRequest(
+            agent_id=agent.id,
+            disposition=data.disposition,
+            notes=data.notes,
+            callback_at=data.callback_at,
+            call_id=data.call_id,
+            abandoned=data.abandoned,
+        ),
     )
     return body.OutcomeResponse(
         user_id=result.user_id,
@@ -251,8 +228,8 @@ async def release(user_id: int, data: body.ReleaseRequest) -> body.ReleaseRespon
     """Give a claimant you have claimed back to the queue without an outcome."""
     agent = require_agent()
     await _require_claim(user_id, agent)
-    claims = await _claims()
-    result = await _workflow(claims.release(user_id, ReleaseRequest(agent.id, data.reason)))
+    claims = services().claim_service()
+    result = await claims.release(user_id, ReleaseRequest(agent.id, data.reason))
     return body.ReleaseResponse(user_id=result.user_id, task_version=result.task_version)
 
 
@@ -325,12 +302,7 @@ async def magic_link(
     status = await services().sms_outbox().status(user_id, claimant.phone_number)
     if status.suppressed:
         raise APIError(409, "opted_out", OPTED_OUT)
-    try:
-        created = await send_magic_link(user_id, agent.id, data.channel, data.purpose)
-    except ClaimError as error:
-        raise APIError(409, "refused", str(error)) from None
-    except OutreachUnavailable as error:
-        raise APIError(503, "outreach_unavailable", str(error)) from None
+    created = await send_magic_link(user_id, agent.id, data.channel, data.purpose)
     response = body.MagicLinkResponse(
         link_id=created.link_id,
         expires_at=created.expires_at,
@@ -363,11 +335,9 @@ async def schedule_callback(
             next_allowed=[t.isoformat() for t in refused.next_allowed],
         )
     owner = agent.id if data.personal else None
-    claims = await _claims()
-    booked = await _workflow(
-        claims.schedule_callback(
-            user_id, CallbackRequest(agent.id, data.at.astimezone(UTC), data.notes, owner)
-        )
+    claims = services().claim_service()
+    booked = await claims.schedule_callback(
+        user_id, CallbackRequest(agent.id, data.at.astimezone(UTC), data.notes, owner)
     )
     await services().claimant_context().forget(user_id)
     return body.CallbackResponse(user_id=user_id, at=booked.at, owner_agent_id=owner), 201
@@ -381,8 +351,7 @@ async def schedule_callback(
 async def add_note(user_id: int, data: body.NoteRequestBody) -> tuple[body.NoteResponse, int]:
     """Add a note to the claimant's record (no call or outcome needed)."""
     agent = require_agent()
-    claims = await _claims()
-    added = await _workflow(claims.add_note(user_id, NoteRequest(agent.id, data.text)))
+    added = await services().claim_service().add_note(user_id, NoteRequest(agent.id, data.text))
     await services().claimant_context().forget(user_id)
     return body.NoteResponse(user_id=user_id, note_id=added.note_id), 201
 

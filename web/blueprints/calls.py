@@ -20,15 +20,14 @@ from sqlalchemy import case, func, insert, select, update
 from structlog import get_logger
 
 from adapters.audit_log import append_audit
+from adapters.replica_reader import ReplicaReader
 from adapters.live import CALL_STATUS, LiveEvent, channel_for_agent
 from domain.abandoned_calls import CallLegs, abandon_reason
 from domain.calling_windows import explain, is_open
 from domain.phones import phone_key
 from schemas import dialler_db as db
-from schemas import replica
 from schemas.enums import AgentRole, AgentState
 from schemas.outreach import ChangeEvent, ChangeKind
-from services.signals import signal_with_start
 from web.auth.access import staff, webhook
 from web.auth.claimants import claimant_scoped
 from web.auth.identity import require_agent
@@ -52,6 +51,7 @@ from web.voice import (
     parse_twilio_time,
     refuse_twiml,
 )
+from workflows.outreach_client import OutreachRefused, OutreachUnavailable
 
 log = get_logger(__name__)
 
@@ -100,11 +100,7 @@ async def _call(call_id: int) -> Any:
 
 
 async def _claimant_phone(user_id: int) -> str | None:
-    async with services().replica_db.connect() as conn:
-        number = await conn.scalar(
-            select(replica.users.c.phone_number).where(replica.users.c.id == user_id)
-        )
-    return str(number) if number else None
+    return await ReplicaReader(services().replica_db).phone_number(user_id)
 
 
 async def _active_call(agent_id: int, user_id: int) -> Any:
@@ -412,11 +408,9 @@ async def _mark_if_abandoned(call_id: int) -> None:
         occurred_at=datetime.now(UTC),
         reason="call abandoned",
     )
-    deps = services()
     try:
-        client = await deps.temporal.client()
-        await signal_with_start(client, deps.settings.temporal_task_queue, event)
-    except Exception as error:
+        await services().outreach().deliver(event)
+    except (OutreachRefused, OutreachUnavailable) as error:
         # The mark is kept: the claimant's next change or outcome re-assesses with the lock.
         log.warning(
             "could not tell the workflow of an abandoned call",

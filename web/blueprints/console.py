@@ -12,15 +12,12 @@ never reloads. A claimant the agent does not hold is a 404, whoever else holds i
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from quart import Blueprint, redirect, render_template, request
 from quart.typing import ResponseReturnValue
-from temporalio.client import RPCTimeoutOrCancelledError
-from temporalio.service import RPCError
 
 from adapters import task_store
 from domain.callback_booking import refuse_callback
@@ -35,7 +32,6 @@ from schemas.outreach import (
 )
 from services.agent_states import PAUSE_REASONS, AgentStateError, AgentStatus
 from services.claimant_context import Viewer
-from services.claims import ClaimError
 from services.live_updates import queue_depths
 from web.auth.access import public, staff
 from web.auth.claimants import claimant_scoped
@@ -55,9 +51,9 @@ from web.console_support import (
     uk_time,
 )
 from web.console_support import CALLBACK_LEAD as CALLBACK_LEAD  # the tests' lead time
-from web.errors import APIError
 from web.services import services
 from web.voice import STATUS_LABELS
+from workflows.outreach_client import OutreachRefused, OutreachUnavailable
 
 blueprint = Blueprint("console", __name__)
 
@@ -81,13 +77,6 @@ DISPOSITION_GROUPS: list[tuple[str, list[Disposition]]] = [
     ),
     ("Stop contact", [Disposition.DO_NOT_CALL, Disposition.DECEASED]),
 ]  # fmt: skip
-TEMPORAL_ERRORS = (
-    RPCError,
-    RPCTimeoutOrCancelledError,
-    RuntimeError,
-    ConnectionError,
-    asyncio.TimeoutError,
-)
 
 
 # --- the callback picker ----------------------------------------------------------------------
@@ -255,9 +244,9 @@ async def _claim_next(agent: CurrentAgent, status: AgentStatus, message: str | N
     """Claim the top task of the agent's queue and show it (or say why not)."""
     assert agent.queue is not None
     try:
-        claims = await services().claim_service()
+        claims = services().claim_service()
         task = await claims.claim_next(agent.id, agent.queue)
-    except TEMPORAL_ERRORS:
+    except OutreachUnavailable:
         return await _with_state(agent, await _idle(agent, status, ENGINE_DOWN), status)
     if task is None:
         return await _with_state(agent, await _empty(agent, agent.queue), status)
@@ -354,13 +343,9 @@ async def release(user_id: int) -> ResponseReturnValue:
     """Give the claimant back to the queue without an outcome."""
     agent = require_agent()
     await held_task(agent.id, user_id)
-    try:
-        claims = await services().claim_service()
-        await claims.release(user_id, ReleaseRequest(agent.id, "returned to the queue by agent"))
-    except ClaimError as problem:
-        raise APIError(409, "release_refused", str(problem)) from None
-    except TEMPORAL_ERRORS:
-        raise APIError(503, "engine_unavailable", ENGINE_DOWN) from None
+    # a refusal is 409, silence 503 with Retry-After (web.errors)
+    claims = services().claim_service()
+    await claims.release(user_id, ReleaseRequest(agent.id, "returned to the queue by agent"))
     states = services().agent_states()
     status = await states.current(agent.id)
     if status.state in (AgentState.ON_CALL, AgentState.WRAP_UP):
@@ -405,12 +390,12 @@ async def record_outcome(user_id: int) -> ResponseReturnValue:
         call_id=call.id if call is not None else None,
     )
     try:
-        claims = await services().claim_service()
+        claims = services().claim_service()
         recorded = await claims.record_outcome(user_id, request_)
-    except ClaimError as problem:
+    except OutreachRefused as problem:
         form.error = f"The outcome was not saved: {problem}."
         return await _invalid_outcome(user_id, form)
-    except TEMPORAL_ERRORS:
+    except OutreachUnavailable:
         form.error = ENGINE_DOWN
         return await _invalid_outcome(user_id, form)
     await services().claimant_context().forget(user_id)
@@ -460,16 +445,16 @@ async def send_magic_link(user_id: int) -> ResponseReturnValue:
         return body, 422
     purpose = PURPOSES.get(Queue(task.queue), "claim")
     try:
-        claims = await services().claim_service()
+        claims = services().claim_service()
         sent = await claims.send_magic_link(
             user_id, MagicLinkRequest(agent.id, LinkChannel(channel), purpose)
         )
-    except ClaimError as problem:
+    except OutreachRefused as problem:
         body = await render_template(
             "console/_magic_link.html", error=f"The link was not sent: {problem}."
         )
         return body, 422
-    except TEMPORAL_ERRORS:
+    except OutreachUnavailable:
         return await render_template("console/_magic_link.html", error=ENGINE_DOWN), 503
     await services().claimant_context().forget(user_id)
     return await render_template(
@@ -577,14 +562,14 @@ async def book_callback(user_id: int) -> ResponseReturnValue:
         return await _booking_form(user_id, form, 422)
     owner = agent.id if form.personal else None
     try:
-        claims = await services().claim_service()
+        claims = services().claim_service()
         booked = await claims.schedule_callback(
             user_id, CallbackRequest(agent.id, at, form.notes, owner)
         )
-    except ClaimError as problem:
+    except OutreachRefused as problem:
         form.error = f"The callback was not booked: {problem}."
         return await _booking_form(user_id, form, 422)
-    except TEMPORAL_ERRORS:
+    except OutreachUnavailable:
         form.error = ENGINE_DOWN
         return await _booking_form(user_id, form, 422)
     await services().claimant_context().forget(user_id)
@@ -610,12 +595,12 @@ async def add_note(user_id: int) -> ResponseReturnValue:
     if form.error:
         return await _note_form(user_id, form, 422)
     try:
-        claims = await services().claim_service()
+        claims = services().claim_service()
         await claims.add_note(user_id, NoteRequest(agent.id, form.text))
-    except ClaimError as problem:
+    except OutreachRefused as problem:
         form.error = f"The note was not saved: {problem}."
         return await _note_form(user_id, form, 422)
-    except TEMPORAL_ERRORS:
+    except OutreachUnavailable:
         form.error = ENGINE_DOWN
         return await _note_form(user_id, form, 422)
     await services().claimant_context().forget(user_id)

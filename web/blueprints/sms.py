@@ -28,7 +28,6 @@ from adapters.sms_outbox import OptedOut
 from domain.sms import MAX_BODY_LENGTH, document_reminder, requirement_words
 from schemas.enums import LinkChannel
 from services.claimant_access import SEES_EVERY_CLAIMANT
-from services.claims import ClaimError
 from services.sms_conversations import ClaimantNotFound, InboundSms, SmsError
 from web.auth.access import staff
 from web.auth.claimants import claimant_scoped
@@ -36,13 +35,8 @@ from web.auth.identity import require_agent
 from web.converters import MAX_ID, query_int
 from web.errors import APIError
 from web.services import services
-from web.sms_support import (
-    MAGIC_LINK_PURPOSES,
-    OutreachUnavailable,
-    after_inbound,
-    conversations,
-    send_magic_link,
-)
+from web.sms_support import MAGIC_LINK_PURPOSES, after_inbound, conversations, send_magic_link
+from workflows.outreach_client import OutreachRefused, OutreachUnavailable
 
 log = get_logger(__name__)
 
@@ -179,7 +173,7 @@ async def magic_link(user_id: int) -> ResponseReturnValue:
         raise APIError(404, "not_found", "No such claimant.")
     try:
         await send_magic_link(user_id, agent.id, LinkChannel.SMS, purpose)
-    except ClaimError as error:
+    except OutreachRefused as error:
         return await _thread_page(user_id, status=409, error=f"No link was sent: {error}")
     except OutreachUnavailable as error:
         return await _thread_page(user_id, status=503, error=f"No link was sent: {error}")

@@ -26,7 +26,7 @@ from domain.sms import KNOWN_STATUSES, normalise_number
 from services.sms_conversations import InboundSms
 from web.auth.access import webhook
 from web.errors import APIError
-from web.sms_support import OutreachUnavailable, after_inbound, conversations
+from web.sms_support import after_inbound, conversations
 from web.twilio_signature import verified_form
 
 log = get_logger(__name__)
@@ -74,10 +74,7 @@ async def sms_inbound() -> Response:
         body=form.get("Body", ""),
     )
     received = await conversations().receive(message)
-    try:
-        await after_inbound(message.sid, received)
-    except OutreachUnavailable as error:
-        raise APIError(503, "temporal_unavailable", str(error)) from None
+    await after_inbound(message.sid, received)  # 503 with Retry-After when Temporal is away
     return Response(EMPTY_TWIML, status=200, mimetype="text/xml")
 
 
