@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from adapters import task_store
 from adapters.audit_log import write_audit
+from adapters.replica_reader import ReplicaReader
 from adapters.suppressions import append_suppression, latest_reason_among, suppression_status
 from domain.assessment import assess, task_shape
 from domain.calling_windows import callback_time_allowed, explain
@@ -28,7 +29,6 @@ from domain.rules import DiallerRules
 from domain.stages import derive_stage
 from domain.suppressions import SMS_REASONS
 from schemas import dialler_db as db
-from schemas import replica
 from schemas.enums import CallbackStatus
 from schemas.outreach import (
     Assessment,
@@ -120,28 +120,6 @@ def _contact_history_statement() -> Select[Any]:
 # The statements a change or a run start executes, built once at import: building them per
 # call was a large share of the worker's CPU (py-spy, 50 changes/s).
 CONTACT_HISTORY = _contact_history_statement()
-USER = select(replica.users).where(replica.users.c.id == bindparam("user_id"))
-# A claimant's claims with their lenders and requirements, one row per requirement (or one
-# per claim without any), in claim then requirement order.
-CLAIMS_WITH_REQUIREMENTS = (
-    select(
-        replica.claims.c.id,
-        replica.claims.c.status,
-        replica.claims.c.created_at,
-        replica.claims.c.estimated_value,
-        replica.lenders.c.name.label("lender"),
-        replica.claim_requirements.c.id.label("requirement_id"),
-        replica.claim_requirements.c.type.label("requirement_type"),
-        replica.claim_requirements.c.status.label("requirement_status"),
-    )
-    .join(replica.lenders, replica.lenders.c.id == replica.claims.c.lender_id)
-    .outerjoin(
-        replica.claim_requirements,
-        replica.claim_requirements.c.claim_id == replica.claims.c.id,
-    )
-    .where(replica.claims.c.user_id == bindparam("user_id"))
-    .order_by(replica.claims.c.id, replica.claim_requirements.c.id)
-)
 
 
 def _age(born: date | None, today: date) -> int | None:
@@ -156,7 +134,8 @@ class OutreachActivities:
         # A change's refresh reads, then writes one row in one statement: no transaction
         # needed, so none of BEGIN and COMMIT's round trips.
         self._autocommit = dialler.execution_options(isolation_level="AUTOCOMMIT")
-        self._replica = replica_db
+        # the replica's statements (the hot path's built once at import) are the reader's
+        self._replica = ReplicaReader(replica_db)
         self._rules = rules
         self._conversion: tuple[float, dict[str, float]] = (0.0, {})
 
@@ -167,9 +146,8 @@ class OutreachActivities:
         """Rebuild the claimant's facts: the replica's rows plus the dialler's own record
         (opt-outs, bereavement, a pending callback)."""
         user_id = request.user_id
-        async with self._replica.connect() as conn:
-            user = (await conn.execute(USER, {"user_id": user_id})).one_or_none()
-            claim_rows = (await conn.execute(CLAIMS_WITH_REQUIREMENTS, {"user_id": user_id})).all()
+        replica_rows = await self._replica.claimant_with_claims(user_id)
+        user, claim_rows = replica_rows.user, replica_rows.claims
         now = datetime.now(UTC)
         if user is None:
             # Deleted from the main app: nothing to chase.
@@ -386,7 +364,7 @@ class OutreachActivities:
                 )
                 call_id = request.call_id
             else:
-                number = await self._phone_number(request.user_id)
+                number = await self._replica.phone_number(request.user_id)
                 # Two runs racing past the check above: the unique key lets one insert win.
                 inserted = await conn.scalar(
                     pg_insert(calls)
@@ -424,13 +402,6 @@ class OutreachActivities:
                 ),
             )
         return OutcomeStored(call_id=call_id)
-
-    async def _phone_number(self, user_id: int) -> str | None:
-        async with self._replica.connect() as conn:
-            number = await conn.scalar(
-                select(replica.users.c.phone_number).where(replica.users.c.id == user_id)
-            )
-        return str(number) if number else None
 
     @activity.defn
     async def save_callback(self, request: SaveCallback) -> CallbackSaved:

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from structlog import get_logger
 
 from adapters.audit_log import append_audit
+from adapters.replica_reader import ReplicaReader
 from adapters.sms_outbox import SmsOutbox
 from adapters.suppressions import (
     append_suppression,
@@ -37,8 +38,7 @@ from adapters.suppressions import (
 from domain.sms import MAX_BODY_LENGTH, Keyword, keyword_of, number_spellings, status_advances
 from domain.suppressions import SMS_START, SMS_STOP, SuppressionStatus, start_refusal
 from schemas import dialler_db as db
-from schemas import replica
-from schemas.enums import MessageDirection, RequirementStatus
+from schemas.enums import MessageDirection
 from schemas.messaging import SmsSent
 from services.claimant_access import visible_claimants
 
@@ -157,7 +157,7 @@ def clean_body(body: str | None) -> str:
 class SmsConversations:
     def __init__(self, dialler: AsyncEngine, replica_db: AsyncEngine, outbox: SmsOutbox) -> None:
         self._dialler = dialler
-        self._replica = replica_db
+        self._replica = ReplicaReader(replica_db)
         self._outbox = outbox
 
     # --- claimants (replica) ----------------------------------------------------------------
@@ -167,50 +167,18 @@ class SmsConversations:
         return found.get(user_id)
 
     async def claimants(self, user_ids: Sequence[int]) -> dict[int, Claimant]:
-        ids = sorted(set(user_ids))
-        if not ids:
-            return {}
-        users = replica.users.c
-        async with self._replica.connect() as conn:
-            rows = await conn.execute(
-                select(users.id, users.first_name, users.last_name, users.phone_number).where(
-                    users.id.in_(ids)
-                )
-            )
-            return {
-                int(r.id): Claimant(int(r.id), r.first_name, r.last_name, r.phone_number)
-                for r in rows
-            }
+        names = await self._replica.claimant_names(user_ids)
+        return {
+            user_id: Claimant(user_id, n.first_name, n.last_name, n.phone_number)
+            for user_id, n in names.items()
+        }
 
     async def claimants_with_number(self, number: str) -> list[int]:
-        spellings = sorted(number_spellings(number))
-        if not spellings:
-            return []
-        users = replica.users.c
-        async with self._replica.connect() as conn:
-            rows = await conn.execute(
-                select(users.id).where(users.phone_number.in_(spellings)).order_by(users.id)
-            )
-            return [int(r[0]) for r in rows]
+        return await self._replica.user_ids_with_number(sorted(number_spellings(number)))
 
     async def outstanding(self, user_id: int) -> list[str]:
         """Types of the claimant's requirements still PENDING, oldest first."""
-        claims, requirements = replica.claims.c, replica.claim_requirements.c
-        async with self._replica.connect() as conn:
-            rows = await conn.execute(
-                select(requirements.type)
-                .join_from(
-                    replica.claim_requirements,
-                    replica.claims,
-                    claims.id == requirements.claim_id,
-                )
-                .where(
-                    claims.user_id == user_id,
-                    requirements.status == RequirementStatus.PENDING.value,
-                )
-                .order_by(requirements.id)
-            )
-            return [str(r[0]) for r in rows]
+        return await self._replica.outstanding_requirement_types(user_id)
 
     # --- inbound ---------------------------------------------------------------------------
 

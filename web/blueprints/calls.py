@@ -20,8 +20,8 @@ from sqlalchemy import case, func, insert, select, update
 from structlog import get_logger
 
 from adapters.audit_log import append_audit
-from adapters.replica_reader import ReplicaReader
 from adapters.live import CALL_STATUS, LiveEvent, channel_for_agent
+from adapters.replica_reader import ReplicaReader
 from domain.abandoned_calls import CallLegs, abandon_reason
 from domain.calling_windows import explain, is_open
 from domain.phones import phone_key
