@@ -25,13 +25,13 @@ from web.blueprints import (
     sms,
     webhooks_sms,
 )
-from web.console_support import install_filters
 from web.converters import BoundedInt
 from web.errors import register_error_handlers
 from web.input_guard import install_input_guard
 from web.ratelimit import build_rate_limiter
 from web.security import install_security_headers
 from web.services import EXTENSION_KEY, WebServices
+from web.views.console import install_filters
 
 
 def create_app(settings: Settings | None = None) -> Quart:

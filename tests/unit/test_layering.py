@@ -11,7 +11,8 @@ tables, and `migrations/`, which changes them) is parsed with `ast`, and fails w
 
 It sees table objects only: statements written as SQL text are not seen (today
 `adapters/queue_queries.py`, the seed's queue queries over the replica's users, claims and
-requirements and the dialler's callbacks).
+requirements, and the owners' own SQL text: the task store's claim-next reservation, the call
+log's due callbacks and abandon counts).
 
 The pairs still to migrate are listed in PENDING_MIGRATION. It must be empty when issue 17
 closes; until then it can only shrink: a listed pair that no longer violates fails the test
@@ -83,20 +84,6 @@ PENDING_MIGRATION: frozenset[tuple[str, str]] = frozenset(
         ("web/auth/sessions.py", "agents"),
         ("web/blueprints/auth.py", "agent_state_changes"),
         ("web/blueprints/auth.py", "agents"),
-        # -> adapters/call_log.py
-        ("activities/outreach.py", "callbacks"),
-        ("activities/outreach.py", "calls"),
-        ("activities/outreach.py", "claimant_notes"),
-        ("adapters/context_cache.py", "callbacks"),
-        ("adapters/context_cache.py", "calls"),
-        ("demo/load.py", "callbacks"),
-        ("services/claimant_access.py", "callbacks"),
-        ("services/claimant_access.py", "calls"),
-        ("services/claimant_context.py", "callbacks"),
-        ("services/claimant_context.py", "calls"),
-        ("services/claimant_context.py", "claimant_notes"),
-        ("web/blueprints/calls.py", "calls"),
-        ("web/console_support.py", "calls"),
         # -> adapters/replica_reader.py
         # -> adapters/sms_outbox.py
         ("services/claimant_access.py", "sms_messages"),

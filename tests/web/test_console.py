@@ -33,7 +33,7 @@ from tests.web.console_fixtures import (
     world,
 )
 from web.blueprints.console import CALLBACK_LEAD
-from web.console_support import LONDON
+from web.views.console import LONDON
 
 __all__ = ["w", "world"]  # fixtures, imported for pytest
 

@@ -27,7 +27,7 @@ from tests.web.console_fixtures import (
     world,
 )
 from tests.workflows.conftest import open_rules
-from web.console_support import (
+from web.views.console import (
     LONDON,
     offered_callback_days,
     outcome_confirmation,

@@ -44,14 +44,14 @@ from services.agent_states import CHOOSABLE, AgentStateError, AgentStatus
 from services.claimant_context import Viewer
 from services.live_updates import queue_depths
 from services.sms_conversations import ClaimantNotFound, InvalidMessage, NoPhoneNumber
+from web.actions.sms import conversations, send_magic_link
 from web.auth.access import api
 from web.auth.claimants import claimant_scoped
 from web.auth.identity import CurrentAgent, require_agent
-from web.console_support import CALLBACK_DAYS
 from web.errors import APIError
 from web.ratelimit import requester_key
 from web.services import services
-from web.sms_support import conversations, send_magic_link
+from web.views.console import CALLBACK_DAYS
 
 log = get_logger(__name__)
 

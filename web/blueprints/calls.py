@@ -16,22 +16,21 @@ from typing import Any
 
 from quart import Blueprint, Response, current_app, jsonify, render_template, request
 from quart.typing import ResponseReturnValue
-from sqlalchemy import case, func, insert, select, update
 from structlog import get_logger
 
+from adapters import call_log
 from adapters.audit_log import append_audit
+from adapters.call_log import Call
 from adapters.live import CALL_STATUS, LiveEvent, channel_for_agent
 from adapters.replica_reader import ReplicaReader
 from domain.abandoned_calls import CallLegs, abandon_reason
 from domain.calling_windows import explain, is_open
-from domain.phones import phone_key
-from schemas import dialler_db as db
 from schemas.enums import AgentRole, AgentState
 from schemas.outreach import ChangeEvent, ChangeKind
+from web.actions.console import agents_call, held_task, per_session
 from web.auth.access import staff, webhook
 from web.auth.claimants import claimant_scoped
 from web.auth.identity import require_agent
-from web.console_support import agents_call, held_task, per_session
 from web.converters import parse_count, parse_id
 from web.errors import APIError
 from web.services import services
@@ -94,32 +93,18 @@ async def _softphone(
     )
 
 
-async def _call(call_id: int) -> Any:
-    async with services().dialler_db.connect() as conn:
-        return (await conn.execute(select(db.calls).where(db.calls.c.id == call_id))).one_or_none()
+async def _call(call_id: int) -> Call | None:
+    return await call_log.call(services().dialler_db, call_id)
 
 
 async def _claimant_phone(user_id: int) -> str | None:
     return await ReplicaReader(services().replica_db).phone_number(user_id)
 
 
-async def _active_call(agent_id: int, user_id: int) -> Any:
-    calls = db.calls.c
-    async with services().dialler_db.connect() as conn:
-        return (
-            await conn.execute(
-                select(db.calls)
-                .where(
-                    calls.agent_id == agent_id,
-                    calls.user_id == user_id,
-                    calls.status.not_in(list(ENDED)),
-                    calls.disposition.is_(None),
-                    calls.started_at > func.now() - ACTIVE_FOR,
-                )
-                .order_by(calls.id.desc())
-                .limit(1)
-            )
-        ).one_or_none()
+async def _active_call(agent_id: int, user_id: int) -> Call | None:
+    return await call_log.active_call(
+        services().dialler_db, agent_id, user_id, ended=ENDED, active_for=ACTIVE_FOR
+    )
 
 
 @blueprint.post("/console/claimants/<int:user_id>/call")
@@ -148,23 +133,16 @@ async def place_call(user_id: int) -> ResponseReturnValue:
         message = "There is no phone number on file."
         return await _softphone(None, user_id=user_id, error=message), 422
     provider = "twilio" if settings.twilio_enabled else "simulated"
-    async with deps.dialler_db.begin() as conn:
-        call_id = await conn.scalar(
-            insert(db.calls)
-            .values(
-                user_id=user_id,
-                task_id=task.id,
-                agent_id=agent.id,
-                queue=task.queue,
-                provider=provider,
-                to_number=number,
-                phone_key=phone_key(number),
-                from_number=settings.twilio_from_number,
-                status="initiated",
-            )
-            .returning(db.calls.c.id)
-        )
-    assert call_id is not None
+    new = call_log.NewCall(
+        user_id=user_id,
+        task_id=task.id,
+        agent_id=agent.id,
+        queue=task.queue,
+        provider=provider,
+        to_number=number,
+        from_number=settings.twilio_from_number,
+    )
+    call_id = await call_log.place_call(deps.dialler_db, new)
     await deps.agent_states().record(agent.id, AgentState.ON_CALL, f"call {call_id}")
     log.info("call placed", call_id=call_id, user_id=user_id, agent_id=agent.id, provider=provider)
     if provider == "simulated":
@@ -257,23 +235,11 @@ async def voice() -> ResponseReturnValue:
     call = await _call(call_id) if call_id is not None else None
     if call is None or not sid or call.status in ENDED or call.disposition is not None:
         return _xml(refuse_twiml("Sorry, this call cannot be placed."))
-    if form.get("From") != f"client:{identity_for(call.agent_id)}":
+    if call.agent_id is None or form.get("From") != f"client:{identity_for(call.agent_id)}":
         log.warning("voice webhook for another agent's call", call_id=call_id)
         return _xml(refuse_twiml("Sorry, this call cannot be placed."))
-    async with services().dialler_db.begin() as conn:
-        claimed = await conn.scalar(
-            update(db.calls)
-            .where(
-                db.calls.c.id == call.id,
-                (db.calls.c.provider_call_sid.is_(None)) | (db.calls.c.provider_call_sid == sid),
-            )
-            .values(
-                provider_call_sid=sid,
-                status=case((db.calls.c.status == "initiated", "queued"), else_=db.calls.c.status),
-            )
-            .returning(db.calls.c.id)
-        )
-    if claimed is None:  # this call was already placed from another connection
+    claimed = await call_log.attach_claimant_leg(services().dialler_db, call.id, sid)
+    if not claimed:  # this call was already placed from another connection
         return _xml(refuse_twiml("This call has already been placed."))
     return _xml(dial_twiml(services().settings, call.id, call.to_number))
 
@@ -284,12 +250,7 @@ async def recording_notice() -> ResponseReturnValue:
     form = await verified_form()
     call_id = _call_id(form)
     if call_id is not None:
-        async with services().dialler_db.begin() as conn:
-            await conn.execute(
-                update(db.calls)
-                .where(db.calls.c.id == call_id, db.calls.c.recording_notice_played.is_(False))
-                .values(recording_notice_played=True)
-            )
+        await call_log.mark_notice_played(services().dialler_db, call_id)
     return _xml(notice_twiml())
 
 
@@ -316,53 +277,38 @@ async def call_status() -> ResponseReturnValue:
         if status in ENDED:
             await _agent_leg_ended(call.id, at, parse_count(form.get("CallDuration")) or 0)
         return "", 204
-    values: dict[str, Any] = {"status": status}
-    if form.get("AnsweredBy"):
-        values["answered_by"] = form["AnsweredBy"][:32]
-    if status == "in-progress":
-        values["answered_at"] = func.coalesce(db.calls.c.answered_at, at)
-    if status in ENDED:
-        values["ended_at"] = func.coalesce(db.calls.c.ended_at, at)
-        values["duration_seconds"] = parse_count(form.get("CallDuration")) or 0
-    lower = [s for s, rank in STATUS_RANK.items() if rank < _rank(status)]
-    async with services().dialler_db.begin() as conn:
-        applied = await conn.scalar(
-            update(db.calls)
-            .where(db.calls.c.id == call.id, db.calls.c.status.in_(lower))
-            .values(**values)
-            .returning(db.calls.c.id)
-        )
-    if applied is not None and call.agent_id is not None:
+    ended = status in ENDED
+    duration = (parse_count(form.get("CallDuration")) or 0) if ended else None
+    applied = await call_log.advance_status(
+        services().dialler_db,
+        call.id,
+        status,
+        earlier=[s for s, rank in STATUS_RANK.items() if rank < _rank(status)],
+        at=at,
+        answered_by=form.get("AnsweredBy") or None,
+        answered=status == "in-progress",
+        ended=ended,
+        duration_seconds=duration or 0,
+    )
+    if applied and call.agent_id is not None:
         event = LiveEvent(
-            CALL_STATUS,
-            {"call_id": call.id, "status": status, "duration_seconds": values.get(
-                "duration_seconds")},
-        )  # fmt: skip
+            CALL_STATUS, {"call_id": call.id, "status": status, "duration_seconds": duration}
+        )
         await services().live().publish(channel_for_agent(call.agent_id), event)
-    if applied is not None:
+    if applied:
         await _mark_if_abandoned(call.id)
     return "", 204
 
 
-async def _call_by_sid(sid: str) -> Any:
+async def _call_by_sid(sid: str) -> Call | None:
     if not sid:
         return None
-    async with services().dialler_db.connect() as conn:
-        return (
-            await conn.execute(select(db.calls).where(db.calls.c.provider_call_sid == sid))
-        ).one_or_none()
+    return await call_log.call_by_sid(services().dialler_db, sid)
 
 
 async def _agent_leg_ended(call_id: int, at: datetime, bridged_seconds: int) -> None:
     """Kept once (the first ending wins); then the call may turn out abandoned."""
-    async with services().dialler_db.begin() as conn:
-        applied = await conn.scalar(
-            update(db.calls)
-            .where(db.calls.c.id == call_id, db.calls.c.agent_left_at.is_(None))
-            .values(agent_left_at=at, agent_seconds=bridged_seconds)
-            .returning(db.calls.c.id)
-        )
-    if applied is not None:
+    if await call_log.end_agent_leg(services().dialler_db, call_id, at, bridged_seconds):
         await _mark_if_abandoned(call_id)
 
 
@@ -383,13 +329,7 @@ async def _mark_if_abandoned(call_id: int) -> None:
     if reason is None:
         return
     async with services().dialler_db.begin() as conn:
-        marked = await conn.scalar(
-            update(db.calls)
-            .where(db.calls.c.id == call_id, db.calls.c.abandoned.is_(False))
-            .values(abandoned=True)
-            .returning(db.calls.c.id)
-        )
-        if marked is None:
+        if not await call_log.mark_abandoned(conn, call_id):
             return  # another callback marked it first
         await append_audit(
             conn,
@@ -428,14 +368,11 @@ async def recording() -> ResponseReturnValue:
     call_id, sid = _call_id(form), form.get("RecordingSid", "")
     if call_id is None or not sid or form.get("RecordingStatus", "completed") != "completed":
         return "", 204
-    async with services().dialler_db.begin() as conn:
-        await conn.execute(
-            update(db.calls)
-            .where(db.calls.c.id == call_id, db.calls.c.recording_sid.is_(None))
-            .values(
-                recording_sid=sid,
-                recording_url=form.get("RecordingUrl") or None,
-                recording_duration_seconds=parse_count(form.get("RecordingDuration")),
-            )
-        )
+    await call_log.store_recording(
+        services().dialler_db,
+        call_id,
+        sid,
+        url=form.get("RecordingUrl") or None,
+        seconds=parse_count(form.get("RecordingDuration")),
+    )
     return "", 204

@@ -33,25 +33,27 @@ from schemas.outreach import (
 from services.agent_states import PAUSE_REASONS, AgentStateError, AgentStatus
 from services.claimant_context import Viewer
 from services.live_updates import queue_depths
-from web.auth.access import public, staff
-from web.auth.claimants import claimant_scoped
-from web.auth.identity import CurrentAgent, current_agent, require_agent
-from web.console_support import (
-    CALLBACK_DAYS,
-    CallbackDay,
+from web.actions.console import (
     call_for_claim,
     client_ip,
     current_claim,
     held_task,
     htmx_or_console,
+    per_session,
+)
+from web.auth.access import public, staff
+from web.auth.claimants import claimant_scoped
+from web.auth.identity import CurrentAgent, current_agent, require_agent
+from web.services import services
+from web.views.console import (
+    CALLBACK_DAYS,
+    CallbackDay,
     offered_callback_days,
     outcome_confirmation,
     parse_callback_time,
-    per_session,
     uk_time,
 )
-from web.console_support import CALLBACK_LEAD as CALLBACK_LEAD  # the tests' lead time
-from web.services import services
+from web.views.console import CALLBACK_LEAD as CALLBACK_LEAD  # the tests' lead time
 from web.voice import STATUS_LABELS
 from workflows.outreach_client import OutreachRefused, OutreachUnavailable
 

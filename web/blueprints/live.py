@@ -22,9 +22,9 @@ from structlog import get_logger
 
 from adapters.live import STAFF_CHANNEL, LiveEvent, channel_for_agent, channel_for_queue
 from services.live_updates import queue_depths
+from web.actions.console import per_session
 from web.auth.access import staff
 from web.auth.identity import require_agent
-from web.console_support import per_session
 from web.services import services
 
 log = get_logger(__name__)

@@ -16,8 +16,6 @@ re-renders the page with the message.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from quart import Blueprint, Response, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
@@ -29,33 +27,28 @@ from domain.sms import MAX_BODY_LENGTH, document_reminder, requirement_words
 from schemas.enums import LinkChannel
 from services.claimant_access import SEES_EVERY_CLAIMANT
 from services.sms_conversations import ClaimantNotFound, InboundSms, SmsError
+from web.actions.sms import after_inbound, conversations, send_magic_link
 from web.auth.access import staff
 from web.auth.claimants import claimant_scoped
 from web.auth.identity import require_agent
 from web.converters import MAX_ID, query_int
 from web.errors import APIError
 from web.services import services
-from web.sms_support import MAGIC_LINK_PURPOSES, after_inbound, conversations, send_magic_link
+from web.views.sms import (
+    MAGIC_LINK_PURPOSES,
+    NOTICES,
+    OPTED_OUT_MESSAGE,
+    TEMPLATES,
+    sms_time,
+)
 from workflows.outreach_client import OutreachRefused, OutreachUnavailable
 
 log = get_logger(__name__)
 
 blueprint = Blueprint("sms", __name__)
+blueprint.add_app_template_filter(sms_time, "sms_time")
 
-LONDON = ZoneInfo("Europe/London")
 PAGE_SIZE = 50
-TEMPLATES = {"documents": "Document reminder"}
-OPTED_OUT_MESSAGE = (
-    "This claimant has opted out of contact (they replied STOP, or are on a do-not-call or "
-    "suppression list). You cannot text them."
-)
-
-
-@blueprint.app_template_filter("sms_time")
-def sms_time(moment: datetime | None) -> str:
-    if moment is None:
-        return ""
-    return moment.astimezone(LONDON).strftime("%d %b %Y, %H:%M")
 
 
 def _page_number() -> int:
@@ -118,13 +111,6 @@ async def _thread_page(
         simulated=not services().settings.twilio_enabled,
     )
     return Response(page, status=status, mimetype="text/html")
-
-
-NOTICES = {
-    "sms": "Message sent.",
-    "link": "Magic link sent by SMS.",
-    "simulated": "Simulated reply received.",
-}
 
 
 @blueprint.get("/sms/<int:user_id>")

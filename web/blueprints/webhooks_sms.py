@@ -24,9 +24,9 @@ from structlog import get_logger
 
 from domain.sms import KNOWN_STATUSES, normalise_number
 from services.sms_conversations import InboundSms
+from web.actions.sms import after_inbound, conversations
 from web.auth.access import webhook
 from web.errors import APIError
-from web.sms_support import after_inbound, conversations
 from web.twilio_signature import verified_form
 
 log = get_logger(__name__)

@@ -1,7 +1,7 @@
-"""What the SMS pages, the SMS webhooks and the JSON API share: the conversations service,
+"""What the SMS pages, the SMS webhooks and the JSON API do: the conversations service,
 telling the workflows what an inbound message changed, and asking a claimant's workflow for
 a magic link. The workflows' refusals and silences are the outreach client's
-`OutreachRefused` and `OutreachUnavailable`."""
+`OutreachRefused` and `OutreachUnavailable`. What the SMS pages show is `web.views.sms`."""
 
 from __future__ import annotations
 
@@ -16,15 +16,10 @@ from schemas.messaging import MagicLinkCreated
 from schemas.outreach import ChangeEvent, ChangeKind, MagicLinkRequest
 from services.sms_conversations import Received, SmsConversations
 from web.services import services
+from web.views.sms import MAGIC_LINK_PURPOSES
 from workflows.outreach_client import OutreachRefused, OutreachUnavailable
 
 log = get_logger(__name__)
-
-MAGIC_LINK_PURPOSES = {
-    "signature": "Sign the claim documents",
-    "documents": "Upload outstanding documents",
-    "callback": "Pick up where we left off",
-}
 
 
 def conversations() -> SmsConversations:

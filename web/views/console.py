@@ -1,111 +1,34 @@
-"""What the console and calling blueprints share: the agent's claim and calls (a claimant or
-call that is not the agent's is a 404), htmx helpers, display filters (UK time), and the
-views that must read true when they are shown: "why now" at render time, and the callback
-picker, whose offered times are exactly the ones an outcome saves."""
+"""What the console's templates show, built by pure functions: display filters (UK time,
+money, phone numbers), and the views that must read true when they are shown: "why now" at
+render time, the confirmation of a saved outcome, and the callback picker, whose offered
+times are exactly the ones an outcome saves. What the routes do is in `web.actions.console`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from quart import Quart, redirect, request
-from quart.typing import ResponseReturnValue
-from quart_rate_limiter import rate_limit
-from sqlalchemy import select
+from quart import Quart
 
-from adapters import task_store
-from adapters.task_store import CallTask
 from domain.calling_windows import callback_slots, callback_time_allowed, explain, format_local
 from domain.rules import CallingWindows
-from schemas import dialler_db as db
-from web.errors import APIError
-from web.ratelimit import requester_key
 from web.services import services
 from web.voice import STATUS_LABELS
 
 LONDON = ZoneInfo("Europe/London")
-View = TypeVar("View", bound=Callable[..., Any])
 QUEUE_LABELS = {
     "unsigned": "Unsigned",
     "outstanding": "Outstanding documents",
     "callback": "Callbacks",
 }
-NOT_YOURS = "That claimant is not assigned to you."
 CALLBACK_DAYS = 7  # today and the next six days
 CALLBACK_LEAD = timedelta(minutes=5)  # the earliest callback offered
 UNREADABLE_CALLBACK = "That callback time could not be read; choose one from the list."
 
 
-def per_session(count: int, period: timedelta) -> Callable[[View], View]:
-    """A limit per signed-in session (or token), on top of the app-wide defaults."""
-    decorate: Callable[[View], View] = rate_limit(count, period, key_function=requester_key)
-    return decorate
-
-
-def is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
-def htmx_or_console(body: str, status: int = 200) -> ResponseReturnValue:
-    """The partial for htmx; a plain form post (no script) goes back to the console page."""
-    if is_htmx() or status >= 400:
-        return body, status
-    return redirect("/console", 303)
-
-
-def client_ip() -> str | None:
-    return request.remote_addr
-
-
-async def held_task(agent_id: int, user_id: int) -> CallTask:
-    """The claimant's task, if and only if this agent holds it; otherwise 404 (another
-    agent's claimant looks exactly like one that does not exist)."""
-    row = await task_store.held_task(services().dialler_db, agent_id, user_id)
-    if row is None:
-        raise APIError(404, "not_found", NOT_YOURS)
-    return row
-
-
-async def current_claim(agent_id: int) -> CallTask | None:
-    """The task this agent holds now, if any."""
-    return await task_store.current_claim(services().dialler_db, agent_id)
-
-
-async def agents_call(agent_id: int, call_id: int) -> Any:
-    """A call this agent placed; otherwise 404."""
-    async with services().dialler_db.connect() as conn:
-        row = (
-            await conn.execute(
-                select(db.calls).where(db.calls.c.id == call_id, db.calls.c.agent_id == agent_id)
-            )
-        ).one_or_none()
-    if row is None:
-        raise APIError(404, "not_found", "No such call.")
-    return row
-
-
-async def call_for_claim(agent_id: int, task: Any) -> Any:
-    """The call the agent placed during this claim (the latest), if any."""
-    calls = db.calls.c
-    since = task.claimed_at
-    query = select(db.calls).where(
-        calls.agent_id == agent_id,
-        calls.user_id == task.user_id,
-        calls.provider != "manual",
-        calls.disposition.is_(None),
-    )
-    if since is not None:
-        query = query.where(calls.started_at >= since)
-    async with services().dialler_db.connect() as conn:
-        return (
-            await conn.execute(query.order_by(calls.started_at.desc(), calls.id.desc()).limit(1))
-        ).one_or_none()
-
-
-# --- display ---------------------------------------------------------------------------------
+# --- display filters ----------------------------------------------------------------------
 
 
 def _local(at: datetime | None) -> datetime | None:
