@@ -9,27 +9,22 @@ from __future__ import annotations
 import time
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
-from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, insert, select, true, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from adapters import task_store
+from adapters import call_log, task_store
 from adapters.audit_log import write_audit
 from adapters.replica_reader import ReplicaReader
 from adapters.suppressions import append_suppression, latest_reason_among, suppression_status
 from domain.assessment import assess, task_shape
 from domain.calling_windows import callback_time_allowed, explain
-from domain.dispositions import EFFECTS, Disposition
+from domain.dispositions import EFFECTS
 from domain.phones import phone_key
 from domain.rules import DiallerRules
 from domain.stages import derive_stage
 from domain.suppressions import SMS_REASONS
-from schemas import dialler_db as db
-from schemas.enums import CallbackStatus
 from schemas.outreach import (
     Assessment,
     AssessRequest,
@@ -61,65 +56,6 @@ _POSITIVE = [d.value for d, e in EFFECTS.items() if e.positive]
 _FAILED = [d.value for d, e in EFFECTS.items() if e.failed_attempt]
 CONVERSION_WINDOW = timedelta(days=90)
 CONVERSION_CACHE_SECONDS = 600.0
-
-
-def _contact_history_statement() -> Select[Any]:
-    """One statement: the claimant's attempt counts and times, the number's counts (a
-    number can be shared), and the last ten dispositions, newest first. Built once: building
-    the subqueries' column collections cost more than running the statement."""
-    calls = db.calls.c
-    day_start = bindparam("day_start", type_=db.calls.c.started_at.type)
-    week_ago = bindparam("week_ago", type_=db.calls.c.started_at.type)
-    mine = (
-        select(
-            func.count().filter(calls.started_at >= day_start).label("today"),
-            func.count().filter(calls.started_at >= week_ago).label("week"),
-            func.max(calls.started_at).label("last_contact_at"),
-            func.max(calls.started_at).filter(calls.abandoned).label("last_abandoned_at"),
-        )
-        .where(calls.user_id == bindparam("user_id"))
-        .subquery("mine")
-    )
-    number = (
-        select(
-            func.count().filter(calls.started_at >= day_start).label("today"),
-            func.count().filter(calls.started_at >= week_ago).label("week"),
-            # an abandoned call locks the number, whoever it was for
-            func.max(calls.started_at).filter(calls.abandoned).label("last_abandoned_at"),
-        )
-        # `= NULL` matches nothing: a claimant with no number shares no attempts
-        .where(calls.phone_key == bindparam("phone_key", type_=db.calls.c.phone_key.type))
-        .subquery("number")
-    )
-    last = (
-        select(calls.disposition, calls.ended_at, calls.started_at)
-        .where(calls.user_id == bindparam("user_id"), calls.disposition.is_not(None))
-        .order_by(calls.started_at.desc())
-        .limit(10)
-        .subquery("last")
-    )
-    return (
-        select(
-            mine.c.today,
-            mine.c.week,
-            mine.c.last_contact_at,
-            func.greatest(mine.c.last_abandoned_at, number.c.last_abandoned_at).label(
-                "last_abandoned_at"
-            ),
-            number.c.today.label("number_today"),
-            number.c.week.label("number_week"),
-            last.c.disposition,
-            last.c.ended_at,
-            last.c.started_at,
-        )
-        .select_from(mine.join(number, true()).outerjoin(last, true()))
-        .order_by(last.c.started_at.desc().nulls_last())
-    )
-
-
-# The statements a change or a run start executes, built once at import: building them per
-# call was a large share of the worker's CPU (py-spy, 50 changes/s).
-CONTACT_HISTORY = _contact_history_statement()
 
 
 def _age(born: date | None, today: date) -> int | None:
@@ -198,37 +134,13 @@ class OutreachActivities:
     ) -> None:
         # any final opt-out, or an SMS STOP the claimant has not lifted with START
         facts.opted_out = (await suppression_status(conn, facts.user_id, number)).suppressed
-        deceased = await conn.scalar(
-            select(func.count()).where(
-                db.calls.c.user_id == facts.user_id,
-                db.calls.c.disposition == Disposition.DECEASED.value,
-            )
-        )
-        facts.deceased = bool(deceased)
+        record = await call_log.claimant_record(conn, facts.user_id)
+        facts.deceased = record.deceased
         # the number the latest wrong_number outcome was against (domain.facts)
-        facts.wrong_phone_key = await conn.scalar(
-            select(db.calls.c.phone_key)
-            .where(
-                db.calls.c.user_id == facts.user_id,
-                db.calls.c.disposition == Disposition.WRONG_NUMBER.value,
-            )
-            .order_by(db.calls.c.started_at.desc(), db.calls.c.id.desc())
-            .limit(1)
-        )
-        callback = (
-            await conn.execute(
-                select(db.callbacks.c.scheduled_for, db.callbacks.c.owner_agent_id)
-                .where(
-                    db.callbacks.c.user_id == facts.user_id,
-                    db.callbacks.c.status == CallbackStatus.PENDING.value,
-                )
-                .order_by(db.callbacks.c.scheduled_for)
-                .limit(1)
-            )
-        ).one_or_none()
-        if callback is not None:
-            facts.callback_at = callback.scheduled_for
-            facts.callback_owner_agent_id = callback.owner_agent_id
+        facts.wrong_phone_key = record.wrong_phone_key
+        if record.callback_at is not None:
+            facts.callback_at = record.callback_at
+            facts.callback_owner_agent_id = record.callback_owner_agent_id
 
     # --- assessment and the queue projection ------------------------------------------------
 
@@ -273,35 +185,34 @@ class OutreachActivities:
     async def contact_history(
         self, conn: AsyncConnection, facts: ClaimantFacts, now: datetime, stage: Stage
     ) -> ContactHistory:
-        """See `CONTACT_HISTORY`."""
+        """The claimant's and their number's attempts, and their latest outcomes, in one
+        read (`adapters.call_log.CONTACT_HISTORY`)."""
         zone = self._rules.calling_windows.zone
         # daily caps count calls since local (UK) midnight
         day_start = datetime.combine(now.astimezone(zone).date(), dtime.min, zone)
-        parameters = {
-            "user_id": facts.user_id,
-            "phone_key": facts.phone_key,
-            "day_start": day_start,
-            "week_ago": now - timedelta(days=7),
-        }
-        rows = (await conn.execute(CONTACT_HISTORY, parameters)).all()
+        summary = await call_log.contact_summary(
+            conn,
+            user_id=facts.user_id,
+            phone_key=facts.phone_key,
+            day_start=day_start,
+            week_ago=now - timedelta(days=7),
+        )
         rates = await self._conversion_rates(conn)
-        first = rows[0]
-        dispositions = [row for row in rows if row.disposition is not None]
         failed = 0
-        for row in dispositions:
-            if row.disposition not in _FAILED:
+        for outcome in summary.outcomes:
+            if outcome.disposition not in _FAILED:
                 break
             failed += 1
-        latest = dispositions[0] if dispositions else None
+        latest = summary.outcomes[0] if summary.outcomes else None
         return ContactHistory(
-            attempts_today=int(first.today),
-            attempts_7d=int(first.week),
-            number_attempts_today=int(first.number_today),
-            number_attempts_7d=int(first.number_week),
-            last_contact_at=first.last_contact_at,
+            attempts_today=summary.attempts_today,
+            attempts_7d=summary.attempts_7d,
+            number_attempts_today=summary.number_attempts_today,
+            number_attempts_7d=summary.number_attempts_7d,
+            last_contact_at=summary.last_contact_at,
             last_disposition=latest.disposition if latest else None,
-            last_disposition_at=(latest.ended_at or latest.started_at) if latest else None,
-            last_abandoned_at=first.last_abandoned_at,
+            last_disposition_at=latest.at if latest else None,
+            last_abandoned_at=summary.last_abandoned_at,
             consecutive_failed_attempts=failed,
             segment_conversion_rate=rates.get(stage.value, rates.get("all")),
         )
@@ -312,25 +223,14 @@ class OutreachActivities:
         fetched_at, rates = self._conversion
         if time.monotonic() - fetched_at < CONVERSION_CACHE_SECONDS:
             return rates
-        calls = db.calls.c
-        rows = (
-            await conn.execute(
-                select(
-                    calls.queue,
-                    func.count().filter(calls.disposition.in_(_POSITIVE)),
-                    func.count().filter(calls.disposition.is_not(None)),
-                )
-                .where(calls.started_at >= func.now() - CONVERSION_WINDOW)
-                .group_by(calls.queue)
-            )
-        ).all()
+        rows = await call_log.outcomes_by_queue(conn, _POSITIVE, CONVERSION_WINDOW)
         rates = {
-            str(queue): positive / total
-            for queue, positive, total in rows
-            if queue is not None and total >= 20
+            str(row.queue): row.positive / row.total
+            for row in rows
+            if row.queue is not None and row.total >= 20
         }
-        total_positive = sum(int(r[1]) for r in rows)
-        total = sum(int(r[2]) for r in rows)
+        total_positive = sum(row.positive for row in rows)
+        total = sum(row.total for row in rows)
         if total >= 20:
             rates["all"] = total_positive / total
         self._conversion = (time.monotonic(), rates)
@@ -342,54 +242,22 @@ class OutreachActivities:
     async def record_outcome(self, request: RecordOutcome) -> OutcomeStored:
         """Writes the outcome (and its audit entry) once per `outcome_key`: a run after a
         timed-out workflow task finds its earlier write and returns the same call."""
-        calls = db.calls
         async with self._dialler.begin() as conn:
-            recorded = await conn.scalar(
-                select(calls.c.id).where(calls.c.outcome_key == request.outcome_key)
-            )
+            recorded = await call_log.recorded_outcome(conn, request.outcome_key)
             if recorded is not None:
-                return OutcomeStored(call_id=int(recorded))
-            values = {
-                "disposition": request.disposition,
-                "notes": request.notes or None,
-                "abandoned": request.abandoned,
-                "outcome_key": request.outcome_key,
-            }
+                return OutcomeStored(call_id=recorded)
             if request.call_id is not None:
-                await conn.execute(
-                    update(calls)
-                    .where(calls.c.id == request.call_id, calls.c.user_id == request.user_id)
-                    # the call-status webhook may have found the call abandoned: keep that
-                    .values(**values | {"abandoned": calls.c.abandoned | request.abandoned})
-                )
+                await call_log.add_outcome_to_call(conn, request)
                 call_id = request.call_id
             else:
                 number = await self._replica.phone_number(request.user_id)
                 # Two runs racing past the check above: the unique key lets one insert win.
-                inserted = await conn.scalar(
-                    pg_insert(calls)
-                    .values(
-                        user_id=request.user_id,
-                        agent_id=request.agent_id,
-                        queue=request.queue.value if request.queue else None,
-                        provider="manual",
-                        to_number=number or "unknown",
-                        phone_key=phone_key(number),
-                        status="completed",
-                        started_at=request.at,
-                        ended_at=request.at,
-                        **values,
-                    )
-                    .on_conflict_do_nothing(index_elements=[calls.c.outcome_key])
-                    .returning(calls.c.id)
-                )
+                inserted = await call_log.insert_outcome_call(conn, request, number)
                 if inserted is None:
-                    winner = await conn.scalar(
-                        select(calls.c.id).where(calls.c.outcome_key == request.outcome_key)
-                    )
+                    winner = await call_log.recorded_outcome(conn, request.outcome_key)
                     assert winner is not None  # the conflicting row exists
-                    return OutcomeStored(call_id=int(winner))
-                call_id = int(inserted)
+                    return OutcomeStored(call_id=winner)
+                call_id = inserted
             await self._audit(
                 conn,
                 AuditEntry(
@@ -412,56 +280,22 @@ class OutreachActivities:
                 type="CallbackOutsideWindow",
                 non_retryable=True,
             )
-        table = db.callbacks
         async with self._dialler.begin() as conn:
             # one pending callback per claimant: a new one replaces the old
-            await conn.execute(
-                update(table)
-                .where(
-                    table.c.user_id == request.user_id,
-                    table.c.status == CallbackStatus.PENDING.value,
-                )
-                .values(status=CallbackStatus.CANCELLED.value, completed_at=func.now())
-            )
-            callback_id = await conn.scalar(
-                insert(table)
-                .values(
-                    user_id=request.user_id,
-                    owner_agent_id=request.owner_agent_id,
-                    scheduled_for=request.at,
-                    notes=request.notes or None,
-                    created_by=request.created_by,
-                )
-                .returning(table.c.id)
-            )
-        return CallbackSaved(callback_id=int(callback_id or 0))
+            callback_id = await call_log.replace_pending_callback(conn, request)
+        return CallbackSaved(callback_id=callback_id)
 
     @activity.defn
     async def complete_callbacks(self, request: CompleteCallbacks) -> CallbacksCompleted:
-        table = db.callbacks
         async with self._dialler.begin() as conn:
-            result = await conn.execute(
-                update(table)
-                .where(
-                    and_(
-                        table.c.user_id == request.user_id,
-                        table.c.status == CallbackStatus.PENDING.value,
-                        table.c.scheduled_for <= request.at,
-                    )
-                )
-                .values(status=CallbackStatus.COMPLETED.value, completed_at=request.at)
-            )
-        return CallbacksCompleted(completed=result.rowcount)
+            completed = await call_log.complete_due_callbacks(conn, request.user_id, request.at)
+        return CallbacksCompleted(completed=completed)
 
     @activity.defn
     async def save_note(self, request: SaveNote) -> NoteAdded:
         async with self._dialler.begin() as conn:
-            note_id = await conn.scalar(
-                insert(db.claimant_notes)
-                .values(user_id=request.user_id, agent_id=request.agent_id, body=request.text)
-                .returning(db.claimant_notes.c.id)
-            )
-        return NoteAdded(note_id=int(note_id or 0))
+            note_id = await call_log.add_note(conn, request.user_id, request.agent_id, request.text)
+        return NoteAdded(note_id=note_id)
 
     @activity.defn
     async def suppress(self, request: Suppress) -> Suppressed:

@@ -13,15 +13,12 @@ from datetime import UTC, datetime
 
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters import call_log
 from adapters.replica_reader import ReplicaReader
 from adapters.suppressions import suppressed_users
-from schemas import dialler_db as db
 from schemas.context import ClaimantContext, ClaimView, RequirementView
-from schemas.enums import CallbackStatus
 
 KEY_PREFIX = "dialler:context:"
 STATS_KEY = "dialler:context:stats"
@@ -101,26 +98,8 @@ class ContextCache:
             suppressed = await suppressed_users(
                 conn, {row.id: row.phone_number for row in user_rows}
             )
-            callbacks = {
-                int(u): at
-                for u, at in await conn.execute(
-                    select(db.callbacks.c.user_id, func.min(db.callbacks.c.scheduled_for))
-                    .where(
-                        db.callbacks.c.user_id.in_(found),
-                        db.callbacks.c.status == CallbackStatus.PENDING.value,
-                    )
-                    .group_by(db.callbacks.c.user_id)
-                )
-            }
-            last_calls = {
-                int(row.user_id): row
-                for row in await conn.execute(
-                    select(db.calls.c.user_id, db.calls.c.started_at, db.calls.c.disposition)
-                    .ext(distinct_on(db.calls.c.user_id))
-                    .where(db.calls.c.user_id.in_(found))
-                    .order_by(db.calls.c.user_id, db.calls.c.started_at.desc())
-                )
-            }
+            callbacks = await call_log.next_callbacks(conn, found)
+            last_calls = await call_log.last_calls(conn, found)
         views: dict[int, list[RequirementView]] = {}
         for row in requirement_rows:
             views.setdefault(row.claim_id, []).append(

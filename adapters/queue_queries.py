@@ -7,6 +7,9 @@ NOW(), so the caller's clock (a workflow's deterministic time, a test's fixed in
 what is due; and a range of user ids (all of them unless given), so reconcile can plan a
 page at a time.
 
+Only the replica's SQL is here: the dialler's half of the callback query is the call log's
+(`adapters.call_log`), and the queue projection's counts are the task store's.
+
 Quirks of the seed's SQL, kept on purpose so behaviour matches the product description:
 the outstanding query does not exclude `status = 'inactive'` users nor require an open
 claim, unlike the unsigned query.
@@ -15,14 +18,13 @@ claim, unlike the unsigned query.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.abandoned_calls import RATE_WINDOW, AbandonRate, abandon_rate
+from adapters import call_log
 
 _UNSIGNED = text(
     """
@@ -57,19 +59,6 @@ _ACTIVE_CLAIMANTS = text(
     WHERE is_enabled = true
       AND status != 'inactive'
       AND EXISTS (SELECT 1 FROM claims WHERE user_id = users.id AND status != 'complete')
-    """
-)
-
-# The seed's callback query joins callbacks to users in one database. Here callbacks live in
-# the dialler's PostgreSQL and users in the MySQL replica, so it runs in two halves: the
-# callback conditions on PostgreSQL, then `users.is_enabled = true` on the replica for just
-# those ids. The intersection is the seed's result.
-_DUE_CALLBACKS = text(
-    """
-    SELECT DISTINCT cb.user_id FROM callbacks cb
-    WHERE cb.status = 'pending'
-      AND cb.scheduled_for <= :now
-      AND cb.user_id >= :from_id AND cb.user_id < :to_id
     """
 )
 
@@ -126,61 +115,9 @@ async def due_callback_user_ids(
     """Queue 3: a pending callback scheduled at or before `now`, for an enabled user."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (callbacks.scheduled_for is timestamptz)")
-    due = await _ids(dialler, _DUE_CALLBACKS, now=now, from_id=ids[0], to_id=ids[1])
+    # The seed's callback query joins callbacks to users in one database. Here callbacks live
+    # in the dialler's PostgreSQL and users in the MySQL replica, so it runs in two halves:
+    # the callback conditions on PostgreSQL (the call log's), then `users.is_enabled = true`
+    # on the replica for just those ids. The intersection is the seed's result.
+    due = await call_log.due_callback_user_ids(dialler, now, ids)
     return await enabled_user_ids_among(replica, due) if due else set()
-
-
-# --- the queue projection, as an operator reads it (`dialler queue depth`) ------------------
-
-# Ready tasks split by whether they may be called now; waiting ones counted per reason.
-_TASKS_BY_REASON = text(
-    """
-    SELECT queue, status, not_before <= now() AS callable, not_before_reason, count(*)
-    FROM call_tasks
-    WHERE status IN ('ready', 'claimed')
-    GROUP BY queue, status, callable, not_before_reason
-    """
-)
-# Live calls (answered by a person) and abandoned calls over the rate window. A call an
-# agent recorded as abandoned by hand has no answer time but is a live call too.
-_ABANDON_COUNTS = text(
-    """
-    SELECT
-        count(*) FILTER (WHERE abandoned OR (answered_at IS NOT NULL AND (
-            answered_by IS NULL OR NOT (answered_by LIKE 'machine%' OR answered_by = 'fax')
-        ))) AS live,
-        count(*) FILTER (WHERE abandoned) AS abandoned
-    FROM calls
-    WHERE started_at > now() - make_interval(secs => :window)
-    """
-)
-
-
-@dataclass
-class QueueCounts:
-    callable_now: int = 0
-    waiting: list[tuple[str, int]] = field(default_factory=list)  # (reason, tasks)
-    claimed: int = 0
-
-
-async def queue_counts(dialler: AsyncEngine) -> dict[str, QueueCounts]:
-    """Per queue: tasks callable now, waiting (with their reasons, as written on the task)
-    and claimed."""
-    found: dict[str, QueueCounts] = {}
-    async with dialler.connect() as conn:
-        for queue, status, callable_now, reason, count in await conn.execute(_TASKS_BY_REASON):
-            counts = found.setdefault(str(queue), QueueCounts())
-            if status == "claimed":
-                counts.claimed += int(count)
-            elif callable_now:
-                counts.callable_now += int(count)
-            else:
-                counts.waiting.append((str(reason), int(count)))
-    return found
-
-
-async def daily_abandon_rate(dialler: AsyncEngine) -> AbandonRate:
-    """Abandoned over live calls in the last 24 hours (`domain.abandoned_calls`)."""
-    async with dialler.connect() as conn:
-        row = (await conn.execute(_ABANDON_COUNTS, {"window": RATE_WINDOW.total_seconds()})).one()
-    return abandon_rate(int(row.live), int(row.abandoned))

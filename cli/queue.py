@@ -7,8 +7,9 @@ import functools
 
 import click
 
+from adapters.call_log import daily_abandon_rate
 from adapters.databases import dialler_engine
-from adapters.queue_queries import QueueCounts, daily_abandon_rate, queue_counts
+from adapters.task_store import QueueCounts, queue_counts
 from adapters.temporal import connect_temporal
 from cli.common import exit_after_temporal, settings_or_exit
 from config.settings import Settings

@@ -12,12 +12,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters import call_log
 from adapters.replica_reader import LocalReplicaWriter, batches
 from demo.data import DEMO_CALLBACK_MARKER, DemoData, Row
-from schemas import dialler_db
 
 
 class ReplicaNotEmptyError(RuntimeError):
@@ -63,12 +62,10 @@ async def _load_replica(engine: AsyncEngine, data: DemoData, *, replace: bool) -
 
 
 async def _load_callbacks(engine: AsyncEngine, rows: list[Row], *, replace: bool) -> int:
-    callbacks = dialler_db.callbacks
-    async with engine.begin() as conn:
-        if replace:
-            # Only rows this loader wrote: agents' real callbacks stay.
-            marked = callbacks.c.notes.startswith(DEMO_CALLBACK_MARKER, autoescape=True)
-            await conn.execute(delete(callbacks).where(marked))
-        for batch in batches(rows):
-            await conn.execute(insert(callbacks), list(batch))
-        return len(rows)
+    # Only rows this loader wrote are replaced: agents' real callbacks stay.
+    await call_log.load_demo_callbacks(
+        engine,
+        batches(rows),
+        replace_marked=DEMO_CALLBACK_MARKER if replace else None,
+    )
+    return len(rows)

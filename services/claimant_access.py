@@ -18,27 +18,24 @@ the claimant did not exist.
 
 from __future__ import annotations
 
-from sqlalchemy import Select, Subquery, and_, literal_column, select, union, union_all
+from sqlalchemy import Select, Subquery, literal_column, select, union, union_all
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters import task_store
+from adapters import call_log, task_store
 from schemas import dialler_db as db
-from schemas.enums import AgentRole, CallbackStatus, MessageDirection
+from schemas.enums import AgentRole, MessageDirection
 
 SEES_EVERY_CLAIMANT = frozenset({AgentRole.SUPERVISOR, AgentRole.ADMIN})
 # The largest id PostgreSQL's BIGINT holds: a bigger one names nobody (and must not reach SQL).
 MAX_ID = 2**63 - 1
 
-_callbacks = db.callbacks.c
-_calls, _sms = db.calls.c, db.sms_messages.c
+_sms = db.sms_messages.c
 
 
 def _agent_contacts() -> Subquery:
     """Every call placed and text sent by an agent: (user_id, agent_id, at)."""
-    calls = select(_calls.user_id, _calls.agent_id, _calls.started_at.label("at")).where(
-        _calls.agent_id.is_not(None)
-    )
+    calls = call_log.calls_by_agents_query()
     texts = select(_sms.user_id, _sms.agent_id, _sms.created_at.label("at")).where(
         _sms.direction == MessageDirection.OUTBOUND.value,
         _sms.agent_id.is_not(None),
@@ -50,13 +47,10 @@ def _agent_contacts() -> Subquery:
 def visible_claimants(agent_id: int) -> Select[tuple[int]]:
     """The user ids an agent may see, as a query to filter by (`user_id IN (...)`)."""
     claimed = task_store.claimed_by_query(agent_id)
-    personal_callbacks = select(_callbacks.user_id).where(
-        _callbacks.owner_agent_id == agent_id,
-        _callbacks.status == CallbackStatus.PENDING.value,
-    )
+    personal_callbacks = call_log.personal_callbacks_query(agent_id)
     # Only claimants this agent ever contacted can have their conversation assigned to them.
     contacted = union(
-        select(_calls.user_id).where(_calls.agent_id == agent_id),
+        call_log.called_by_query(agent_id),
         select(_sms.user_id).where(_sms.agent_id == agent_id, _sms.user_id.is_not(None)),
     ).subquery("contacted")
     contacts = _agent_contacts()
@@ -88,13 +82,7 @@ async def may_see(engine: AsyncEngine, role: AgentRole, agent_id: int, user_id: 
         .scalar_subquery()
     )
     holds_claim = task_store.holds_claim_query(user_id, agent_id)
-    owns_callback = select(_callbacks.id).where(
-        and_(
-            _callbacks.user_id == user_id,
-            _callbacks.owner_agent_id == agent_id,
-            _callbacks.status == CallbackStatus.PENDING.value,
-        )
-    )
+    owns_callback = call_log.owns_callback_query(user_id, agent_id)
     query = select(holds_claim.exists() | owns_callback.exists() | (last_worker == agent_id))
     async with engine.connect() as conn:
         return bool(await conn.scalar(query))
@@ -104,6 +92,4 @@ async def claimant_of_call(engine: AsyncEngine, call_id: int) -> int | None:
     """The claimant a call was made to (None: no such call)."""
     if not 0 < call_id <= MAX_ID:
         return None
-    async with engine.connect() as conn:
-        found = await conn.scalar(select(_calls.user_id).where(_calls.id == call_id))
-    return None if found is None else int(found)
+    return await call_log.claimant_of_call(engine, call_id)

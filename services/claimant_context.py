@@ -18,20 +18,21 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from structlog import get_logger
 
-from adapters import task_store
+from adapters import call_log, task_store
 from adapters.audit_log import append_audit
 from adapters.context_cache import ContextCache
 from domain.dispositions import EFFECTS, Disposition
 from schemas import dialler_db as db
 from schemas.context import ClaimantContext
-from schemas.enums import CallbackStatus, RequirementStatus, TaskStatus
+from schemas.enums import RequirementStatus, TaskStatus
 from schemas.outreach import Stage
 from workflows.outreach_client import OutreachClient, OutreachRefused, OutreachUnavailable
 
@@ -50,6 +51,13 @@ STAGE_LABELS = {
     Stage.CALLBACK.value: "Callback due",
     Stage.DONE.value: "Nothing to chase",
 }
+
+
+def _agent_name(agent_id: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The display name of the agent `agent_id` holds, as a scalar subquery (the call log's
+    views are one statement each)."""
+    agents = db.agents.c
+    return select(agents.display_name).where(agents.id == agent_id).scalar_subquery()
 
 
 def disposition_label(value: str | None) -> str:
@@ -234,36 +242,20 @@ class ClaimantContextService:
 
     @staticmethod
     async def _calls(conn: AsyncConnection, user_id: int) -> list[CallRecord]:
-        calls, agents = db.calls.c, db.agents.c
-        rows = await conn.execute(
-            select(
-                calls.id,
-                calls.started_at,
-                calls.status,
-                calls.disposition,
-                calls.duration_seconds,
-                calls.notes,
-                calls.recording_sid,
-                agents.display_name,
-            )
-            .outerjoin(db.agents, agents.id == calls.agent_id)
-            .where(calls.user_id == user_id)
-            .order_by(calls.started_at.desc(), calls.id.desc())
-            .limit(CALLS_SHOWN)
-        )
+        entries = await call_log.recent_calls(conn, user_id, CALLS_SHOWN, _agent_name)
         return [
             CallRecord(
-                id=r.id,
-                started_at=r.started_at,
-                agent_name=r.display_name,
-                status=r.status,
-                disposition=r.disposition,
-                outcome=disposition_label(r.disposition),
-                duration_seconds=r.duration_seconds,
-                notes=r.notes,
-                recorded=r.recording_sid is not None,
+                id=e.id,
+                started_at=e.started_at,
+                agent_name=e.agent_name,
+                status=e.status,
+                disposition=e.disposition,
+                outcome=disposition_label(e.disposition),
+                duration_seconds=e.duration_seconds,
+                notes=e.notes,
+                recorded=e.recorded,
             )
-            for r in rows
+            for e in entries
         ]
 
     @staticmethod
@@ -288,41 +280,17 @@ class ClaimantContextService:
     @staticmethod
     async def _callback(conn: AsyncConnection, user_id: int) -> CallbackRecord | None:
         """The pending callback, or else the most recent one (its notes still matter)."""
-        cb = db.callbacks.c
-        owner, creator = db.agents.alias("owner"), db.agents.alias("creator")
-        row = (
-            await conn.execute(
-                select(
-                    cb.scheduled_for,
-                    cb.status,
-                    cb.notes,
-                    owner.c.display_name.label("owner_name"),
-                    creator.c.display_name.label("creator_name"),
-                )
-                .outerjoin(owner, owner.c.id == cb.owner_agent_id)
-                .outerjoin(creator, creator.c.id == cb.created_by)
-                .where(cb.user_id == user_id)
-                .order_by((cb.status == CallbackStatus.PENDING.value).desc(), cb.created_at.desc())
-                .limit(1)
-            )
-        ).one_or_none()
-        if row is None:
+        entry = await call_log.latest_callback(conn, user_id, _agent_name)
+        if entry is None:
             return None
         return CallbackRecord(
-            row.scheduled_for, row.status, row.notes, row.owner_name, row.creator_name
+            entry.scheduled_for, entry.status, entry.notes, entry.owner_name, entry.creator_name
         )
 
     @staticmethod
     async def _notes(conn: AsyncConnection, user_id: int) -> list[NoteRecord]:
-        notes, agents = db.claimant_notes.c, db.agents.c
-        rows = await conn.execute(
-            select(notes.created_at, notes.body, agents.display_name)
-            .outerjoin(db.agents, agents.id == notes.agent_id)
-            .where(notes.user_id == user_id)
-            .order_by(notes.created_at.desc(), notes.id.desc())
-            .limit(NOTES_SHOWN)
-        )
-        return [NoteRecord(r.created_at, r.display_name, r.body) for r in rows]
+        entries = await call_log.recent_notes(conn, user_id, NOTES_SHOWN, _agent_name)
+        return [NoteRecord(e.created_at, e.agent_name, e.body) for e in entries]
 
     # --- why this call -------------------------------------------------------------------------
 

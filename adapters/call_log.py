@@ -1,0 +1,790 @@
+"""Calls and their outcomes, callbacks and claimant notes (`calls`, `callbacks`,
+`claimant_notes`): every read and write of the three tables.
+
+Writers: the outreach workflow's activities (an outcome once per claim, a callback that
+replaces the pending one, due callbacks completed, notes), the calling blueprint and the
+Twilio webhooks (a call placed, its legs' statuses only moving forward, its recording once),
+and the demo loader. A function takes a connection when its caller decides the transaction
+(an outcome and its audit entry commit together), an engine otherwise. The statements a
+claimant's refresh runs (`contact_summary`, `claimant_record`) are built once, at import.
+
+Agents' display names come from the agents' owner: the views that show them take an
+`AgentName`, the name of an agent id as a column expression, so each stays one statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from domain.abandoned_calls import RATE_WINDOW, AbandonRate, abandon_rate
+from domain.dispositions import Disposition
+from domain.phones import phone_key
+from schemas import dialler_db as db
+from schemas.enums import CallbackStatus
+from schemas.outreach import RecordOutcome, SaveCallback
+
+_C = db.calls.c
+_CB = db.callbacks.c
+_N = db.claimant_notes.c
+
+# The display name of the agent whose id a column holds (NULL when none): given by the
+# agents' owner, used as a correlated scalar subquery.
+AgentName = Callable[[ColumnElement[Any]], ColumnElement[Any]]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One `calls` row (every column; a test keeps the two in step)."""
+
+    id: int
+    user_id: int
+    task_id: int | None
+    agent_id: int | None
+    queue: str | None
+    provider: str
+    provider_call_sid: str | None
+    to_number: str
+    phone_key: str | None
+    from_number: str | None
+    status: str
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: int | None
+    abandoned: bool
+    answered_by: str | None
+    agent_left_at: datetime | None
+    agent_seconds: int | None
+    disposition: str | None
+    notes: str | None
+    recording_sid: str | None
+    recording_url: str | None
+    recording_duration_seconds: int | None
+    recording_notice_played: bool
+    outcome_key: str | None
+
+
+def _call(row: Row[Any] | None) -> Call | None:
+    return None if row is None else Call(**row._mapping)
+
+
+# --- what the outreach workflow reads (activities.outreach) --------------------------------------
+
+
+def _contact_history_statement() -> Select[Any]:
+    """One statement: the claimant's attempt counts and times, the number's counts (a
+    number can be shared), and the last ten dispositions, newest first. Built once: building
+    the subqueries' column collections cost more than running the statement."""
+    day_start = bindparam("day_start", type_=_C.started_at.type)
+    week_ago = bindparam("week_ago", type_=_C.started_at.type)
+    mine = (
+        select(
+            func.count().filter(_C.started_at >= day_start).label("today"),
+            func.count().filter(_C.started_at >= week_ago).label("week"),
+            func.max(_C.started_at).label("last_contact_at"),
+            func.max(_C.started_at).filter(_C.abandoned).label("last_abandoned_at"),
+        )
+        .where(_C.user_id == bindparam("user_id"))
+        .subquery("mine")
+    )
+    number = (
+        select(
+            func.count().filter(_C.started_at >= day_start).label("today"),
+            func.count().filter(_C.started_at >= week_ago).label("week"),
+            # an abandoned call locks the number, whoever it was for
+            func.max(_C.started_at).filter(_C.abandoned).label("last_abandoned_at"),
+        )
+        # `= NULL` matches nothing: a claimant with no number shares no attempts
+        .where(_C.phone_key == bindparam("phone_key", type_=_C.phone_key.type))
+        .subquery("number")
+    )
+    last = (
+        select(_C.disposition, _C.ended_at, _C.started_at)
+        .where(_C.user_id == bindparam("user_id"), _C.disposition.is_not(None))
+        .order_by(_C.started_at.desc())
+        .limit(10)
+        .subquery("last")
+    )
+    return (
+        select(
+            mine.c.today,
+            mine.c.week,
+            mine.c.last_contact_at,
+            func.greatest(mine.c.last_abandoned_at, number.c.last_abandoned_at).label(
+                "last_abandoned_at"
+            ),
+            number.c.today.label("number_today"),
+            number.c.week.label("number_week"),
+            last.c.disposition,
+            last.c.ended_at,
+            last.c.started_at,
+        )
+        .select_from(mine.join(number, true()).outerjoin(last, true()))
+        .order_by(last.c.started_at.desc().nulls_last())
+    )
+
+
+CONTACT_HISTORY = _contact_history_statement()
+
+
+@dataclass(frozen=True)
+class PastOutcome:
+    disposition: str
+    at: datetime  # when the call ended (or started, when it has no end)
+
+
+@dataclass(frozen=True)
+class ContactSummary:
+    attempts_today: int
+    attempts_7d: int
+    number_attempts_today: int
+    number_attempts_7d: int
+    last_contact_at: datetime | None
+    last_abandoned_at: datetime | None  # the claimant's, or their number's
+    outcomes: list[PastOutcome]  # the last ten, newest first
+
+
+async def contact_summary(
+    conn: AsyncConnection,
+    *,
+    user_id: int,
+    phone_key: str | None,
+    day_start: datetime,
+    week_ago: datetime,
+) -> ContactSummary:
+    """See `CONTACT_HISTORY`: one round trip."""
+    parameters = {
+        "user_id": user_id,
+        "phone_key": phone_key,
+        "day_start": day_start,
+        "week_ago": week_ago,
+    }
+    rows = (await conn.execute(CONTACT_HISTORY, parameters)).all()
+    first = rows[0]
+    return ContactSummary(
+        attempts_today=int(first.today),
+        attempts_7d=int(first.week),
+        number_attempts_today=int(first.number_today),
+        number_attempts_7d=int(first.number_week),
+        last_contact_at=first.last_contact_at,
+        last_abandoned_at=first.last_abandoned_at,
+        outcomes=[
+            PastOutcome(row.disposition, row.ended_at or row.started_at)
+            for row in rows
+            if row.disposition is not None
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class QueueOutcomes:
+    queue: str | None
+    positive: int  # outcomes that moved a claim forward
+    total: int  # outcomes recorded
+
+
+async def outcomes_by_queue(
+    conn: AsyncConnection, positive: list[str], window: timedelta
+) -> list[QueueOutcomes]:
+    """Per queue, over calls started within `window`: outcomes in `positive`, and all."""
+    rows = await conn.execute(
+        select(
+            _C.queue,
+            func.count().filter(_C.disposition.in_(positive)),
+            func.count().filter(_C.disposition.is_not(None)),
+        )
+        .where(_C.started_at >= func.now() - window)
+        .group_by(_C.queue)
+    )
+    return [QueueOutcomes(queue, int(p), int(t)) for queue, p, t in rows]
+
+
+_DECEASED = select(func.count()).where(
+    _C.user_id == bindparam("user_id"), _C.disposition == Disposition.DECEASED.value
+)
+# the number the latest wrong_number outcome was against (domain.facts)
+_WRONG_NUMBER = (
+    select(_C.phone_key)
+    .where(_C.user_id == bindparam("user_id"), _C.disposition == Disposition.WRONG_NUMBER.value)
+    .order_by(_C.started_at.desc(), _C.id.desc())
+    .limit(1)
+)
+_PENDING_CALLBACK = (
+    select(_CB.scheduled_for, _CB.owner_agent_id)
+    .where(_CB.user_id == bindparam("user_id"), _CB.status == CallbackStatus.PENDING.value)
+    .order_by(_CB.scheduled_for)
+    .limit(1)
+)
+
+
+@dataclass(frozen=True)
+class ClaimantRecord:
+    """What the dialler's own record says about a claimant, for their facts."""
+
+    deceased: bool
+    wrong_phone_key: str | None
+    callback_at: datetime | None  # the earliest pending callback
+    callback_owner_agent_id: int | None
+
+
+async def claimant_record(conn: AsyncConnection, user_id: int) -> ClaimantRecord:
+    parameters = {"user_id": user_id}
+    deceased = await conn.scalar(_DECEASED, parameters)
+    wrong_phone_key = await conn.scalar(_WRONG_NUMBER, parameters)
+    callback = (await conn.execute(_PENDING_CALLBACK, parameters)).one_or_none()
+    return ClaimantRecord(
+        deceased=bool(deceased),
+        wrong_phone_key=wrong_phone_key,
+        callback_at=callback.scheduled_for if callback is not None else None,
+        callback_owner_agent_id=callback.owner_agent_id if callback is not None else None,
+    )
+
+
+# --- what the outreach workflow writes -----------------------------------------------------------
+
+
+async def recorded_outcome(conn: AsyncConnection, outcome_key: str) -> int | None:
+    """The call an outcome was already written to, if it was."""
+    found = await conn.scalar(select(_C.id).where(_C.outcome_key == outcome_key))
+    return None if found is None else int(found)
+
+
+def _outcome_values(request: RecordOutcome) -> dict[str, Any]:
+    return {
+        "disposition": request.disposition,
+        "notes": request.notes or None,
+        "abandoned": request.abandoned,
+        "outcome_key": request.outcome_key,
+    }
+
+
+async def add_outcome_to_call(conn: AsyncConnection, request: RecordOutcome) -> None:
+    """The outcome of a call placed through the dialler (`request.call_id`)."""
+    assert request.call_id is not None
+    await conn.execute(
+        update(db.calls)
+        .where(_C.id == request.call_id, _C.user_id == request.user_id)
+        # the call-status webhook may have found the call abandoned: keep that
+        .values(**_outcome_values(request) | {"abandoned": _C.abandoned | request.abandoned})
+    )
+
+
+async def insert_outcome_call(
+    conn: AsyncConnection, request: RecordOutcome, number: str | None
+) -> int | None:
+    """A call recorded by hand, with its outcome; None when another run wrote this
+    outcome first (the unique key lets one insert win)."""
+    inserted = await conn.scalar(
+        pg_insert(db.calls)
+        .values(
+            user_id=request.user_id,
+            agent_id=request.agent_id,
+            queue=request.queue.value if request.queue else None,
+            provider="manual",
+            to_number=number or "unknown",
+            phone_key=phone_key(number),
+            status="completed",
+            started_at=request.at,
+            ended_at=request.at,
+            **_outcome_values(request),
+        )
+        .on_conflict_do_nothing(index_elements=[_C.outcome_key])
+        .returning(_C.id)
+    )
+    return None if inserted is None else int(inserted)
+
+
+async def replace_pending_callback(conn: AsyncConnection, request: SaveCallback) -> int:
+    """Book a callback: one pending callback per claimant, so a new one cancels the old."""
+    await conn.execute(
+        update(db.callbacks)
+        .where(_CB.user_id == request.user_id, _CB.status == CallbackStatus.PENDING.value)
+        .values(status=CallbackStatus.CANCELLED.value, completed_at=func.now())
+    )
+    callback_id = await conn.scalar(
+        insert(db.callbacks)
+        .values(
+            user_id=request.user_id,
+            owner_agent_id=request.owner_agent_id,
+            scheduled_for=request.at,
+            notes=request.notes or None,
+            created_by=request.created_by,
+        )
+        .returning(_CB.id)
+    )
+    return int(callback_id or 0)
+
+
+async def complete_due_callbacks(conn: AsyncConnection, user_id: int, at: datetime) -> int:
+    """Mark the claimant's pending callbacks due by `at` completed; how many were."""
+    result = await conn.execute(
+        update(db.callbacks)
+        .where(
+            and_(
+                _CB.user_id == user_id,
+                _CB.status == CallbackStatus.PENDING.value,
+                _CB.scheduled_for <= at,
+            )
+        )
+        .values(status=CallbackStatus.COMPLETED.value, completed_at=at)
+    )
+    return int(result.rowcount)
+
+
+async def add_note(conn: AsyncConnection, user_id: int, agent_id: int, body: str) -> int:
+    note_id = await conn.scalar(
+        insert(db.claimant_notes)
+        .values(user_id=user_id, agent_id=agent_id, body=body)
+        .returning(_N.id)
+    )
+    return int(note_id or 0)
+
+
+# --- calls placed from the console, and the Twilio webhooks (web.blueprints.calls) ---------------
+
+
+async def call(engine: AsyncEngine, call_id: int) -> Call | None:
+    async with engine.connect() as conn:
+        return _call((await conn.execute(select(db.calls).where(_C.id == call_id))).one_or_none())
+
+
+async def call_by_sid(engine: AsyncEngine, sid: str) -> Call | None:
+    """The call whose claimant leg has this provider SID."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(select(db.calls).where(_C.provider_call_sid == sid))
+        ).one_or_none()
+    return _call(row)
+
+
+async def agents_call(engine: AsyncEngine, agent_id: int, call_id: int) -> Call | None:
+    """The call, if this agent placed it."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(select(db.calls).where(_C.id == call_id, _C.agent_id == agent_id))
+        ).one_or_none()
+    return _call(row)
+
+
+async def open_call_for_claim(
+    engine: AsyncEngine, agent_id: int, user_id: int, since: datetime | None
+) -> Call | None:
+    """The latest call the agent placed to the claimant (since `since`) that has no outcome
+    yet."""
+    query = select(db.calls).where(
+        _C.agent_id == agent_id,
+        _C.user_id == user_id,
+        _C.provider != "manual",
+        _C.disposition.is_(None),
+    )
+    if since is not None:
+        query = query.where(_C.started_at >= since)
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(query.order_by(_C.started_at.desc(), _C.id.desc()).limit(1))
+        ).one_or_none()
+    return _call(row)
+
+
+async def active_call(
+    engine: AsyncEngine,
+    agent_id: int,
+    user_id: int,
+    *,
+    ended: Iterable[str],
+    active_for: timedelta,
+) -> Call | None:
+    """The agent's call to the claimant still going (not in an `ended` status, no outcome,
+    started within `active_for`), if any."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(db.calls)
+                .where(
+                    _C.agent_id == agent_id,
+                    _C.user_id == user_id,
+                    _C.status.not_in(list(ended)),
+                    _C.disposition.is_(None),
+                    _C.started_at > func.now() - active_for,
+                )
+                .order_by(_C.id.desc())
+                .limit(1)
+            )
+        ).one_or_none()
+    return _call(row)
+
+
+@dataclass(frozen=True)
+class NewCall:
+    user_id: int
+    task_id: int
+    agent_id: int
+    queue: str
+    provider: str
+    to_number: str
+    from_number: str | None
+
+
+async def place_call(engine: AsyncEngine, new: NewCall) -> int:
+    """Write the call before anything is dialled; its id."""
+    async with engine.begin() as conn:
+        call_id = await conn.scalar(
+            insert(db.calls)
+            .values(
+                user_id=new.user_id,
+                task_id=new.task_id,
+                agent_id=new.agent_id,
+                queue=new.queue,
+                provider=new.provider,
+                to_number=new.to_number,
+                phone_key=phone_key(new.to_number),
+                from_number=new.from_number,
+                status="initiated",
+            )
+            .returning(_C.id)
+        )
+    assert call_id is not None
+    return int(call_id)
+
+
+async def attach_claimant_leg(engine: AsyncEngine, call_id: int, sid: str) -> bool:
+    """Record the SID the call is placed under, once (`initiated` becomes `queued`); False
+    when the call was already placed under another SID."""
+    async with engine.begin() as conn:
+        attached = await conn.scalar(
+            update(db.calls)
+            .where(
+                _C.id == call_id, (_C.provider_call_sid.is_(None)) | (_C.provider_call_sid == sid)
+            )
+            .values(
+                provider_call_sid=sid,
+                status=case((_C.status == "initiated", "queued"), else_=_C.status),
+            )
+            .returning(_C.id)
+        )
+    return attached is not None
+
+
+async def mark_notice_played(engine: AsyncEngine, call_id: int) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(db.calls)
+            .where(_C.id == call_id, _C.recording_notice_played.is_(False))
+            .values(recording_notice_played=True)
+        )
+
+
+async def advance_status(
+    engine: AsyncEngine,
+    call_id: int,
+    status: str,
+    *,
+    earlier: list[str],
+    at: datetime,
+    answered_by: str | None = None,
+    answered: bool = False,
+    ended: bool = False,
+    duration_seconds: int = 0,
+) -> bool:
+    """Move the call to `status` if it is still in one of the `earlier` statuses (statuses
+    only move forward, so a repeat changes nothing); the answer and end times are kept
+    once. Whether it moved."""
+    values: dict[str, Any] = {"status": status}
+    if answered_by:
+        values["answered_by"] = answered_by[:32]
+    if answered:
+        values["answered_at"] = func.coalesce(_C.answered_at, at)
+    if ended:
+        values["ended_at"] = func.coalesce(_C.ended_at, at)
+        values["duration_seconds"] = duration_seconds
+    async with engine.begin() as conn:
+        applied = await conn.scalar(
+            update(db.calls)
+            .where(_C.id == call_id, _C.status.in_(earlier))
+            .values(**values)
+            .returning(_C.id)
+        )
+    return applied is not None
+
+
+async def end_agent_leg(
+    engine: AsyncEngine, call_id: int, at: datetime, bridged_seconds: int
+) -> bool:
+    """Keep when the agent's leg ended and how long it was bridged, once (the first ending
+    wins); whether this was the first."""
+    async with engine.begin() as conn:
+        applied = await conn.scalar(
+            update(db.calls)
+            .where(_C.id == call_id, _C.agent_left_at.is_(None))
+            .values(agent_left_at=at, agent_seconds=bridged_seconds)
+            .returning(_C.id)
+        )
+    return applied is not None
+
+
+async def mark_abandoned(conn: AsyncConnection, call_id: int) -> bool:
+    """Mark the call abandoned, once; False when it already was."""
+    marked = await conn.scalar(
+        update(db.calls)
+        .where(_C.id == call_id, _C.abandoned.is_(False))
+        .values(abandoned=True)
+        .returning(_C.id)
+    )
+    return marked is not None
+
+
+async def store_recording(
+    engine: AsyncEngine, call_id: int, sid: str, url: str | None, seconds: int | None
+) -> None:
+    """The call's recording, stored once per call."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(db.calls)
+            .where(_C.id == call_id, _C.recording_sid.is_(None))
+            .values(recording_sid=sid, recording_url=url, recording_duration_seconds=seconds)
+        )
+
+
+# --- the claimant's history, as the console shows it (services.claimant_context) -----------------
+
+
+@dataclass(frozen=True)
+class CallEntry:
+    id: int
+    started_at: datetime
+    agent_name: str | None
+    status: str
+    disposition: str | None
+    duration_seconds: int | None
+    notes: str | None
+    recorded: bool
+
+
+async def recent_calls(
+    conn: AsyncConnection, user_id: int, limit: int, agent_name: AgentName
+) -> list[CallEntry]:
+    """The claimant's latest calls, newest first."""
+    rows = await conn.execute(
+        select(
+            _C.id,
+            _C.started_at,
+            _C.status,
+            _C.disposition,
+            _C.duration_seconds,
+            _C.notes,
+            _C.recording_sid,
+            agent_name(_C.agent_id).label("agent_name"),
+        )
+        .where(_C.user_id == user_id)
+        .order_by(_C.started_at.desc(), _C.id.desc())
+        .limit(limit)
+    )
+    return [
+        CallEntry(r.id, r.started_at, r.agent_name, r.status, r.disposition,
+                  r.duration_seconds, r.notes, r.recording_sid is not None)
+        for r in rows
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CallbackEntry:
+    scheduled_for: datetime
+    status: str
+    notes: str | None
+    owner_name: str | None
+    creator_name: str | None
+
+
+async def latest_callback(
+    conn: AsyncConnection, user_id: int, agent_name: AgentName
+) -> CallbackEntry | None:
+    """The pending callback, or else the most recent one (its notes still matter)."""
+    row = (
+        await conn.execute(
+            select(
+                _CB.scheduled_for,
+                _CB.status,
+                _CB.notes,
+                agent_name(_CB.owner_agent_id).label("owner_name"),
+                agent_name(_CB.created_by).label("creator_name"),
+            )
+            .where(_CB.user_id == user_id)
+            .order_by((_CB.status == CallbackStatus.PENDING.value).desc(), _CB.created_at.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return CallbackEntry(row.scheduled_for, row.status, row.notes, row.owner_name, row.creator_name)
+
+
+@dataclass(frozen=True)
+class NoteEntry:
+    created_at: datetime
+    agent_name: str | None
+    body: str
+
+
+async def recent_notes(
+    conn: AsyncConnection, user_id: int, limit: int, agent_name: AgentName
+) -> list[NoteEntry]:
+    rows = await conn.execute(
+        select(_N.created_at, agent_name(_N.agent_id).label("agent_name"), _N.body)
+        .where(_N.user_id == user_id)
+        .order_by(_N.created_at.desc(), _N.id.desc())
+        .limit(limit)
+    )
+    return [NoteEntry(r.created_at, r.agent_name, r.body) for r in rows]
+
+
+# --- many claimants at once (the context cache) --------------------------------------------------
+
+
+async def next_callbacks(conn: AsyncConnection, user_ids: list[int]) -> dict[int, datetime]:
+    """Each claimant's earliest pending callback."""
+    rows = await conn.execute(
+        select(_CB.user_id, func.min(_CB.scheduled_for))
+        .where(_CB.user_id.in_(user_ids), _CB.status == CallbackStatus.PENDING.value)
+        .group_by(_CB.user_id)
+    )
+    return {int(user_id): at for user_id, at in rows}
+
+
+@dataclass(frozen=True)
+class LastCall:
+    started_at: datetime
+    disposition: str | None
+
+
+async def last_calls(conn: AsyncConnection, user_ids: list[int]) -> dict[int, LastCall]:
+    """Each claimant's latest call."""
+    rows = await conn.execute(
+        select(_C.user_id, _C.started_at, _C.disposition)
+        .ext(distinct_on(_C.user_id))
+        .where(_C.user_id.in_(user_ids))
+        .order_by(_C.user_id, _C.started_at.desc())
+    )
+    return {int(r.user_id): LastCall(r.started_at, r.disposition) for r in rows}
+
+
+# --- query fragments, for a caller that composes one statement over several owners ---------------
+
+
+def calls_by_agents_query() -> Select[Any]:
+    """Every call placed by an agent: (user_id, agent_id, at)."""
+    return select(_C.user_id, _C.agent_id, _C.started_at.label("at")).where(
+        _C.agent_id.is_not(None)
+    )
+
+
+def called_by_query(agent_id: int) -> Select[Any]:
+    """The user ids this agent ever called."""
+    return select(_C.user_id).where(_C.agent_id == agent_id)
+
+
+def personal_callbacks_query(agent_id: int) -> Select[Any]:
+    """The user ids with a pending callback owned by this agent."""
+    return select(_CB.user_id).where(
+        _CB.owner_agent_id == agent_id, _CB.status == CallbackStatus.PENDING.value
+    )
+
+
+def owns_callback_query(user_id: int, agent_id: int) -> Select[Any]:
+    """The claimant's pending callback owned by this agent (use with `.exists()`)."""
+    return select(_CB.id).where(
+        _CB.user_id == user_id,
+        _CB.owner_agent_id == agent_id,
+        _CB.status == CallbackStatus.PENDING.value,
+    )
+
+
+async def claimant_of_call(engine: AsyncEngine, call_id: int) -> int | None:
+    async with engine.connect() as conn:
+        found = await conn.scalar(select(_C.user_id).where(_C.id == call_id))
+    return None if found is None else int(found)
+
+
+# --- operators' figures --------------------------------------------------------------------------
+
+# Live calls (answered by a person) and abandoned calls over the rate window. A call an
+# agent recorded as abandoned by hand has no answer time but is a live call too.
+_ABANDON_COUNTS = text(
+    """
+    SELECT
+        count(*) FILTER (WHERE abandoned OR (answered_at IS NOT NULL AND (
+            answered_by IS NULL OR NOT (answered_by LIKE 'machine%' OR answered_by = 'fax')
+        ))) AS live,
+        count(*) FILTER (WHERE abandoned) AS abandoned
+    FROM calls
+    WHERE started_at > now() - make_interval(secs => :window)
+    """
+)
+
+
+async def daily_abandon_rate(dialler: AsyncEngine) -> AbandonRate:
+    """Abandoned over live calls in the last 24 hours (`domain.abandoned_calls`)."""
+    async with dialler.connect() as conn:
+        row = (await conn.execute(_ABANDON_COUNTS, {"window": RATE_WINDOW.total_seconds()})).one()
+    return abandon_rate(int(row.live), int(row.abandoned))
+
+
+# The seed's callback query, its dialler half: pending callbacks due by `now` (the replica
+# then keeps the enabled users, `adapters.queue_queries.due_callback_user_ids`).
+_DUE_CALLBACKS = text(
+    """
+    SELECT DISTINCT cb.user_id FROM callbacks cb
+    WHERE cb.status = 'pending'
+      AND cb.scheduled_for <= :now
+      AND cb.user_id >= :from_id AND cb.user_id < :to_id
+    """
+)
+
+
+async def due_callback_user_ids(
+    dialler: AsyncEngine, now: datetime, ids: tuple[int, int]
+) -> set[int]:
+    """Claimants (user ids in [from, to)) with a pending callback due by `now`."""
+    async with dialler.connect() as conn:
+        rows = await conn.execute(_DUE_CALLBACKS, {"now": now, "from_id": ids[0], "to_id": ids[1]})
+        return {int(row[0]) for row in rows}
+
+
+# --- demo data -----------------------------------------------------------------------------------
+
+
+async def load_demo_callbacks(
+    engine: AsyncEngine,
+    batches: Iterable[Sequence[Mapping[str, Any]]],
+    *,
+    replace_marked: str | None = None,
+) -> None:
+    """Insert demo callbacks; `replace_marked` first deletes the callbacks whose notes start
+    with that marker (only rows a loader wrote: agents' real callbacks stay)."""
+    async with engine.begin() as conn:
+        if replace_marked is not None:
+            marked = _CB.notes.startswith(replace_marked, autoescape=True)
+            await conn.execute(delete(db.callbacks).where(marked))
+        for batch in batches:
+            await conn.execute(insert(db.callbacks), list(batch))
