@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
-from sqlalchemy import delete, or_
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
 
 from activities.reconcile import expected_queues
 from adapters import task_store
+from adapters.agent_store import delete_ended_sessions
 from adapters.cdc_store import CdcStore
 from adapters.context_cache import ContextCache
 from adapters.magic_links import delete_expired_links
@@ -23,7 +23,6 @@ from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, 
 from adapters.replica_reader import ReplicaReader
 from config.settings import Settings
 from domain.rules import DiallerRules
-from schemas import dialler_db as db
 from schemas.cdc import (
     CacheWarmInput,
     CacheWarmResult,
@@ -184,20 +183,12 @@ class MaintenanceActivities:
         links_before = request.now - timedelta(days=settings.magic_link_retention_days)
         sessions_before = request.now - timedelta(days=settings.session_retention_days)
         letters_before = request.now - timedelta(days=settings.dead_letter_retention_days)
-        sessions = db.agent_sessions
         async with self._dialler.begin() as conn:
             removed_links = await delete_expired_links(conn, links_before)
-            removed_sessions = await conn.execute(
-                delete(sessions).where(
-                    or_(
-                        sessions.c.revoked_at < sessions_before,
-                        sessions.c.expires_at < sessions_before,
-                    )
-                )
-            )
+            removed_sessions = await delete_ended_sessions(conn, sessions_before)
         removed_letters = await self._store.purge_replayed(letters_before)
         return CleanupResult(
             magic_links=removed_links,
-            agent_sessions=int(removed_sessions.rowcount),
+            agent_sessions=removed_sessions,
             dead_letters=removed_letters,
         )

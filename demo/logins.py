@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters import agent_store
 from adapters.passwords import hash_password
-from schemas.dialler_db import agents
 from schemas.enums import AgentRole, Queue
 
 
@@ -36,20 +35,19 @@ DEMO_LOGINS = (
 async def create_demo_logins(engine: AsyncEngine, password: str) -> list[DemoLogin]:
     """Create the demo logins when there are no agents; return those created."""
     async with engine.begin() as conn:
-        existing = (await conn.execute(select(func.count()).select_from(agents))).scalar_one()
-        if existing:
+        if await agent_store.count_agents(conn):
             return []
         password_hash = hash_password(password)
-        await conn.execute(
-            insert(agents),
+        await agent_store.add_agents(
+            conn,
             [
-                {
-                    "email": login.email,
-                    "display_name": login.display_name,
-                    "role": login.role.value,
-                    "queue": login.queue.value if login.queue else None,
-                    "password_hash": password_hash,
-                }
+                agent_store.NewAgent(
+                    email=login.email,
+                    display_name=login.display_name,
+                    role=login.role.value,
+                    queue=login.queue.value if login.queue else None,
+                    password_hash=password_hash,
+                )
                 for login in DEMO_LOGINS
             ],
         )

@@ -12,11 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select
-from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from schemas import dialler_db as db
+from adapters import agent_store
 from schemas.enums import AgentState
 
 LABELS: dict[AgentState, str] = {
@@ -72,18 +70,12 @@ class AgentStateService:
     async def current_for(self, agent_ids: Iterable[int]) -> dict[int, AgentStatus]:
         """The current state of each agent (Offline for an agent with no recorded state)."""
         ids = sorted(set(agent_ids))
-        changes = db.agent_state_changes.c
         async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(changes.agent_id, changes.state, changes.reason, changes.at)
-                .ext(distinct_on(changes.agent_id))
-                .where(changes.agent_id.in_(ids))
-                .order_by(changes.agent_id, changes.at.desc(), changes.id.desc())
-            )
-            latest = {
-                int(r.agent_id): AgentStatus(int(r.agent_id), AgentState(r.state), r.reason, r.at)
-                for r in rows
-            }
+            changes = await agent_store.latest_states(conn, ids)
+        latest = {
+            c.agent_id: AgentStatus(c.agent_id, AgentState(c.state), c.reason, c.at)
+            for c in changes
+        }
         return {i: latest.get(i, AgentStatus(i, AgentState.OFFLINE, None, _NEVER)) for i in ids}
 
     async def record(
@@ -95,12 +87,7 @@ class AgentStateService:
         if current.state is state and current.reason == reason:
             return current
         async with self._engine.begin() as conn:
-            at = await conn.scalar(
-                insert(db.agent_state_changes)
-                .values(agent_id=agent_id, state=state.value, reason=reason)
-                .returning(db.agent_state_changes.c.at)
-            )
-        assert at is not None
+            at = await agent_store.record_state(conn, agent_id, state.value, reason)
         return AgentStatus(agent_id, state, reason, at)
 
     async def choose(self, agent_id: int, state: str, reason: str | None) -> AgentStatus:

@@ -75,15 +75,8 @@ PRODUCT_PACKAGES = (
 PENDING_MIGRATION: frozenset[tuple[str, str]] = frozenset(
     {
         # -> adapters/agent_store.py
-        ("activities/maintenance.py", "agent_sessions"),
-        ("demo/logins.py", "agents"),
-        ("services/agent_states.py", "agent_state_changes"),
         ("services/claimant_context.py", "agents"),
         ("services/sms_conversations.py", "agents"),
-        ("web/auth/sessions.py", "agent_sessions"),
-        ("web/auth/sessions.py", "agents"),
-        ("web/blueprints/auth.py", "agent_state_changes"),
-        ("web/blueprints/auth.py", "agents"),
         # -> adapters/replica_reader.py
         # -> adapters/sms_outbox.py
         ("services/claimant_access.py", "sms_messages"),

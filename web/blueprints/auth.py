@@ -10,11 +10,10 @@ from quart.typing import ResponseReturnValue
 from quart_rate_limiter import RateLimitExceeded
 from quart_schema import validate_request, validate_response
 from redis.exceptions import RedisError
-from sqlalchemy import insert, select
 from structlog import get_logger
 
+from adapters import agent_store
 from adapters.passwords import hash_password, verify_password
-from schemas import dialler_db as db
 from schemas.enums import AgentState
 from web.auth.access import api, public, session_store
 from web.auth.identity import require_agent
@@ -67,18 +66,12 @@ async def _sign_in(email: str, password: str) -> int | None:
 
 async def _check_password(email: str, password: str) -> int | None:
     async with services().dialler_db.connect() as conn:
-        row = (
-            await conn.execute(
-                select(db.agents.c.id, db.agents.c.password_hash).where(
-                    db.agents.c.email == email.strip().lower(), db.agents.c.is_active
-                )
-            )
-        ).one_or_none()
-    stored = row.password_hash if row is not None and row.password_hash else _DUMMY_HASH
+        found = await agent_store.credentials(conn, email.strip().lower())
+    stored = found.password_hash if found is not None and found.password_hash else _DUMMY_HASH
     # Argon2 is deliberately slow (tens of ms of CPU): off the event loop, so other agents'
     # requests are not held up by someone signing in.
     ok = await asyncio.to_thread(verify_password, stored, password)
-    return row.id if row is not None and ok and row.password_hash else None
+    return found.agent_id if found is not None and ok and found.password_hash else None
 
 
 @blueprint.get("/login")
@@ -103,10 +96,7 @@ async def login() -> ResponseReturnValue:
     store = session_store()
     token = await store.create(agent_id, request.remote_addr, request.headers.get("User-Agent"))
     async with services().dialler_db.begin() as conn:
-        await conn.execute(
-            insert(db.agent_state_changes).values(agent_id=agent_id, state=AgentState.PAUSED.value,
-                                                  reason="signed in")
-        )  # fmt: skip
+        await agent_store.record_state(conn, agent_id, AgentState.PAUSED.value, "signed in")
     response = redirect(safe_next(form.get("next")), 303)
     settings = services().settings
     response.set_cookie(
@@ -130,11 +120,7 @@ async def logout() -> ResponseReturnValue:
     if agent is not None:
         await _revoke_bearer_tokens(agent.id)
         async with services().dialler_db.begin() as conn:
-            await conn.execute(
-                insert(db.agent_state_changes).values(
-                    agent_id=agent.id, state=AgentState.OFFLINE.value, reason="signed out"
-                )
-            )
+            await agent_store.record_state(conn, agent.id, AgentState.OFFLINE.value, "signed out")
     response = redirect("/login", 303)
     response.delete_cookie(COOKIE_NAME)
     return response
@@ -175,7 +161,7 @@ async def api_token(data: TokenRequest) -> TokenResponse:
     if agent_id is None:
         raise APIError(401, "bad_credentials", BAD_LOGIN)
     async with services().dialler_db.connect() as conn:
-        role = await conn.scalar(select(db.agents.c.role).where(db.agents.c.id == agent_id))
+        role = await agent_store.role_of(conn, agent_id)
     secret = services().settings.jwt_secret.get_secret_value()
     token = issue_api_token(agent_id, str(role), secret)
     return TokenResponse(token, "Bearer", int(LIFETIME.total_seconds()))

@@ -1,0 +1,241 @@
+"""Agents, their sign-in sessions and their state changes (`agents`, `agent_sessions`,
+`agent_state_changes`): the one module that reads and writes them.
+
+A session is kept as the SHA-256 of its cookie token, never the token (`web.auth.sessions`
+makes and hashes tokens and decides the lifetimes). An agent's current state is their
+latest `agent_state_changes` row (`services.agent_states` holds the rules). Other owners'
+views that show who did something name the agent with `display_name_of`, a scalar
+subquery, so that each of those views stays one statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from schemas import dialler_db as db
+
+_A = db.agents.c
+_S = db.agent_sessions.c
+_CHANGES = db.agent_state_changes.c
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: int
+    email: str
+    display_name: str
+    role: str
+    queue: str | None
+    is_ai: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSession:
+    session_id: int
+    last_seen_at: datetime
+    agent: Agent
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """An active agent's id and Argon2 hash (None: an AI agent, which cannot sign in)."""
+
+    agent_id: int
+    password_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAgent:
+    email: str
+    display_name: str
+    role: str
+    queue: str | None
+    password_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    agent_id: int
+    state: str
+    reason: str | None
+    at: datetime
+
+
+def display_name_of(agent_id: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The display name of the agent `agent_id` holds (NULL for none), as a scalar
+    subquery for another owner's statement."""
+    return select(_A.display_name).where(_A.id == agent_id).scalar_subquery()
+
+
+# --- agents --------------------------------------------------------------------------------
+
+
+async def count_agents(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.count()).select_from(db.agents))).scalar_one())
+
+
+async def add_agents(conn: AsyncConnection, new: Sequence[NewAgent]) -> None:
+    """Insert these agents in one statement."""
+    if not new:
+        return
+    await conn.execute(
+        insert(db.agents),
+        [
+            {
+                "email": a.email,
+                "display_name": a.display_name,
+                "role": a.role,
+                "queue": a.queue,
+                "password_hash": a.password_hash,
+            }
+            for a in new
+        ],
+    )
+
+
+async def credentials(conn: AsyncConnection, email: str) -> Credentials | None:
+    """The active agent signing in with this (normalised) email, if any."""
+    row = (
+        await conn.execute(select(_A.id, _A.password_hash).where(_A.email == email, _A.is_active))
+    ).one_or_none()
+    return None if row is None else Credentials(int(row.id), row.password_hash)
+
+
+async def active_agent(conn: AsyncConnection, agent_id: int) -> Agent | None:
+    row = (
+        await conn.execute(
+            select(_A.id, _A.email, _A.display_name, _A.role, _A.queue, _A.is_ai).where(
+                _A.id == agent_id, _A.is_active
+            )
+        )
+    ).one_or_none()
+    return None if row is None else _agent(row, row.id)
+
+
+async def role_of(conn: AsyncConnection, agent_id: int) -> str | None:
+    role = await conn.scalar(select(_A.role).where(_A.id == agent_id))
+    return None if role is None else str(role)
+
+
+def _agent(row: Any, agent_id: int) -> Agent:
+    return Agent(int(agent_id), row.email, row.display_name, row.role, row.queue, row.is_ai)
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+# Every request with a cookie resolves its session: the statement is built once.
+LIVE_SESSION = (
+    select(
+        _S.id,
+        _S.last_seen_at,
+        _A.id.label("agent_id"),
+        _A.email,
+        _A.display_name,
+        _A.role,
+        _A.queue,
+        _A.is_ai,
+    )
+    .join(db.agents, _A.id == _S.agent_id)
+    .where(
+        _S.token_hash == bindparam("token_hash"),
+        _S.revoked_at.is_(None),
+        _S.expires_at > bindparam("now", type_=_S.expires_at.type),
+        _S.last_seen_at > bindparam("idle_since", type_=_S.last_seen_at.type),
+        _A.is_active,
+    )
+)
+
+
+async def create_session(
+    conn: AsyncConnection,
+    *,
+    agent_id: int,
+    token_hash: str,
+    expires_at: datetime,
+    ip_address: str | None,
+    user_agent: str | None,
+) -> None:
+    await conn.execute(
+        insert(db.agent_sessions).values(
+            agent_id=agent_id,
+            token_hash=token_hash,
+            expires_at=expires_at,
+            ip_address=(ip_address or "")[:45] or None,
+            user_agent=(user_agent or "")[:300] or None,
+        )
+    )
+
+
+async def live_session(
+    conn: AsyncConnection, token_hash: str, *, now: datetime, idle_since: datetime
+) -> LiveSession | None:
+    """The unrevoked, unexpired session of an active agent, seen since `idle_since`."""
+    row = (
+        await conn.execute(
+            LIVE_SESSION, {"token_hash": token_hash, "now": now, "idle_since": idle_since}
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return LiveSession(int(row.id), row.last_seen_at, _agent(row, row.agent_id))
+
+
+async def touch_session(conn: AsyncConnection, session_id: int, at: datetime) -> None:
+    await conn.execute(update(db.agent_sessions).where(_S.id == session_id).values(last_seen_at=at))
+
+
+async def revoke_session(conn: AsyncConnection, token_hash: str, at: datetime) -> None:
+    await conn.execute(
+        update(db.agent_sessions).where(_S.token_hash == token_hash).values(revoked_at=at)
+    )
+
+
+async def revoke_agent_sessions(conn: AsyncConnection, agent_id: int, at: datetime) -> None:
+    """End every session of the agent still open."""
+    await conn.execute(
+        update(db.agent_sessions)
+        .where(_S.agent_id == agent_id, _S.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+
+
+async def delete_ended_sessions(conn: AsyncConnection, before: datetime) -> int:
+    """Delete the sessions revoked or expired before `before`; how many."""
+    result = await conn.execute(
+        delete(db.agent_sessions).where(or_(_S.revoked_at < before, _S.expires_at < before))
+    )
+    return int(result.rowcount)
+
+
+# --- state changes -------------------------------------------------------------------------
+
+
+async def latest_states(conn: AsyncConnection, agent_ids: Iterable[int]) -> list[StateChange]:
+    """Each agent's latest change (agents with none are left out)."""
+    rows = await conn.execute(
+        select(_CHANGES.agent_id, _CHANGES.state, _CHANGES.reason, _CHANGES.at)
+        .ext(distinct_on(_CHANGES.agent_id))
+        .where(_CHANGES.agent_id.in_(sorted(set(agent_ids))))
+        .order_by(_CHANGES.agent_id, _CHANGES.at.desc(), _CHANGES.id.desc())
+    )
+    return [StateChange(int(r.agent_id), r.state, r.reason, r.at) for r in rows]
+
+
+async def record_state(
+    conn: AsyncConnection, agent_id: int, state: str, reason: str | None
+) -> datetime:
+    """Append a change; its time (the database's now)."""
+    at: datetime | None = await conn.scalar(
+        insert(db.agent_state_changes)
+        .values(agent_id=agent_id, state=state, reason=reason)
+        .returning(_CHANGES.at)
+    )
+    assert at is not None
+    return at
