@@ -85,7 +85,6 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "outreach"
     # Workflows the outreach worker keeps in memory between tasks (see workers/outreach.py)
     worker_max_cached_workflows: int = Field(default=50_000, ge=1)
-    temporal_ai_task_queue: str = "ai-agents"
 
     # The dialler's business rules (scoring, contact policy, calling windows); TOML
     rules_file: Path = Path(__file__).resolve().parent / "dialler_rules.toml"
@@ -125,11 +124,6 @@ class Settings(BaseSettings):
     sendgrid_host: AnyHttpUrl | None = None
     email_from: str = "support@resolvemyclaim.example"
     email_outbox_dir: Path = Path(".dev/outbox")
-
-    # AI agents (OpenAI-compatible)
-    openai_api_key: SecretStr = SecretStr("")
-    openai_base_url: AnyHttpUrl | None = None
-    openai_model: str = "gpt-4o-mini"
 
     # Change data capture
     cdc_source: CdcSource = CdcSource.BINLOG

@@ -24,37 +24,35 @@ class Disposition(StrEnum):
 @dataclass(frozen=True)
 class DispositionEffect:
     label: str
-    reached_claimant: bool  # a conversation happened (for conversion rates)
     failed_attempt: bool  # counts towards the failed-attempts penalty
     positive: bool  # moved the claim forward (conversion)
     opt_out: bool = False  # final: suppression, never undone automatically
     stops_outreach: bool = False  # nothing more to chase through calls
-    sensitive: bool = False  # handle with care in views and reports
     needs_callback_time: bool = False
     invalidates_phone: bool = False  # stop dialling this number until it changes
 
 
 EFFECTS: dict[Disposition, DispositionEffect] = {
-    Disposition.NO_ANSWER: DispositionEffect("No answer", False, True, False),
-    Disposition.BUSY: DispositionEffect("Busy", False, True, False),
-    Disposition.VOICEMAIL_LEFT: DispositionEffect("Voicemail left", False, True, False),
+    Disposition.NO_ANSWER: DispositionEffect("No answer", True, False),
+    Disposition.BUSY: DispositionEffect("Busy", True, False),
+    Disposition.VOICEMAIL_LEFT: DispositionEffect("Voicemail left", True, False),
     Disposition.WRONG_NUMBER: DispositionEffect(
-        "Wrong number", False, True, False, invalidates_phone=True
+        "Wrong number", True, False, invalidates_phone=True
     ),
     Disposition.CALLBACK_REQUESTED: DispositionEffect(
-        "Callback requested", True, False, False, needs_callback_time=True
+        "Callback requested", False, False, needs_callback_time=True
     ),
-    Disposition.PROMISED_TO_SIGN: DispositionEffect("Promised to sign", True, False, True),
-    Disposition.PROMISED_DOCUMENTS: DispositionEffect("Promised documents", True, False, True),
-    Disposition.MAGIC_LINK_SENT: DispositionEffect("Magic link sent", True, False, True),
-    Disposition.NOT_INTERESTED: DispositionEffect("Not interested", True, False, False),
+    Disposition.PROMISED_TO_SIGN: DispositionEffect("Promised to sign", False, True),
+    Disposition.PROMISED_DOCUMENTS: DispositionEffect("Promised documents", False, True),
+    Disposition.MAGIC_LINK_SENT: DispositionEffect("Magic link sent", False, True),
+    Disposition.NOT_INTERESTED: DispositionEffect("Not interested", False, False),
     Disposition.DO_NOT_CALL: DispositionEffect(
-        "Do not call", True, False, False, opt_out=True, stops_outreach=True
+        "Do not call", False, False, opt_out=True, stops_outreach=True
     ),
     Disposition.DECEASED: DispositionEffect(
-        "Deceased / bereavement", True, False, False, stops_outreach=True, sensitive=True
+        "Deceased / bereavement", False, False, stops_outreach=True
     ),
-    Disposition.COMPLETED: DispositionEffect("Completed", True, False, True),
+    Disposition.COMPLETED: DispositionEffect("Completed", False, True),
 }
 
 
