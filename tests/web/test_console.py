@@ -8,7 +8,9 @@ import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
+from temporalio.client import Client
 
 from adapters.context_cache import ContextCache
 from adapters.live import LiveEvent, channel_for_queue
@@ -34,6 +36,7 @@ from tests.web.console_fixtures import (
 )
 from web.blueprints.console import CALLBACK_LEAD
 from web.views.console import LONDON
+from workflows.outreach_client import OutreachClient
 
 __all__ = ["w", "world"]  # fixtures, imported for pytest
 
@@ -494,3 +497,25 @@ async def test_idle_console_after_login_elsewhere_records_nothing_twice(w: World
             select(func.count()).where(db.agent_state_changes.c.agent_id == staff.id)
         )
     assert count == 1  # viewing the console changes nothing
+
+
+async def test_next_call_without_temporal_shows_the_engine_down_panel_and_hands_back(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console catches the outreach client's errors itself: an HTML panel that says what
+    happened (not the API's JSON 503), and the reservation is back in the queue."""
+    user_id = await ready_claimant(w)
+    agent = await signed_in_agent(w)
+    assert (await agent.post("/console/state", {"state": "ready"})).status_code == 200
+
+    async def no_temporal() -> Client:
+        raise RuntimeError("Temporal is away")
+
+    away = OutreachClient(no_temporal, w.settings.temporal_task_queue, timeout=1.0)
+    monkeypatch.setattr(services_of(w.app), "outreach", lambda: away)
+    response = await agent.post("/console/next")
+    page = await agent.text(response)
+    assert response.status_code == 200
+    assert "The dialler engine is not responding" in page
+    task = await task_of(w, user_id)
+    assert (task.status, task.claimed_by) == ("ready", None)

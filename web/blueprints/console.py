@@ -250,6 +250,9 @@ async def _claim_next(agent: CurrentAgent, status: AgentStatus, message: str | N
         task = await claims.claim_next(agent.id, agent.queue)
     except OutreachUnavailable:
         return await _with_state(agent, await _idle(agent, status, ENGINE_DOWN), status)
+    except OutreachRefused as problem:  # Temporal refused to say who holds a claim
+        message = f"No claimant was claimed: {problem}"
+        return await _with_state(agent, await _idle(agent, status, message), status)
     if task is None:
         return await _with_state(agent, await _empty(agent, agent.queue), status)
     row = await held_task(agent.id, task.user_id)
