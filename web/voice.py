@@ -180,13 +180,10 @@ def child_sid(parent_sid: str) -> str:
 
 @dataclass(frozen=True)
 class DialPlan:
-    """What the TwiML told the provider to do."""
+    """The number the TwiML told the provider to dial (the simulator calls the webhooks by
+    their own URLs)."""
 
     number: str
-    notice_url: str | None
-    status_url: str | None
-    recording_url: str | None
-    record: str | None
 
 
 def read_dial(twiml: str) -> DialPlan | None:
@@ -196,13 +193,7 @@ def read_dial(twiml: str) -> DialPlan | None:
     number = dial.find("Number") if dial is not None else None
     if dial is None or number is None or not (number.text or "").strip():
         return None
-    return DialPlan(
-        number=(number.text or "").strip(),
-        notice_url=number.get("url"),
-        status_url=number.get("statusCallback"),
-        recording_url=dial.get("recordingStatusCallback"),
-        record=dial.get("record"),
-    )
+    return DialPlan(number=(number.text or "").strip())
 
 
 class SimulationError(Exception):
