@@ -197,15 +197,6 @@ async def revoke_session(conn: AsyncConnection, token_hash: str, at: datetime) -
     )
 
 
-async def revoke_agent_sessions(conn: AsyncConnection, agent_id: int, at: datetime) -> None:
-    """End every session of the agent still open."""
-    await conn.execute(
-        update(db.agent_sessions)
-        .where(_S.agent_id == agent_id, _S.revoked_at.is_(None))
-        .values(revoked_at=at)
-    )
-
-
 async def delete_ended_sessions(conn: AsyncConnection, before: datetime) -> int:
     """Delete the sessions revoked or expired before `before`; how many."""
     result = await conn.execute(

@@ -83,7 +83,3 @@ class SessionStore:
     async def revoke(self, token: str) -> None:
         async with self._engine.begin() as conn:
             await agent_store.revoke_session(conn, token_hash(token), datetime.now(UTC))
-
-    async def revoke_all(self, agent_id: int) -> None:
-        async with self._engine.begin() as conn:
-            await agent_store.revoke_agent_sessions(conn, agent_id, datetime.now(UTC))
