@@ -11,7 +11,7 @@ from temporalio.client import WorkflowHandle
 
 from adapters.live import SMS_INBOUND, STAFF_CHANNEL
 from schemas import dialler_db as db
-from schemas.enums import Queue
+from schemas.enums import AgentRole, Queue
 from schemas.outreach import OutreachResult
 from tests.factories import add_claimant
 from tests.web.sms_fixtures import (
@@ -201,7 +201,8 @@ async def test_stop_opts_the_claimant_out_at_once_and_the_task_goes(world: World
     assert await reasons(world, user_id) == ["sms_stop"]
     assert len(await messages_of(world, user_id)) == 1
     # the agent sees it and cannot text them
-    agent = await signed_in(world)
+    # nobody has worked this claimant: only a supervisor may open their thread
+    agent = await signed_in(world, AgentRole.SUPERVISOR, None)
     page = await agent.post(f"/sms/{user_id}/reply", {"body": "Are you sure?"})
     assert page.status_code == 409
     assert "opted out" in await page.get_data(as_text=True)
@@ -230,7 +231,8 @@ async def test_start_after_stop_resubscribes_and_the_task_returns(world: World) 
     assert await reasons(world, user_id) == ["sms_stop", "sms_start"]
     # the START restarted the claimant's workflow, which rebuilt its facts: back in the queue
     await task_in(world.harness, user_id, "unsigned")
-    agent = await signed_in(world)
+    # nobody has worked this claimant: only a supervisor may open their thread
+    agent = await signed_in(world, AgentRole.SUPERVISOR, None)
     reply = await agent.post(f"/sms/{user_id}/reply", {"body": "Welcome back"})
     assert reply.status_code == 303
     assert [m.body for m in world.sent_sms().sent if m.to_number == number] == ["Welcome back"]
@@ -250,7 +252,8 @@ async def test_start_never_lifts_do_not_call(world: World) -> None:
         db.audit_log.c.subject_id == str(user_id),
     )
     assert len(refused) == 1 and "do_not_call" in refused[0].detail["why"]
-    agent = await signed_in(world)
+    # nobody has worked this claimant: only a supervisor may open their thread
+    agent = await signed_in(world, AgentRole.SUPERVISOR, None)
     page = await agent.get(f"/sms/{user_id}")
     assert 'id="sms-opted-out"' in await page.get_data(as_text=True)
 
