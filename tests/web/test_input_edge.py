@@ -87,7 +87,8 @@ async def test_a_page_number_past_the_database_is_404(world: World) -> None:
     for raw in (TOO_BIG, HUGE, str(2**62)):
         response = await person.get(f"/sms?page={raw}")
         assert response.status_code == 404, (raw, await response.get_data(as_text=True))
-        assert (await error_of(response))["code"] == "not_found"
+        assert response.mimetype == "text/html"  # a page for the browser, in the one wording
+        assert "Nothing was saved" in await response.get_data(as_text=True)
 
 
 # --- control characters -----------------------------------------------------------------------
@@ -103,6 +104,38 @@ async def test_a_nul_in_the_sign_in_email_is_a_400_naming_the_field(world: World
     )
     assert response.status_code == 400
     assert set((await error_of(response))["fields"]) == {"email"}
+
+
+async def test_a_browser_posting_the_sign_in_form_gets_a_page_not_json(world: World) -> None:
+    """A person's browser is shown what went wrong, which field, and a way back to the form:
+    never a raw JSON body."""
+    staff = await make_staff(world.dialler)
+    client = Client(world.app)
+    token = await page_csrf(client, "/login")
+    response = await client.raw.post(
+        "/login",
+        form={"email": staff.email + "\x00", "password": "whatever", "csrf_token": token},
+        headers={
+            "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+            "Referer": "http://localhost/login?next=/sms",
+        },
+    )
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
+    page = await response.get_data(as_text=True)
+    assert 'id="error-fields"' in page and "<strong>email</strong>" in page
+    assert 'href="/login?next=/sms"' in page  # back to the form it came from
+
+
+async def test_a_browser_is_never_sent_back_off_site(world: World) -> None:
+    client = Client(world.app)
+    response = await client.raw.get(
+        "/sms/" + "9" * 30,
+        headers={"Accept": "text/html", "Referer": "https://evil.example/phish"},
+    )
+    assert response.status_code in (302, 303, 404)
+    if response.status_code == 404:
+        assert "evil.example" not in await response.get_data(as_text=True)
 
 
 async def test_a_nul_in_the_token_request_is_a_400_naming_the_field(world: World) -> None:
@@ -143,6 +176,8 @@ async def test_control_characters_in_a_query_or_a_json_key_are_a_400(world: Worl
     person = await signed_in(world, AgentRole.SUPERVISOR, None)
     response = await person.get("/sms?template=%00")
     assert response.status_code == 400
+    assert "<strong>template</strong>" in await response.get_data(as_text=True)
+    response = await person.client.get("/sms?template=%00", headers={"Accept": "application/json"})
     assert set((await error_of(response))["fields"]) == {"template"}
     c = await caller(world, "bearer")
     response = await c.put("/api/agents/me/state", {"state": "paused", "reason": "x", "a\x00": 1})
