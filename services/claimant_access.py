@@ -22,25 +22,18 @@ from sqlalchemy import Select, Subquery, literal_column, select, union, union_al
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters import call_log, task_store
-from schemas import dialler_db as db
-from schemas.enums import AgentRole, MessageDirection
+from adapters import call_log, sms_outbox, task_store
+from schemas.enums import AgentRole
 
 SEES_EVERY_CLAIMANT = frozenset({AgentRole.SUPERVISOR, AgentRole.ADMIN})
 # The largest id PostgreSQL's BIGINT holds: a bigger one names nobody (and must not reach SQL).
 MAX_ID = 2**63 - 1
 
-_sms = db.sms_messages.c
-
 
 def _agent_contacts() -> Subquery:
     """Every call placed and text sent by an agent: (user_id, agent_id, at)."""
     calls = call_log.calls_by_agents_query()
-    texts = select(_sms.user_id, _sms.agent_id, _sms.created_at.label("at")).where(
-        _sms.direction == MessageDirection.OUTBOUND.value,
-        _sms.agent_id.is_not(None),
-        _sms.user_id.is_not(None),
-    )
+    texts = sms_outbox.texts_by_agents_query()
     return union_all(calls, texts).subquery("contacts")
 
 
@@ -51,7 +44,7 @@ def visible_claimants(agent_id: int) -> Select[tuple[int]]:
     # Only claimants this agent ever contacted can have their conversation assigned to them.
     contacted = union(
         call_log.called_by_query(agent_id),
-        select(_sms.user_id).where(_sms.agent_id == agent_id, _sms.user_id.is_not(None)),
+        sms_outbox.texted_by_query(agent_id),
     ).subquery("contacted")
     contacts = _agent_contacts()
     last_worker = (

@@ -18,19 +18,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from redis.exceptions import RedisError
-from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from structlog import get_logger
 
-from adapters import call_log, task_store
+from adapters import call_log, sms_outbox, task_store
+from adapters.agent_store import display_name_of
 from adapters.audit_log import append_audit
 from adapters.context_cache import ContextCache
 from domain.dispositions import EFFECTS, Disposition
-from schemas import dialler_db as db
 from schemas.context import ClaimantContext
 from schemas.enums import RequirementStatus, TaskStatus
 from schemas.outreach import Stage
@@ -51,13 +49,6 @@ STAGE_LABELS = {
     Stage.CALLBACK.value: "Callback due",
     Stage.DONE.value: "Nothing to chase",
 }
-
-
-def _agent_name(agent_id: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The display name of the agent `agent_id` holds, as a scalar subquery (the call log's
-    views are one statement each)."""
-    agents = db.agents.c
-    return select(agents.display_name).where(agents.id == agent_id).scalar_subquery()
 
 
 def disposition_label(value: str | None) -> str:
@@ -242,7 +233,7 @@ class ClaimantContextService:
 
     @staticmethod
     async def _calls(conn: AsyncConnection, user_id: int) -> list[CallRecord]:
-        entries = await call_log.recent_calls(conn, user_id, CALLS_SHOWN, _agent_name)
+        entries = await call_log.recent_calls(conn, user_id, CALLS_SHOWN, display_name_of)
         return [
             CallRecord(
                 id=e.id,
@@ -260,27 +251,16 @@ class ClaimantContextService:
 
     @staticmethod
     async def _sms(conn: AsyncConnection, user_id: int) -> list[SmsRecord]:
-        sms, agents = db.sms_messages.c, db.agents.c
-        rows = (
-            await conn.execute(
-                select(
-                    sms.id, sms.direction, sms.body, sms.status, sms.created_at, agents.display_name
-                )
-                .outerjoin(db.agents, agents.id == sms.agent_id)
-                .where(sms.user_id == user_id)
-                .order_by(sms.created_at.desc(), sms.id.desc())
-                .limit(SMS_SHOWN)
-            )
-        ).all()
+        rows = await sms_outbox.latest_messages(conn, user_id, SMS_SHOWN)
         return [
-            SmsRecord(r.id, r.direction, r.body, r.status, r.created_at, r.display_name)
+            SmsRecord(r.id, r.direction, r.body, r.status, r.created_at, r.agent_name)
             for r in reversed(rows)  # oldest first, as a conversation reads
         ]
 
     @staticmethod
     async def _callback(conn: AsyncConnection, user_id: int) -> CallbackRecord | None:
         """The pending callback, or else the most recent one (its notes still matter)."""
-        entry = await call_log.latest_callback(conn, user_id, _agent_name)
+        entry = await call_log.latest_callback(conn, user_id, display_name_of)
         if entry is None:
             return None
         return CallbackRecord(
@@ -289,7 +269,7 @@ class ClaimantContextService:
 
     @staticmethod
     async def _notes(conn: AsyncConnection, user_id: int) -> list[NoteRecord]:
-        entries = await call_log.recent_notes(conn, user_id, NOTES_SHOWN, _agent_name)
+        entries = await call_log.recent_notes(conn, user_id, NOTES_SHOWN, display_name_of)
         return [NoteRecord(e.created_at, e.agent_name, e.body) for e in entries]
 
     # --- why this call -------------------------------------------------------------------------

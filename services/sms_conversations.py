@@ -22,11 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from structlog import get_logger
 
+from adapters import sms_outbox
 from adapters.audit_log import append_audit
 from adapters.replica_reader import ReplicaReader
 from adapters.sms_outbox import SmsOutbox
@@ -35,10 +34,8 @@ from adapters.suppressions import (
     claimant_reasons_from,
     suppression_status,
 )
-from domain.sms import MAX_BODY_LENGTH, Keyword, keyword_of, number_spellings, status_advances
+from domain.sms import MAX_BODY_LENGTH, Keyword, keyword_of, number_spellings
 from domain.suppressions import SMS_START, SMS_STOP, SuppressionStatus, start_refusal
-from schemas import dialler_db as db
-from schemas.enums import MessageDirection
 from schemas.messaging import SmsSent
 from services.claimant_access import visible_claimants
 
@@ -46,7 +43,6 @@ log = get_logger(__name__)
 
 INBOUND_RECEIVED = "received"  # Twilio's status for an inbound message
 THREAD_LIMIT = 200  # messages shown in one thread (the newest)
-_M = db.sms_messages.c
 
 
 class SmsError(Exception):
@@ -188,19 +184,14 @@ class SmsConversations:
         keyword = keyword_of(message.body)
         async with self._dialler.begin() as conn:
             user_id = await self._file_under(conn, matches, message.from_number)
-            message_id = await conn.scalar(
-                pg_insert(db.sms_messages)
-                .values(
-                    user_id=user_id,
-                    direction=MessageDirection.INBOUND.value,
-                    provider_sid=message.sid,
-                    from_number=message.from_number,
-                    to_number=message.to_number,
-                    body=message.body,
-                    status=INBOUND_RECEIVED,
-                )
-                .on_conflict_do_nothing(index_elements=[_M.provider_sid])
-                .returning(_M.id)
+            message_id = await sms_outbox.keep_inbound(
+                conn,
+                user_id=user_id,
+                sid=message.sid,
+                from_number=message.from_number,
+                to_number=message.to_number,
+                body=message.body,
+                status=INBOUND_RECEIVED,
             )
             if message_id is None:
                 return await self._already_received(conn, message.sid)
@@ -246,7 +237,7 @@ class SmsConversations:
                         )
                         if subject is not None:
                             refused[subject] = why_not
-            unread = await self._unread(conn, user_id) if user_id is not None else 0
+            unread = await sms_outbox.unread_count(conn, user_id) if user_id is not None else 0
         log.info(
             "sms received",
             message_id=message_id,
@@ -271,48 +262,28 @@ class SmsConversations:
         (a shared number) the one we last texted there, or the oldest account."""
         if len(matches) <= 1:
             return matches[0] if matches else None
-        last_texted = await conn.scalar(
-            select(_M.user_id)
-            .where(
-                _M.direction == MessageDirection.OUTBOUND.value,
-                _M.user_id.in_(matches),
-                _M.to_number.in_(sorted(number_spellings(number))),
-            )
-            .order_by(_M.id.desc())
-            .limit(1)
+        last_texted = await sms_outbox.last_texted_among(
+            conn, matches, sorted(number_spellings(number))
         )
-        return int(last_texted) if last_texted is not None else matches[0]
+        return last_texted if last_texted is not None else matches[0]
 
     async def _already_received(self, conn: AsyncConnection, sid: str) -> Received:
         """A repeated delivery: what the first one did, so the caller can repeat its
         (idempotent) signals; nothing is written."""
-        row = (
-            await conn.execute(select(_M.id, _M.user_id, _M.body).where(_M.provider_sid == sid))
-        ).one()
+        kept = await sms_outbox.inbound_by_sid(conn, sid)
         effects = await claimant_reasons_from(conn, f"sms:{sid}")
         opted_out: list[int] = []
         resubscribed: list[int] = []
         for user_id, reason in effects:
             (opted_out if reason == SMS_STOP else resubscribed).append(user_id)
         return Received(
-            message_id=int(row.id),
-            user_id=None if row.user_id is None else int(row.user_id),
+            message_id=kept.message_id,
+            user_id=kept.user_id,
             duplicate=True,
-            keyword=keyword_of(row.body),
+            keyword=keyword_of(kept.body),
             opted_out=tuple(sorted(opted_out)),
             resubscribed=tuple(sorted(resubscribed)),
         )
-
-    @staticmethod
-    async def _unread(conn: AsyncConnection, user_id: int) -> int:
-        count = await conn.scalar(
-            select(func.count()).where(
-                _M.user_id == user_id,
-                _M.direction == MessageDirection.INBOUND.value,
-                _M.read_at.is_(None),
-            )
-        )
-        return int(count or 0)
 
     # --- delivery status -------------------------------------------------------------------
 
@@ -320,17 +291,7 @@ class SmsConversations:
         """Record a status callback; False when it changes nothing (unknown SID, a repeat,
         or a late callback for an earlier stage)."""
         async with self._dialler.begin() as conn:
-            row = (
-                await conn.execute(
-                    select(_M.id, _M.status)
-                    .where(_M.provider_sid == sid, _M.direction == MessageDirection.OUTBOUND.value)
-                    .with_for_update()
-                )
-            ).one_or_none()
-            if row is None or not status_advances(row.status, status):
-                return False
-            await conn.execute(update(db.sms_messages).where(_M.id == row.id).values(status=status))
-        return True
+            return await sms_outbox.advance_outbound_status(conn, sid, status)
 
     # --- the inbox and threads -------------------------------------------------------------
 
@@ -346,71 +307,34 @@ class SmsConversations:
         With `visible_to` (an agent's id), only the threads of claimants that agent may see
         (`services.claimant_access`) and no unknown senders: a stranger's number and words
         belong to no claimant of theirs."""
-        listed = _M.user_id.is_not(None)
+        among = None
         if visible_to is not None:
-            listed = _M.user_id.in_(visible_claimants(visible_to))
+            among = visible_claimants(visible_to)
             unknown_limit = 0
-        unread = func.count().filter(
-            (_M.direction == MessageDirection.INBOUND.value) & _M.read_at.is_(None)
-        )
-        threads = (
-            select(
-                _M.user_id,
-                func.max(_M.id).label("last_id"),
-                unread.label("unread"),
-                func.count().label("total"),
-            )
-            .where(listed)
-            .group_by(_M.user_id)
-            .subquery()
-        )
         async with self._dialler.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        threads.c.user_id,
-                        threads.c.unread,
-                        threads.c.total,
-                        _M.created_at,
-                        _M.direction,
-                        _M.body,
-                    )
-                    .join_from(threads, db.sms_messages, _M.id == threads.c.last_id)
-                    .order_by(_M.id.desc())
-                    .limit(limit)
-                    .offset(offset)
-                )
-            ).all()
-            total_threads = await conn.scalar(
-                select(func.count(func.distinct(_M.user_id))).where(listed)
+            rows, total_threads = await sms_outbox.threads(
+                conn, among=among, limit=limit, offset=offset
             )
-            unknown_rows = (
-                await conn.execute(
-                    select(_M.id, _M.from_number, _M.body, _M.created_at)
-                    .where(_M.user_id.is_(None))
-                    .order_by(_M.id.desc())
-                    .limit(unknown_limit)
-                )
-            ).all()
-        people = await self.claimants([int(r.user_id) for r in rows])
+            unknown_rows = await sms_outbox.unknown_senders(conn, unknown_limit)
+        people = await self.claimants([r.user_id for r in rows])
         summaries = []
         for r in rows:
-            person = people.get(int(r.user_id))
+            person = people.get(r.user_id)
             summaries.append(
                 ThreadSummary(
-                    user_id=int(r.user_id),
+                    user_id=r.user_id,
                     name=person.name if person else f"Claimant {r.user_id}",
                     phone_number=person.phone_number if person else None,
-                    last_at=r.created_at,
-                    last_direction=r.direction,
-                    last_body=r.body,
-                    unread=int(r.unread),
-                    total=int(r.total),
+                    last_at=r.last_at,
+                    last_direction=r.last_direction,
+                    last_body=r.last_body,
+                    unread=r.unread,
+                    total=r.total,
                 )
             )
-        unknown = [UnknownSender(int(r.id), r.from_number, r.body, r.created_at)
+        unknown = [UnknownSender(r.message_id, r.from_number, r.body, r.created_at)
                    for r in unknown_rows]  # fmt: skip
-        return Inbox(summaries, int(total_threads or 0), unknown)
+        return Inbox(summaries, total_threads, unknown)
 
     async def thread(self, user_id: int, *, agent_id: int, ip_address: str | None) -> Thread:
         """The claimant's messages, oldest first; marks their inbound messages read and
@@ -419,49 +343,25 @@ class SmsConversations:
         if claimant is None:
             raise ClaimantNotFound("No such claimant.")
         async with self._dialler.begin() as conn:
-            marked = await conn.execute(
-                update(db.sms_messages)
-                .where(
-                    _M.user_id == user_id,
-                    _M.direction == MessageDirection.INBOUND.value,
-                    _M.read_at.is_(None),
-                )
-                .values(read_at=func.now())
-            )
-            newest = (
-                select(
-                    _M.id,
-                    _M.direction,
-                    _M.body,
-                    _M.status,
-                    _M.created_at,
-                    _M.read_at,
-                    db.agents.c.display_name.label("agent_name"),
-                )
-                .outerjoin(db.agents, db.agents.c.id == _M.agent_id)
-                .where(_M.user_id == user_id)
-                .order_by(_M.id.desc())
-                .limit(THREAD_LIMIT)
-            )
-            rows = (await conn.execute(newest)).all()
+            marked = await sms_outbox.mark_read(conn, user_id)
+            rows = await sms_outbox.newest_messages(conn, user_id, THREAD_LIMIT)
             await self._audit(
                 conn,
                 user_id,
                 "viewed_sms_thread",
-                {"messages": len(rows), "marked_read": marked.rowcount},
+                {"messages": len(rows), "marked_read": marked},
                 actor=("agent", str(agent_id)),
                 ip_address=ip_address,
             )
             suppression = await suppression_status(conn, user_id, claimant.phone_number)
         messages = [
-            Message(int(r.id), r.direction, r.body, r.status, r.created_at, r.agent_name,
-                    r.read_at)
+            Message(r.id, r.direction, r.body, r.status, r.created_at, r.agent_name, r.read_at)
             for r in reversed(rows)
-        ]  # fmt: skip
+        ]
         return Thread(
             claimant=claimant,
             messages=messages,
-            marked_read=int(marked.rowcount),
+            marked_read=marked,
             suppression=suppression,
             outstanding=await self.outstanding(user_id),
         )
