@@ -69,9 +69,7 @@ class MaintenanceActivities:
         """The worker's Redis client when it was given one, else one for this call."""
         redis = self._redis or Redis.from_url(self._settings.redis_url)
         try:
-            yield ContextCache(
-                redis, self._replica, self._dialler, self._settings.context_cache_ttl_seconds
-            )
+            yield ContextCache(redis, self._replica, self._settings.context_cache_ttl_seconds)
         finally:
             if self._redis is None:
                 await redis.aclose()

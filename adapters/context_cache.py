@@ -1,34 +1,47 @@
-"""Claimant context cache: read-through, one Redis key per claimant, 15-minute TTL.
+"""The replica part of a claimant's context, cached: one Redis key per claimant, 15-minute TTL.
 
-`get` returns the cached context or loads it (replica + dialler DB) and caches it;
-`invalidate` drops the keys of claimants a change touched (the CDC worker calls it for
-every change it delivers); `warm` loads many at once (the hourly schedule warms the top of
-each queue). Hits and misses are counted in Redis for the dashboard.
+Only the main app's rows are cached (`ReplicaClaimant`: the user, their claims and
+requirements). CDC drops a claimant's key whenever the main app changes them (`invalidate`),
+so nothing else can make the value stale. The dialler's own state (opt-outs, callbacks,
+calls) is never cached here: it changes by the dialler's actions, and
+`services.claimant_loader` reads it fresh on every view.
+
+`get_many` reads many keys in one round trip and loads the misses from the replica in
+batches; `warm` (the hourly schedule for the top of each queue) loads and stores many at once.
+Hits and misses are counted in Redis for the dashboard.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters import call_log
-from adapters.replica_reader import ReplicaReader
-from adapters.suppressions import suppressed_users
-from schemas.context import ClaimantContext, ClaimView, RequirementView
+from adapters.replica_reader import ContextRows, ReplicaReader
+from schemas.context import ClaimView, ReplicaClaimant, RequirementView
 
-KEY_PREFIX = "dialler:context:"
+# "replica": a value under the old prefix mixed in dialler state; it is never read again
+KEY_PREFIX = "dialler:context:replica:"
 STATS_KEY = "dialler:context:stats"
 DEFAULT_TTL_SECONDS = 900  # the seed: "User contexts: 15-minute TTL"
-LOAD_BATCH = 200
-_ADAPTER = TypeAdapter(ClaimantContext)
+LOAD_BATCH = 200  # claimants per replica query (keeps the IN lists and the rows bounded)
+_ADAPTER = TypeAdapter(ReplicaClaimant)
 
 
 def context_key(user_id: int) -> str:
     return f"{KEY_PREFIX}{user_id}"
+
+
+@dataclass(frozen=True)
+class ReplicaBatch:
+    """The claimants found (unknown ids are absent) and which of them came from Redis."""
+
+    claimants: dict[int, ReplicaClaimant]
+    from_cache: frozenset[int]
 
 
 class ContextCache:
@@ -36,26 +49,40 @@ class ContextCache:
         self,
         redis: Redis,
         replica_db: AsyncEngine,
-        dialler: AsyncEngine,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
     ) -> None:
         self._redis = redis
         self._replica = ReplicaReader(replica_db)
-        self._dialler = dialler
         self._ttl = ttl_seconds
 
-    async def get(self, user_id: int) -> ClaimantContext | None:
-        """The claimant's context (None for an unknown claimant), from the cache if there."""
-        cached = await self._redis.get(context_key(user_id))
-        if cached is not None:
-            await self._redis.hincrby(STATS_KEY, "hits", 1)
-            return _ADAPTER.validate_json(cached)
-        await self._redis.hincrby(STATS_KEY, "misses", 1)
-        loaded = await self.load_many([user_id])
-        context = loaded.get(user_id)
-        if context is not None:
-            await self._store([context])
-        return context
+    async def get(self, user_id: int) -> ReplicaClaimant | None:
+        """The claimant's replica data (None for an unknown claimant), from the cache if there."""
+        return (await self.get_many([user_id])).claimants.get(user_id)
+
+    async def get_many(self, user_ids: Sequence[int]) -> ReplicaBatch:
+        """Cached claimants in one MGET; the misses loaded from the replica and cached."""
+        ids = sorted(set(user_ids))
+        if not ids:
+            return ReplicaBatch({}, frozenset())
+        values = await self._redis.mget([context_key(u) for u in ids])
+        found = {
+            user_id: _ADAPTER.validate_json(value)
+            for user_id, value in zip(ids, values, strict=True)
+            if value is not None
+        }
+        hits = frozenset(found)
+        missing = [u for u in ids if u not in hits]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if hits:
+                pipe.hincrby(STATS_KEY, "hits", len(hits))
+            if missing:
+                pipe.hincrby(STATS_KEY, "misses", len(missing))
+            await pipe.execute()
+        if missing:
+            loaded = await self.load_many(missing)
+            await self._store(list(loaded.values()))
+            found.update(loaded)
+        return ReplicaBatch(found, hits)
 
     async def invalidate(self, user_ids: Iterable[int]) -> int:
         keys = [context_key(u) for u in set(user_ids)]
@@ -64,84 +91,71 @@ class ContextCache:
         return int(await self._redis.delete(*keys))
 
     async def warm(self, user_ids: Sequence[int]) -> int:
-        """Load and cache the contexts of these claimants; returns how many were cached."""
-        cached = 0
-        for start in range(0, len(user_ids), LOAD_BATCH):
-            contexts = await self.load_many(user_ids[start : start + LOAD_BATCH])
-            await self._store(list(contexts.values()))
-            cached += len(contexts)
-        return cached
+        """Load and cache these claimants' replica data; returns how many were cached."""
+        loaded = await self.load_many(user_ids)
+        await self._store(list(loaded.values()))
+        return len(loaded)
 
     async def cached(self, user_id: int) -> bool:
         return bool(await self._redis.exists(context_key(user_id)))
 
-    async def _store(self, contexts: list[ClaimantContext]) -> None:
-        if not contexts:
+    async def _store(self, claimants: list[ReplicaClaimant]) -> None:
+        if not claimants:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
-            for context in contexts:
-                pipe.set(context_key(context.user_id), _ADAPTER.dump_json(context), ex=self._ttl)
+            for claimant in claimants:
+                pipe.set(context_key(claimant.user_id), _ADAPTER.dump_json(claimant), ex=self._ttl)
             await pipe.execute()
 
-    async def load_many(self, user_ids: Sequence[int]) -> dict[int, ClaimantContext]:
-        """Contexts of the claimants that exist, read from the replica and the dialler DB."""
+    async def load_many(self, user_ids: Sequence[int]) -> dict[int, ReplicaClaimant]:
+        """The replica data of the claimants that exist, read from the replica (not the
+        cache), `LOAD_BATCH` claimants per round of three queries."""
         ids = sorted(set(user_ids))
-        if not ids:
-            return {}
-        rows = await self._replica.context_rows(ids)
-        user_rows, claim_rows, requirement_rows = rows.users, rows.claims, rows.requirements
-        found = [row.id for row in user_rows]
-        if not found:
-            return {}
-        async with self._dialler.connect() as conn:
-            # the shared rule: the latest event per channel (a START lifts the STOP before it)
-            suppressed = await suppressed_users(
-                conn, {row.id: row.phone_number for row in user_rows}
+        loaded: dict[int, ReplicaClaimant] = {}
+        for start in range(0, len(ids), LOAD_BATCH):
+            rows = await self._replica.context_rows(ids[start : start + LOAD_BATCH])
+            loaded.update(_claimants_from(rows, loaded_at=datetime.now(UTC)))
+        return loaded
+
+
+def _claimants_from(rows: ContextRows, *, loaded_at: datetime) -> dict[int, ReplicaClaimant]:
+    """Users with their claims, each claim with its requirements (rows in id order)."""
+    requirements_of: dict[int, list[RequirementView]] = {}
+    for row in rows.requirements:
+        requirements_of.setdefault(row.claim_id, []).append(
+            RequirementView(requirement_id=row.id, type=row.type, status=row.status)
+        )
+    claims_of: dict[int, list[ClaimView]] = {}
+    for claim in rows.claims:
+        claims_of.setdefault(claim.user_id, []).append(
+            ClaimView(
+                claim_id=claim.id,
+                lender=claim.lender,
+                status=claim.status,
+                created_at=claim.created_at.replace(tzinfo=UTC),
+                estimated_value=None
+                if claim.estimated_value is None
+                else float(claim.estimated_value),
+                requirements=requirements_of.get(claim.id, []),
             )
-            callbacks = await call_log.next_callbacks(conn, found)
-            last_calls = await call_log.last_calls(conn, found)
-        views: dict[int, list[RequirementView]] = {}
-        for row in requirement_rows:
-            views.setdefault(row.claim_id, []).append(
-                RequirementView(requirement_id=row.id, type=row.type, status=row.status)
-            )
-        claims_of: dict[int, list[ClaimView]] = {}
-        for claim in claim_rows:
-            claims_of.setdefault(claim.user_id, []).append(
-                ClaimView(
-                    claim_id=claim.id,
-                    lender=claim.lender,
-                    status=claim.status,
-                    created_at=claim.created_at.replace(tzinfo=UTC),
-                    estimated_value=None
-                    if claim.estimated_value is None
-                    else float(claim.estimated_value),
-                    requirements=views.get(claim.id, []),
-                )
-            )
-        now = datetime.now(UTC)
-        contexts: dict[int, ClaimantContext] = {}
-        for user in user_rows:
-            last = last_calls.get(user.id)
-            contexts[user.id] = ClaimantContext(
-                user_id=user.id,
-                first_name=user.first_name,
-                last_name=user.last_name,
-                email=user.email,
-                phone_number=user.phone_number,
-                postcode=user.postcode,
-                date_of_birth=user.date_of_birth,
-                is_enabled=bool(user.is_enabled),
-                status=user.status,
-                is_vulnerable=bool(user.is_vulnerable),
-                signed=user.current_signature_file_id is not None,
-                preferred_call_start=user.preferred_call_start,
-                preferred_call_end=user.preferred_call_end,
-                loaded_at=now,
-                claims=claims_of.get(user.id, []),
-                opted_out=user.id in suppressed,
-                next_callback_at=callbacks.get(user.id),
-                last_call_at=last.started_at if last is not None else None,
-                last_disposition=last.disposition if last is not None else None,
-            )
-        return contexts
+        )
+    return {
+        user.id: ReplicaClaimant(
+            user_id=user.id,
+            first_name=user.first_name,
+            last_name=user.last_name,
+            email=user.email,
+            phone_number=user.phone_number,
+            postcode=user.postcode,
+            date_of_birth=user.date_of_birth,
+            is_enabled=bool(user.is_enabled),
+            status=user.status,
+            is_vulnerable=bool(user.is_vulnerable),
+            signed=user.current_signature_file_id is not None,
+            preferred_call_start=user.preferred_call_start,
+            preferred_call_end=user.preferred_call_end,
+            loaded_at=loaded_at,
+            claims=claims_of.get(user.id, []),
+        )
+        for user in rows.users
+    }

@@ -120,7 +120,7 @@ async def _replay(settings: Settings, ids: list[int] | None) -> list[ReplayOutco
             store=store,
             lookups=ReplicaLookups(replica_db),
             deliver=temporal_deliver(client, settings.temporal_task_queue),
-            cache=ContextCache(redis, replica_db, dialler, settings.context_cache_ttl_seconds),
+            cache=ContextCache(redis, replica_db, settings.context_cache_ttl_seconds),
         )
     finally:
         await redis.aclose()

@@ -1,13 +1,15 @@
-"""A claimant's context: what an agent sees about the person they are about to call, combined
-from the replica (the main app's rows) and the dialler DB (calls, callbacks, opt-outs).
+"""A claimant as an agent sees them: the main app's rows (`ReplicaClaimant`) and the dialler's
+own state about them (`ClaimantContext` adds the opt-out and the next callback).
 
-Cached in Redis per claimant (`adapters.context_cache`); personal data lives here, never in
-workflow histories.
+Only the replica part is cached in Redis (`adapters.context_cache`, dropped by CDC when the
+main app changes it); the dialler part changes by the dialler's own actions (a STOP, an
+outcome, a booked callback), so `services.claimant_loader` reads it fresh on every view.
+Personal data lives here, never in workflow histories.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time
 
 
@@ -29,7 +31,9 @@ class ClaimView:
 
 
 @dataclass
-class ClaimantContext:
+class ReplicaClaimant:
+    """The main app's view of the claimant: what the context cache holds."""
+
     user_id: int
     first_name: str
     last_name: str
@@ -45,7 +49,18 @@ class ClaimantContext:
     preferred_call_end: time | None
     loaded_at: datetime
     claims: list[ClaimView] = field(default_factory=list)
-    opted_out: bool = False
-    next_callback_at: datetime | None = None
-    last_call_at: datetime | None = None
-    last_disposition: str | None = None
+
+
+@dataclass
+class ClaimantContext(ReplicaClaimant):
+    """The replica part plus the dialler's state, read fresh (never cached)."""
+
+    opted_out: bool = False  # the latest suppression event per channel (`domain.suppressions`)
+    next_callback_at: datetime | None = None  # the earliest pending callback
+
+    @classmethod
+    def of(
+        cls, replica: ReplicaClaimant, *, opted_out: bool, next_callback_at: datetime | None
+    ) -> ClaimantContext:
+        shared = {f.name: getattr(replica, f.name) for f in fields(ReplicaClaimant)}
+        return cls(**shared, opted_out=opted_out, next_callback_at=next_callback_at)

@@ -1,9 +1,10 @@
 """Everything an agent sees about one claimant before dialling, assembled in one place.
 
 - who: name, phone, email, age, postcode, vulnerability, claims with lenders and statuses
-  and their requirements. From the main app's replica through the Redis context cache
-  (`adapters.context_cache`, 15-minute TTL, dropped by CDC when the claimant changes), so a
-  second view within the TTL does not touch the replica.
+  and their requirements, opted out, next callback. Through `services.claimant_loader`, the
+  one loader of a claimant: the replica part from the Redis context cache (15-minute TTL,
+  dropped by CDC when the claimant changes), so a second view within the TTL does not touch
+  the replica; the opt-out and callback read fresh from the dialler DB.
 - why this call, why now: stage, score with its breakdown and the `not_before` reason, from
   the claimant's `call_tasks` row, or (when no live task) the workflow's `assessment` query.
 - what happened before: calls and their outcomes, the SMS thread, the callback and its
@@ -20,18 +21,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from structlog import get_logger
 
 from adapters import call_log, sms_outbox, task_store
 from adapters.agent_store import display_name_of
 from adapters.audit_log import append_audit
-from adapters.context_cache import ContextCache
 from domain.dispositions import EFFECTS, Disposition
 from schemas.context import ClaimantContext
 from schemas.enums import RequirementStatus, TaskStatus
 from schemas.outreach import Stage
+from services.claimant_loader import ClaimantLoader
 from workflows.outreach_client import OutreachClient, OutreachRefused, OutreachUnavailable
 
 log = get_logger(__name__)
@@ -170,19 +170,23 @@ class Viewer:
 
 class ClaimantContextService:
     def __init__(
-        self, dialler: AsyncEngine, cache: ContextCache, outreach: OutreachClient | None = None
+        self, dialler: AsyncEngine, loader: ClaimantLoader, outreach: OutreachClient | None = None
     ) -> None:
         self._dialler = dialler
-        self._cache = cache
+        self._loader = loader
         self._outreach = outreach
 
     async def view(self, user_id: int, viewer: Viewer) -> ConsoleContext | None:
         """The claimant's context for `viewer` (None if the claimant does not exist); the
         view is written to the audit log."""
-        claimant, from_cache = await self._claimant(user_id)
-        if claimant is None:
+        replica = await self._loader.replica([user_id])
+        if user_id not in replica.claimants:
             return None
+        from_cache = user_id in replica.from_cache
         async with self._dialler.connect() as conn:
+            # the dialler's state in the same connection as the rest of its record
+            fresh = await self._loader.with_dialler_state(conn, replica.claimants)
+            claimant = fresh[user_id]
             task = await task_store.task_of(conn, user_id)
             calls = await self._calls(conn, user_id)
             sms = await self._sms(conn, user_id)
@@ -208,26 +212,6 @@ class ClaimantContextService:
             notes=notes,
             from_cache=from_cache,
         )
-
-    async def forget(self, user_id: int) -> None:
-        """Drop the cached context (after the console changed what it holds: a callback,
-        an outcome)."""
-        try:
-            await self._cache.invalidate([user_id])
-        except RedisError as error:
-            log.warning("context cache not invalidated", user_id=user_id, error=str(error))
-
-    # --- the claimant (replica, through the cache) -----------------------------------------
-
-    async def _claimant(self, user_id: int) -> tuple[ClaimantContext | None, bool]:
-        try:
-            cached = await self._cache.cached(user_id)
-            return await self._cache.get(user_id), cached
-        except RedisError as error:
-            # Redis away: read the databases directly rather than failing the agent.
-            log.warning("context cache unavailable", error=str(error))
-            loaded = await self._cache.load_many([user_id])
-            return loaded.get(user_id), False
 
     # --- the dialler's own record -------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from config.settings import Settings
 from domain.rules import DiallerRules
 from services.agent_states import AgentStateService
 from services.claimant_context import ClaimantContextService
+from services.claimant_loader import ClaimantLoader
 from services.claims import ClaimService
 from services.live_updates import DepthPublisher, LiveQueueEvents
 from workflows.outreach_client import OutreachClient
@@ -76,14 +77,15 @@ class WebServices:
 
     def context_cache(self) -> ContextCache:
         return ContextCache(
-            self.redis,
-            self.replica_db,
-            self.dialler_db,
-            ttl_seconds=self.settings.context_cache_ttl_seconds,
+            self.redis, self.replica_db, ttl_seconds=self.settings.context_cache_ttl_seconds
         )
 
+    def claimant_loader(self) -> ClaimantLoader:
+        """The one loader of a claimant (replica part cached, dialler part fresh)."""
+        return ClaimantLoader(self.context_cache(), self.dialler_db)
+
     def claimant_context(self) -> ClaimantContextService:
-        return ClaimantContextService(self.dialler_db, self.context_cache(), self.outreach())
+        return ClaimantContextService(self.dialler_db, self.claimant_loader(), self.outreach())
 
     def sms_sender(self) -> SmsSender:
         """Twilio, or the simulated provider without credentials; built once per app."""

@@ -387,7 +387,7 @@ async def run_cdc_worker(settings: Settings, stop: asyncio.Event | None = None) 
     redis = connect_redis(settings.redis_url)
     store = CdcStore(dialler)
     metrics = CdcMetrics(settings.cdc_source.value)
-    cache = ContextCache(redis, replica, dialler, settings.context_cache_ttl_seconds)
+    cache = ContextCache(redis, replica, settings.context_cache_ttl_seconds)
     try:
         async with contextlib.AsyncExitStack() as stack:
             source: ChangeSource

@@ -79,7 +79,7 @@ class CdcHarness:
         return BinlogSource(connection, CdcStore(self.h.dialler), server_id=4201, **options)
 
     def cache(self) -> ContextCache:
-        return ContextCache(self.redis, self.h.replica, self.h.dialler)
+        return ContextCache(self.redis, self.h.replica)
 
 
 @asynccontextmanager

@@ -35,6 +35,7 @@ from schemas.outreach import (
     Stage,
     Suppress,
 )
+from services.claimant_loader import ClaimantLoader
 from tests.conftest import REDIS_URL
 from tests.factories import add_claimant, next_id
 
@@ -214,10 +215,10 @@ async def test_opted_out_follows_the_latest_sms_keyword_in_the_facts_and_the_con
         facts = await ActivityEnvironment().run(activities.load_facts, LoadFactsRequest(user_id))
         redis = Redis.from_url(REDIS_URL)
         try:
-            context = (await ContextCache(redis, replica, dialler_db).load_many([user_id]))[user_id]
+            loaded = await ClaimantLoader(ContextCache(redis, replica), dialler_db).load(user_id)
         finally:
             await redis.aclose()
-        assert context.opted_out == facts.opted_out
+        assert loaded is not None and loaded.context.opted_out == facts.opted_out
         return facts.opted_out
 
     async def add(reason: str, **subject: object) -> None:

@@ -205,9 +205,7 @@ async def test_next_call_claims_and_shows_the_context_before_dialling(w: World) 
 
 async def test_every_view_is_audited_and_the_second_is_served_from_redis(w: World) -> None:
     user_id = await ready_claimant(w)
-    cache = ContextCache(
-        services_of(w.app).redis, services_of(w.app).replica_db, services_of(w.app).dialler_db
-    )
+    cache = ContextCache(services_of(w.app).redis, services_of(w.app).replica_db)
     await cache.invalidate([user_id])
     agent = await signed_in_agent(w)
     await claim(w, agent, user_id)

@@ -242,17 +242,12 @@ async def claimant_context(user_id: int) -> body.ClaimantContextResponse:
     score breakdown, `not_before` reason), claims and outstanding requirements, previous
     calls, the SMS thread, callback and notes. The view is written to the audit log."""
     agent = require_agent()
-    deps = services()
-    context = await deps.claimant_context().view(
-        user_id, Viewer(agent.id, request.remote_addr, purpose="api")
-    )
+    viewer = Viewer(agent.id, request.remote_addr, purpose="api")
+    context = await services().claimant_context().view(user_id, viewer)
     if context is None:
         raise APIError(404, "not_found", "No such claimant.")
-    response = body.ClaimantContextResponse.model_validate(context, from_attributes=True)
-    # the opt-out as the suppression rules see it now (a START may have lifted a STOP)
-    status = await deps.sms_outbox().status(user_id, context.claimant.phone_number)
-    response.claimant.opted_out = status.suppressed
-    return response
+    # the opt-out and the callback are read fresh by the loader (a STOP shows at once)
+    return body.ClaimantContextResponse.model_validate(context, from_attributes=True)
 
 
 @blueprint.post("/api/claimants/<int:user_id>/sms")
@@ -339,7 +334,6 @@ async def schedule_callback(
     booked = await claims.schedule_callback(
         user_id, CallbackRequest(agent.id, data.at.astimezone(UTC), data.notes, owner)
     )
-    await services().claimant_context().forget(user_id)
     return body.CallbackResponse(user_id=user_id, at=booked.at, owner_agent_id=owner), 201
 
 
@@ -352,7 +346,6 @@ async def add_note(user_id: int, data: body.NoteRequestBody) -> tuple[body.NoteR
     """Add a note to the claimant's record (no call or outcome needed)."""
     agent = require_agent()
     added = await services().claim_service().add_note(user_id, NoteRequest(agent.id, data.text))
-    await services().claimant_context().forget(user_id)
     return body.NoteResponse(user_id=user_id, note_id=added.note_id), 201
 
 

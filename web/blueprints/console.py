@@ -403,7 +403,6 @@ async def record_outcome(user_id: int) -> ResponseReturnValue:
     except OutreachUnavailable:
         form.error = ENGINE_DOWN
         return await _invalid_outcome(user_id, form)
-    await services().claimant_context().forget(user_id)
     states = services().agent_states()
     status = await states.record(agent.id, AgentState.WRAP_UP, form.disposition)
     saved = outcome_confirmation(_disposition_label(form.disposition), recorded, now)
@@ -461,7 +460,6 @@ async def send_magic_link(user_id: int) -> ResponseReturnValue:
         return body, 422
     except OutreachUnavailable:
         return await render_template("console/_magic_link.html", error=ENGINE_DOWN), 503
-    await services().claimant_context().forget(user_id)
     return await render_template(
         "console/_magic_link.html",
         sent=sent,
@@ -577,7 +575,6 @@ async def book_callback(user_id: int) -> ResponseReturnValue:
     except OutreachUnavailable:
         form.error = ENGINE_DOWN
         return await _booking_form(user_id, form, 422)
-    await services().claimant_context().forget(user_id)
     whose = "personal: offered to you" if owner else "shared: any callback agent"
     local = booked.at.astimezone(services().rules().calling_windows.zone)
     when = f"{local:%a} {local.day} {local:%b} at {local:%H:%M}"
@@ -608,5 +605,4 @@ async def add_note(user_id: int) -> ResponseReturnValue:
     except OutreachUnavailable:
         form.error = ENGINE_DOWN
         return await _note_form(user_id, form, 422)
-    await services().claimant_context().forget(user_id)
     return await _note_form(user_id, NoteForm(added=True))
