@@ -133,17 +133,6 @@ class ReplicaReader:
             return None
         return ContactDetails(row.phone_number, row.email, row.first_name)
 
-    async def outstanding_requirement_types(self, user_id: int) -> list[str]:
-        """Types of the claimant's requirements still PENDING, oldest first."""
-        async with self._replica.connect() as conn:
-            rows = await conn.execute(
-                select(claim_requirements.c.type)
-                .join_from(claim_requirements, claims, claims.c.id == claim_requirements.c.claim_id)
-                .where(claims.c.user_id == user_id, claim_requirements.c.status == _PENDING)
-                .order_by(claim_requirements.c.id)
-            )
-            return [str(r[0]) for r in rows]
-
     # --- many claimants --------------------------------------------------------------------
 
     async def claimant_names(self, user_ids: Sequence[int]) -> dict[int, ClaimantName]:

@@ -36,8 +36,11 @@ from adapters.suppressions import (
 )
 from domain.sms import MAX_BODY_LENGTH, Keyword, keyword_of, number_spellings
 from domain.suppressions import SMS_START, SMS_STOP, SuppressionStatus, start_refusal
+from schemas.context import ReplicaClaimant
+from schemas.enums import RequirementStatus
 from schemas.messaging import SmsSent
 from services.claimant_access import visible_claimants
+from services.claimant_loader import ClaimantLoader
 
 log = get_logger(__name__)
 
@@ -140,6 +143,21 @@ class Thread:
     outstanding: list[str]  # requirement types still PENDING
 
 
+def outstanding_types(claimant: ReplicaClaimant) -> list[str]:
+    """Types of the claimant's requirements still PENDING, oldest first."""
+    pending = [
+        requirement
+        for claim in claimant.claims
+        for requirement in claim.requirements
+        if requirement.status == RequirementStatus.PENDING.value
+    ]
+    return [r.type for r in sorted(pending, key=lambda r: r.requirement_id)]
+
+
+def _claimant_of(found: ReplicaClaimant) -> Claimant:
+    return Claimant(found.user_id, found.first_name, found.last_name, found.phone_number)
+
+
 def clean_body(body: str | None) -> str:
     """The reply as it will be sent; `InvalidMessage` says what is wrong with it."""
     text = (body or "").strip()
@@ -151,18 +169,31 @@ def clean_body(body: str | None) -> str:
 
 
 class SmsConversations:
-    def __init__(self, dialler: AsyncEngine, replica_db: AsyncEngine, outbox: SmsOutbox) -> None:
+    def __init__(
+        self,
+        dialler: AsyncEngine,
+        replica_db: AsyncEngine,
+        outbox: SmsOutbox,
+        loader: ClaimantLoader,
+    ) -> None:
         self._dialler = dialler
         self._replica = ReplicaReader(replica_db)
         self._outbox = outbox
+        self._loader = loader
 
     # --- claimants (replica) ----------------------------------------------------------------
 
     async def claimant(self, user_id: int) -> Claimant | None:
-        found = await self.claimants([user_id])
-        return found.get(user_id)
+        """The claimant a thread, reply or link is about: the one claimant loader's replica
+        part (cached, dropped by CDC when the main app changes them)."""
+        found = await self._replica_claimant(user_id)
+        return None if found is None else _claimant_of(found)
+
+    async def _replica_claimant(self, user_id: int) -> ReplicaClaimant | None:
+        return (await self._loader.replica([user_id])).claimants.get(user_id)
 
     async def claimants(self, user_ids: Sequence[int]) -> dict[int, Claimant]:
+        """Names and numbers of many claimants for the inbox (one light replica query)."""
         names = await self._replica.claimant_names(user_ids)
         return {
             user_id: Claimant(user_id, n.first_name, n.last_name, n.phone_number)
@@ -171,10 +202,6 @@ class SmsConversations:
 
     async def claimants_with_number(self, number: str) -> list[int]:
         return await self._replica.user_ids_with_number(sorted(number_spellings(number)))
-
-    async def outstanding(self, user_id: int) -> list[str]:
-        """Types of the claimant's requirements still PENDING, oldest first."""
-        return await self._replica.outstanding_requirement_types(user_id)
 
     # --- inbound ---------------------------------------------------------------------------
 
@@ -339,9 +366,10 @@ class SmsConversations:
     async def thread(self, user_id: int, *, agent_id: int, ip_address: str | None) -> Thread:
         """The claimant's messages, oldest first; marks their inbound messages read and
         writes the view to the audit log."""
-        claimant = await self.claimant(user_id)
-        if claimant is None:
+        found = await self._replica_claimant(user_id)
+        if found is None:
             raise ClaimantNotFound("No such claimant.")
+        claimant = _claimant_of(found)
         async with self._dialler.begin() as conn:
             marked = await sms_outbox.mark_read(conn, user_id)
             rows = await sms_outbox.newest_messages(conn, user_id, THREAD_LIMIT)
@@ -363,7 +391,7 @@ class SmsConversations:
             messages=messages,
             marked_read=marked,
             suppression=suppression,
-            outstanding=await self.outstanding(user_id),
+            outstanding=outstanding_types(found),
         )
 
     # --- replies ---------------------------------------------------------------------------

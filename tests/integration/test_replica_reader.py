@@ -12,7 +12,7 @@ from adapters.replica_reader import (
     LocalReplicaWriter,
     ReplicaReader,
 )
-from tests.factories import add_claimant, next_id, set_requirements
+from tests.factories import add_claimant, next_id
 
 
 async def test_a_claimants_facts_rows_in_claim_then_requirement_order(
@@ -48,15 +48,6 @@ async def test_contact_details_names_and_numbers(replica: AsyncEngine) -> None:
     assert await reader.phone_number(unknown) is None
     assert await reader.contact_details(unknown) is None
     assert await reader.claimant_names([]) == {}
-
-
-async def test_outstanding_requirements_are_the_pending_ones(replica: AsyncEngine) -> None:
-    user_id = await add_claimant(replica, signed=True, pending=2)
-    reader = ReplicaReader(replica)
-    assert await reader.outstanding_requirement_types(user_id) == ["bank_statements"] * 2
-
-    await set_requirements(replica, user_id, "RECEIVED")
-    assert await reader.outstanding_requirement_types(user_id) == []
 
 
 async def test_the_local_writer_changes_a_signature_the_reader_sees(replica: AsyncEngine) -> None:

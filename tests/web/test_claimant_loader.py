@@ -13,7 +13,8 @@ from adapters.context_cache import context_key
 from schemas.enums import AgentRole, Queue
 from schemas.outreach import SaveCallback
 from services.claimant_loader import ClaimantLoader
-from tests.factories import add_claimant
+from services.sms_conversations import outstanding_types
+from tests.factories import add_claimant, set_requirements
 from tests.web.sms_fixtures import Caller, World, caller, claimant_in_queue, suppress, world
 
 __all__ = ["world"]  # the module's fixture
@@ -119,3 +120,15 @@ async def test_load_many_reads_the_cache_once_and_the_dialler_state_for_everyone
     assert loaded[stopped].context.phone_number == phone(41004)
     assert await cache.cached(stopped)  # the miss is cached for the next view
     assert await loader.load_many([]) == {}
+
+
+async def test_outstanding_types_are_the_pending_requirements_of_the_replica_part(
+    world: World,
+) -> None:
+    user_id = await add_claimant(world.replica, signed=True, pending=2)
+    cache = world.services.context_cache()
+    loaded = await cache.load_many([user_id])
+    assert outstanding_types(loaded[user_id]) == ["bank_statements"] * 2
+
+    await set_requirements(world.replica, user_id, "RECEIVED")
+    assert outstanding_types((await cache.load_many([user_id]))[user_id]) == []

@@ -24,7 +24,9 @@ log = get_logger(__name__)
 
 def conversations() -> SmsConversations:
     deps = services()
-    return SmsConversations(deps.dialler_db, deps.replica_db, deps.sms_outbox())
+    return SmsConversations(
+        deps.dialler_db, deps.replica_db, deps.sms_outbox(), deps.claimant_loader()
+    )
 
 
 async def after_inbound(sid: str, received: Received) -> None:
