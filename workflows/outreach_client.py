@@ -107,6 +107,15 @@ def refusal_reason(error: WorkflowUpdateFailedError) -> str:
 ClientSource = Callable[[], Awaitable[Client]]
 
 
+def connected_to(client: Client) -> ClientSource:
+    """The source for a process that connects at start (workers, the CLI)."""
+
+    async def connected() -> Client:
+        return client
+
+    return connected
+
+
 class OutreachClient:
     """Built by a process (web app, worker, CLI) with the way it gets its Temporal client:
     connecting lazily lets the web app start, and recover, while Temporal is down."""
@@ -121,11 +130,7 @@ class OutreachClient:
     @classmethod
     def over(cls, client: Client, task_queue: str) -> OutreachClient:
         """For processes that connect at start (workers, the CLI)."""
-
-        async def connected() -> Client:
-            return client
-
-        return cls(connected, task_queue)
+        return cls(connected_to(client), task_queue)
 
     # --- agent actions (Updates) -------------------------------------------------------
 

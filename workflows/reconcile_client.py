@@ -19,7 +19,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
 from schemas.reconcile import ReconcileInput, ReconcileResult
-from workflows.outreach_client import ClientSource, is_transient
+from workflows.outreach_client import ClientSource, connected_to, is_transient
 from workflows.reconcile import ReconcileWorkflow
 
 # A reconcile pages through every claimant: minutes at a few hundred thousand. Longer than
@@ -49,11 +49,7 @@ class ReconcileClient:
     @classmethod
     def over(cls, client: Client, task_queue: str) -> ReconcileClient:
         """For processes that connect at start (the CLI)."""
-
-        async def connected() -> Client:
-            return client
-
-        return cls(connected, task_queue)
+        return cls(connected_to(client), task_queue)
 
     async def run_now(self, request: ReconcileInput | None = None) -> ReconcileResult:
         """Start a reconcile run (its own id: it never joins a scheduled one) and wait for it."""
