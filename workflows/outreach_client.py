@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import ClassVar, Self, TypeVar
 
 from temporalio.client import (
     Client,
@@ -116,21 +116,28 @@ def connected_to(client: Client) -> ClientSource:
     return connected
 
 
-class OutreachClient:
-    """Built by a process (web app, worker, CLI) with the way it gets its Temporal client:
-    connecting lazily lets the web app start, and recover, while Temporal is down."""
+class WorkflowDoor:
+    """What every workflow client is built with: the way its process gets the Temporal
+    client (connecting lazily lets the web app start, and recover, while Temporal is down),
+    the task queue, and its one timeout."""
+
+    default_timeout: ClassVar[float] = TIMEOUT_SECONDS
 
     def __init__(
-        self, connect: ClientSource, task_queue: str, *, timeout: float = TIMEOUT_SECONDS
+        self, connect: ClientSource, task_queue: str, *, timeout: float | None = None
     ) -> None:
         self._connect = connect
         self._task_queue = task_queue
-        self._timeout = timeout
+        self._timeout = self.default_timeout if timeout is None else timeout
 
     @classmethod
-    def over(cls, client: Client, task_queue: str) -> OutreachClient:
+    def over(cls, client: Client, task_queue: str) -> Self:
         """For processes that connect at start (workers, the CLI)."""
         return cls(connected_to(client), task_queue)
+
+
+class OutreachClient(WorkflowDoor):
+    """Built by a process (web app, worker, CLI); see `WorkflowDoor`."""
 
     # --- agent actions (Updates) -------------------------------------------------------
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
 from schemas.reconcile import ReconcileInput, ReconcileResult
-from workflows.outreach_client import ClientSource, connected_to, is_transient
+from workflows.outreach_client import WorkflowDoor, is_transient
 from workflows.reconcile import ReconcileWorkflow
 
 # A reconcile pages through every claimant: minutes at a few hundred thousand. Longer than
@@ -38,18 +38,8 @@ class ReconcileUnavailable(Exception):
     retry_after_seconds = RETRY_AFTER_SECONDS
 
 
-class ReconcileClient:
-    def __init__(
-        self, connect: ClientSource, task_queue: str, *, timeout: float = TIMEOUT_SECONDS
-    ) -> None:
-        self._connect = connect
-        self._task_queue = task_queue
-        self._timeout = timeout
-
-    @classmethod
-    def over(cls, client: Client, task_queue: str) -> ReconcileClient:
-        """For processes that connect at start (the CLI)."""
-        return cls(connected_to(client), task_queue)
+class ReconcileClient(WorkflowDoor):
+    default_timeout = TIMEOUT_SECONDS
 
     async def run_now(self, request: ReconcileInput | None = None) -> ReconcileResult:
         """Start a reconcile run (its own id: it never joins a scheduled one) and wait for it."""
