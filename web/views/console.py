@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 from quart import Quart
 
-from domain.calling_windows import callback_slots, callback_time_allowed, explain, format_local
+from domain.callback_booking import refuse_callback
+from domain.calling_windows import callback_slots, explain, format_local
 from domain.rules import CallingWindows
 from web.services import services
 from web.voice import STATUS_LABELS
@@ -205,13 +206,13 @@ def parse_callback_time(
     when = f"{local:%H:%M} on {local:%a} {local.day} {local:%b}"
     if day and day != local.date().isoformat():
         return None, f"The time chosen ({when}) is not on the day shown; choose the time again."
-    if at <= now:
-        return None, "That callback time has passed; choose a later one."
-    last_day = now.astimezone(windows.zone).date() + timedelta(days=CALLBACK_DAYS - 1)
-    if local.date() > last_day:
-        return None, f"Callbacks can be booked up to {CALLBACK_DAYS} days ahead."
-    if not callback_time_allowed(at, windows):
-        return None, f"{when} is outside the calling windows ({explain(at, windows)})."
+    # The booking rules are the callback form's and the API's: one place says them. A time
+    # at `now` itself has passed (hence the microsecond of lead).
+    refused = refuse_callback(
+        at, now, windows, days_ahead=CALLBACK_DAYS, lead=timedelta(microseconds=1)
+    )
+    if refused is not None:
+        return None, refused.reason
     return at, None
 
 
