@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.compliance import compliance
 from cli.db import db
 from cli.dev import dev
 from cli.health import health
@@ -20,7 +21,7 @@ def main() -> None:
     """RMC Dialler: outbound calling for stuck claims."""
 
 
-for command in (db, dev, health, queue, scoring, seed, sync, web, worker):
+for command in (compliance, db, dev, health, queue, scoring, seed, sync, web, worker):
     main.add_command(command)
 
 

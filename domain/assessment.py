@@ -11,10 +11,12 @@ from datetime import datetime
 
 from domain.callback_routing import callback_hold
 from domain.calling_windows import as_utc
+from domain.consent import channel_refusals, rescreen_at
 from domain.contact_policy import earliest_contact
 from domain.facts import WRONG_NUMBER_REASON, wrong_number_in_force
 from domain.rules import DiallerRules
 from domain.scoring import score
+from schemas.enums import ConsentChannel
 from schemas.outreach import Assessment, Claim, ClaimantFacts, ContactHistory, Stage, TaskShape
 
 
@@ -41,6 +43,11 @@ def assess(
     not_before, reason = earliest_contact(facts, history, rules, now)
     if not_before is not None and wrong_number_in_force(facts):
         not_before, reason = None, WRONG_NUMBER_REASON
+    # Consent and the TPS (PECR 21A, 21): no right to call means no task, whatever the time.
+    refusals = channel_refusals(facts, stage.queue, rules.compliance, now)
+    live_call = refusals.get(ConsentChannel.LIVE_CALL.value)
+    if not_before is not None and live_call is not None:
+        not_before, reason = None, live_call
     total, factors = score(facts, history, stage, rules.scoring, now)
     hold = callback_hold(facts, stage, rules.contact.personal_callback_grace)
     return Assessment(
@@ -53,6 +60,8 @@ def assess(
         people_only=people_only,
         owner_agent_id=hold.owner_agent_id if hold else None,
         held_until=hold.held_until if hold else None,
+        channel_refusals=refusals,
+        rescreen_at=rescreen_at(facts, stage.queue, rules.compliance),
     )
 
 

@@ -66,7 +66,7 @@ def _claim(facts: ClaimantFacts, event: ChangeEvent) -> ClaimFact:
 
 WRONG_NUMBER_REASON = "wrong number reported; waiting for a new phone number"
 # Events that say "read the databases again" rather than carry a fact.
-_RELOADS = {ChangeKind.REFRESH, ChangeKind.OPTED_OUT}
+_RELOADS = {ChangeKind.REFRESH, ChangeKind.OPTED_OUT, ChangeKind.CONSENT_CHANGED}
 
 
 def needs_reload(events: Iterable[ChangeEvent]) -> bool:

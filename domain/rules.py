@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from domain.dispositions import Disposition
+from schemas.enums import Queue
 from schemas.outreach import Stage
 
 # Strict: "15" (a string) is a mistake in a rules file, not a number; inf/nan are rejected.
@@ -360,11 +361,52 @@ class CallingWindows(_Rules):
 DEFAULT_STAGE_PRIORITY = (Stage.CALLBACK, Stage.UNSIGNED, Stage.OUTSTANDING)
 
 
+# --- compliance ----------------------------------------------------------------------------
+
+MIN_RECORDING_RETENTION_MONTHS = 12
+
+
+class ComplianceRules(_Rules):
+    """Consent, TPS screening, recording retention and conversion attribution
+    (docs/compliance.md says which law each one follows)."""
+
+    # Queues whose calls are service contact about an existing claim, not marketing: they
+    # need no live-call consent (PECR 21A) and are not screened against the TPS. Empty, the
+    # default, is strict: every call needs consent.
+    service_contact_queues: list[Queue] = Field(default_factory=list)
+    # A TPS/CTPS screening older than this is redone before the number is offered.
+    tps_screening_max_age: Duration = timedelta(days=28)
+    # Call recordings and transcripts are deleted this many months after the call.
+    recording_retention_months: Annotated[
+        int, Field(strict=True, ge=MIN_RECORDING_RETENTION_MONTHS, le=120)
+    ] = 24
+    # A signature or completed requirement is credited to the last contact this close before it.
+    attribution_window: Duration = timedelta(days=14)
+
+    @field_validator("service_contact_queues")
+    @classmethod
+    def _each_queue_once(cls, queues: list[Queue]) -> list[Queue]:
+        if len(set(queues)) != len(queues):
+            raise ValueError("list each queue at most once")
+        return queues
+
+    @field_validator("tps_screening_max_age", "attribution_window")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+
+    def is_service_contact(self, queue: Queue | None) -> bool:
+        return queue is not None and queue in self.service_contact_queues
+
+
 class DiallerRules(_Rules):
     stage_priority: list[Stage] = Field(default_factory=lambda: list(DEFAULT_STAGE_PRIORITY))
     scoring: ScoringRules = ScoringRules()
     contact: ContactRules = ContactRules()
     calling_windows: CallingWindows = CallingWindows()
+    compliance: ComplianceRules = ComplianceRules()
 
     @field_validator("stage_priority")
     @classmethod

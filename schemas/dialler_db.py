@@ -33,6 +33,7 @@ from schemas.enums import (
     AgentRole,
     AgentState,
     CallbackStatus,
+    ConsentChannel,
     LinkChannel,
     MessageDirection,
     Queue,
@@ -341,4 +342,26 @@ cdc_dead_letters = Table(
         "received_at",
         postgresql_where=text("replayed_at IS NULL"),
     ),
+)
+
+
+# --- compliance (issue 11) ------------------------------------------------------------------
+# Each group below has one owner module in `adapters/` (tests/unit/test_layering.py).
+
+# Consent the dialler captured itself ("consent confirmed on this call"); the main app's
+# consents are read from the replica. Rows are only added: a withdrawal is a row too.
+consent_records = Table(
+    "consent_records",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("given", Boolean, nullable=False, comment="false: withdrawn"),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("agent_id", BigInteger, ForeignKey("agents.id", ondelete="SET NULL"), nullable=True),
+    Column("call_id", BigInteger, ForeignKey("calls.id", ondelete="SET NULL"), nullable=True),
+    Column("source", String(64), nullable=False, comment="console, api, ..."),
+    Column("wording", Text, nullable=False, comment="what the claimant agreed to, as read"),
+    _one_of("channel", ConsentChannel),
+    Index("ix_consent_records_user_id_at", "user_id", "at"),
 )

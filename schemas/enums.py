@@ -43,6 +43,15 @@ class MessageDirection(StrEnum):
     OUTBOUND = "outbound"
 
 
+class ConsentChannel(StrEnum):
+    """What a claimant can consent to being contacted by (PECR regulations 19, 21A, 22)."""
+
+    LIVE_CALL = "live_call"  # a person calls (regulation 21A for claims management)
+    AUTOMATED_CALL = "automated_call"  # a recorded or AI voice (regulation 19)
+    SMS = "sms"
+    EMAIL = "email"
+
+
 class LinkChannel(StrEnum):
     SMS = "sms"
     EMAIL = "email"

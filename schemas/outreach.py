@@ -67,6 +67,11 @@ class ClaimantFacts:
     callback_owner_agent_id: int | None = None
     # the phone key the latest wrong_number outcome was recorded against (domain.facts)
     wrong_phone_key: str | None = None
+    # channels (schemas.enums.ConsentChannel values) with consent in force when loaded
+    consent_channels: list[str] = field(default_factory=list)
+    # the number's TPS/CTPS screening (domain.consent): listed, and when it was screened
+    tps_listed: bool = False
+    tps_screened_at: datetime | None = None
     # last applied change per entity ("user:1", "claim:7", "requirement:9"): older events lose
     entity_versions: dict[str, datetime] = field(default_factory=dict)
 
@@ -86,6 +91,7 @@ class ChangeKind(StrEnum):
     USER_STATUS_CHANGED = "user_status_changed"
     VULNERABILITY_CHANGED = "vulnerability_changed"
     OPTED_OUT = "opted_out"
+    CONSENT_CHANGED = "consent_changed"  # given or withdrawn: reload the consents
     REFRESH = "refresh"  # reconcile or an operator: reload the facts from the databases
 
 
@@ -155,6 +161,11 @@ class Assessment:
     # a personal callback: offered only to its owner until `held_until` (domain.callback_routing)
     owner_agent_id: int | None = None
     held_until: datetime | None = None
+    # channel -> why it may not be used (domain.consent); a channel absent here is allowed
+    channel_refusals: dict[str, str] = field(default_factory=dict)
+    # when the TPS/CTPS screening this call relies on goes out of date (None: it relies on
+    # none); the workflow reloads the facts, which re-screens the number, at that time
+    rescreen_at: datetime | None = None
 
 
 # --- workflow ------------------------------------------------------------------------------

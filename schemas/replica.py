@@ -104,3 +104,23 @@ claim_requirements = Table(
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )
+
+# Marketing consent as the main app records it: one row per grant, `withdrawn_at` set when
+# the claimant withdraws it. `channel` is live_call, automated_call, sms or email.
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("user_id", _ID, ForeignKey("users.id"), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("source", String(40), nullable=False, comment="web_form, signup, phone, paper"),
+    Column("wording", String(500), nullable=False, comment="the statement agreed to"),
+    Column("evidence_ref", String(200), nullable=True, comment="form id, recording, scan"),
+    Column("given_at", DateTime, nullable=False),
+    Column("withdrawn_at", DateTime, nullable=True),
+    *_timestamps(),
+    Index("ix_consents_user_id", "user_id"),
+    Index("ix_consents_updated_at", "updated_at"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)

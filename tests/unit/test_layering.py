@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # table -> the module(s) that may use its table object
 OWNERS: dict[str, frozenset[str]] = {
     **dict.fromkeys(
-        ("lenders", "users", "claims", "claim_requirements"),
+        ("lenders", "users", "claims", "claim_requirements", "consents"),
         frozenset({"adapters/replica_reader.py"}),
     ),
     **dict.fromkeys(("cdc_offsets", "cdc_dead_letters"), frozenset({"adapters/cdc_store.py"})),
@@ -50,6 +50,7 @@ OWNERS: dict[str, frozenset[str]] = {
     "suppressions": frozenset({"adapters/suppressions.py"}),
     "magic_links": frozenset({"adapters/magic_links.py"}),
     "audit_log": frozenset({"adapters/audit_log.py"}),
+    "consent_records": frozenset({"adapters/consents.py"}),
 }
 
 TEMPORALIO = "temporalio"  # the pseudo-table of the "one door per workflow" rule
