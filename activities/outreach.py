@@ -7,21 +7,24 @@ Every method takes one dataclass from `schemas.outreach` and returns one.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from adapters import call_log, task_store
+from adapters import call_log, consents, task_store, tps
 from adapters.audit_log import write_audit
 from adapters.replica_reader import ReplicaReader
 from adapters.suppressions import append_suppression, latest_reason_among, suppression_status
 from domain.assessment import assess, task_shape
 from domain.calling_windows import callback_time_allowed, explain
+from domain.consent import consented_channels
 from domain.dispositions import EFFECTS
-from domain.phones import phone_key
+from domain.phones import phone_key, to_e164
 from domain.rules import DiallerRules
 from domain.stages import derive_stage
 from domain.suppressions import SMS_REASONS
@@ -127,7 +130,25 @@ class OutreachActivities:
         )
         async with self._autocommit.connect() as conn:  # reads only
             await self._add_dialler_facts(conn, facts, user.phone_number)
+            await self._add_consent_facts(conn, facts, replica_rows.consents, user.phone_number)
         return facts
+
+    @staticmethod
+    async def _add_consent_facts(
+        conn: AsyncConnection,
+        facts: ClaimantFacts,
+        replica_consents: Sequence[Any],
+        number: str | None,
+    ) -> None:
+        """Consent from both sources (domain.consent), and the number's TPS/CTPS screening,
+        done now: every reload re-screens."""
+        now = datetime.now(UTC)
+        records = consents.from_replica(replica_consents)
+        records += (await consents.captured(conn, [facts.user_id])).get(facts.user_id, [])
+        facts.consent_channels = sorted(consented_channels(consents.events_of(records), now))
+        screening = await tps.screening(conn, to_e164(number), now)
+        facts.tps_listed = screening.listed
+        facts.tps_screened_at = screening.screened_at
 
     async def _add_dialler_facts(
         self, conn: AsyncConnection, facts: ClaimantFacts, number: str | None

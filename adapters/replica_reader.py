@@ -30,7 +30,7 @@ from sqlalchemy import Row, Select, Table, bindparam, literal, select, text, upd
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.enums import RequirementStatus
-from schemas.replica import claim_requirements, claims, lenders, users
+from schemas.replica import claim_requirements, claims, consents, lenders, users
 
 _PENDING = RequirementStatus.PENDING.value
 AnyRow = Row[*tuple[Any, ...]]  # a result row of any width
@@ -58,12 +58,31 @@ CLAIMS_WITH_REQUIREMENTS = (
 )
 
 
+# A claimant's consents (grants, each maybe withdrawn), oldest first.
+CONSENTS = (
+    select(
+        consents.c.id,
+        consents.c.user_id,
+        consents.c.channel,
+        consents.c.source,
+        consents.c.wording,
+        consents.c.evidence_ref,
+        consents.c.given_at,
+        consents.c.withdrawn_at,
+    )
+    .where(consents.c.user_id.in_(bindparam("user_ids", expanding=True)))
+    .order_by(consents.c.user_id, consents.c.given_at, consents.c.id)
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimantRows:
-    """A claimant's `users` row (None: not in the replica) and CLAIMS_WITH_REQUIREMENTS."""
+    """A claimant's `users` row (None: not in the replica), CLAIMS_WITH_REQUIREMENTS and
+    CONSENTS."""
 
     user: AnyRow | None
     claims: Sequence[AnyRow]
+    consents: Sequence[AnyRow] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +130,18 @@ class ReplicaReader:
         async with self._replica.connect() as conn:
             user = (await conn.execute(USER, {"user_id": user_id})).one_or_none()
             claim_rows = (await conn.execute(CLAIMS_WITH_REQUIREMENTS, {"user_id": user_id})).all()
-        return ClaimantRows(user, claim_rows)
+            consent_rows = (await conn.execute(CONSENTS, {"user_ids": [user_id]})).all()
+        return ClaimantRows(user, claim_rows, consent_rows)
+
+    async def consents(self, user_ids: Sequence[int]) -> dict[int, list[AnyRow]]:
+        """The main app's consent rows of these claimants (user id -> rows, oldest first)."""
+        found: dict[int, list[AnyRow]] = {}
+        if not user_ids:
+            return found
+        async with self._replica.connect() as conn:
+            for row in await conn.execute(CONSENTS, {"user_ids": sorted(set(user_ids))}):
+                found.setdefault(int(row.user_id), []).append(row)
+        return found
 
     async def phone_number(self, user_id: int) -> str | None:
         async with self._replica.connect() as conn:
@@ -267,7 +297,7 @@ class ReplicaReader:
 # --- the local replica's writer (development and tests only) ---------------------------------
 
 # Parents first for inserting; reversed for truncating.
-REPLICA_TABLES = (lenders, users, claims, claim_requirements)
+REPLICA_TABLES = (lenders, users, claims, claim_requirements, consents)
 BATCH_ROWS = 5_000
 
 SeedRow = Mapping[str, Any]

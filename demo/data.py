@@ -184,6 +184,7 @@ class DemoData:
     claims: list[Row]
     claim_requirements: list[Row]
     callbacks: list[Row]
+    consents: list[Row]
 
     def counts(self) -> dict[str, int]:
         return {
@@ -192,6 +193,7 @@ class DemoData:
             "claims": len(self.claims),
             "claim_requirements": len(self.claim_requirements),
             "callbacks": len(self.callbacks),
+            "consents": len(self.consents),
         }
 
 
@@ -263,6 +265,8 @@ class _Generator:
             claims=self.claims,
             claim_requirements=self.requirements,
             callbacks=self._callbacks(users, active),
+            # its own generator: the other tables stay as they were before consents existed
+            consents=_consents(random.Random(seed * 7_919 + 11), self.users),
         )
 
     # --- helpers ----------------------------------------------------------------------------
@@ -499,3 +503,50 @@ class _Generator:
                 }
             )
         return rows
+
+
+# --- consent (PECR 21A, 19, 22): who may be called, by whom, and texted ------------------
+
+# Share of claimants with each consent; about 1 in 25 grants was later withdrawn. Without
+# live-call consent a claimant is not offered to agents (docs/compliance.md).
+_CONSENT_SHARES = (
+    ("live_call", 0.85),
+    ("automated_call", 0.45),
+    ("sms", 0.75),
+    ("email", 0.65),
+)
+_CONSENT_SOURCES = ("web_form", "signup", "phone", "paper")
+_CONSENT_WORDING = {
+    "live_call": "I agree that RMC may phone me about my claims.",
+    "automated_call": "I agree to automated calls (a recorded or AI voice) about my claims.",
+    "sms": "I agree that RMC may text me about my claims.",
+    "email": "I agree that RMC may email me about my claims.",
+}
+_WITHDRAWN_SHARE = 0.04
+
+
+def _consents(rng: random.Random, users: Sequence[Row]) -> list[Row]:
+    rows: list[Row] = []
+    for user in users:
+        given_at = user["created_at"]
+        for channel, share in _CONSENT_SHARES:
+            if rng.random() >= share:
+                continue
+            withdrawn_at = None
+            if rng.random() < _WITHDRAWN_SHARE:
+                withdrawn_at = given_at + timedelta(days=1 + rng.randrange(60))
+            rows.append(
+                {
+                    "id": len(rows) + 1,
+                    "user_id": user["id"],
+                    "channel": channel,
+                    "source": _CONSENT_SOURCES[rng.randrange(len(_CONSENT_SOURCES))],
+                    "wording": _CONSENT_WORDING[channel],
+                    "evidence_ref": f"consent-{user['id']}-{channel}",
+                    "given_at": given_at,
+                    "withdrawn_at": withdrawn_at,
+                    "created_at": given_at,
+                    "updated_at": withdrawn_at or given_at,
+                }
+            )
+    return rows

@@ -56,6 +56,7 @@ async def _load_replica(engine: AsyncEngine, data: DemoData, *, replace: bool) -
             "users": data.users,
             "claims": data.claims,
             "claim_requirements": data.claim_requirements,
+            "consents": data.consents,
         },
         replace=replace,
     )

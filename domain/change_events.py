@@ -17,6 +17,8 @@ What each table yields:
 - claim_requirements: insert or load, requirement added; update, requirement changed
   (status, type), or a refresh when it moved to another claim; delete, a refresh. Rows do
   not carry the claimant: the caller resolves claim -> user (`needs`, `Lookups`).
+- consents: any insert, load, update or delete, consent changed (the workflow reloads the
+  claimant's consents: grants and withdrawals are folded there, `domain.consent`).
 - lenders: nothing (reference data; lender names feed the lookups).
 
 An update without a before image (DMS without `BeforeImageSettings`) cannot say what
@@ -40,7 +42,7 @@ from domain.phones import phone_key
 from schemas.cdc import Operation, RowChange
 from schemas.outreach import ChangeEvent, ChangeKind
 
-KNOWN_TABLES = frozenset({"users", "claims", "claim_requirements", "lenders"})
+KNOWN_TABLES = frozenset({"users", "claims", "claim_requirements", "lenders", "consents"})
 _USER_REFRESH_COLUMNS = ("date_of_birth", "preferred_call_start", "preferred_call_end")
 _CREATES = (Operation.INSERT, Operation.LOAD)
 
@@ -139,6 +141,8 @@ def translate(change: RowChange, lookups: Lookups | None = None) -> Translation:
             _claims(change, builder, lookups)
         case "claim_requirements":
             _requirements(change, builder, lookups)
+        case "consents":
+            _consents(change, builder)
         case _:  # lenders: reference data only
             pass
     return builder.result
@@ -210,6 +214,17 @@ def _users(change: RowChange, out: _Builder) -> None:
         out.add(ChangeKind.PHONE_CHANGED, user_id, user_id, phone_key=key)
     if before is not None and any(before.get(c) != after.get(c) for c in _USER_REFRESH_COLUMNS):
         out.refresh(user_id, user_id, "date of birth or preferred calling window changed")
+
+
+def _consents(change: RowChange, out: _Builder) -> None:
+    row = change.after if change.after is not None else change.before
+    assert row is not None
+    user_id = _int(row, "user_id", change.table)
+    out.add(ChangeKind.CONSENT_CHANGED, user_id, _int(row, "id", change.table))
+    if change.before is not None and change.after is not None:
+        moved_from = _int(change.before, "user_id", change.table)
+        if moved_from != user_id:  # a consent row re-pointed: both claimants reload
+            out.add(ChangeKind.CONSENT_CHANGED, moved_from, _int(row, "id", change.table))
 
 
 def _claims(change: RowChange, out: _Builder, lookups: Lookups) -> None:

@@ -109,7 +109,7 @@ def channel_refusals(
         ConsentChannel.LIVE_CALL: live_call_refusal(facts, queue, rules, now),
         ConsentChannel.AUTOMATED_CALL: automated_call_refusal(facts),
         ConsentChannel.SMS: sms_refusal(facts),
-        ConsentChannel.EMAIL: None if has_consent(facts, ConsentChannel.EMAIL) else NO_EMAIL_CONSENT,
+        ConsentChannel.EMAIL: email_refusal(facts),
     }
     return {channel.value: reason for channel, reason in reasons.items() if reason is not None}
 
@@ -124,4 +124,10 @@ def automated_call_refusal(facts: ClaimantFacts) -> str | None:
 def sms_refusal(facts: ClaimantFacts) -> str | None:
     if not has_consent(facts, ConsentChannel.SMS):
         return NO_SMS_CONSENT
+    return None
+
+
+def email_refusal(facts: ClaimantFacts) -> str | None:
+    if not has_consent(facts, ConsentChannel.EMAIL):
+        return NO_EMAIL_CONSENT
     return None

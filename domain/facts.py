@@ -94,6 +94,10 @@ def apply_event(facts: ClaimantFacts, event: ChangeEvent) -> bool:
         case ChangeKind.SIGNATURE_REMOVED:
             facts.signed = False
         case ChangeKind.PHONE_CHANGED:
+            if event.phone_key != facts.phone_key:
+                # the screening was of the old number: the new one is screened on demand
+                # (domain.consent.rescreen_at), before it can be offered
+                facts.tps_listed, facts.tps_screened_at = False, None
             facts.phone_key = event.phone_key
         case ChangeKind.ENABLED_CHANGED:
             facts.is_enabled = bool(event.is_enabled)

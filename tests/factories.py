@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -42,8 +43,11 @@ async def add_claimant(
     born: date = date(1950, 6, 1),
     vulnerable: bool = False,
     claim_created: datetime | None = None,
+    consents: Collection[str] = ("live_call",),
 ) -> int:
-    """One claimant with one claim and `pending` PENDING requirements; returns the user id."""
+    """One claimant with one claim and `pending` PENDING requirements; returns the user id.
+    `consents` are the channels they consented to (by default live calls, so that they may
+    be offered to agents: PECR 21A)."""
     user_id = next_id()
     lender_id = await ensure_lender(engine, lender)
     async with engine.begin() as conn:
@@ -73,6 +77,13 @@ async def add_claimant(
                 created_at=claim_created or datetime(2026, 1, 5, 10, 0),
             )
         )
+        for channel in consents:
+            await conn.execute(
+                insert(replica.consents).values(
+                    user_id=user_id, channel=channel, source="web_form",
+                    wording=f"test consent to {channel}", given_at=datetime(2025, 1, 1, 9, 0),
+                )
+            )  # fmt: skip
         for n in range(pending):
             await conn.execute(
                 insert(replica.claim_requirements).values(
@@ -103,3 +114,31 @@ async def set_requirements(engine: AsyncEngine, user_id: int, status: str) -> No
 
 def days(n: float) -> timedelta:
     return timedelta(days=n)
+
+
+async def add_consent(
+    engine: AsyncEngine,
+    user_id: int,
+    channel: str,
+    *,
+    given_at: datetime = datetime(2025, 1, 1, 9, 0),
+    withdrawn_at: datetime | None = None,
+) -> int:
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            insert(replica.consents).values(
+                user_id=user_id, channel=channel, source="web_form",
+                wording=f"test consent to {channel}", given_at=given_at,
+                withdrawn_at=withdrawn_at,
+            )
+        )  # fmt: skip
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+async def withdraw_consents(engine: AsyncEngine, user_id: int, channel: str, at: datetime) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(replica.consents)
+            .where(replica.consents.c.user_id == user_id, replica.consents.c.channel == channel)
+            .values(withdrawn_at=at)
+        )

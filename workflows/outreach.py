@@ -155,6 +155,12 @@ class OutreachWorkflow:
                 now = workflow.now()
                 await self._expire_lease(now)
                 assessment = self._assessment = await self._refresh_task(now)
+                if assessment.rescreen_at is not None and assessment.rescreen_at <= now:
+                    # The TPS screening this call relies on is out of date: reloading the
+                    # facts screens the number again (once per pass: a failed re-screen
+                    # leaves the task withdrawn until the next change or timer).
+                    await self._reload_facts()
+                    assessment = self._assessment = await self._refresh_task(now)
             self._assessed_through = iteration
             self._describe(assessment)
 
@@ -201,8 +207,8 @@ class OutreachWorkflow:
         )
 
     def _next_timer(self, now: datetime) -> timedelta:
-        """The earliest of the lease's end, a future callback and the re-score (due every
-        RESCORE_EVERY from the run's start, not from the last change)."""
+        """The earliest of the lease's end, a future callback, the TPS re-screen and the
+        re-score (due every RESCORE_EVERY from the run's start, not from the last change)."""
         assert self._state is not None
         if self._rescore_at is None or self._rescore_at <= now:
             self._rescore_at = now + RESCORE_EVERY
@@ -212,6 +218,9 @@ class OutreachWorkflow:
         callback_at = self._state.facts.callback_at
         if callback_at is not None and callback_at > now:
             deadlines.append(callback_at)
+        rescreen_at = self._assessment.rescreen_at if self._assessment else None
+        if rescreen_at is not None and rescreen_at > now:
+            deadlines.append(rescreen_at)
         return max(min(deadlines) - now, timedelta(seconds=1))
 
     async def _apply_pending(self) -> None:
@@ -230,14 +239,18 @@ class OutreachWorkflow:
             self._published = None  # rewrite the task: the projection may have drifted
         opted_out = any(e.kind is ChangeKind.OPTED_OUT for e in events)
         if needs_reload(events) and (opted_out or not self._fresh):
-            fresh = await self._run(OutreachActivities.load_facts, LoadFactsRequest(self._user_id))
-            fresh.entity_versions = self._state.facts.entity_versions
-            self._state.facts = fresh
+            await self._reload_facts()
         for event in sorted(events, key=lambda e: e.occurred_at):
             apply_event(self._state.facts, event)
         seen = self._state.seen_event_ids + [e.event_id for e in events]
         self._state.seen_event_ids = seen[-SEEN_EVENTS_KEPT:]
         self._fresh = False
+
+    async def _reload_facts(self) -> None:
+        assert self._state is not None
+        fresh = await self._run(OutreachActivities.load_facts, LoadFactsRequest(self._user_id))
+        fresh.entity_versions = self._state.facts.entity_versions
+        self._state.facts = fresh
 
     async def _expire_lease(self, now: datetime) -> None:
         assert self._state is not None

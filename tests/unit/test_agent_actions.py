@@ -35,6 +35,7 @@ NOW = datetime(2026, 6, 3, 11, 0, tzinfo=UTC)  # a Wednesday, inside the calling
 
 def _facts() -> ClaimantFacts:
     return ClaimantFacts(
+        consent_channels=["live_call"],
         user_id=1, is_enabled=True, status="active", signed=False, age_years=50,
         is_vulnerable=False, phone_key="k", preferred_call_start=None, preferred_call_end=None,
         claims=[ClaimFact(1, "Lloyds", "in_progress", NOW - timedelta(days=30))],

@@ -16,6 +16,7 @@ OWNER, OTHER = 7, 8
 
 def _facts(owner: int | None) -> ClaimantFacts:
     return ClaimantFacts(
+        consent_channels=["live_call"],
         user_id=1, is_enabled=True, status="active", signed=True, age_years=60,
         is_vulnerable=False, phone_key="k", preferred_call_start=None, preferred_call_end=None,
         callback_at=NOW, callback_owner_agent_id=owner,

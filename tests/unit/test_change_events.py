@@ -370,3 +370,41 @@ def test_unordered_tracker_releases_each_item_when_it_is_done() -> None:
     assert released == [1]
     tracker.done(first, 1)
     assert released == [1, 0]
+
+
+# --- consents ---------------------------------------------------------------------------------
+
+
+def _consent_row(**values: Any) -> dict[str, Any]:
+    row = {"id": 5, "user_id": 42, "channel": "live_call", "source": "web_form",
+           "wording": "I agree", "given_at": AT, "withdrawn_at": None}  # fmt: skip
+    return row | values
+
+
+def test_every_change_to_a_consent_row_makes_the_claimant_reload_their_consents() -> None:
+    given = _consent_row()
+    withdrawn = _consent_row(withdrawn_at=AT)
+    for changed in (
+        change("consents", Operation.INSERT, None, given),
+        change("consents", Operation.LOAD, None, given),
+        change("consents", Operation.UPDATE, given, withdrawn),
+        change("consents", Operation.UPDATE, None, withdrawn),  # DMS without a before image
+        change("consents", Operation.DELETE, given, None),
+    ):
+        translation = translate(changed)
+        assert [(e.kind, e.user_id) for e in translation.events] == [
+            (ChangeKind.CONSENT_CHANGED, 42)
+        ]
+        assert translation.touched_user_ids == [42]
+
+
+def test_a_consent_row_moved_to_another_claimant_reloads_both() -> None:
+    moved = translate(
+        change("consents", Operation.UPDATE, _consent_row(), _consent_row(user_id=43))
+    )
+    assert sorted(e.user_id for e in moved.events) == [42, 43]
+
+
+def test_a_consent_row_without_its_claimant_is_a_dead_letter() -> None:
+    with pytest.raises(MalformedRow, match="consents.user_id"):
+        translate(change("consents", Operation.INSERT, None, _consent_row(user_id=None)))

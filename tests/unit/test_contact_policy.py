@@ -26,6 +26,7 @@ DAY = timedelta(days=1)
 
 def facts(**changes: object) -> ClaimantFacts:
     base = ClaimantFacts(
+        consent_channels=["live_call"],
         user_id=7,
         is_enabled=True,
         status="active",

@@ -27,6 +27,7 @@ def claim(lender: str = "Acme Loans", age_days: int = 10, value: float | None = 
 
 def facts(**changes: object) -> ClaimantFacts:
     base = ClaimantFacts(
+        consent_channels=["live_call"],
         user_id=1,
         is_enabled=True,
         status="active",

@@ -25,6 +25,7 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 def facts(stage: Stage) -> ClaimantFacts:
     """A claimant who is in `stage` at NOW."""
     claimant = ClaimantFacts(
+        consent_channels=["live_call"],
         user_id=1, is_enabled=True, status="active", signed=stage is not Stage.UNSIGNED,
         age_years=60, is_vulnerable=False, phone_key="k", preferred_call_start=None,
         preferred_call_end=None,
