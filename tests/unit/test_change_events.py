@@ -406,5 +406,5 @@ def test_a_consent_row_moved_to_another_claimant_reloads_both() -> None:
 
 
 def test_a_consent_row_without_its_claimant_is_a_dead_letter() -> None:
-    with pytest.raises(MalformedRow, match="consents.user_id"):
+    with pytest.raises(MalformedRow, match=r"consents\.user_id"):
         translate(change("consents", Operation.INSERT, None, _consent_row(user_id=None)))
