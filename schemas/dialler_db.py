@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from schemas.attribution import ContactKind, ConversionKind, LinkEvent
 from schemas.enums import (
     AgentRole,
     AgentState,
@@ -37,6 +38,7 @@ from schemas.enums import (
     LinkChannel,
     MessageDirection,
     Queue,
+    RecordingStore,
     TaskStatus,
 )
 
@@ -198,6 +200,36 @@ calls = Table(
         unique=True,
         comment="the claim whose outcome this is: a retried outcome is written once",
     ),
+    # --- recordings and their retention (issue 11, migration 0008; owner adapters/call_log.py)
+    Column(
+        "recording_store",
+        String(8),
+        nullable=True,
+        comment="where the recording is kept: twilio, s3 or local (NULL: nowhere)",
+    ),
+    Column(
+        "recording_key",
+        Text,
+        nullable=True,
+        comment="its key there: the RecordingSid, the S3 object key, the file under RECORDINGS_DIR",
+    ),
+    Column(
+        "recording_deleted_at",
+        DateTime(timezone=True),
+        nullable=True,
+        comment="the recording and transcript were deleted (end of retention)",
+    ),
+    Column("transcript", Text, nullable=True, comment="deleted with the recording"),
+    _one_of("recording_store", RecordingStore),
+    Index(
+        "ix_calls_recording_retention",
+        "started_at",
+        postgresql_where=text(
+            "recording_deleted_at IS NULL AND (recording_sid IS NOT NULL"
+            " OR recording_store IS NOT NULL OR transcript IS NOT NULL)"
+        ),
+    ),
+    # ---
     _one_of("queue", Queue),
     Index("ix_calls_user_id_started_at", "user_id", "started_at"),
     Index("ix_calls_to_number_started_at", "to_number", "started_at"),
@@ -272,7 +304,11 @@ magic_links = Table(
     Column("id", BigInteger, Identity(), primary_key=True),
     Column("user_id", BigInteger, nullable=False),
     Column(
-        "token_hash", String(64), nullable=False, unique=True, comment="SHA-256; never the token"
+        "token_hash",
+        String(64),
+        nullable=True,
+        unique=True,
+        comment="SHA-256; never the token. NULL once purged after expiry (the row stays)",
     ),
     Column("channel", String(8), nullable=False),
     Column("purpose", String(32), nullable=False),
@@ -282,11 +318,24 @@ magic_links = Table(
     Column("used_at", DateTime(timezone=True), nullable=True),
     Column("clicks", Integer, nullable=False, server_default=text("0")),
     Column("last_clicked_at", DateTime(timezone=True), nullable=True),
+    # --- attribution (issue 11, migration 0009; owner adapters/magic_links.py) ---
+    Column("source_kind", String(8), nullable=True, comment="the contact it was sent from"),
+    Column(
+        "source_ref",
+        String(64),
+        nullable=True,
+        comment="calls.id or sms_messages.id as text, or the AI activity's id",
+    ),
+    _one_of("source_kind", ContactKind),
+    CheckConstraint("(source_kind IS NULL) = (source_ref IS NULL)", name="source_complete"),
+    Index("ix_magic_links_created_at", "created_at"),
+    # ---
     _one_of("channel", LinkChannel),
     Index("ix_magic_links_user_id", "user_id"),
 )
 
-# Opt-outs are final: rows are only ever added (a trigger forbids DELETE).
+# Opt-outs are final: rows are only ever added (a trigger forbids DELETE). An imported one
+# (reason 'list') ends only by a dated, audited row in `suppression_removals`.
 suppressions = Table(
     "suppressions",
     metadata,
@@ -296,9 +345,14 @@ suppressions = Table(
     Column("reason", String(32), nullable=False, comment="sms_stop, do_not_call, list, ..."),
     Column("source", String(64), nullable=False),
     _created_at(),
-    CheckConstraint("user_id IS NOT NULL OR phone_number IS NOT NULL", name="has_subject"),
+    Column("email", String(254), nullable=True, comment="lower-case; imported lists"),
+    Column("note", Text, nullable=True, comment="an imported list's reason, as written"),
+    CheckConstraint(
+        "user_id IS NOT NULL OR phone_number IS NOT NULL OR email IS NOT NULL", name="has_subject"
+    ),
     Index("ix_suppressions_user_id", "user_id"),
     Index("ix_suppressions_phone_number", "phone_number"),
+    Index("ix_suppressions_email", "email"),
 )
 
 # Append-only: a trigger rejects UPDATE and DELETE (see the migration).
@@ -364,4 +418,122 @@ consent_records = Table(
     Column("wording", Text, nullable=False, comment="what the claimant agreed to, as read"),
     _one_of("channel", ConsentChannel),
     Index("ix_consent_records_user_id_at", "user_id", "at"),
+)
+
+
+# --- TPS/CTPS lists (adapters/tps.py) ---------------------------------------------------------
+# A list in force is the versions of it not retired: the last full import (`replace`) and the
+# imports added to it since (`add`, each holding only numbers the list did not have). A
+# version becomes visible when its import commits; a replace retires the list's versions in
+# the same transaction, so a reader sees the old list or the new one, never a mix.
+tps_list_versions = Table(
+    "tps_list_versions",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("list", String(4), nullable=False, comment="tps or ctps"),
+    Column("mode", String(8), nullable=False, comment="replace: the whole list; add: additions"),
+    Column("source", String(255), nullable=False, comment="the imported file's name"),
+    Column("numbers", BigInteger, nullable=False, comment="its rows in tps_numbers"),
+    Column("rejected_lines", BigInteger, nullable=False, server_default=text("0")),
+    Column("imported_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("retired_at", DateTime(timezone=True), nullable=True, comment="a replace superseded it"),
+    Column("numbers_dropped_at", DateTime(timezone=True), nullable=True),
+    Column(
+        "screened_before",
+        JSONB,
+        nullable=False,
+        comment="the version ids in force (both lists) before this import",
+    ),
+    Column("screened_after", JSONB, nullable=False, comment="... and after it"),
+    Column(
+        "rescreened_at",
+        DateTime(timezone=True),
+        nullable=True,
+        comment="the claimants whose screening it changed were sent a refresh",
+    ),
+    CheckConstraint("list IN ('tps', 'ctps')", name="list"),
+    CheckConstraint("mode IN ('replace', 'add')", name="mode"),
+    Index("ix_tps_list_versions_list", "list", postgresql_where=text("retired_at IS NULL")),
+)
+
+# One row per number per version; no foreign key (a check per row of a 20-million-row import).
+tps_numbers = Table(
+    "tps_numbers",
+    metadata,
+    Column("number", BigInteger, primary_key=True, comment="E.164 digits without the +"),
+    Column("version_id", BigInteger, primary_key=True, comment="tps_list_versions.id"),
+)
+
+
+# --- compliance: suppression import (issue 11, part A) --------------------------------------
+# Owner: adapters/suppressions.py. The dated, audited end of an imported suppression; rows
+# are only added (a trigger forbids UPDATE, DELETE and TRUNCATE), one per suppression.
+suppression_removals = Table(
+    "suppression_removals",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "suppression_id",
+        BigInteger,
+        ForeignKey("suppressions.id"),
+        nullable=False,
+        unique=True,
+        comment="an imported suppression (reason 'list'); removed once",
+    ),
+    Column("effective_at", DateTime(timezone=True), nullable=False, comment="not in the future"),
+    Column("removed_by", String(120), nullable=False, comment="the operator who removed it"),
+    Column("reason", Text, nullable=False, comment="why, as the operator wrote it"),
+    _created_at(),
+)
+
+
+# --- compliance: attribution (issue 11, call -> magic link -> signed) ------------------------
+# Owners: adapters/magic_links.py (magic_link_events), adapters/conversions.py (conversions).
+# Kept for compliance.recording_retention_months, then deleted by the daily clean-up.
+magic_link_events = Table(
+    "magic_link_events",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "link_id", BigInteger, ForeignKey("magic_links.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("event", String(8), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _one_of("event", LinkEvent),
+    Index("ix_magic_link_events_link_id_event", "link_id", "event"),
+)
+
+# One row per conversion seen by CDC, credited to the last contact within the attribution
+# window (compliance.attribution_window) and to the link used, if any. Written once per
+# change event (event_id) and once per subject (a claimant's signature, a requirement).
+conversions = Table(
+    "conversions",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("event_id", String(200), nullable=False, unique=True, comment="the CDC change event"),
+    Column(
+        "subject_key",
+        String(64),
+        nullable=False,
+        unique=True,
+        comment="signature:<user id> or requirement:<requirement id>: counted once",
+    ),
+    Column("user_id", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("claim_id", BigInteger, nullable=True),
+    Column("requirement_id", BigInteger, nullable=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False, comment="the replica's commit"),
+    Column("contact_kind", String(8), nullable=True, comment="NULL: no contact in the window"),
+    Column("contact_ref", String(64), nullable=True),
+    Column("contact_at", DateTime(timezone=True), nullable=True),
+    Column("agent_id", BigInteger, ForeignKey("agents.id", ondelete="SET NULL"), nullable=True),
+    Column("queue", String(16), nullable=True, comment="the credited call's queue"),
+    Column(
+        "link_id", BigInteger, ForeignKey("magic_links.id", ondelete="SET NULL"), nullable=True
+    ),
+    Column("attributed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _one_of("kind", ConversionKind),
+    _one_of("contact_kind", ContactKind),
+    _one_of("queue", Queue),
+    Index("ix_conversions_occurred_at", "occurred_at"),
 )

@@ -47,10 +47,13 @@ OWNERS: dict[str, frozenset[str]] = {
         frozenset({"adapters/agent_store.py"}),
     ),
     "sms_messages": frozenset({"adapters/sms_outbox.py"}),
-    "suppressions": frozenset({"adapters/suppressions.py"}),
+    **dict.fromkeys(
+        ("suppressions", "suppression_removals"), frozenset({"adapters/suppressions.py"})
+    ),
     "magic_links": frozenset({"adapters/magic_links.py"}),
     "audit_log": frozenset({"adapters/audit_log.py"}),
     "consent_records": frozenset({"adapters/consents.py"}),
+    **dict.fromkeys(("tps_list_versions", "tps_numbers"), frozenset({"adapters/tps.py"})),
 }
 
 TEMPORALIO = "temporalio"  # the pseudo-table of the "one door per workflow" rule
