@@ -42,7 +42,7 @@ from domain.abandoned_calls import RATE_WINDOW, AbandonRate, abandon_rate
 from domain.dispositions import Disposition
 from domain.phones import phone_key
 from schemas import dialler_db as db
-from schemas.enums import CallbackStatus
+from schemas.enums import CallbackStatus, RecordingStore
 from schemas.outreach import RecordOutcome, SaveCallback
 
 _C = db.calls.c
@@ -84,6 +84,10 @@ class Call:
     recording_duration_seconds: int | None
     recording_notice_played: bool
     outcome_key: str | None
+    recording_store: str | None
+    recording_key: str | None
+    recording_deleted_at: datetime | None
+    transcript: str | None
 
 
 def _call(row: Row[Any] | None) -> Call | None:
@@ -556,15 +560,158 @@ async def mark_abandoned(conn: AsyncConnection, call_id: int) -> bool:
 
 
 async def store_recording(
-    engine: AsyncEngine, call_id: int, sid: str, url: str | None, seconds: int | None
+    engine: AsyncEngine,
+    call_id: int,
+    sid: str,
+    url: str | None,
+    seconds: int | None,
+    *,
+    location: RecordingLocation | None = None,
 ) -> None:
-    """The call's recording, stored once per call."""
+    """The call's recording, stored once per call, with where it is kept (`location`;
+    None: at Twilio, by its SID)."""
+    kept = location or RecordingLocation(RecordingStore.TWILIO, sid)
     async with engine.begin() as conn:
         await conn.execute(
             update(db.calls)
             .where(_C.id == call_id, _C.recording_sid.is_(None))
-            .values(recording_sid=sid, recording_url=url, recording_duration_seconds=seconds)
+            .values(
+                recording_sid=sid,
+                recording_url=url,
+                recording_duration_seconds=seconds,
+                recording_store=kept.store.value,
+                recording_key=kept.key,
+            )
         )
+
+
+# --- recordings and their retention (issue 11) ---------------------------------------------------
+# Where each call's recording is kept (`recording_store`, `recording_key`), its transcript, and
+# their deletion at the end of retention (`recording_deleted_at`): the playback route and the
+# daily clean-up (activities.maintenance) read and write them only here.
+
+
+@dataclass(frozen=True)
+class RecordingLocation:
+    store: RecordingStore
+    key: str  # the Twilio RecordingSid, the S3 object key, or the file under RECORDINGS_DIR
+
+
+@dataclass(frozen=True)
+class CallRecording:
+    """What the playback route needs to know about a call's recording."""
+
+    call_id: int
+    user_id: int
+    agent_id: int | None
+    location: RecordingLocation | None  # None: no recording was ever kept
+    duration_seconds: int | None
+    deleted_at: datetime | None
+
+
+def _location(store: str | None, key: str | None) -> RecordingLocation | None:
+    if store is None or not key:
+        return None
+    return RecordingLocation(RecordingStore(store), key)
+
+
+async def recording_of(engine: AsyncEngine, call_id: int) -> CallRecording | None:
+    """The call's recording (None: no such call)."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    _C.id,
+                    _C.user_id,
+                    _C.agent_id,
+                    _C.recording_store,
+                    _C.recording_key,
+                    _C.recording_duration_seconds,
+                    _C.recording_deleted_at,
+                ).where(_C.id == call_id)
+            )
+        ).one_or_none()
+    if row is None:
+        return None
+    return CallRecording(
+        call_id=int(row.id),
+        user_id=int(row.user_id),
+        agent_id=row.agent_id,
+        location=_location(row.recording_store, row.recording_key),
+        duration_seconds=row.recording_duration_seconds,
+        deleted_at=row.recording_deleted_at,
+    )
+
+
+@dataclass(frozen=True)
+class ExpiringRecording:
+    call_id: int
+    user_id: int
+    started_at: datetime
+    location: RecordingLocation | None  # None: a transcript (or a SID) with nothing kept
+    has_transcript: bool
+
+
+# A call holds something retention deletes: a recording (anywhere) or a transcript.
+_HOLDS_RECORDING = and_(
+    _C.recording_deleted_at.is_(None),
+    _C.recording_sid.is_not(None) | _C.recording_store.is_not(None) | _C.transcript.is_not(None),
+)
+
+
+async def recordings_started_before(
+    engine: AsyncEngine, cutoff: datetime, *, after_id: int, limit: int
+) -> list[ExpiringRecording]:
+    """Calls started before `cutoff` whose recording or transcript is not deleted yet,
+    by id after `after_id` (a page of `limit`)."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(
+                _C.id,
+                _C.user_id,
+                _C.started_at,
+                _C.recording_store,
+                _C.recording_key,
+                _C.transcript.is_not(None).label("has_transcript"),
+            )
+            .where(_HOLDS_RECORDING, _C.started_at < cutoff, _C.id > after_id)
+            .order_by(_C.id)
+            .limit(limit)
+        )
+        return [
+            ExpiringRecording(
+                int(r.id),
+                int(r.user_id),
+                r.started_at,
+                _location(r.recording_store, r.recording_key),
+                bool(r.has_transcript),
+            )
+            for r in rows
+        ]
+
+
+async def mark_recording_deleted(conn: AsyncConnection, call_id: int, at: datetime) -> bool:
+    """The recording and transcript are gone: keep when, drop the transcript and the
+    provider's URL, once. Whether this call was marked now (False: already was)."""
+    marked = await conn.scalar(
+        update(db.calls)
+        .where(_C.id == call_id, _C.recording_deleted_at.is_(None))
+        .values(recording_deleted_at=at, transcript=None, recording_url=None)
+        .returning(_C.id)
+    )
+    return marked is not None
+
+
+async def save_transcript(conn: AsyncConnection, call_id: int, transcript: str) -> bool:
+    """The call's transcript (issue 13's AI transcripts); refused (False) once the recording
+    was deleted."""
+    saved = await conn.scalar(
+        update(db.calls)
+        .where(_C.id == call_id, _C.recording_deleted_at.is_(None))
+        .values(transcript=transcript)
+        .returning(_C.id)
+    )
+    return saved is not None
 
 
 # --- the claimant's history, as the console shows it (services.claimant_context) -----------------
@@ -580,6 +727,8 @@ class CallEntry:
     duration_seconds: int | None
     notes: str | None
     recorded: bool
+    agent_id: int | None = None
+    recording_deleted: bool = False  # at the end of retention: no longer playable
 
 
 async def recent_calls(
@@ -595,6 +744,9 @@ async def recent_calls(
             _C.duration_seconds,
             _C.notes,
             _C.recording_sid,
+            _C.recording_store,
+            _C.recording_deleted_at,
+            _C.agent_id,
             agent_name(_C.agent_id).label("agent_name"),
         )
         .where(_C.user_id == user_id)
@@ -603,7 +755,9 @@ async def recent_calls(
     )
     return [
         CallEntry(r.id, r.started_at, r.agent_name, r.status, r.disposition,
-                  r.duration_seconds, r.notes, r.recording_sid is not None)
+                  r.duration_seconds, r.notes,
+                  r.recording_deleted_at is None and r.recording_store is not None,
+                  r.agent_id, r.recording_deleted_at is not None)
         for r in rows
     ]  # fmt: skip
 
@@ -718,6 +872,20 @@ def owns_callback_query(user_id: int, agent_id: int) -> Select[Any]:
         _CB.owner_agent_id == agent_id,
         _CB.status == CallbackStatus.PENDING.value,
     )
+
+
+@dataclass(frozen=True)
+class CallParties:
+    user_id: int  # the claimant called
+    agent_id: int | None  # the agent who made the call
+
+
+async def parties_of_call(engine: AsyncEngine, call_id: int) -> CallParties | None:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(select(_C.user_id, _C.agent_id).where(_C.id == call_id))
+        ).one_or_none()
+    return None if row is None else CallParties(int(row.user_id), row.agent_id)
 
 
 async def claimant_of_call(engine: AsyncEngine, call_id: int) -> int | None:

@@ -82,3 +82,11 @@ class UserStatus(StrEnum):
     ACTIVE = "active"
     PENDING = "pending"
     INACTIVE = "inactive"
+
+
+class RecordingStore(StrEnum):
+    """Where a call's recording is kept (`calls.recording_store`)."""
+
+    TWILIO = "twilio"  # at the provider, by its RecordingSid
+    S3 = "s3"  # a copy in the recordings bucket, by its object key
+    LOCAL = "local"  # a file under RECORDINGS_DIR (the simulated telephony, in development)
