@@ -370,6 +370,14 @@ async def lowest_ready(engine: AsyncEngine, queues: list[Queue], limit: int) -> 
                 for r in rows]  # fmt: skip
 
 
+async def task_user_ids(engine: AsyncEngine) -> list[int]:
+    """Every claimant with a task, whatever its status (a withdrawn task may have been
+    withdrawn because of what a re-screening is about to change)."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(_T.user_id).order_by(_T.user_id))
+        return [int(r.user_id) for r in rows]
+
+
 async def queue_and_status(engine: AsyncEngine, user_id: int) -> tuple[str, str] | None:
     """The claimant's task's queue and status; None without a task."""
     async with engine.connect() as conn:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import click
 
+from cli.compliance_tps import register_tps_commands
+
 
 @click.group()
 def compliance() -> None:
     """Consent, TPS/CTPS screening, suppressions and subject access (docs/compliance.md)."""
+
+
+register_tps_commands(compliance)
