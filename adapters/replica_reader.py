@@ -191,6 +191,42 @@ class ReplicaReader:
             )
             return [int(r[0]) for r in rows]
 
+    async def user_ids_by_number(
+        self, spellings: Sequence[str], batch: int = 1_000
+    ) -> dict[str, list[int]]:
+        """Claimants whose number is any of these spellings: the spelling the replica holds
+        -> their ids (many numbers at once, `batch` spellings a query)."""
+        wanted = sorted(set(spellings))
+        found: dict[str, list[int]] = {}
+        async with self._replica.connect() as conn:
+            for start in range(0, len(wanted), batch):
+                rows = await conn.execute(
+                    select(users.c.id, users.c.phone_number)
+                    .where(users.c.phone_number.in_(wanted[start : start + batch]))
+                    .order_by(users.c.id)
+                )
+                for user_id, number in rows:
+                    found.setdefault(str(number), []).append(int(user_id))
+        return found
+
+    async def user_ids_by_email(
+        self, emails: Sequence[str], batch: int = 1_000
+    ) -> dict[str, list[int]]:
+        """Claimants whose address is one of `emails` (lower-case): address, trimmed and
+        lower-cased, -> their ids. The replica's collation compares case-insensitively."""
+        wanted = sorted(set(emails))
+        found: dict[str, list[int]] = {}
+        async with self._replica.connect() as conn:
+            for start in range(0, len(wanted), batch):
+                rows = await conn.execute(
+                    select(users.c.id, users.c.email)
+                    .where(users.c.email.in_(wanted[start : start + batch]))
+                    .order_by(users.c.id)
+                )
+                for user_id, email in rows:
+                    found.setdefault(str(email).strip().lower(), []).append(int(user_id))
+        return found
+
     async def phone_numbers(
         self, user_ids: Sequence[int], batch: int = 5_000
     ) -> dict[int, str | None]:
@@ -267,6 +303,24 @@ class ReplicaReader:
         async with self._replica.connect() as conn:
             rows = await conn.execute(select(lenders.c.id, lenders.c.name))
             return {int(i): str(name) for i, name in rows}
+
+    async def claim_lenders(
+        self, user_ids: Sequence[int], batch: int = 1_000
+    ) -> dict[int, dict[int, str]]:
+        """These claimants' claims and their lenders' names: user id -> {claim id: lender}
+        (reports: the funnel by lender)."""
+        ids = sorted(set(user_ids))
+        found: dict[int, dict[int, str]] = {}
+        async with self._replica.connect() as conn:
+            for start in range(0, len(ids), batch):
+                rows = await conn.execute(
+                    select(claims.c.user_id, claims.c.id, lenders.c.name)
+                    .join(lenders, lenders.c.id == claims.c.lender_id)
+                    .where(claims.c.user_id.in_(ids[start : start + batch]))
+                )
+                for user_id, claim_id, name in rows:
+                    found.setdefault(int(user_id), {})[int(claim_id)] = str(name)
+        return found
 
     async def changed_claimants(
         self,
