@@ -9,7 +9,8 @@ hash, the kept SMS copy holds a redacted link, and neither the result, the audit
 logs ever see it.
 
 Nothing is sent to a claimant who is suppressed (an SMS STOP not followed by their own START,
-do-not-call, suppression list; see `domain.suppressions`): the activity fails with a
+do-not-call, an imported list naming their number or email address; see
+`domain.suppressions`): the activity fails with a
 non-retryable `Suppressed` error. A provider's permanent refusal fails with a non-retryable
 `DeliveryRejected`; other failures are retried by Temporal, which
 can in rare cases (provider accepted, worker died before recording it) send a message twice,
@@ -33,14 +34,17 @@ from adapters.audit_log import append_audit
 from adapters.messaging import DeliveryRejected, EmailSender, OutgoingEmail, SmsSender
 from adapters.replica_reader import ReplicaReader
 from adapters.sms_outbox import OptedOut, SmsOutbox
+from adapters.suppressions import suppression_status
 from config.settings import Settings
 from domain.magic_links import TOKEN_BYTES, email_message, hash_token, redact_link, sms_text
+from schemas.attribution import ContactKind, LinkSource
 from schemas.enums import LinkChannel
 from schemas.messaging import CreateMagicLink, MagicLinkCreated, SendSms, SmsSent
 
 log = get_logger(__name__)
 
 PURPOSE_MAX_LENGTH = 32  # magic_links.purpose
+SOURCE_REF_MAX_LENGTH = 64  # magic_links.source_ref
 
 
 def _invalid(message: str) -> ApplicationError:
@@ -49,6 +53,19 @@ def _invalid(message: str) -> ApplicationError:
 
 def _rejected(error: DeliveryRejected) -> ApplicationError:
     return ApplicationError(str(error), type="DeliveryRejected", non_retryable=True)
+
+
+def _source(request: CreateMagicLink) -> LinkSource | None:
+    """The contact the link is sent from; both halves or neither."""
+    if request.source_kind is None and not request.source_ref:
+        return None
+    ref = (request.source_ref or "").strip()
+    if request.source_kind is None or not ref or len(ref) > SOURCE_REF_MAX_LENGTH:
+        raise _invalid(
+            f"source_kind and source_ref go together (source_ref 1 to {SOURCE_REF_MAX_LENGTH}"
+            " characters)"
+        )
+    return LinkSource(ContactKind(request.source_kind), ref)
 
 
 class MessagingActivities:
@@ -99,13 +116,17 @@ class MessagingActivities:
         except DeliveryRejected as error:
             raise _rejected(error) from None
 
-    async def _refuse_if_suppressed(self, user_id: int, to_number: str | None) -> None:
-        """The shared rule (`domain.suppressions`): any final opt-out, or an SMS STOP not
-        followed by the claimant's own START."""
-        try:
-            await self._outbox.refuse_if_suppressed(user_id, to_number)
-        except OptedOut as error:
-            raise ApplicationError(str(error), type="Suppressed", non_retryable=True) from None
+    async def _refuse_if_suppressed(
+        self, user_id: int, to_number: str | None, to_email: str | None = None
+    ) -> None:
+        """The shared rule (`domain.suppressions`, through `adapters.suppressions`): any
+        final opt-out of the claimant, their number or their address (an imported list's
+        too), or an SMS STOP not followed by the claimant's own START."""
+        async with self._engine.connect() as conn:
+            status = await suppression_status(conn, user_id, to_number, to_email)
+        if status.suppressed:
+            error = OptedOut(user_id, status)
+            raise ApplicationError(str(error), type="Suppressed", non_retryable=True)
 
     # --- magic links -----------------------------------------------------------------------
 
@@ -137,7 +158,8 @@ class MessagingActivities:
         if channel is LinkChannel.EMAIL and not request.to_email:
             raise _invalid("a magic link by email needs to_email")
         to_number = request.to_number if channel is LinkChannel.SMS else None
-        await self._refuse_if_suppressed(request.user_id, to_number)
+        # whichever way it goes, a listed number or address of the claimant stops it
+        await self._refuse_if_suppressed(request.user_id, request.to_number, request.to_email)
 
         token = secrets.token_urlsafe(TOKEN_BYTES)
         url = f"{self._public_base}/m/{token}"
@@ -150,6 +172,7 @@ class MessagingActivities:
                 purpose=purpose,
                 created_by=request.created_by,
                 ttl=self._link_ttl,
+                source=_source(request),
             )
         link_id, expires_at = link.link_id, link.expires_at
 
@@ -198,7 +221,10 @@ class MessagingActivities:
         else:
             actor_type = "workflow"
             actor_id = activity.info().workflow_id if activity.in_activity() else None
+        if request.source_kind is not None:
+            detail["source"] = f"{request.source_kind.value}:{request.source_ref}"
         async with self._engine.begin() as conn:
+            await magic_links.record_sent(conn, link_id)
             await append_audit(
                 conn,
                 actor_type=actor_type,

@@ -230,3 +230,20 @@ async def record_state(
     )
     assert at is not None
     return at
+
+
+@dataclass(frozen=True)
+class AgentLabel:
+    display_name: str
+    is_ai: bool
+
+
+async def agent_labels(conn: AsyncConnection, agent_ids: Iterable[int]) -> dict[int, AgentLabel]:
+    """Display names and whether each is an AI agent (reports: the funnel by agent)."""
+    ids = sorted(set(agent_ids))
+    if not ids:
+        return {}
+    rows = await conn.execute(
+        select(_A.id, _A.display_name, _A.is_ai).where(_A.id.in_(ids))
+    )
+    return {int(r.id): AgentLabel(r.display_name, bool(r.is_ai)) for r in rows}

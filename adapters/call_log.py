@@ -39,9 +39,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.abandoned_calls import RATE_WINDOW, AbandonRate, abandon_rate
+from domain.attribution import SPOKE_DISPOSITIONS, Contact
 from domain.dispositions import Disposition
 from domain.phones import phone_key
 from schemas import dialler_db as db
+from schemas.attribution import ContactKind
 from schemas.enums import CallbackStatus, RecordingStore
 from schemas.outreach import RecordOutcome, SaveCallback
 
@@ -956,3 +958,66 @@ async def load_demo_callbacks(
             await conn.execute(delete(db.callbacks).where(marked))
         for batch in batches:
             await conn.execute(insert(db.callbacks), list(batch))
+
+
+# --- attribution and the funnel (issue 11) ------------------------------------------------
+
+
+async def calls_as_contacts(
+    conn: AsyncConnection, user_ids: Sequence[int], since: datetime, until: datetime
+) -> list[Contact]:
+    """These claimants' calls started between `since` and `until` (inclusive), as the
+    contacts a conversion can be credited to."""
+    if not user_ids:
+        return []
+    rows = await conn.execute(
+        select(_C.id, _C.user_id, _C.started_at, _C.agent_id, _C.queue).where(
+            _C.user_id.in_(list(user_ids)), _C.started_at >= since, _C.started_at <= until
+        )
+    )
+    return [
+        Contact(int(r.user_id), ContactKind.CALL, str(r.id), r.started_at, r.agent_id, r.queue)
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class CallFact:
+    """A call of the funnel's period: who placed it, from which queue, and if it reached
+    the claimant (`calls_started_between` says when)."""
+
+    call_id: int
+    user_id: int
+    agent_id: int | None
+    queue: str | None
+    reached: bool
+
+
+async def calls_started_between(
+    conn: AsyncConnection, start: datetime, end: datetime
+) -> list[CallFact]:
+    """Calls started in [start, end): a placed call reached the claimant when it was
+    answered by a person (not a machine) and the agent's leg was bridged to it; a call
+    recorded by hand, when its outcome says someone spoke (`SPOKE_DISPOSITIONS`)."""
+    human = func.coalesce(_C.answered_by, "human") == "human"
+    bridged = func.coalesce(_C.agent_seconds, 0) > 0
+    reached = case(
+        (_C.provider == "manual", _C.disposition.in_(sorted(SPOKE_DISPOSITIONS))),
+        else_=and_(_C.answered_at.is_not(None), human, bridged),
+    )
+    rows = await conn.execute(
+        select(_C.id, _C.user_id, _C.agent_id, _C.queue, reached.label("reached"))
+        .where(_C.started_at >= start, _C.started_at < end)
+        .order_by(_C.id)
+    )
+    return [
+        CallFact(int(r.id), int(r.user_id), r.agent_id, r.queue, bool(r.reached)) for r in rows
+    ]
+
+
+async def queues_of_calls(conn: AsyncConnection, call_ids: Sequence[int]) -> dict[int, str | None]:
+    """The queue each of these calls was placed from."""
+    if not call_ids:
+        return {}
+    rows = await conn.execute(select(_C.id, _C.queue).where(_C.id.in_(sorted(set(call_ids)))))
+    return {int(r.id): r.queue for r in rows}

@@ -1,21 +1,32 @@
-"""Magic links (`magic_links`): the one module that reads and writes them.
+"""Magic links (`magic_links`, `magic_link_events`): the one module that reads and writes them.
 
 A link is kept as the SHA-256 of its token, never the token. It is usable while unused and
 unexpired; opening it counts a click, using it consumes it (once, atomically). The token
 rules themselves (size, hash, hand-off) are in `domain.magic_links`.
+
+Attribution (issue 11): a link carries the contact it was sent from (`source_kind`,
+`source_ref`: a call, an SMS, an AI activity) and the agent (`created_by`); its events
+(sent, opened, used) are rows of `magic_link_events`, written in the same transaction as the
+change they record. After expiry the token hash is purged (`purge_expired_secrets`): the
+row, its events and the conversions credited to it stay until the retention cut-off
+(`delete_links_created_before`, compliance.recording_retention_months).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, insert, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.attribution import LinkUse
 from schemas import dialler_db as db
+from schemas.attribution import ContactKind, LinkEvent, LinkSource
 
 _L = db.magic_links.c
+_E = db.magic_link_events.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +54,10 @@ async def create_link(
     purpose: str,
     created_by: int | None,
     ttl: timedelta,
+    source: LinkSource | None = None,
 ) -> NewLink:
-    """Keep a new link, expiring `ttl` after the database's now."""
+    """Keep a new link, expiring `ttl` after the database's now (`record_sent` once it was
+    handed to the provider)."""
     row = (
         await conn.execute(
             insert(db.magic_links)
@@ -55,11 +68,22 @@ async def create_link(
                 purpose=purpose,
                 created_by=created_by,
                 expires_at=func.now() + ttl,
+                source_kind=None if source is None else source.kind.value,
+                source_ref=None if source is None else source.ref[:64],
             )
             .returning(_L.id, _L.expires_at)
         )
     ).one()
     return NewLink(int(row.id), row.expires_at)
+
+
+async def _record(conn: AsyncConnection, link_id: int, event: LinkEvent) -> None:
+    await conn.execute(insert(db.magic_link_events).values(link_id=link_id, event=event.value))
+
+
+async def record_sent(conn: AsyncConnection, link_id: int) -> None:
+    """The link was handed to the SMS or email provider."""
+    await _record(conn, link_id, LinkEvent.SENT)
 
 
 async def count_click(conn: AsyncConnection, token_hash: str) -> int | None:
@@ -70,7 +94,10 @@ async def count_click(conn: AsyncConnection, token_hash: str) -> int | None:
         .values(clicks=_L.clicks + 1, last_clicked_at=func.now())
         .returning(_L.id)
     )
-    return None if link_id is None else int(link_id)
+    if link_id is None:
+        return None
+    await _record(conn, int(link_id), LinkEvent.OPENED)
+    return int(link_id)
 
 
 async def consume(conn: AsyncConnection, token_hash: str) -> UsedLink | None:
@@ -83,10 +110,98 @@ async def consume(conn: AsyncConnection, token_hash: str) -> UsedLink | None:
             .returning(_L.id, _L.user_id)
         )
     ).one_or_none()
-    return None if row is None else UsedLink(int(row.id), int(row.user_id))
+    if row is None:
+        return None
+    await _record(conn, int(row.id), LinkEvent.USED)
+    return UsedLink(int(row.id), int(row.user_id))
 
 
-async def delete_expired_links(conn: AsyncConnection, before: datetime) -> int:
-    """Delete the links that expired before `before`; how many."""
-    result = await conn.execute(delete(db.magic_links).where(_L.expires_at < before))
+# --- retention (the daily clean-up) ---------------------------------------------------------
+
+
+async def purge_expired_secrets(conn: AsyncConnection, expired_before: datetime) -> int:
+    """Forget the token hash of links that expired before `expired_before` (the rows, their
+    events and attribution stay); how many were purged."""
+    result = await conn.execute(
+        update(db.magic_links)
+        .where(_L.expires_at < expired_before, _L.token_hash.is_not(None))
+        .values(token_hash=None)
+    )
     return int(result.rowcount)
+
+
+async def delete_links_created_before(conn: AsyncConnection, before: datetime) -> int:
+    """Delete links (and their events) created before the retention cut-off; how many.
+    Conversions credited to them keep their row (`link_id` becomes NULL) until their own
+    cut-off."""
+    result = await conn.execute(delete(db.magic_links).where(_L.created_at < before))
+    return int(result.rowcount)
+
+
+# --- attribution and the funnel ---------------------------------------------------------------
+
+
+async def link_uses(
+    conn: AsyncConnection, user_ids: Sequence[int], since: datetime, until: datetime
+) -> list[LinkUse]:
+    """The links these claimants used between `since` and `until` (inclusive)."""
+    if not user_ids:
+        return []
+    rows = await conn.execute(
+        select(_L.id, _L.user_id, _L.used_at).where(
+            _L.user_id.in_(list(user_ids)), _L.used_at >= since, _L.used_at <= until
+        )
+    )
+    return [LinkUse(int(r.id), int(r.user_id), r.used_at) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class SentLink:
+    """A link sent in the funnel's period, with what became of it (ever, until now)."""
+
+    link_id: int
+    user_id: int
+    agent_id: int | None
+    channel: str
+    source: LinkSource | None
+    opened: bool  # its landing page was shown, or it was used
+    used: bool
+
+
+def _has_event(*events: LinkEvent) -> ColumnElement[bool]:
+    return exists().where(_E.link_id == _L.id, _E.event.in_([e.value for e in events]))
+
+
+async def links_sent_between(
+    conn: AsyncConnection, start: datetime, end: datetime
+) -> list[SentLink]:
+    """Links sent in [start, end) (their `sent` event)."""
+    sent = _has_event(LinkEvent.SENT)
+    rows = await conn.execute(
+        select(
+            _L.id,
+            _L.user_id,
+            _L.created_by,
+            _L.channel,
+            _L.source_kind,
+            _L.source_ref,
+            _has_event(LinkEvent.OPENED, LinkEvent.USED).label("opened"),
+            _has_event(LinkEvent.USED).label("used"),
+        )
+        .where(and_(_L.created_at >= start, _L.created_at < end), sent)
+        .order_by(_L.id)
+    )
+    return [
+        SentLink(
+            link_id=int(r.id),
+            user_id=int(r.user_id),
+            agent_id=r.created_by,
+            channel=r.channel,
+            source=None
+            if r.source_kind is None
+            else LinkSource(ContactKind(r.source_kind), r.source_ref),
+            opened=bool(r.opened),
+            used=bool(r.used),
+        )
+        for r in rows
+    ]

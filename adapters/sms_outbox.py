@@ -26,9 +26,11 @@ from structlog import get_logger
 from adapters.agent_store import display_name_of
 from adapters.messaging import DeliveryRejected, SmsSender
 from adapters.suppressions import suppression_status
+from domain.attribution import Contact
 from domain.sms import status_advances
 from domain.suppressions import SuppressionStatus
 from schemas import dialler_db as db
+from schemas.attribution import ContactKind
 from schemas.enums import MessageDirection
 from schemas.messaging import SmsSent
 
@@ -368,3 +370,24 @@ def texts_by_agents_query() -> Select[Any]:
 def texted_by_query(agent_id: int) -> Select[Any]:
     """The user ids this agent ever texted."""
     return select(_M.user_id).where(_M.agent_id == agent_id, _M.user_id.is_not(None))
+
+
+async def outbound_as_contacts(
+    conn: AsyncConnection, user_ids: Sequence[int], since: datetime, until: datetime
+) -> list[Contact]:
+    """These claimants' outbound messages kept between `since` and `until` (inclusive), as
+    the contacts a conversion can be credited to (issue 11)."""
+    if not user_ids:
+        return []
+    rows = await conn.execute(
+        select(_M.id, _M.user_id, _M.created_at, _M.agent_id).where(
+            _M.user_id.in_(list(user_ids)),
+            _M.direction == _OUTBOUND,
+            _M.created_at >= since,
+            _M.created_at <= until,
+        )
+    )
+    return [
+        Contact(int(r.user_id), ContactKind.SMS, str(r.id), r.created_at, r.agent_id)
+        for r in rows
+    ]

@@ -9,6 +9,7 @@ from cli.db import db
 from cli.dev import dev
 from cli.health import health
 from cli.queue import queue
+from cli.report import report
 from cli.scoring import scoring
 from cli.seed import seed
 from cli.sync import sync
@@ -21,7 +22,7 @@ def main() -> None:
     """RMC Dialler: outbound calling for stuck claims."""
 
 
-for command in (compliance, db, dev, health, queue, scoring, seed, sync, web, worker):
+for command in (compliance, db, dev, health, queue, report, scoring, seed, sync, web, worker):
     main.add_command(command)
 
 

@@ -183,6 +183,9 @@ class CleanupRequest:
 
 @dataclass
 class CleanupResult:
-    magic_links: int
+    magic_links: int  # deleted past the attribution retention (with their events)
     agent_sessions: int
     dead_letters: int
+    # attribution (issue 11): token hashes purged after expiry, conversions past retention
+    magic_link_secrets: int = 0
+    conversions: int = 0

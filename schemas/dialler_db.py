@@ -494,9 +494,7 @@ magic_link_events = Table(
     "magic_link_events",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column(
-        "link_id", BigInteger, ForeignKey("magic_links.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("link_id", BigInteger, ForeignKey("magic_links.id", ondelete="CASCADE"), nullable=False),
     Column("event", String(8), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _one_of("event", LinkEvent),
@@ -528,9 +526,7 @@ conversions = Table(
     Column("contact_at", DateTime(timezone=True), nullable=True),
     Column("agent_id", BigInteger, ForeignKey("agents.id", ondelete="SET NULL"), nullable=True),
     Column("queue", String(16), nullable=True, comment="the credited call's queue"),
-    Column(
-        "link_id", BigInteger, ForeignKey("magic_links.id", ondelete="SET NULL"), nullable=True
-    ),
+    Column("link_id", BigInteger, ForeignKey("magic_links.id", ondelete="SET NULL"), nullable=True),
     Column("attributed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _one_of("kind", ConversionKind),
     _one_of("contact_kind", ContactKind),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from schemas.attribution import ContactKind
 from schemas.enums import LinkChannel
 
 
@@ -38,6 +39,9 @@ class CreateMagicLink:
     to_number: str | None = None  # required for channel=sms
     to_email: str | None = None  # required for channel=email
     first_name: str | None = None  # for the greeting only
+    # the contact the link is sent from (attribution): a call, an SMS, an AI activity
+    source_kind: ContactKind | None = None
+    source_ref: str | None = None  # calls.id / sms_messages.id as text, or the AI activity id
 
 
 @dataclass

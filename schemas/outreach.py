@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import StrEnum
 
+from schemas.attribution import ContactKind
 from schemas.enums import LinkChannel, Queue
 
 
@@ -274,6 +275,9 @@ class MagicLinkRequest:
     agent_id: int
     channel: LinkChannel
     purpose: str  # signature, documents, callback, ...
+    # the contact the link is sent from (attribution): a call, an SMS, an AI activity
+    source_kind: ContactKind | None = None
+    source_ref: str | None = None
 
 
 @dataclass

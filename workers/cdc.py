@@ -16,6 +16,14 @@ its raw payload and the reason, and the stream goes on. Failures that pass (Temp
 PostgreSQL or the replica away) are retried with backoff (`adapters.retry_policy`, tenacity),
 holding the stream where it is.
 Metrics go to Redis once a second (`adapters.cdc_metrics`).
+
+Conversions (issue 11): the dispatcher hands the conversions among an item's events
+(`domain.attribution.conversions_in`: signatures added, requirements completed) to
+`attribute` (`adapters.conversions.ConversionRecorder`) in ONE call per item that has any,
+before the item's events go to the lanes, so the item is not committed until they are
+kept. Database errors are retried like every other write here; anything else makes a dead
+letter of the row changes concerned (replaying it attributes them again, idempotently) and
+the events are delivered all the same.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import asyncio
 import contextlib
 import signal
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -42,11 +50,14 @@ from adapters.cdc_source import ChangeSource, SourceItem
 from adapters.cdc_sqs import SqsSource
 from adapters.cdc_store import CdcStore
 from adapters.context_cache import ContextCache
+from adapters.conversions import ConversionRecorder
 from adapters.databases import dialler_engine, replica_engine
 from adapters.redis_client import connect_redis
 from adapters.retry_policy import is_database_error, retrying
+from adapters.rules_file import load_rules_file
 from adapters.temporal import connect_temporal
 from config.settings import CdcSource, Settings
+from domain.attribution import Conversion, conversions_in
 from domain.change_events import (
     ChangeError,
     Lookups,
@@ -64,6 +75,7 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 Deliver = Callable[[ChangeEvent], Awaitable[None]]
+Attribute = Callable[[Sequence[Conversion]], Awaitable[int]]
 MAX_ITEMS_IN_FLIGHT = 10_000
 METRICS_EVERY = 1.0
 DRAIN_SECONDS = 10.0
@@ -169,9 +181,11 @@ class CdcConsumer:
         lanes: int = 16,
         lane_depth: int = 100,
         drain_seconds: float = DRAIN_SECONDS,
+        attribute: Attribute | None = None,
     ) -> None:
         self._source = source
         self._deliver = deliver
+        self._attribute = attribute
         self._store = store
         self._lookups = lookups
         self.metrics = metrics
@@ -234,6 +248,7 @@ class CdcConsumer:
         for rejected in item.rejected:
             await self._dead_letter(rejected.raw_payload, rejected.reason)
         units: dict[int, _Unit] = {}
+        converting: list[tuple[ChangeEvent, RowChange]] = []
         for change in item.changes:
             self.metrics.changes_read += 1
             try:
@@ -246,12 +261,38 @@ class CdcConsumer:
                 continue
             for event in translation.events:
                 self._unit(units, seq, event.user_id, change, item).events.append(event)
+                if self._attribute is not None:
+                    converting.append((event, change))
             for user_id in translation.touched_user_ids:
                 self._unit(units, seq, user_id, change, item)
+        if converting:
+            await self._attribute_conversions(converting, item)
         for unit in units.values():
             self._tracker.add(seq)
             await self._lanes[unit.user_id % len(self._lanes)].put(unit)
         self._tracker.seal(seq)
+
+    async def _attribute_conversions(
+        self, events: list[tuple[ChangeEvent, RowChange]], item: SourceItem
+    ) -> None:
+        """Keep the item's conversions, attributed (one call); a failure that is not the
+        database's becomes a dead letter of the row changes concerned."""
+        assert self._attribute is not None
+        attribute = self._attribute
+        conversions = conversions_in(event for event, _ in events)
+        if not conversions:
+            return
+        try:
+            await self._retrying("attribution", lambda: attribute(conversions))
+        except Exception as error:  # not a database error (those are retried above)
+            reason = f"attribution failed: {type(error).__name__}: {error}"
+            if item.raw_payload is not None:  # an SQS message: the message as received
+                await self._dead_letter(item.raw_payload, reason)
+                return
+            converting = {c.event_id for c in conversions}
+            changes = {id(c): c for e, c in events if e.event_id in converting}
+            for change in changes.values():
+                await self._dead_letter(encode_row_change(change), reason)
 
     async def _resolve(self, change: RowChange) -> Lookups:
         wanted = needs(change)
@@ -382,6 +423,7 @@ async def run_cdc_worker(settings: Settings, stop: asyncio.Event | None = None) 
         await server_position(BinlogConnection.from_url(settings.binlog_url))
     elif not settings.sqs_queue_url:
         raise RuntimeError("CDC_SOURCE is sqs but SQS_QUEUE_URL is empty")
+    window = load_rules_file(settings.rules_file).compliance.attribution_window
     client = await connect_temporal(settings)
     dialler, replica = dialler_engine(settings, pool_size=4), replica_engine(settings, pool_size=4)
     redis = connect_redis(settings.redis_url)
@@ -422,6 +464,7 @@ async def run_cdc_worker(settings: Settings, stop: asyncio.Event | None = None) 
                 redis=redis,
                 lanes=settings.cdc_lanes,
                 lane_depth=settings.cdc_lane_depth,
+                attribute=ConversionRecorder(dialler, window),
             )
             log.info("cdc worker started", source=source.name, lanes=settings.cdc_lanes)
             await consumer.run(stop)

@@ -442,7 +442,14 @@ class OutreachWorkflow:
         here; the activity reads the number or address from the replica."""
         return await workflow.execute_activity_method(
             MessagingActivities.create_magic_link,
-            CreateMagicLink(self._user_id, request.channel, request.purpose, request.agent_id),
+            CreateMagicLink(
+                self._user_id,
+                request.channel,
+                request.purpose,
+                request.agent_id,
+                source_kind=request.source_kind,
+                source_ref=request.source_ref,
+            ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             # a retry after the provider accepted the message would send it twice
             retry_policy=RetryPolicy(maximum_attempts=3),

@@ -81,7 +81,9 @@ async def test_only_sessions_ended_before_the_cut_off_are_deleted(dialler_db: As
     assert await _live(dialler_db, live, now)
 
 
-async def test_only_links_expired_before_the_cut_off_are_deleted(dialler_db: AsyncEngine) -> None:
+async def test_only_links_expired_before_the_cut_off_lose_their_secret(
+    dialler_db: AsyncEngine,
+) -> None:
     user_id = next_id()
     hashes = [secrets.token_hex(32) for _ in range(2)]
     async with dialler_db.begin() as conn:
@@ -97,7 +99,7 @@ async def test_only_links_expired_before_the_cut_off_are_deleted(dialler_db: Asy
             )
     now = datetime.now(UTC)
     async with dialler_db.begin() as conn:
-        await magic_links.delete_expired_links(conn, now)
+        await magic_links.purge_expired_secrets(conn, now)
         # a link expiring in the future survives a cut-off of now, and opens
         assert await magic_links.count_click(conn, hashes[0]) is not None
         used = await magic_links.consume(conn, hashes[1])
@@ -107,7 +109,7 @@ async def test_only_links_expired_before_the_cut_off_are_deleted(dialler_db: Asy
         assert await magic_links.count_click(conn, hashes[1]) is None
 
     async with dialler_db.begin() as conn:
-        removed = await magic_links.delete_expired_links(conn, now + timedelta(hours=2))
-    assert removed >= 2
+        purged = await magic_links.purge_expired_secrets(conn, now + timedelta(hours=2))
+    assert purged >= 2
     async with dialler_db.begin() as conn:
         assert await magic_links.count_click(conn, hashes[0]) is None

@@ -50,7 +50,8 @@ OWNERS: dict[str, frozenset[str]] = {
     **dict.fromkeys(
         ("suppressions", "suppression_removals"), frozenset({"adapters/suppressions.py"})
     ),
-    "magic_links": frozenset({"adapters/magic_links.py"}),
+    **dict.fromkeys(("magic_links", "magic_link_events"), frozenset({"adapters/magic_links.py"})),
+    "conversions": frozenset({"adapters/conversions.py"}),
     "audit_log": frozenset({"adapters/audit_log.py"}),
     "consent_records": frozenset({"adapters/consents.py"}),
     **dict.fromkeys(("tps_list_versions", "tps_numbers"), frozenset({"adapters/tps.py"})),

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 
 from structlog import get_logger
 
+from adapters import call_log, sms_outbox, task_store
 from adapters.live import SMS_INBOUND, STAFF_CHANNEL, LiveEvent
 from domain.suppressions import SMS_START, SMS_STOP
+from schemas.attribution import ContactKind, LinkSource
 from schemas.enums import LinkChannel
 from schemas.messaging import MagicLinkCreated
 from schemas.outreach import ChangeEvent, ChangeKind, MagicLinkRequest
@@ -62,10 +64,41 @@ async def after_inbound(sid: str, received: Received) -> None:
         raise OutreachUnavailable("Recorded; the outreach service is unavailable.") from None
 
 
+async def call_source(agent_id: int, user_id: int) -> LinkSource | None:
+    """The agent's current call with the claimant (placed during the claim they hold, no
+    outcome yet), as the contact a link is sent from; None when there is none."""
+    engine = services().dialler_db
+    task = await task_store.held_task(engine, agent_id, user_id)
+    if task is None:
+        return None
+    call = await call_log.open_call_for_claim(engine, agent_id, user_id, task.claimed_at)
+    return None if call is None else LinkSource(ContactKind.CALL, str(call.id))
+
+
+async def thread_source(user_id: int) -> LinkSource | None:
+    """The SMS conversation a link is sent from: its newest message (the one being answered)."""
+    async with services().dialler_db.connect() as conn:
+        newest = await sms_outbox.newest_messages(conn, user_id, 1)
+    return LinkSource(ContactKind.SMS, str(newest[0].id)) if newest else None
+
+
 async def send_magic_link(
-    user_id: int, agent_id: int, channel: LinkChannel, purpose: str
+    user_id: int,
+    agent_id: int,
+    channel: LinkChannel,
+    purpose: str,
+    source: LinkSource | None = None,
 ) -> MagicLinkCreated:
+    """Ask the claimant's workflow for a link; `source` is the contact it is sent from
+    (attribution), by default the agent's current call with the claimant, if any."""
     if purpose not in MAGIC_LINK_PURPOSES:
         raise ValueError(f"purpose must be one of: {', '.join(MAGIC_LINK_PURPOSES)}")
-    claims = services().claim_service()
-    return await claims.send_magic_link(user_id, MagicLinkRequest(agent_id, channel, purpose))
+    source = source or await call_source(agent_id, user_id)
+    request = MagicLinkRequest(
+        agent_id,
+        channel,
+        purpose,
+        source_kind=None if source is None else source.kind,
+        source_ref=None if source is None else source.ref,
+    )
+    return await services().claim_service().send_magic_link(user_id, request)

@@ -22,6 +22,7 @@ from quart.typing import ResponseReturnValue
 from adapters import task_store
 from domain.callback_booking import refuse_callback
 from domain.dispositions import EFFECTS, Disposition
+from schemas.attribution import ContactKind
 from schemas.enums import AgentRole, AgentState, LinkChannel, Queue
 from schemas.outreach import (
     CallbackRequest,
@@ -450,8 +451,17 @@ async def send_magic_link(user_id: int) -> ResponseReturnValue:
     purpose = PURPOSES.get(Queue(task.queue), "claim")
     try:
         claims = services().claim_service()
+        # the contact the link is sent from: the agent's call during this claim, if any
+        call = await call_for_claim(agent.id, task)
         sent = await claims.send_magic_link(
-            user_id, MagicLinkRequest(agent.id, LinkChannel(channel), purpose)
+            user_id,
+            MagicLinkRequest(
+                agent.id,
+                LinkChannel(channel),
+                purpose,
+                source_kind=None if call is None else ContactKind.CALL,
+                source_ref=None if call is None else str(call.id),
+            ),
         )
     except OutreachRefused as problem:
         body = await render_template(

@@ -27,7 +27,13 @@ from domain.sms import MAX_BODY_LENGTH, document_reminder, requirement_words
 from schemas.enums import LinkChannel
 from services.claimant_access import SEES_EVERY_CLAIMANT
 from services.sms_conversations import ClaimantNotFound, InboundSms, SmsError
-from web.actions.sms import after_inbound, conversations, send_magic_link
+from web.actions.sms import (
+    after_inbound,
+    call_source,
+    conversations,
+    send_magic_link,
+    thread_source,
+)
 from web.auth.access import staff
 from web.auth.claimants import claimant_scoped
 from web.auth.identity import require_agent
@@ -158,7 +164,9 @@ async def magic_link(user_id: int) -> ResponseReturnValue:
     if await conversations().claimant(user_id) is None:
         raise APIError(404, "not_found", "No such claimant.")
     try:
-        await send_magic_link(user_id, agent.id, LinkChannel.SMS, purpose)
+        # on a call with the claimant the call is the contact, otherwise this conversation
+        source = await call_source(agent.id, user_id) or await thread_source(user_id)
+        await send_magic_link(user_id, agent.id, LinkChannel.SMS, purpose, source)
     except OutreachRefused as error:
         return await _thread_page(user_id, status=409, error=f"No link was sent: {error}")
     except OutreachUnavailable as error:

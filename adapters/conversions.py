@@ -1,0 +1,138 @@
+"""Conversions (`conversions`): the one module that reads and writes them (issue 11).
+
+`attribute_batch` is what the CDC worker runs for the conversions of one source item: the
+claimants' contacts (calls from `adapters.call_log`, outbound texts from
+`adapters.sms_outbox`) and link uses (`adapters.magic_links`) in the window are read in one
+query each, `domain.attribution` picks the credited contact and link, and ONE insert writes
+them all. The insert skips what is already there (ON CONFLICT DO NOTHING on the change
+event id and on the subject), so a redelivered item writes nothing new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from adapters import call_log, magic_links, sms_outbox
+from domain.attribution import Attribution, Conversion, attribute_all, look_back
+from schemas import dialler_db as db
+from schemas.attribution import ContactKind, ConversionKind
+
+_V = db.conversions.c
+
+
+async def record(conn: AsyncConnection, attributions: Sequence[Attribution]) -> int:
+    """Keep attributed conversions, one statement; how many were new."""
+    if not attributions:
+        return 0
+    rows = []
+    for a in attributions:
+        c, contact = a.conversion, a.contact
+        rows.append(
+            {
+                "event_id": c.event_id[:200],
+                "subject_key": c.subject_key,
+                "user_id": c.user_id,
+                "kind": c.kind.value,
+                "claim_id": c.claim_id,
+                "requirement_id": c.requirement_id,
+                "occurred_at": c.occurred_at,
+                "contact_kind": None if contact is None else contact.kind.value,
+                "contact_ref": None if contact is None else contact.ref,
+                "contact_at": None if contact is None else contact.at,
+                "agent_id": None if contact is None else contact.agent_id,
+                "queue": None if contact is None else contact.queue,
+                "link_id": a.link_id,
+            }
+        )
+    result = await conn.execute(
+        pg_insert(db.conversions).values(rows).on_conflict_do_nothing().returning(_V.id)
+    )
+    return len(result.all())
+
+
+async def attribute_batch(
+    engine: AsyncEngine, conversions: Sequence[Conversion], window: timedelta
+) -> int:
+    """Attribute and keep these conversions (one transaction); how many were new."""
+    if not conversions:
+        return 0
+    span = look_back(conversions, window)
+    async with engine.begin() as conn:
+        calls = await call_log.calls_as_contacts(conn, span.user_ids, span.since, span.until)
+        texts = await sms_outbox.outbound_as_contacts(
+            conn, span.user_ids, span.since, span.until
+        )
+        uses = await magic_links.link_uses(conn, span.user_ids, span.since, span.until)
+        attributed = attribute_all(conversions, calls + texts, uses, window)
+        return await record(conn, attributed)
+
+
+class ConversionRecorder:
+    """What the CDC worker is given: the dialler engine and the attribution window."""
+
+    def __init__(self, engine: AsyncEngine, window: timedelta) -> None:
+        self._engine = engine
+        self._window = window
+
+    async def __call__(self, conversions: Sequence[Conversion]) -> int:
+        return await attribute_batch(self._engine, conversions, self._window)
+
+
+@dataclass(frozen=True)
+class ConversionRow:
+    user_id: int
+    kind: ConversionKind
+    occurred_at: datetime
+    claim_id: int | None
+    contact_kind: ContactKind | None
+    contact_ref: str | None
+    agent_id: int | None
+    queue: str | None
+    link_id: int | None
+
+
+async def conversions_between(
+    conn: AsyncConnection, start: datetime, end: datetime
+) -> list[ConversionRow]:
+    """Conversions that occurred in [start, end)."""
+    rows = await conn.execute(
+        select(
+            _V.user_id,
+            _V.kind,
+            _V.occurred_at,
+            _V.claim_id,
+            _V.contact_kind,
+            _V.contact_ref,
+            _V.agent_id,
+            _V.queue,
+            _V.link_id,
+        )
+        .where(_V.occurred_at >= start, _V.occurred_at < end)
+        .order_by(_V.id)
+    )
+    return [
+        ConversionRow(
+            user_id=int(r.user_id),
+            kind=ConversionKind(r.kind),
+            occurred_at=r.occurred_at,
+            claim_id=r.claim_id,
+            contact_kind=None if r.contact_kind is None else ContactKind(r.contact_kind),
+            contact_ref=r.contact_ref,
+            agent_id=r.agent_id,
+            queue=r.queue,
+            link_id=r.link_id,
+        )
+        for r in rows
+    ]
+
+
+async def delete_before(conn: AsyncConnection, before: datetime) -> int:
+    """Retention: delete conversions that occurred before the cut-off; how many."""
+    result = await conn.execute(delete(db.conversions).where(_V.occurred_at < before))
+    return int(result.rowcount)
