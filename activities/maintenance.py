@@ -10,20 +10,22 @@ from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
+from structlog import get_logger
 from temporalio import activity
 from temporalio.client import Client
 
 from activities.reconcile import expected_queues
-from adapters import task_store
+from adapters import call_log, task_store
 from adapters.agent_store import delete_ended_sessions
+from adapters.audit_log import append_audit
 from adapters.cdc_store import CdcStore
 from adapters.context_cache import ContextCache
-from adapters.conversions import delete_before as delete_conversions_before
-from adapters.magic_links import delete_links_created_before, purge_expired_secrets
+from adapters.magic_links import delete_expired_links
 from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
+from adapters.recording_store import RecordingStoreError, RecordingStores
 from adapters.replica_reader import ReplicaReader
 from config.settings import Settings
-from domain.attribution import months_before
+from domain.recordings import retention_cutoff
 from domain.rules import DiallerRules
 from schemas.cdc import (
     CacheWarmInput,
@@ -38,11 +40,15 @@ from schemas.cdc import (
     WatermarkUpdate,
 )
 from schemas.enums import Queue
+from schemas.recordings import RecordingRetentionRequest, RecordingRetentionResult
 from schemas.search_attributes import OUTREACH_QUEUE
+
+log = get_logger(__name__)
 
 CATCH_UP_OVERLAP = timedelta(minutes=2)  # rows committed late with an earlier updated_at
 CATCH_UP_FIRST_WINDOW = timedelta(minutes=15)  # no watermark yet: look this far back
 MAX_REFRESH = 100_000  # claimants per integrity repair (the list travels in history)
+RECORDINGS_PAGE = 200  # recordings read per page by the retention clean-up
 
 
 class MaintenanceActivities:
@@ -55,8 +61,10 @@ class MaintenanceActivities:
         task_queue: str,
         rules: DiallerRules,
         redis: Redis | None = None,
+        recordings: RecordingStores | None = None,
     ) -> None:
         self._settings = settings
+        self._recordings = recordings or RecordingStores(settings)
         self._dialler = dialler
         self._replica = replica_db
         self._client = client
@@ -177,28 +185,81 @@ class MaintenanceActivities:
 
     @activity.defn
     async def cleanup(self, request: CleanupRequest) -> CleanupResult:
-        """Retention: revoked or expired agent sessions and replayed dead letters older than
-        their retention (settings, in days); the token hashes of magic links expired more
-        than `magic_link_retention_days` ago; and the attribution records (magic links, their
-        events, conversions) older than `compliance.recording_retention_months`, the
-        retention the calls they credit are kept for."""
+        """Retention: expired magic links, revoked or expired agent sessions and replayed
+        dead letters older than their retention (settings, in days)."""
         settings = self._settings
-        secrets_before = request.now - timedelta(days=settings.magic_link_retention_days)
-        attribution_before = months_before(
-            request.now, self._rules.compliance.recording_retention_months
-        )
+        links_before = request.now - timedelta(days=settings.magic_link_retention_days)
         sessions_before = request.now - timedelta(days=settings.session_retention_days)
         letters_before = request.now - timedelta(days=settings.dead_letter_retention_days)
         async with self._dialler.begin() as conn:
-            purged_secrets = await purge_expired_secrets(conn, secrets_before)
-            removed_links = await delete_links_created_before(conn, attribution_before)
-            removed_conversions = await delete_conversions_before(conn, attribution_before)
+            removed_links = await delete_expired_links(conn, links_before)
             removed_sessions = await delete_ended_sessions(conn, sessions_before)
         removed_letters = await self._store.purge_replayed(letters_before)
         return CleanupResult(
             magic_links=removed_links,
             agent_sessions=removed_sessions,
             dead_letters=removed_letters,
-            magic_link_secrets=purged_secrets,
-            conversions=removed_conversions,
         )
+
+    @activity.defn
+    async def expire_recordings(
+        self, request: RecordingRetentionRequest
+    ) -> RecordingRetentionResult:
+        """Delete the recordings and transcripts of calls started before the retention
+        cut-off (the rules file's `compliance.recording_retention_months`) wherever they are
+        kept (Twilio, the bucket, a local file), mark each call's recording deleted and audit
+        it, one by one. A store that fails leaves that call undeleted (the next run tries
+        again) and does not stop the others; a rerun finds nothing left to do."""
+        months = self._rules.compliance.recording_retention_months
+        cutoff = retention_cutoff(request.now, months)
+        deleted = failed = 0
+        after_id = 0
+        while True:
+            page = await call_log.recordings_started_before(
+                self._dialler, cutoff, after_id=after_id, limit=RECORDINGS_PAGE
+            )
+            if not page:
+                break
+            for recording in page:
+                if await self._expire(recording, request, months):
+                    deleted += 1
+                else:
+                    failed += 1
+            after_id = page[-1].call_id
+            activity.heartbeat(after_id)
+        return RecordingRetentionResult(cutoff=cutoff, deleted=deleted, failed=failed)
+
+    async def _expire(
+        self, recording: call_log.ExpiringRecording, request: RecordingRetentionRequest, months: int
+    ) -> bool:
+        """Whether the call's recording is gone now (False: its store failed)."""
+        location = recording.location
+        if location is not None:
+            try:
+                await self._recordings.delete(location)
+            except RecordingStoreError as error:
+                log.warning(
+                    "recording not deleted; retried tomorrow",
+                    call_id=recording.call_id,
+                    store=location.store.value,
+                    error=str(error),
+                )
+                return False
+        async with self._dialler.begin() as conn:
+            if await call_log.mark_recording_deleted(conn, recording.call_id, request.now):
+                await append_audit(
+                    conn,
+                    actor_type="system",
+                    actor_id="retention",
+                    action="recording_deleted",
+                    subject_type="call",
+                    subject_id=str(recording.call_id),
+                    detail={
+                        "user_id": str(recording.user_id),
+                        "store": location.store.value if location is not None else None,
+                        "transcript": recording.has_transcript,
+                        "call_started_at": recording.started_at.isoformat(),
+                        "retention_months": months,
+                    },
+                )
+        return True

@@ -141,6 +141,11 @@ class Settings(BaseSettings):
     sqs_wait_seconds: int = Field(default=20, ge=0, le=20)
     sqs_visibility_timeout: int = Field(default=120, ge=1, le=43_200)
 
+    # Call recordings (issue 11): a copy kept in this S3 bucket (aioboto3, the AWS settings
+    # above) when set; the simulated telephony writes its recordings under the folder
+    recordings_bucket: str = ""
+    recordings_dir: Path = Path(".dev/recordings")
+
     # Claimant context cache (Redis) and the hourly warming of the top of each queue
     context_cache_ttl_seconds: int = Field(default=900, ge=1)
     cache_warm_per_queue: int = Field(default=200, ge=0)

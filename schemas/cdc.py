@@ -189,3 +189,6 @@ class CleanupResult:
     # attribution (issue 11): token hashes purged after expiry, conversions past retention
     magic_link_secrets: int = 0
     conversions: int = 0
+    # recordings and transcripts past retention (issue 11): deleted, and left for tomorrow
+    recordings_deleted: int = 0
+    recordings_failed: int = 0

@@ -88,6 +88,7 @@ def outreach_activities(
         maintenance.warm_cache,
         maintenance.integrity_plan,
         maintenance.cleanup,
+        maintenance.expire_recordings,
     ]
 
 

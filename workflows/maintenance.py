@@ -7,12 +7,14 @@
   loaded into the Redis cache before agents ask for them;
 - IntegrityCheckWorkflow (every 6 hours): replica vs running workflows vs queue projection;
   drift is counted, written to the audit log and repaired by refreshing those claimants;
-- CleanupWorkflow (daily): retention of expired links, old sessions, replayed dead letters.
+- CleanupWorkflow (daily): retention of expired links, old sessions, replayed dead letters,
+  and of call recordings and transcripts (each one deleted at its store and audited).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 
 from temporalio import workflow
@@ -38,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.outreach import AuditEntry
     from schemas.reconcile import RefreshBatch
+    from schemas.recordings import RecordingRetentionRequest
 
 BATCH = 1000
 PARALLEL_BATCHES = 4
@@ -142,19 +145,31 @@ class IntegrityCheckWorkflow:
 class CleanupWorkflow:
     @workflow.run
     async def run(self, input: CleanupInput) -> CleanupResult:
+        now = input.now or workflow.now()
         result = await workflow.execute_activity_method(
             MaintenanceActivities.cleanup,
-            CleanupRequest(input.now or workflow.now()),
+            CleanupRequest(now),
             start_to_close_timeout=timedelta(minutes=10),
             retry_policy=RETRY,
         )
-        await _audit(
-            "retention_cleanup",
-            "retention",
-            {
-                "magic_links": str(result.magic_links),
-                "agent_sessions": str(result.agent_sessions),
-                "dead_letters": str(result.dead_letters),
-            },
-        )
+        detail = {
+            "magic_links": str(result.magic_links),
+            "agent_sessions": str(result.agent_sessions),
+            "dead_letters": str(result.dead_letters),
+        }
+        if workflow.patched("recording-retention"):
+            # each recording is audited by the activity as it is deleted
+            recordings = await workflow.execute_activity_method(
+                MaintenanceActivities.expire_recordings,
+                RecordingRetentionRequest(now),
+                start_to_close_timeout=timedelta(hours=2),
+                heartbeat_timeout=timedelta(minutes=2),
+                retry_policy=RETRY,
+            )
+            result = dataclasses.replace(
+                result, recordings_deleted=recordings.deleted, recordings_failed=recordings.failed
+            )
+            detail["recordings_deleted"] = str(recordings.deleted)
+            detail["recordings_failed"] = str(recordings.failed)
+        await _audit("retention_cleanup", "retention", detail)
         return result

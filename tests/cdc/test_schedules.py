@@ -245,10 +245,36 @@ async def test_daily_cleanup_applies_the_retention_rules(
                 .values(replayed_at=old)
             )
 
+        # transcripts of calls either side of the 24-month recording retention (issue 11)
+        async with h.dialler.begin() as conn:
+            call = {"user_id": 1, "provider": "manual", "to_number": "+447700900123",
+                    "status": "completed", "transcript": "Hello"}  # fmt: skip
+            past_call, kept_call = [
+                await conn.scalar(
+                    insert(db.calls).values(**call, started_at=at).returning(db.calls.c.id)
+                )
+                for at in (now - timedelta(days=24 * 31), now - timedelta(days=23 * 30))
+            ]
+
         result = await h.client.execute_workflow(
             CleanupWorkflow.run, CleanupInput(), id=_id("cleanup"), task_queue=h.task_queue
         )
         assert (result.magic_links, result.agent_sessions, result.dead_letters) == (1, 2, 1)
+        assert (result.recordings_deleted, result.recordings_failed) == (1, 0)
+        async with h.dialler.connect() as conn:
+            transcripts = dict(
+                (await conn.execute(
+                    select(db.calls.c.id, db.calls.c.transcript)
+                    .where(db.calls.c.id.in_([past_call, kept_call]))
+                )).all()
+            )  # fmt: skip
+            recording_audits = await conn.scalar(
+                select(func.count()).where(
+                    db.audit_log.c.action == "recording_deleted",
+                    db.audit_log.c.subject_id == str(past_call),
+                )
+            )
+        assert transcripts == {past_call: None, kept_call: "Hello"} and recording_audits == 1
         async with h.dialler.connect() as conn:
             links = await conn.scalar(select(func.count()).select_from(db.magic_links))
             sessions = await conn.scalar(select(func.count()).select_from(db.agent_sessions))
@@ -257,4 +283,5 @@ async def test_daily_cleanup_applies_the_retention_rules(
             )
         assert (links, sessions) == (1, 1)
         assert [letter.id for letter in await store.dead_letters(pending_only=False)] == [pending]
-        assert audited == {"magic_links": "1", "agent_sessions": "2", "dead_letters": "1"}
+        assert audited == {"magic_links": "1", "agent_sessions": "2", "dead_letters": "1",
+                           "recordings_deleted": "1", "recordings_failed": "0"}  # fmt: skip
