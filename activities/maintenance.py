@@ -20,11 +20,13 @@ from adapters.agent_store import delete_ended_sessions
 from adapters.audit_log import append_audit
 from adapters.cdc_store import CdcStore
 from adapters.context_cache import ContextCache
-from adapters.magic_links import delete_expired_links
+from adapters.conversions import delete_before as delete_conversions_before
+from adapters.magic_links import delete_links_created_before, purge_expired_secrets
 from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
 from adapters.recording_store import RecordingStoreError, RecordingStores
 from adapters.replica_reader import ReplicaReader
 from config.settings import Settings
+from domain.attribution import months_before
 from domain.recordings import retention_cutoff
 from domain.rules import DiallerRules
 from schemas.cdc import (
@@ -185,20 +187,30 @@ class MaintenanceActivities:
 
     @activity.defn
     async def cleanup(self, request: CleanupRequest) -> CleanupResult:
-        """Retention: expired magic links, revoked or expired agent sessions and replayed
-        dead letters older than their retention (settings, in days)."""
+        """Retention: revoked or expired agent sessions and replayed dead letters older than
+        their retention (settings, in days); the token hashes of magic links expired more
+        than `magic_link_retention_days` ago; and the attribution records (magic links, their
+        events, conversions) older than `compliance.recording_retention_months`, the
+        retention the calls they credit are kept for."""
         settings = self._settings
-        links_before = request.now - timedelta(days=settings.magic_link_retention_days)
+        secrets_before = request.now - timedelta(days=settings.magic_link_retention_days)
+        attribution_before = months_before(
+            request.now, self._rules.compliance.recording_retention_months
+        )
         sessions_before = request.now - timedelta(days=settings.session_retention_days)
         letters_before = request.now - timedelta(days=settings.dead_letter_retention_days)
         async with self._dialler.begin() as conn:
-            removed_links = await delete_expired_links(conn, links_before)
+            purged_secrets = await purge_expired_secrets(conn, secrets_before)
+            removed_links = await delete_links_created_before(conn, attribution_before)
+            removed_conversions = await delete_conversions_before(conn, attribution_before)
             removed_sessions = await delete_ended_sessions(conn, sessions_before)
         removed_letters = await self._store.purge_replayed(letters_before)
         return CleanupResult(
             magic_links=removed_links,
             agent_sessions=removed_sessions,
             dead_letters=removed_letters,
+            magic_link_secrets=purged_secrets,
+            conversions=removed_conversions,
         )
 
     @activity.defn
