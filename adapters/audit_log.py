@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas import dialler_db as db
@@ -54,3 +55,21 @@ async def write_audit(
         detail=entry.detail,
         ip_address=ip_address,
     )
+
+
+async def entries_about(
+    conn: AsyncConnection, subjects: Sequence[tuple[str, str]], user_id: int | None = None
+) -> list[dict[str, Any]]:
+    """The entries whose subject is one of `subjects` ((subject_type, subject_id) pairs),
+    or whose detail names `user_id` (e.g. a recording played: subject the call), oldest
+    first (subject access)."""
+    a = db.audit_log.c
+    where = []
+    if subjects:
+        where.append(tuple_(a.subject_type, a.subject_id).in_(list(subjects)))
+    if user_id is not None:
+        where.append(a.detail["user_id"].astext == str(user_id))
+    if not where:
+        return []
+    rows = await conn.execute(select(db.audit_log).where(or_(*where)).order_by(a.id))
+    return [dict(r._mapping) for r in rows]

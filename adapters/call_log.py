@@ -1021,3 +1021,19 @@ async def queues_of_calls(conn: AsyncConnection, call_ids: Sequence[int]) -> dic
         return {}
     rows = await conn.execute(select(_C.id, _C.queue).where(_C.id.in_(sorted(set(call_ids)))))
     return {int(r.id): r.queue for r in rows}
+
+
+# --- subject access (issue 11): everything kept about one claimant --------------------------
+
+
+async def subject_access(conn: AsyncConnection, user_id: int) -> dict[str, list[dict[str, Any]]]:
+    """Every `calls` (recordings' metadata and transcripts included), `callbacks` and
+    `claimant_notes` row of the claimant, oldest first (`dialler compliance export`)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for name, table in (("calls", db.calls), ("callbacks", db.callbacks),
+                        ("notes", db.claimant_notes)):  # fmt: skip
+        rows = await conn.execute(
+            select(table).where(table.c.user_id == user_id).order_by(table.c.id)
+        )
+        found[name] = [dict(r._mapping) for r in rows]
+    return found

@@ -205,3 +205,15 @@ async def links_sent_between(
         )
         for r in rows
     ]
+
+
+# --- subject access (issue 11): everything kept about one claimant --------------------------
+
+_NOT_EXPORTED = frozenset({"token_hash"})  # a hash of a secret: never leaves the dialler
+
+
+async def subject_access(conn: AsyncConnection, user_id: int) -> list[dict[str, object]]:
+    """The claimant's links, oldest first, without the token's hash."""
+    columns = [c for c in db.magic_links.c if c.name not in _NOT_EXPORTED]
+    rows = await conn.execute(select(*columns).where(_L.user_id == user_id).order_by(_L.id))
+    return [dict(r._mapping) for r in rows]

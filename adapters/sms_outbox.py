@@ -391,3 +391,19 @@ async def outbound_as_contacts(
         Contact(int(r.user_id), ContactKind.SMS, str(r.id), r.created_at, r.agent_id)
         for r in rows
     ]
+
+
+# --- subject access (issue 11): everything kept about one claimant --------------------------
+
+
+async def subject_access(
+    conn: AsyncConnection, user_id: int, numbers: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Every message filed under the claimant, and every one from or to their number
+    (`numbers`: its spellings) filed under nobody, oldest first."""
+    mine = _M.user_id == user_id
+    unfiled = _M.user_id.is_(None) & (_M.from_number.in_(numbers) | _M.to_number.in_(numbers))
+    rows = await conn.execute(
+        select(db.sms_messages).where(mine | unfiled if numbers else mine).order_by(_M.id)
+    )
+    return [dict(r._mapping) for r in rows]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.compliance_export import export
 from cli.compliance_suppress import register_suppress_commands
 from cli.compliance_tps import register_tps_commands
 
@@ -15,3 +16,4 @@ def compliance() -> None:
 
 register_tps_commands(compliance)
 register_suppress_commands(compliance)
+compliance.add_command(export)
