@@ -129,7 +129,7 @@ class OutreachActivities:
             claims=list(claims.values()),
         )
         async with self._autocommit.connect() as conn:  # reads only
-            await self._add_dialler_facts(conn, facts, user.phone_number)
+            await self._add_dialler_facts(conn, facts, user.phone_number, user.email)
             await self._add_consent_facts(conn, facts, replica_rows.consents, user.phone_number)
         return facts
 
@@ -151,10 +151,11 @@ class OutreachActivities:
         facts.tps_screened_at = screening.screened_at
 
     async def _add_dialler_facts(
-        self, conn: AsyncConnection, facts: ClaimantFacts, number: str | None
+        self, conn: AsyncConnection, facts: ClaimantFacts, number: str | None, email: str | None
     ) -> None:
         # any final opt-out, or an SMS STOP the claimant has not lifted with START
-        facts.opted_out = (await suppression_status(conn, facts.user_id, number)).suppressed
+        status = await suppression_status(conn, facts.user_id, number, email)
+        facts.opted_out = status.suppressed
         record = await call_log.claimant_record(conn, facts.user_id)
         facts.deceased = record.deceased
         # the number the latest wrong_number outcome was against (domain.facts)
@@ -181,8 +182,14 @@ class OutreachActivities:
                 )
                 await task_store.publish(conn, task)
             elif claim is None:
+                queue = assessment.stage.queue
                 withdrawal = WithdrawTask(
-                    request.user_id, request.version, assessment.not_before_reason
+                    request.user_id,
+                    request.version,
+                    assessment.not_before_reason,
+                    workflow_id=request.workflow_id,
+                    queue=queue.value if queue is not None else None,
+                    score=assessment.score,
                 )
                 await task_store.withdraw(conn, withdrawal)
             else:

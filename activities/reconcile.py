@@ -4,7 +4,7 @@ projection, and nudge the workflows that disagree."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -25,6 +25,7 @@ from schemas.reconcile import ReconcilePlan, ReconcilePlanRequest, RefreshBatch,
 from workflows.outreach_client import OutreachClient
 
 SIGNALS_IN_FLIGHT = 16
+SETTLED_RECHECK = timedelta(days=1)
 
 
 def expected_queues(
@@ -71,13 +72,22 @@ class ReconcileActivities:
             lease = task.lease_expires_at
             if task.status == TaskStatus.CLAIMED.value and lease and lease < request.now:
                 lapsed.add(task.user_id)
+        # A claimant in a queue whose workflow withdrew the task recently (no live-call
+        # consent, a wrong number...) agrees with the projection: refreshing them every five
+        # minutes would reload a sixth of the claimants for nothing. Once a day they are
+        # refreshed all the same, which heals a missed consent or phone change.
+        settled = await task_store.recently_withdrawn(
+            self._dialler, request.now - SETTLED_RECHECK, ids
+        )
         counts = {stage: 0 for stage in ("callback", "unsigned", "outstanding")}
         for queue in expected.values():
             counts[queue] += 1
         return ReconcilePlan(
             counts=counts,
             to_refresh=sorted(
-                u for u, q in expected.items() if published.get(u) != q or u in lapsed
+                u
+                for u, q in expected.items()
+                if (published.get(u) != q and settled.get(u) != q) or u in lapsed
             ),
             to_withdraw=sorted(u for u in published if u not in expected),
             next_from_user_id=end,

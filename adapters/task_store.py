@@ -294,18 +294,37 @@ async def publish(conn: AsyncConnection, request: PublishTask) -> TaskWritten:
 
 
 async def withdraw(conn: AsyncConnection, request: WithdrawTask) -> TaskWritten:
-    """Take the claimant's task out of the queue (unless a newer version is written)."""
+    """Take the claimant's task out of the queue (unless a newer version is written); with
+    a queue, write the withdrawn row even where none was (the reason is kept)."""
+    values: dict[str, Any] = {
+        "status": TaskStatus.WITHDRAWN.value,
+        "claimed_by": None,
+        "claimed_at": None,
+        "lease_expires_at": None,
+        "not_before_reason": request.reason[:200],
+        "version": request.version,
+        "updated_at": func.now(),
+    }
+    if request.queue is None or request.workflow_id is None:
+        result = await conn.execute(
+            update(db.call_tasks)
+            .where(_T.user_id == request.user_id, _T.version < request.version)
+            .values(**values)
+        )
+        return TaskWritten(applied=result.rowcount > 0)
+    row = values | {
+        "user_id": request.user_id,
+        "workflow_id": request.workflow_id,
+        "queue": request.queue,
+        "score": request.score,
+        "not_before": func.now(),
+    }
+    upsert = pg_insert(db.call_tasks).values(**row)
     result = await conn.execute(
-        update(db.call_tasks)
-        .where(_T.user_id == request.user_id, _T.version < request.version)
-        .values(
-            status=TaskStatus.WITHDRAWN.value,
-            claimed_by=None,
-            claimed_at=None,
-            lease_expires_at=None,
-            not_before_reason=request.reason[:200],
-            version=request.version,
-            updated_at=func.now(),
+        upsert.on_conflict_do_update(
+            index_elements=[_T.user_id],
+            set_={**values, "queue": upsert.excluded.queue, "score": upsert.excluded.score},
+            where=_T.version < upsert.excluded.version,
         )
     )
     return TaskWritten(applied=result.rowcount > 0)
@@ -344,6 +363,20 @@ async def live_tasks(
     async with engine.connect() as conn:
         return [LiveTask(int(r.user_id), str(r.queue), str(r.status), r.lease_expires_at)
                 for r in await conn.execute(query)]  # fmt: skip
+
+
+async def recently_withdrawn(
+    engine: AsyncEngine, since: datetime, user_ids: tuple[int, int] | None = None
+) -> dict[int, str]:
+    """Claimants whose task their workflow withdrew since `since` (user id -> the queue it
+    was in): a workflow stands behind them and said why (no consent, a wrong number...)."""
+    query = select(_T.user_id, _T.queue).where(
+        _T.status == TaskStatus.WITHDRAWN.value, _T.updated_at >= since
+    )
+    if user_ids is not None:
+        query = query.where(_T.user_id >= user_ids[0], _T.user_id < user_ids[1])
+    async with engine.connect() as conn:
+        return {int(r.user_id): str(r.queue) for r in await conn.execute(query)}
 
 
 async def top_ready_user_ids(conn: AsyncConnection, queue: Queue, limit: int) -> list[int]:

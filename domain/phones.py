@@ -53,6 +53,6 @@ def to_e164(number: str | None) -> str | None:
         parsed = phonenumbers.parse(text, _UK)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_possible_number(parsed):
+    if not phonenumbers.is_valid_number(parsed):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

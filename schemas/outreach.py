@@ -321,6 +321,11 @@ class WithdrawTask:
     user_id: int
     version: int
     reason: str
+    # With a queue, a claimant who never had a task gets a withdrawn row saying why (no
+    # consent, TPS...): the queue views count it, and reconcile sees a workflow behind it.
+    workflow_id: str | None = None
+    queue: str | None = None
+    score: float = 0.0
 
 
 @dataclass

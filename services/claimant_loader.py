@@ -71,7 +71,8 @@ class ClaimantLoader:
         if not claimants:
             return {}
         numbers = {user_id: c.phone_number for user_id, c in claimants.items()}
-        suppressed = await suppressed_users(conn, numbers)
+        emails = {user_id: c.email for user_id, c in claimants.items()}
+        suppressed = await suppressed_users(conn, numbers, emails)
         callbacks = await call_log.next_callbacks(conn, sorted(claimants))
         return {
             user_id: ClaimantContext.of(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import func, insert, select
 from temporalio.common import WorkflowIDConflictPolicy
@@ -45,6 +45,11 @@ async def test_every_task_is_claimed_exactly_once(
                 insert(rp.claims),
                 [{"id": u, "user_id": u, "lender_id": 1, "status": "in_progress"} for u in users],
             )
+            await conn.execute(  # live-call consent (PECR 21A), or none would be offered
+                insert(rp.consents),
+                [{"user_id": u, "channel": "live_call", "source": "web_form", "wording": "yes",
+                  "given_at": datetime(2025, 1, 1)} for u in users],
+            )  # fmt: skip
         async with dialler.begin() as conn:
             await conn.execute(
                 insert(db.agents),

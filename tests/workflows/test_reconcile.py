@@ -62,15 +62,26 @@ async def test_reconcile_matches_the_seed_queries(
         scratch_databases("reconcile") as (dialler, replica),
         running_harness(temporal_env, settings, dialler, replica) as h,
     ):
-        await load_demo_data(replica, dialler, generate(USERS, now=datetime.now(UTC)), replace=True)
-        expected = await _seed_sql(h)
-        assert {"callback", "unsigned", "outstanding"} <= set(expected.values())
+        data = generate(USERS, now=datetime.now(UTC))
+        await load_demo_data(replica, dialler, data, replace=True)
+        in_queues = await _seed_sql(h)
+        assert {"callback", "unsigned", "outstanding"} <= set(in_queues.values())
+        # only claimants with live-call consent in force are offered (PECR 21A)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        consented = {
+            row["user_id"]
+            for row in data.consents
+            if row["channel"] == "live_call"
+            and (row["withdrawn_at"] is None or row["withdrawn_at"] > now)
+        }
+        expected = {u: q for u, q in in_queues.items() if u in consented}
+        assert 0 < len(expected) < len(in_queues)
 
         # planned in pages of 37 users (11 pages): together they cover everyone once
         first = await _reconcile(h, page_size=37)
-        assert first.refreshed == len(expected)
+        assert first.refreshed == len(in_queues)
         assert first.counts == {
-            q: sum(1 for v in expected.values() if v == q)
+            q: sum(1 for v in in_queues.values() if v == q)
             for q in ("callback", "unsigned", "outstanding")
         }
         await eventually(lambda: _projection(dialler), lambda p: p == expected, seconds=600)
@@ -85,4 +96,5 @@ async def test_reconcile_matches_the_seed_queries(
         assert healed.get(moved) != Stage.UNSIGNED.value
         third = await _reconcile(h)
         assert third.refreshed + third.withdrawn >= 1
-        await eventually(lambda: _projection(dialler), lambda p: p == healed, seconds=300)
+        offered = {u: q for u, q in healed.items() if u in consented}
+        await eventually(lambda: _projection(dialler), lambda p: p == offered, seconds=300)
