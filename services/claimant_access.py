@@ -86,3 +86,10 @@ async def claimant_of_call(engine: AsyncEngine, call_id: int) -> int | None:
     if not 0 < call_id <= MAX_ID:
         return None
     return await call_log.claimant_of_call(engine, call_id)
+
+
+async def call_parties(engine: AsyncEngine, call_id: int) -> call_log.CallParties | None:
+    """The claimant a call was made to and the agent who made it (None: no such call)."""
+    if not 0 < call_id <= MAX_ID:
+        return None
+    return await call_log.parties_of_call(engine, call_id)

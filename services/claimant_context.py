@@ -105,7 +105,9 @@ class CallRecord:
     outcome: str
     duration_seconds: int | None
     notes: str | None
-    recorded: bool
+    recorded: bool  # a recording is kept (and may be played by the caller or a supervisor)
+    agent_id: int | None = None  # who made the call
+    recording_deleted: bool = False  # deleted at the end of retention
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,8 @@ class ClaimantContextService:
                 duration_seconds=e.duration_seconds,
                 notes=e.notes,
                 recorded=e.recorded,
+                agent_id=e.agent_id,
+                recording_deleted=e.recording_deleted,
             )
             for e in entries
         ]

@@ -21,11 +21,13 @@ Without Twilio, `SimulatedVoice` plays Twilio's part: it POSTs the same webhooks
 `web.twilio_signature.sign`, through the app itself (in process, over ASGI), so the
 signature checks, the TwiML and the status bookkeeping are the very code that runs in
 production. The agent picks what the claimant does (answers, does not answer, is busy) in
-the simulated softphone.
+the simulated softphone. A completed call leaves a real recording: a WAV file of a second or
+two of tone under RECORDINGS_DIR (ignored by git), played back like any other.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import xml.etree.ElementTree as ET
@@ -40,6 +42,7 @@ from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VoiceGrant
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
+from adapters.recording_store import local_key_for, write_tone
 from config.settings import Settings
 from web.twilio_signature import public_url, sign
 
@@ -56,6 +59,7 @@ VOICE = "Polly.Amy"  # British English
 LANGUAGE = "en-GB"
 RING_SECONDS = 30
 TOKEN_SECONDS = 3600
+SIMULATED_RECORDING_SECONDS = 2  # the simulated provider's recordings: a short tone
 
 # Twilio's call statuses in the order a call moves through them; the four endings share a
 # rank, so a call that has ended never changes again (late or repeated callbacks are no-ops).
@@ -275,6 +279,13 @@ class SimulatedVoice:
         await self._agent_leg(call_id, parent_sid, "completed", {"CallDuration": str(bridged)})
         if status == "completed":
             recording = "RE" + secrets.token_hex(16)
+            # a real, short audio file, so playback and retention work offline
+            path = self._settings.recordings_dir / local_key_for(recording)
+            seconds = min(max(duration_seconds, 1), SIMULATED_RECORDING_SECONDS)
+            try:
+                await asyncio.to_thread(write_tone, path, seconds)
+            except OSError as error:
+                raise SimulationError(f"could not write the recording: {error}") from None
             params = self._common() | {
                 "CallSid": parent_sid,
                 "RecordingSid": recording,

@@ -38,10 +38,17 @@ class Staff:
 
 @pytest.fixture
 async def web_settings(
-    settings: Settings, migrated_pg: str, replica_db: str, temporal_env: WorkflowEnvironment
+    settings: Settings,
+    migrated_pg: str,
+    replica_db: str,
+    temporal_env: WorkflowEnvironment,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Settings:
     return settings.model_copy(
-        update={"temporal_address": temporal_env.client.service_client.config.target_host}
+        update={
+            "temporal_address": temporal_env.client.service_client.config.target_host,
+            "recordings_dir": tmp_path_factory.mktemp("recordings"),
+        }
     )
 
 

@@ -83,6 +83,7 @@ async def world(
                 "temporal_address": temporal_env.client.service_client.config.target_host,
                 "temporal_task_queue": harness.task_queue,
                 "wrap_up_seconds": 30,
+                "recordings_dir": tmp_path_factory.mktemp("recordings"),
             }
         )
         app = create_app(app_settings)

@@ -4,8 +4,11 @@ that changes state is CSRF-protected, a signature-checked webhook, or public wit
 and every route that names a claimant (or a call to one) declares the claimant rule.
 The declarations are checked statically and then exercised: requests without a CSRF token
 or without a Twilio signature are refused before any view runs, and every claimant route
-refuses an agent of another queue while the claim's holder and supervisors get through.
-And a route that declares nothing is refused (it fails closed)."""
+refuses an agent of another queue while the claim's holder and supervisors get through;
+a caller-only route (a call's recording) refuses with 403 even an agent who may see the
+claimant but did not make the call; and every claimant view an allowed agent opens writes
+an audit row naming its route. And a route that declares nothing is refused (it fails
+closed)."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from werkzeug.routing import Rule
 from werkzeug.routing.converters import NumberConverter
 
+from adapters.recording_store import local_key_for, write_tone
 from config.settings import Settings
 from schemas import dialler_db as db
 from schemas.enums import AgentRole, Queue
@@ -30,9 +34,10 @@ from tests.factories import add_claimant
 from tests.web.conftest import Staff, csrf_from, make_staff, sign_in
 from web import create_app
 from web.auth.access import STATE_CHANGING, Access, access_of
-from web.auth.claimants import CLAIMANT_ARGUMENTS, claimant_scope_of
+from web.auth.claimants import CLAIMANT_ARGUMENTS, VIEWED, claimant_scope_of
 from web.auth.tokens import issue_api_token
 from web.ratelimit import RedisRateLimitStore
+from web.services import EXTENSION_KEY
 
 _addresses = (f"10.99.{i // 250}.{i % 250 + 1}" for i in itertools.count())
 
@@ -201,6 +206,9 @@ def test_every_route_naming_a_claimant_declares_the_claimant_rule(app: Quart) ->
             assert scope is not None, f"{rule.rule}: names a claimant; declare @claimant_scoped"
             assert scope.argument in named, f"{rule.rule}: scoped by {scope.argument}"
             assert access is not None and access.kind in ("staff", "api"), rule.rule
+            assert scope.who in ("may_see", "caller"), f"{rule.rule}: who is {scope.who!r}?"
+            if scope.who == "caller":  # it is tested below as the caller-only rule
+                assert scope.via == "call" and not changes_state(rule), rule.rule
         else:
             assert scope is None, f"{rule.rule}: scoped, but names no claimant"
     assert len(claimant_routes(app)) >= 19
@@ -263,6 +271,24 @@ async def claimed_claimant(dialler: AsyncEngine, replica: AsyncEngine) -> Claima
             )
         )
     return ClaimantWorld(user_id, phone, int(call_id or 0), holder)
+
+
+async def with_recording(app: Quart, dialler: AsyncEngine, world: ClaimantWorld) -> None:
+    """The world's call has a recording: a WAV file where the app keeps local recordings."""
+    key = local_key_for(f"RE{world.user_id:032d}")
+    write_tone(app.extensions[EXTENSION_KEY].settings.recordings_dir / key, 1)
+    async with dialler.begin() as conn:
+        await conn.execute(
+            db.calls.update()
+            .where(db.calls.c.id == world.call_id)
+            .values(recording_sid=f"RE{world.user_id:032d}", recording_store="local",
+                    recording_key=key, recording_duration_seconds=1)
+        )  # fmt: skip
+
+
+def caller_only(rule: Rule, app: Quart) -> bool:
+    scope = claimant_scope_of(app.view_functions[rule.endpoint])
+    return scope is not None and scope.who == "caller"
 
 
 def claimant_path(app: Quart, rule: Rule, world: ClaimantWorld) -> str:
@@ -347,6 +373,7 @@ async def test_claimant_routes_let_the_holder_and_supervisors_in(
     app: Quart, dialler_db: AsyncEngine, replica: AsyncEngine
 ) -> None:
     world = await claimed_claimant(dialler_db, replica)
+    await with_recording(app, dialler_db, world)
     signed: dict[str, Any] = {}
     supervisor = await make_staff(dialler_db, AgentRole.SUPERVISOR, None)
     for name, staff in (("holder", world.holder), ("supervisor", supervisor)):
@@ -364,6 +391,89 @@ async def test_claimant_routes_let_the_holder_and_supervisors_in(
                 path, headers={"HX-Request": "true"}, scope_base=scope()
             )
             assert response.status_code == 200, (name, rule.rule)
-            assert f"Claimant{world.user_id}" in await response.get_data(as_text=True)
+            if caller_only(rule, app):  # the holder made the call: its recording, as audio
+                assert response.mimetype.startswith("audio/"), rule.rule
+                assert (await response.get_data())[:4] == b"RIFF", rule.rule
+            else:
+                assert f"Claimant{world.user_id}" in await response.get_data(as_text=True)
             opened += 1
-    assert opened >= 5  # /sms/<id> and /api/claimants/<id> for both, the console panel
+    assert opened >= 7  # /sms/<id>, /api/claimants/<id>, the recording for both; the panel
+
+
+async def test_caller_only_routes_refuse_anyone_but_the_caller_with_403(
+    app: Quart, dialler_db: AsyncEngine, replica: AsyncEngine
+) -> None:
+    """An agent who may see the claimant (they hold the claim now) but did not make the
+    call is refused, with 403, before the view runs; nothing is audited for them."""
+    world = await claimed_claimant(dialler_db, replica)
+    await with_recording(app, dialler_db, world)
+    now_holding = await make_staff(dialler_db, AgentRole.AGENT, Queue.UNSIGNED)
+    async with dialler_db.begin() as conn:
+        await conn.execute(
+            db.call_tasks.update()
+            .where(db.call_tasks.c.user_id == world.user_id)
+            .values(claimed_by=now_holding.id)
+        )
+    client = app.test_client()
+    assert await sign_in(client, now_holding) == 303
+    routes_checked = []
+    for rule, _ in claimant_routes(app):
+        path = claimant_path(app, rule, world)
+        if not caller_only(rule, app):
+            if "GET" in (rule.methods or set()):  # they may see the claimant...
+                response = await client.get(path, headers={"HX-Request": "true"},
+                                            scope_base=scope())  # fmt: skip
+                assert response.status_code == 200, rule.rule
+            continue
+        response = await client.get(path, headers={"HX-Request": "true"}, scope_base=scope())
+        assert response.status_code == 403, rule.rule  # ...but not play the call
+        assert (await response.get_json())["error"]["code"] == "not_the_caller"
+        routes_checked.append(rule.rule)
+    assert routes_checked == ["/calls/<int:call_id>/recording"]
+    async with dialler_db.connect() as conn:
+        audited = await conn.scalar(
+            select(func.count()).where(
+                db.audit_log.c.actor_id == str(now_holding.id),
+                db.audit_log.c.detail["route"].astext == "recordings.play",
+            )
+        )
+    assert audited == 0
+
+
+async def test_every_claimant_view_writes_an_audit_row_naming_its_route(
+    app: Quart, dialler_db: AsyncEngine, replica: AsyncEngine
+) -> None:
+    """Who saw which claimant's personal data, when, and why (the route): one append-only
+    row per view an allowed agent opens, whatever else the view audits itself."""
+    world = await claimed_claimant(dialler_db, replica)
+    await with_recording(app, dialler_db, world)
+    client = app.test_client()
+    assert await sign_in(client, world.holder) == 303
+
+    async def rows() -> list[Any]:
+        async with dialler_db.connect() as conn:
+            found = await conn.execute(
+                select(db.audit_log)
+                .where(db.audit_log.c.action == VIEWED,
+                       db.audit_log.c.subject_id == str(world.user_id))
+                .order_by(db.audit_log.c.id)
+            )  # fmt: skip
+            return list(found.all())
+
+    viewed = 0
+    for rule, access in claimant_routes(app):
+        if "GET" not in (rule.methods or set()) or world.holder.role not in access.roles:
+            continue
+        before = len(await rows())
+        response = await client.get(
+            claimant_path(app, rule, world), headers={"HX-Request": "true"}, scope_base=scope()
+        )
+        assert response.status_code == 200, rule.rule
+        new = (await rows())[before:]
+        assert len(new) == 1, (rule.rule, new)
+        [row] = new
+        assert (row.actor_type, row.actor_id) == ("agent", str(world.holder.id)), rule.rule
+        assert (row.subject_type, row.detail["route"]) == ("user", rule.endpoint), rule.rule
+        assert row.at is not None
+        viewed += 1
+    assert viewed >= 4  # the console panel, the SMS thread, the API context, the recording

@@ -22,10 +22,11 @@ from adapters import call_log
 from adapters.audit_log import append_audit
 from adapters.call_log import Call
 from adapters.live import CALL_STATUS, LiveEvent, channel_for_agent
+from adapters.recording_store import local_key_for
 from adapters.replica_reader import ReplicaReader
 from domain.abandoned_calls import CallLegs, abandon_reason
 from domain.calling_windows import explain, is_open
-from schemas.enums import AgentRole, AgentState
+from schemas.enums import AgentRole, AgentState, RecordingStore
 from schemas.outreach import ChangeEvent, ChangeKind
 from web.actions.console import agents_call, held_task, per_session
 from web.auth.access import staff, webhook
@@ -362,17 +363,27 @@ async def _mark_if_abandoned(call_id: int) -> None:
 @blueprint.post("/webhooks/twilio/recording")
 @webhook("Twilio reports a finished call recording; signature-checked")
 async def recording() -> ResponseReturnValue:
-    """Stored once per call (by RecordingSid); recordings are viewed only through audited
-    pages, never linked from the console."""
+    """Stored once per call (by RecordingSid), with where it is kept: at Twilio, or for the
+    simulated provider the WAV file it wrote under RECORDINGS_DIR. Recordings are played
+    only through the audited playback route (web.blueprints.recordings)."""
     form = await verified_form()
     call_id, sid = _call_id(form), form.get("RecordingSid", "")
     if call_id is None or not sid or form.get("RecordingStatus", "completed") != "completed":
         return "", 204
+    call = await _call(call_id)
+    if call is None:
+        return "", 204
+    location = (
+        call_log.RecordingLocation(RecordingStore.LOCAL, local_key_for(sid))
+        if call.provider == "simulated"
+        else call_log.RecordingLocation(RecordingStore.TWILIO, sid)
+    )
     await call_log.store_recording(
         services().dialler_db,
         call_id,
         sid,
         url=form.get("RecordingUrl") or None,
         seconds=parse_count(form.get("RecordingDuration")),
+        location=location,
     )
     return "", 204
