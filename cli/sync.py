@@ -21,9 +21,11 @@ from adapters.cdc_lookups import ReplicaLookups
 from adapters.cdc_metrics import read_status
 from adapters.cdc_store import CdcStore
 from adapters.context_cache import ContextCache
+from adapters.conversions import ConversionRecorder
 from adapters.databases import dialler_engine, replica_engine
 from adapters.redis_client import connect_redis
 from adapters.replica_reader import LocalReplicaWriter, ReplicaReader
+from adapters.rules_file import load_rules_file
 from adapters.temporal import connect_temporal
 from cli.common import exit_after_temporal, settings_or_exit
 from config.settings import CdcSource, Environment, Settings
@@ -106,6 +108,7 @@ async def _list(settings: Settings, include_replayed: bool) -> list[DeadLetter]:
 
 
 async def _replay(settings: Settings, ids: list[int] | None) -> list[ReplayOutcome]:
+    window = load_rules_file(settings.rules_file).compliance.attribution_window
     client = await connect_temporal(settings)
     dialler, replica_db = (
         dialler_engine(settings, pool_size=2),
@@ -121,6 +124,7 @@ async def _replay(settings: Settings, ids: list[int] | None) -> list[ReplayOutco
             lookups=ReplicaLookups(replica_db),
             deliver=temporal_deliver(client, settings.temporal_task_queue),
             cache=ContextCache(redis, replica_db, settings.context_cache_ttl_seconds),
+            attribute=ConversionRecorder(dialler, window),
         )
     finally:
         await redis.aclose()

@@ -7,6 +7,11 @@ claimant it touches rather than as its original typed events: by the time an ope
 replays it, newer changes may have been applied, and a refresh reads the claimant's facts
 as they are now, where an old typed event could set an old value in a fresh run. A letter
 that still cannot be applied stays pending with its new reason.
+
+Conversions in a letter (a signature added, a requirement completed: `domain.attribution`)
+are attributed again through `attribute` when it is given (the CLI gives it): a letter kept
+because the claim was unresolved, or because attribution itself failed, is credited on
+replay; one already kept is not written twice (idempotent by event id).
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from adapters.cdc_lookups import ReplicaLookups
 from adapters.cdc_sqs import parse_dms
 from adapters.cdc_store import CdcStore
 from adapters.context_cache import ContextCache
+from domain.attribution import Conversion, conversions_in
 from domain.change_events import ChangeError, decode_row_change, learned, needs, translate
 from schemas.cdc import CdcSourceName, DeadLetter, ReplayOutcome, RowChange
 from schemas.outreach import ChangeEvent, ChangeKind
 from workflows.outreach_client import is_transient
 
 Deliver = Callable[[ChangeEvent], Awaitable[None]]
+Attribute = Callable[[Sequence[Conversion]], Awaitable[int]]
 
 
 def changes_of(letter: DeadLetter) -> list[RowChange]:
@@ -41,15 +48,21 @@ async def replay(
     lookups: ReplicaLookups,
     deliver: Deliver,
     cache: ContextCache | None = None,
+    attribute: Attribute | None = None,
 ) -> list[ReplayOutcome]:
     outcomes = []
     for letter in letters:
         try:
             users: list[int] = []
+            events: list[ChangeEvent] = []
             for change in changes_of(letter):
                 lookups.learn(learned(change))
                 translation = translate(change, await lookups.resolve(needs(change)))
                 users += [u for u in translation.touched_user_ids if u not in users]
+                events += translation.events
+            conversions = conversions_in(events)
+            if attribute is not None and conversions:
+                await attribute(conversions)
             now = datetime.now(UTC)
             attempt = letter.replay_count + 1
             for user_id in users:

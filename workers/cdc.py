@@ -21,9 +21,9 @@ Conversions (issue 11): the dispatcher hands the conversions among an item's eve
 (`domain.attribution.conversions_in`: signatures added, requirements completed) to
 `attribute` (`adapters.conversions.ConversionRecorder`) in ONE call per item that has any,
 before the item's events go to the lanes, so the item is not committed until they are
-kept. Database errors are retried like every other write here; anything else makes a dead
-letter of the row changes concerned (replaying it attributes them again, idempotently) and
-the events are delivered all the same.
+kept. The dialler DB away is waited out like every other write here; anything else (a
+statement the database refuses, a bug) makes a dead letter of the row changes concerned
+and the events are delivered all the same.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 import aioboto3
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from structlog import get_logger
 from temporalio.client import Client
 
@@ -87,6 +88,14 @@ class _Entry:
     pending: int = 0
     sealed: bool = False
     events: int = 0
+
+
+def _passing(error: BaseException) -> bool:
+    """A failure that passes (the dialler DB away, a dropped connection): wait it out. A
+    statement the database refuses (bad data, a constraint) would fail every time."""
+    if isinstance(error, OSError | OperationalError | InterfaceError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 class ItemTracker:
@@ -275,16 +284,21 @@ class CdcConsumer:
     async def _attribute_conversions(
         self, events: list[tuple[ChangeEvent, RowChange]], item: SourceItem
     ) -> None:
-        """Keep the item's conversions, attributed (one call); a failure that is not the
-        database's becomes a dead letter of the row changes concerned."""
+        """Keep the item's conversions, attributed (one call). The database away is waited
+        out; any other failure becomes a dead letter of the row changes concerned (the
+        events are delivered all the same)."""
         assert self._attribute is not None
         attribute = self._attribute
         conversions = conversions_in(event for event, _ in events)
         if not conversions:
             return
         try:
-            await self._retrying("attribution", lambda: attribute(conversions))
-        except Exception as error:  # not a database error (those are retried above)
+            async for attempt in retrying(
+                "attribution", retryable=_passing, first_wait=0.2, on_retry=self.metrics.error
+            ):
+                with attempt:
+                    await attribute(conversions)
+        except Exception as error:  # a failure the same batch would always meet
             reason = f"attribution failed: {type(error).__name__}: {error}"
             if item.raw_payload is not None:  # an SQS message: the message as received
                 await self._dead_letter(item.raw_payload, reason)
