@@ -43,7 +43,9 @@ class LiveApp:
 
 
 @pytest.fixture
-async def live_app(settings: Settings, temporal_env: WorkflowEnvironment) -> AsyncIterator[LiveApp]:
+async def live_app(
+    settings: Settings, temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LiveApp]:
     """The app on its own databases (so only this test's claimants are in the queues),
     with an outreach worker and calling windows open all day."""
     port = free_port()
@@ -61,6 +63,7 @@ async def live_app(settings: Settings, temporal_env: WorkflowEnvironment) -> Asy
                 "public_base_url": base,
                 "web_port": port,
                 "wrap_up_seconds": 3,
+                "recordings_dir": tmp_path_factory.mktemp("recordings"),
             }
         )
         app = create_app(app_settings)
