@@ -251,7 +251,9 @@ async def test_the_last_contact_in_the_window_and_the_link_used_are_credited_onc
     assert len(conversion_ids) == 6 and len(set(conversion_ids)) == 3  # delivered twice
     assert attribute.batches == [3, 3]  # one call per item, all its conversions at once
     kept = await _conversions(dialler_db, conversion_ids)
-    assert len(kept) == 3  # the redelivered item wrote nothing new
+    assert len(kept) == 3  # the redelivered item wrote nothing new...
+    letters = await CdcStore(dialler_db).dead_letters(pending_only=False, limit=100_000)
+    assert [letter for letter in letters if base in letter.raw_payload] == []  # ...quietly
     by_user = {row.user_id: row for row in kept.values()}
 
     signed = by_user[u1]
