@@ -243,7 +243,5 @@ async def agent_labels(conn: AsyncConnection, agent_ids: Iterable[int]) -> dict[
     ids = sorted(set(agent_ids))
     if not ids:
         return {}
-    rows = await conn.execute(
-        select(_A.id, _A.display_name, _A.is_ai).where(_A.id.in_(ids))
-    )
+    rows = await conn.execute(select(_A.id, _A.display_name, _A.is_ai).where(_A.id.in_(ids)))
     return {int(r.id): AgentLabel(r.display_name, bool(r.is_ai)) for r in rows}

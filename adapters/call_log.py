@@ -1010,9 +1010,7 @@ async def calls_started_between(
         .where(_C.started_at >= start, _C.started_at < end)
         .order_by(_C.id)
     )
-    return [
-        CallFact(int(r.id), int(r.user_id), r.agent_id, r.queue, bool(r.reached)) for r in rows
-    ]
+    return [CallFact(int(r.id), int(r.user_id), r.agent_id, r.queue, bool(r.reached)) for r in rows]
 
 
 async def queues_of_calls(conn: AsyncConnection, call_ids: Sequence[int]) -> dict[int, str | None]:

@@ -65,9 +65,7 @@ async def attribute_batch(
     span = look_back(conversions, window)
     async with engine.begin() as conn:
         calls = await call_log.calls_as_contacts(conn, span.user_ids, span.since, span.until)
-        texts = await sms_outbox.outbound_as_contacts(
-            conn, span.user_ids, span.since, span.until
-        )
+        texts = await sms_outbox.outbound_as_contacts(conn, span.user_ids, span.since, span.until)
         uses = await magic_links.link_uses(conn, span.user_ids, span.since, span.until)
         attributed = attribute_all(conversions, calls + texts, uses, window)
         return await record(conn, attributed)

@@ -388,8 +388,7 @@ async def outbound_as_contacts(
         )
     )
     return [
-        Contact(int(r.user_id), ContactKind.SMS, str(r.id), r.created_at, r.agent_id)
-        for r in rows
+        Contact(int(r.user_id), ContactKind.SMS, str(r.id), r.created_at, r.agent_id) for r in rows
     ]
 
 

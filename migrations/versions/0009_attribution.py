@@ -30,7 +30,10 @@ def upgrade() -> None:
     op.add_column(
         "magic_links",
         sa.Column(
-            "source_kind", sa.String(length=8), nullable=True, comment="the contact it was sent from"
+            "source_kind",
+            sa.String(length=8),
+            nullable=True,
+            comment="the contact it was sent from",
         ),
     )
     op.add_column(
@@ -71,9 +74,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_magic_link_events")),
     )
-    op.create_index(
-        "ix_magic_link_events_link_id_event", "magic_link_events", ["link_id", "event"]
-    )
+    op.create_index("ix_magic_link_events_link_id_event", "magic_link_events", ["link_id", "event"])
 
     op.create_table(
         "conversions",
