@@ -227,9 +227,12 @@ class S3Recordings:
             return
         async with self._client() as s3:
             found = await s3.get_object(Bucket=bucket, Key=name, Range=f"bytes={first}-{last}")
-            async with found["Body"] as body:
+            body = found["Body"]
+            try:
                 async for chunk in body.iter_chunks(CHUNK):
                     yield chunk
+            finally:
+                body.close()
 
     async def delete(self, key: str) -> None:
         bucket, name = _bucket_and_key(key)
