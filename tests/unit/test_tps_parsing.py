@@ -106,9 +106,7 @@ def test_the_reader_reports_rejections_by_line_number_and_keeps_the_rest() -> No
         b"07700900002\r\n"
         b"not a number\r\n"
         b"\r\n"
-        b"07700\x00900003\r\n"
-        + b"9" * 10_000
-        + b"\r\n07700900004\r\n"
+        b"07700\x00900003\r\n" + b"9" * 10_000 + b"\r\n07700900004\r\n"
         b"07700900004\r\n"  # a duplicate is a number (the database keeps one)
     )
     rejected: list[int] = []
