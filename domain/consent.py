@@ -131,3 +131,30 @@ def email_refusal(facts: ClaimantFacts) -> str | None:
     if not has_consent(facts, ConsentChannel.EMAIL):
         return NO_EMAIL_CONSENT
     return None
+
+
+# What an agent reads to the claimant before recording consent on a call ("consent
+# confirmed on this call"); stored with the record as the evidence of what was agreed.
+CONSENT_STATEMENTS = {
+    ConsentChannel.LIVE_CALL: (
+        "Are you happy for RMC to phone you about your claims? You can tell us to stop at "
+        "any time."
+    ),
+    ConsentChannel.AUTOMATED_CALL: (
+        "Are you happy to receive automated calls from RMC, with a recorded or AI voice, "
+        "about your claims? You can tell us to stop at any time."
+    ),
+    ConsentChannel.SMS: (
+        "Are you happy for RMC to text you about your claims? Reply STOP to any text to end it."
+    ),
+    ConsentChannel.EMAIL: (
+        "Are you happy for RMC to email you about your claims? Every email has an "
+        "unsubscribe link."
+    ),
+}
+CONSENT_LABELS = {
+    ConsentChannel.LIVE_CALL: "Phone calls from an agent",
+    ConsentChannel.AUTOMATED_CALL: "Automated or AI calls",
+    ConsentChannel.SMS: "Text messages",
+    ConsentChannel.EMAIL: "Email",
+}

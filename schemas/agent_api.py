@@ -180,6 +180,19 @@ class CallbackRefusedResponse(_Response):
     error: CallbackRefusedDetail
 
 
+class ConsentRequest(_Request):
+    channel: Literal["live_call", "automated_call", "sms", "email"] = Field(
+        description="what the claimant agreed to be contacted by, on this call"
+    )
+
+
+class ConsentResponse(_Response):
+    user_id: int
+    record_id: int
+    channels: list[str] = Field(description="the channels with consent in force now")
+    workflow_told: bool = Field(description="false: saved; the queue catches up later")
+
+
 class NoteRequestBody(_Request):
     text: Annotated[Text, Field(min_length=1, max_length=4000)]
 

@@ -17,6 +17,7 @@ from web.blueprints import (
     assets,
     auth,
     calls,
+    consent,
     console,
     docs,
     health,
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     register_error_handlers(app)
     for blueprint in (assets, auth, docs, health, magic_links, sms, webhooks_sms, api):
         app.register_blueprint(blueprint.blueprint)
-    for blueprint in (console, calls, live, recordings):
+    for blueprint in (console, calls, consent, live, recordings):
         app.register_blueprint(blueprint.blueprint)
     install_filters(app)
     install_access_rules(app, SessionStore(deps.dialler_db, settings))

@@ -20,6 +20,7 @@ from services.agent_states import AgentStateService
 from services.claimant_context import ClaimantContextService
 from services.claimant_loader import ClaimantLoader
 from services.claims import ClaimService
+from services.consents import ConsentService
 from services.live_updates import DepthPublisher, LiveQueueEvents
 from workflows.outreach_client import OutreachClient
 
@@ -86,6 +87,9 @@ class WebServices:
 
     def claimant_context(self) -> ClaimantContextService:
         return ClaimantContextService(self.dialler_db, self.claimant_loader(), self.outreach())
+
+    def consents(self) -> ConsentService:
+        return ConsentService(self.dialler_db, self.replica_db, self.outreach())
 
     def sms_sender(self) -> SmsSender:
         """Twilio, or the simulated provider without credentials; built once per app."""

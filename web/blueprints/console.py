@@ -45,6 +45,7 @@ from web.actions.console import (
 from web.auth.access import public, staff
 from web.auth.claimants import claimant_scoped
 from web.auth.identity import CurrentAgent, current_agent, require_agent
+from web.blueprints.consent import consent_template_values
 from web.services import services
 from web.views.console import (
     CALLBACK_DAYS,
@@ -179,6 +180,9 @@ async def _claim_panel(agent: CurrentAgent, task: Any, *, message: str | None = 
         call=call,
         softphone=_softphone_values(call),
         outcome=_outcome_template_values(task.user_id, OutcomeForm()),
+        consent_values=consent_template_values(
+            task.user_id, await services().consents().standing(task.user_id)
+        ),
         booking=_booking_values(task.user_id, BookingForm()),
         note=NoteForm(),
         message=message,
