@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from domain import callback_routing
 from domain.dispositions import Disposition, effect_of
-from schemas.enums import Queue
+from schemas.enums import ConsentChannel, Queue
 from schemas.outreach import (
     Assessment,
     CallbackRequest,
@@ -58,6 +58,9 @@ def claim_refusal(
         return "the claimant may not be called yet"
     if request.is_ai and assessment.people_only:
         return "vulnerable claimant: people only"
+    automated = assessment.channel_refusals.get(ConsentChannel.AUTOMATED_CALL.value)
+    if request.is_ai and automated is not None:
+        return automated  # PECR 19: an AI voice needs automated-call consent
     held = callback_routing.claim_refusal(
         assessment.owner_agent_id,
         assessment.held_until,

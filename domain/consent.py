@@ -137,8 +137,7 @@ def email_refusal(facts: ClaimantFacts) -> str | None:
 # confirmed on this call"); stored with the record as the evidence of what was agreed.
 CONSENT_STATEMENTS = {
     ConsentChannel.LIVE_CALL: (
-        "Are you happy for RMC to phone you about your claims? You can tell us to stop at "
-        "any time."
+        "Are you happy for RMC to phone you about your claims? You can tell us to stop at any time."
     ),
     ConsentChannel.AUTOMATED_CALL: (
         "Are you happy to receive automated calls from RMC, with a recorded or AI voice, "
@@ -148,8 +147,7 @@ CONSENT_STATEMENTS = {
         "Are you happy for RMC to text you about your claims? Reply STOP to any text to end it."
     ),
     ConsentChannel.EMAIL: (
-        "Are you happy for RMC to email you about your claims? Every email has an "
-        "unsubscribe link."
+        "Are you happy for RMC to email you about your claims? Every email has an unsubscribe link."
     ),
 }
 CONSENT_LABELS = {

@@ -371,7 +371,7 @@ class ComplianceRules(_Rules):
     (docs/compliance.md says which law each one follows)."""
 
     # Queues whose calls are service contact about an existing claim, not marketing: they
-    # need no live-call consent (PECR 21A) and are not screened against the TPS. Empty, the
+    # need no live-call consent (PECR 21A); a TPS-listed number still does. Empty, the
     # default, is strict: every call needs consent.
     service_contact_queues: list[Queue] = Field(default_factory=list)
     # A TPS/CTPS screening older than this is redone before the number is offered.

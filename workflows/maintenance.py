@@ -156,6 +156,8 @@ class CleanupWorkflow:
             "magic_links": str(result.magic_links),
             "agent_sessions": str(result.agent_sessions),
             "dead_letters": str(result.dead_letters),
+            "magic_link_secrets": str(result.magic_link_secrets),
+            "conversions": str(result.conversions),
         }
         if workflow.patched("recording-retention"):
             # each recording is audited by the activity as it is deleted

@@ -259,7 +259,9 @@ async def test_daily_cleanup_applies_the_retention_rules(
         result = await h.client.execute_workflow(
             CleanupWorkflow.run, CleanupInput(), id=_id("cleanup"), task_queue=h.task_queue
         )
-        assert (result.magic_links, result.agent_sessions, result.dead_letters) == (1, 2, 1)
+        # an expired link loses its token hash but stays for attribution (issue 11)
+        assert (result.magic_links, result.magic_link_secrets) == (0, 1)
+        assert (result.agent_sessions, result.dead_letters) == (2, 1)
         assert (result.recordings_deleted, result.recordings_failed) == (1, 0)
         async with h.dialler.connect() as conn:
             transcripts = dict(
@@ -281,7 +283,8 @@ async def test_daily_cleanup_applies_the_retention_rules(
             audited = await conn.scalar(
                 select(db.audit_log.c.detail).where(db.audit_log.c.action == "retention_cleanup")
             )
-        assert (links, sessions) == (1, 1)
+        assert (links, sessions) == (2, 1)
         assert [letter.id for letter in await store.dead_letters(pending_only=False)] == [pending]
-        assert audited == {"magic_links": "1", "agent_sessions": "2", "dead_letters": "1",
+        assert audited == {"magic_links": "0", "agent_sessions": "2", "dead_letters": "1",
+                           "magic_link_secrets": "1", "conversions": "0",
                            "recordings_deleted": "1", "recordings_failed": "0"}  # fmt: skip

@@ -135,7 +135,14 @@ async def test_replace_with_nothing_empties_the_replica(
     loaded: DemoData, replica: AsyncEngine, dialler_db: AsyncEngine
 ) -> None:
     empty = DemoData(
-        seed=0, now=NOW, lenders=[], users=[], claims=[], claim_requirements=[], callbacks=[]
+        seed=0,
+        now=NOW,
+        lenders=[],
+        users=[],
+        claims=[],
+        claim_requirements=[],
+        callbacks=[],
+        consents=[],
     )
     await load_demo_data(replica, dialler_db, empty, replace=True)
     assert await replica_is_empty(replica)

@@ -43,8 +43,9 @@ async def replace_tps(h: Harness, numbers: list[str]) -> tps.ImportReport:
 
 
 async def state_of(h: Harness, user_id: int) -> OutreachState | None:
-    handle = h.client.get_workflow_handle_for(OutreachWorkflow.run, workflow_id_for(user_id))
-    return await handle.query(OutreachWorkflow.state)
+    handle = h.client.get_workflow_handle(workflow_id_for(user_id))
+    state: OutreachState | None = await handle.query(OutreachWorkflow.state)
+    return state
 
 
 def national(number: str) -> str:

@@ -64,6 +64,9 @@ def _state() -> OutreachState:
 
 def test_a_current_callable_task_may_be_claimed() -> None:
     assert rules.claim_refusal(_state(), _assessment(), _request(), NOW) is None
+    # a person may call a claimant who refused automated calls (PECR 19 is about AI voices)
+    refused_ai = _assessment(channel_refusals={"automated_call": "no automated-call consent"})
+    assert rules.claim_refusal(_state(), refused_ai, _request(), NOW) is None
 
 
 @pytest.mark.parametrize(
@@ -74,6 +77,11 @@ def test_a_current_callable_task_may_be_claimed() -> None:
         (_assessment(not_before=None), _request(), "may not be called yet"),
         (_assessment(not_before=NOW + timedelta(hours=1)), _request(), "may not be called yet"),
         (_assessment(people_only=True), _request(is_ai=True), "people only"),
+        (
+            _assessment(channel_refusals={"automated_call": "no automated-call consent"}),
+            _request(is_ai=True),
+            "no automated-call consent",
+        ),
         (_assessment(), _request(lease_seconds=0), "between 1 second and 4 hours"),
         (_assessment(), _request(lease_seconds=4 * 3600 + 1), "between 1 second and 4 hours"),
     ],
