@@ -164,8 +164,9 @@ async def test_restart_mid_stream_loses_nothing_and_applies_nothing_twice(
                 assert set(seen) == set(signals), f"claimant {user_id} left a signal unapplied"
                 delivered.update(signals)
             kinds = {event_id.split(":")[-2] for event_id in delivered}
-            expected = (
-                {"claim_added", "signature_added"} if user_id in users[1:3] else {"claim_added"}
+            # each test claimant's live-call consent row is a change too (CONSENT_CHANGED)
+            expected = {"claim_added", "consent_changed"} | (
+                {"signature_added"} if user_id in users[1:3] else set()
             )
             assert kinds == expected, f"claimant {user_id}: {kinds}"
             repeated += sum(1 for count in delivered.values() if count > 1)
@@ -173,7 +174,9 @@ async def test_restart_mid_stream_loses_nothing_and_applies_nothing_twice(
             row = await task_row(h, user_id)
             if row is not None:  # signed before their first run: never published
                 assert row.version == latest.task_version  # projection matches the workflow
-        assert repeated == 7  # every event the first consumer delivered came again
+        # every event the first consumer delivered came again: five claimants' claim and
+        # consent (10) and two signatures
+        assert repeated == 12
 
 
 async def _server_position(ch: CdcHarness) -> str:

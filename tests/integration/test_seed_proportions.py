@@ -25,6 +25,7 @@ REPLICA_TABLES = (
     replica_schema.users,
     replica_schema.claims,
     replica_schema.claim_requirements,
+    replica_schema.consents,
 )
 callbacks = dialler_db.callbacks
 
@@ -55,6 +56,7 @@ async def test_rows_round_trip_exactly(loaded: DemoData, replica: AsyncEngine) -
         "users": loaded.users,
         "claims": loaded.claims,
         "claim_requirements": loaded.claim_requirements,
+        "consents": loaded.consents,
     }
     async with replica.connect() as conn:
         for table in REPLICA_TABLES:

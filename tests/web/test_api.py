@@ -213,7 +213,13 @@ async def test_ai_agents_never_get_people_only_claimants(world: World) -> None:
     robot = await caller(world, "bearer", is_ai=True)
     response = await json_of(await robot.post("/api/queue/next"))
     assert response["task"] is None
-    user_id = await claimant_in_queue(world, Queue.UNSIGNED, phone=phone(31051))
+    # an AI voice needs automated-call consent (PECR 19) as well as live-call consent
+    await claimant_in_queue(world, Queue.UNSIGNED, phone=phone(31052))  # live calls only
+    response = await json_of(await robot.post("/api/queue/next"))
+    assert response["task"] is None
+    user_id = await claimant_in_queue(
+        world, Queue.UNSIGNED, phone=phone(31051), consents=("live_call", "automated_call")
+    )
     task = await claim(robot, user_id)
     assert task["user_id"] == user_id
 
