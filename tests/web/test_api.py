@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from schemas import dialler_db as db
 from schemas.enums import AgentRole, Queue
@@ -24,7 +24,7 @@ from tests.web.sms_fixtures import (
     suppress,
     world,
 )
-from tests.workflows.helpers import task_in, task_row
+from tests.workflows.helpers import start, task_in, task_row
 from web.blueprints import api as api_blueprint
 
 __all__ = ["world"]  # the module's fixture
@@ -353,3 +353,25 @@ async def test_the_api_is_documented(world: World) -> None:
             assert "requestBody" in operation, (method, path)
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_a_claimant_without_live_call_consent_is_never_offered(world: World) -> None:
+    """PECR 21A over HTTP: the claimant is in the unsigned queue by the seed's rules, but
+    without live-call consent no agent is offered them, and the API says why."""
+    user_id = await add_claimant(world.replica, signed=False, pending=1, consents=())
+    await start(world.harness, user_id)
+    row = await task_in(world.harness, user_id, None)
+    assert row.queue == "unsigned" and row.not_before_reason.startswith("no live-call consent")
+    async with world.dialler.begin() as conn:  # nobody else is ready: only they could be
+        await conn.execute(
+            update(db.call_tasks)
+            .where(db.call_tasks.c.status == "ready")
+            .values(status="withdrawn")
+        )
+    agent = await caller(world, "bearer")
+    response = await json_of(await agent.post("/api/queue/next"))
+    assert response["task"] is None
+    supervisor = await caller(world, "bearer", AgentRole.SUPERVISOR, None)
+    context = await json_of(await supervisor.get(f"/api/claimants/{user_id}"))
+    assert context["why"]["not_before"] is None
+    assert context["why"]["reason"].startswith("no live-call consent (PECR 21A)")
