@@ -22,7 +22,6 @@ from adapters.replica_reader import ReplicaReader
 from adapters.suppressions import append_suppression, latest_reason_among, suppression_status
 from domain.assessment import assess, task_shape
 from domain.calling_windows import callback_time_allowed, explain
-from domain.consent import consented_channels
 from domain.dispositions import EFFECTS
 from domain.phones import phone_key, to_e164
 from domain.rules import DiallerRules
@@ -143,9 +142,8 @@ class OutreachActivities:
         """Consent from both sources (domain.consent), and the number's TPS/CTPS screening,
         done now: every reload re-screens."""
         now = datetime.now(UTC)
-        records = consents.from_replica(replica_consents)
-        records += (await consents.captured(conn, [facts.user_id])).get(facts.user_id, [])
-        facts.consent_channels = sorted(consented_channels(consents.events_of(records), now))
+        records = await consents.records_of(conn, facts.user_id, replica_consents)
+        facts.consent_channels = sorted(consents.in_force(records, now))
         screening = await tps.screening(conn, to_e164(number), now)
         facts.tps_listed = screening.listed
         facts.tps_screened_at = screening.screened_at

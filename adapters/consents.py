@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.consent import ConsentEvent
+from domain.consent import ConsentEvent, consented_channels
 from schemas import dialler_db as db
 from schemas.enums import ConsentChannel
 
@@ -121,3 +121,17 @@ def events_of(records: Iterable[ConsentRecord]) -> list[ConsentEvent]:
         if record.withdrawn_at is not None:
             events.append(ConsentEvent(channel, False, record.withdrawn_at))
     return events
+
+
+async def records_of(
+    conn: AsyncConnection, user_id: int, replica_rows: Iterable[Any]
+) -> list[ConsentRecord]:
+    """Both sources of one claimant's consent (the main app's rows, read by the caller
+    through the replica reader, and what agents captured), oldest first."""
+    captured_here = (await captured(conn, [user_id])).get(user_id, [])
+    return sorted(from_replica(replica_rows) + captured_here, key=lambda r: r.at)
+
+
+def in_force(records: Iterable[ConsentRecord], now: datetime) -> frozenset[str]:
+    """The channels with consent in force at `now` (`domain.consent.consented_channels`)."""
+    return consented_channels(events_of(records), now)

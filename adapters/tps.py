@@ -135,8 +135,6 @@ def parse_number(raw: bytes) -> int | str | None:
     number = to_e164(line.decode("ascii"))
     if number is None:
         return "not a phone number"
-    if number.startswith("+44") and len(number) not in (12, 13):
-        return "not a full UK number"
     digits = e164_digits(number)
     return "not a phone number" if digits is None else digits
 

@@ -41,9 +41,9 @@ from bench.harness.machine import Phase, PhaseLoad, code_version, load_table, ma
 from bench.harness.seed import seed
 from bench.harness.stack import Databases, scratch_databases
 from bench.harness.stats import ms
-from cli.compliance_tps import rescreen_pending
 from domain.phones import to_e164
 from schemas.outreach import ChangeEvent
+from services.tps_screening import rescreen_pending
 
 FILE_SEED = 11
 REJECT_EVERY = 100_000  # one malformed line per this many

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TypeVar, cast
@@ -24,111 +24,16 @@ import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from adapters import task_store, tps
+from adapters import tps
 from adapters.databases import dialler_engine, replica_engine
-from adapters.replica_reader import ReplicaReader
 from adapters.temporal import connect_temporal
 from cli.common import exit_after_temporal, settings_or_exit
 from config.settings import Settings
-from domain.phones import to_e164
-from schemas.outreach import ChangeEvent, ChangeKind
-from workflows.outreach_client import OutreachClient, OutreachRefused, OutreachUnavailable
+from services.tps_screening import Rescreened, RescreenUnfinished, rescreen_pending
+from workflows.outreach_client import OutreachClient
 
 EXIT_FAILED = 1
 EXIT_REJECTED_LINES = 3
-RESCREEN_REASON = "tps list changed"
-DELIVERIES_IN_FLIGHT = 20
-
-
-# --- re-screening ---------------------------------------------------------------------------
-
-
-@dataclass
-class Rescreened:
-    """One import's re-screening: the claimants with a task, those with a usable number,
-    and the ones whose listed status changed (sent a refresh)."""
-
-    version_id: int
-    list_name: str
-    with_task: int
-    with_number: int
-    now_listed: list[int] = field(default_factory=list)
-    no_longer_listed: list[int] = field(default_factory=list)
-    refused: list[int] = field(default_factory=list)  # the workflow refused the refresh
-
-    @property
-    def changed(self) -> int:
-        return len(self.now_listed) + len(self.no_longer_listed)
-
-
-class RescreenUnfinished(Exception):
-    """Temporal did not take every refresh: the import stays pending (`tps-rescreen`)."""
-
-
-def rescreen_event(version_id: int, user_id: int, now: datetime) -> ChangeEvent:
-    """The refresh a claimant gets when import `version_id` changed their screening; the id
-    is the same on a retry, so a workflow applies it once."""
-    return ChangeEvent(
-        event_id=f"tps-{version_id}-{user_id}",
-        kind=ChangeKind.REFRESH,
-        user_id=user_id,
-        occurred_at=now,
-        reason=RESCREEN_REASON,
-    )
-
-
-async def rescreen_pending(
-    dialler: AsyncEngine, replica: AsyncEngine, outreach: OutreachClient, now: datetime
-) -> list[Rescreened]:
-    """Re-screen every import not re-screened yet, oldest first, then drop the rows of
-    retired versions nobody compares against any more. Raises RescreenUnfinished when
-    Temporal is unavailable (what was sent is sent; the rest is sent next time)."""
-    pending = await tps.pending_rescreens(dialler)
-    if not pending:
-        await tps.drop_retired_numbers(dialler, now)
-        return []
-    user_ids = await task_store.task_user_ids(dialler)
-    phones = await ReplicaReader(replica).phone_numbers(user_ids)
-    numbers: dict[int, int] = {}
-    for user_id, phone in phones.items():
-        digits = tps.e164_digits(to_e164(phone))
-        if digits is not None:
-            numbers[user_id] = digits
-    done: list[Rescreened] = []
-    for import_ in pending:
-        changes = await tps.changed_screenings(dialler, numbers, import_)
-        result = Rescreened(import_.version_id, import_.list_name, len(user_ids), len(numbers))
-        for change in changes:
-            (result.now_listed if change.listed else result.no_longer_listed).append(change.user_id)
-        result.refused = await _deliver(outreach, import_.version_id, changes, now)
-        await tps.mark_rescreened(dialler, import_.version_id, now)
-        done.append(result)
-    await tps.drop_retired_numbers(dialler, now)
-    return done
-
-
-async def _deliver(
-    outreach: OutreachClient, version_id: int, changes: list[tps.ScreeningChange], now: datetime
-) -> list[int]:
-    gate = asyncio.Semaphore(DELIVERIES_IN_FLIGHT)
-    refused: list[int] = []
-    unavailable: list[str] = []
-
-    async def one(user_id: int) -> None:
-        async with gate:
-            if unavailable:
-                return
-            try:
-                await outreach.deliver(rescreen_event(version_id, user_id, now))
-            except OutreachRefused:
-                refused.append(user_id)
-            except OutreachUnavailable as error:
-                unavailable.append(str(error))
-
-    await asyncio.gather(*(one(change.user_id) for change in changes))
-    if unavailable:
-        raise RescreenUnfinished(unavailable[0])
-    return sorted(refused)
 
 
 # --- the commands ---------------------------------------------------------------------------

@@ -256,22 +256,13 @@ def parse_line(columns: list[str], number: int, raw: bytes) -> ImportLine | Reje
     phone, email = values.get("number", ""), values.get("email", "")
     if not phone and not email:
         return RejectedLine(number, f"line {number}: neither a number nor an email")
-    e164 = _plausible(to_e164(phone)) if phone else None
+    e164 = to_e164(phone) if phone else None
     if phone and e164 is None:
         return RejectedLine(number, f"line {number}: number is not a possible phone number")
     address = normalise_email(email) if email else None
     if email and address is None:
         return RejectedLine(number, f"line {number}: email is not a valid address")
     return ImportLine(number, e164, address, reason)
-
-
-def _plausible(e164: str | None) -> str | None:
-    """`to_e164`'s answer, less the UK spellings it lets through that no UK number has
-    (a kept trunk zero, too few digits: "0770" came back as +440770)."""
-    if e164 is None or not e164.startswith("+44"):
-        return e164
-    national = e164[3:]
-    return e164 if len(national) in (9, 10) and national[0] != "0" else None
 
 
 def parse_import(lines: Iterable[bytes]) -> Iterator[ImportLine | RejectedLine]:

@@ -20,7 +20,7 @@ from adapters import consents
 from adapters.audit_log import append_audit
 from adapters.consents import ConsentCapture, ConsentRecord
 from adapters.replica_reader import ReplicaReader
-from domain.consent import CONSENT_STATEMENTS, consented_channels
+from domain.consent import CONSENT_STATEMENTS
 from schemas.enums import ConsentChannel
 from schemas.outreach import ChangeEvent, ChangeKind
 from workflows.outreach_client import OutreachClient, OutreachRefused, OutreachUnavailable
@@ -55,10 +55,8 @@ class ConsentService:
     async def standing(self, user_id: int) -> ConsentStanding:
         from_main_app = (await self._replica.consents([user_id])).get(user_id, [])
         async with self._dialler.connect() as conn:
-            captured = (await consents.captured(conn, [user_id])).get(user_id, [])
-        records = sorted(consents.from_replica(from_main_app) + captured, key=lambda r: r.at)
-        channels = consented_channels(consents.events_of(records), datetime.now(UTC))
-        return ConsentStanding(records, channels)
+            records = await consents.records_of(conn, user_id, from_main_app)
+        return ConsentStanding(records, consents.in_force(records, datetime.now(UTC)))
 
     async def confirm(
         self,

@@ -17,7 +17,6 @@ that ended at DONE because of the suppression starts again.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,7 +38,7 @@ from domain.suppressions import (
     removal_refusal,
 )
 from schemas.outreach import ChangeEvent, ChangeKind
-from workflows.outreach_client import OutreachClient, OutreachRefused, OutreachUnavailable
+from workflows.outreach_client import OutreachClient
 
 log = get_logger(__name__)
 
@@ -258,35 +257,22 @@ class SuppressionLists:
         suppression), by signal-with-start after a removal. Stops at the first sign that
         Temporal is away (every claimant left is counted as not told)."""
         users = await self.claimants_of(held)
-        telling = Telling(claimants=len(users))
-        gate = asyncio.Semaphore(TELL_CONCURRENCY)
-        away: list[str] = []
 
-        async def tell(user_id: int, suppression_ids: list[int]) -> None:
+        def event_for(user_id: int, suppression_ids: list[int]) -> ChangeEvent:
             event_id = (
                 f"suppression-removal:{removal}"
                 if removal is not None
                 else f"suppression-import:{max(suppression_ids)}"
             )
-            event = ChangeEvent(event_id, ChangeKind.REFRESH, user_id, now, reason=IMPORTED)
-            async with gate:
-                if away:
-                    telling.not_told += 1
-                    return
-                try:
-                    if start:
-                        await self._outreach.deliver(event)
-                        telling.running += 1
-                    elif await self._outreach.nudge(event):
-                        telling.running += 1
-                except OutreachUnavailable as error:
-                    away.append(str(error))
-                    telling.not_told += 1
-                except OutreachRefused as error:
-                    telling.not_told += 1
-                    telling.error = str(error)
+            return ChangeEvent(event_id, ChangeKind.REFRESH, user_id, now, reason=IMPORTED)
 
-        await asyncio.gather(*(tell(u, ids) for u, ids in sorted(users.items())))
-        if away:
-            telling.error = away[0]
+        events = [event_for(u, ids) for u, ids in sorted(users.items())]
+        told = await self._outreach.tell_many(events, start=start, in_flight=TELL_CONCURRENCY)
+        refusals = [told.refused[user_id] for user_id in sorted(told.refused)]
+        telling = Telling(
+            claimants=len(users),
+            running=len(told.reached),
+            not_told=len(told.not_told) + len(told.refused),
+            error=told.unavailable or (refusals[0] if refusals else None),
+        )
         return telling

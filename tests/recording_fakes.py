@@ -5,11 +5,10 @@ moto S3 server with a bucket. The real Twilio client and aioboto3 talk to them."
 from __future__ import annotations
 
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import aioboto3
@@ -19,6 +18,7 @@ from pydantic import AnyHttpUrl, SecretStr
 
 from config.settings import Settings
 from tests.conftest import free_port
+from tests.fake_http import serving
 
 TWILIO_SID = "AC" + "0123456789abcdef" * 2
 TWILIO_TOKEN = "fake-auth-token-0123456789"
@@ -86,14 +86,9 @@ def fake_twilio() -> Iterator[FakeTwilioRecordings]:
         def log_message(self, format: str, *args: Any) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(Handler) as url:
+        fake.url = url
+        yield fake
 
 
 @pytest.fixture(scope="session")

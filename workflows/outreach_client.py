@@ -16,7 +16,8 @@ A caller's own cancellation (`asyncio.CancelledError`) is never mapped: it propa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import ClassVar, Self, TypeVar
 
 from temporalio.client import (
@@ -70,6 +71,16 @@ TRANSIENT_STATUSES = frozenset(
     }
 )
 NOT_RUNNING = "There is no outreach running for this claimant (nothing left to chase)."
+
+
+@dataclass
+class Told:
+    """What `OutreachClient.tell_many` achieved, by claimant (user id)."""
+
+    reached: list[int] = field(default_factory=list)  # delivered (or running, when nudged)
+    refused: dict[int, str] = field(default_factory=dict)  # the workflow said no: why
+    not_told: list[int] = field(default_factory=list)  # Temporal away: send again later
+    unavailable: str | None = None  # the first sign of it
 
 
 class OutreachRefused(Exception):
@@ -187,6 +198,35 @@ class OutreachClient(WorkflowDoor):
         except OutreachNotRunning:
             return False
         return True
+
+    async def tell_many(
+        self, events: Sequence[ChangeEvent], *, start: bool, in_flight: int = 20
+    ) -> Told:
+        """Each event to its claimant's workflow, `in_flight` at a time: by signal-with-start
+        (`start`), or to running workflows only. Stops at the first sign that Temporal is
+        away: the events not sent then are listed in `not_told`, to be sent again later."""
+        gate = asyncio.Semaphore(in_flight)
+        told = Told()
+
+        async def tell(event: ChangeEvent) -> None:
+            async with gate:
+                if told.unavailable is not None:
+                    told.not_told.append(event.user_id)
+                    return
+                try:
+                    if start:
+                        await self.deliver(event)
+                        told.reached.append(event.user_id)
+                    elif await self.nudge(event):
+                        told.reached.append(event.user_id)
+                except OutreachUnavailable as error:
+                    told.unavailable = told.unavailable or str(error)
+                    told.not_told.append(event.user_id)
+                except OutreachRefused as error:
+                    told.refused[event.user_id] = str(error)
+
+        await asyncio.gather(*(tell(event) for event in events))
+        return told
 
     async def assessment(self, user_id: int) -> Assessment | None:
         """Where the running workflow says the claimant stands; None when none is running."""

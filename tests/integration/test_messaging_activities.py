@@ -8,13 +8,12 @@ import email
 import email.policy
 import json
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -42,6 +41,7 @@ from domain.magic_links import hash_token
 from schemas import dialler_db as db
 from schemas.enums import LinkChannel
 from schemas.messaging import CreateMagicLink, SendSms
+from tests.fake_http import serving
 
 PUBLIC = "https://dialler.example.test"
 LINK = re.compile(re.escape(PUBLIC) + r"/m/([A-Za-z0-9_-]+)")
@@ -407,14 +407,9 @@ def fake_api() -> Iterator[FakeApi]:
         def log_message(self, format: str, *args: Any) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(Handler) as url:
+        fake.url = url
+        yield fake
 
 
 def _twilio_settings(settings: Settings, fake: FakeApi) -> Settings:

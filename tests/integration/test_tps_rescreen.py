@@ -15,10 +15,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from adapters import tps
 from adapters.replica_reader import ReplicaReader
-from cli.compliance_tps import RESCREEN_REASON, rescreen_event, rescreen_pending
 from config.settings import Settings
 from schemas import dialler_db as db
 from schemas.outreach import ChangeKind, OutreachState
+from services.tps_screening import RESCREEN_REASON, rescreen_event, rescreen_pending
 from tests.factories import add_claimant
 from tests.workflows.conftest import Harness, running_harness, scratch_databases
 from tests.workflows.helpers import eventually, start, task_row

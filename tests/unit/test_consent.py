@@ -21,9 +21,17 @@ from domain.consent import (
     live_call_refusal,
     rescreen_at,
 )
+from domain.facts import apply_event
 from domain.rules import ComplianceRules, DiallerRules, RulesError, parse_rules
 from schemas.enums import ConsentChannel, Queue
-from schemas.outreach import ClaimantFacts, ClaimFact, ContactHistory, Stage
+from schemas.outreach import (
+    ChangeEvent,
+    ChangeKind,
+    ClaimantFacts,
+    ClaimFact,
+    ContactHistory,
+    Stage,
+)
 
 NOW = datetime(2026, 12, 2, 11, 0, tzinfo=UTC)  # a Wednesday, inside the calling window
 LIVE = ConsentChannel.LIVE_CALL
@@ -192,9 +200,6 @@ def test_the_compliance_rules_refuse_unsafe_values() -> None:
 
 
 def test_a_new_phone_number_is_screened_before_it_is_offered() -> None:
-    from domain.facts import apply_event
-    from schemas.outreach import ChangeEvent, ChangeKind
-
     facts = _facts(screened=NOW - timedelta(days=1))
     rules = OUTSTANDING_IS_SERVICE
     assert rescreen_at(facts, Queue.OUTSTANDING, rules) == NOW + timedelta(days=27)
