@@ -58,6 +58,8 @@ async def test_api_ids_too_large_for_the_database_are_404(
         await c.post(f"/api/claimants/{raw}/sms", {"body": "Hello"}),
         await c.post(f"/api/claimants/{raw}/magic-link", {"purpose": "signature"}),
         await c.post(f"/api/claimants/{raw}/outcome", {"disposition": "no_answer"}),
+        await c.post(f"/api/claimants/{raw}/consents", {"channel": "sms"}),
+        await c.get(f"/calls/{raw}/recording"),
     ):
         assert response.status_code == 404, await response.get_data(as_text=True)
         assert (await error_of(response))["code"] == "not_found"
@@ -189,7 +191,7 @@ async def test_control_characters_in_a_query_or_a_json_key_are_a_400(world: Worl
 
 async def test_a_deeply_nested_json_body_is_a_400(world: World) -> None:
     c = await caller(world, "bearer")
-    for path in ("/api/queue/next", "/api/claimants/1/release"):
+    for path in ("/api/queue/next", "/api/claimants/1/release", "/api/claimants/1/consents"):
         # deep enough to exhaust Python's parser, small enough to pass the size limit
         for raw in ("[" * 20_000 + "]" * 20_000, '{"a":' * 5_000 + "1" + "}" * 5_000):
             response = await c.client.post(path, data=raw, headers=JSON | c.headers())
@@ -353,3 +355,10 @@ def test_json_depth_ignores_brackets_inside_strings() -> None:
     assert json_depth(in_string) <= MAX_JSON_DEPTH
     escaped_quote = '["\\"' + "[" * 100 + '"]'  # \" does not end the string
     assert json_depth(escaped_quote) <= MAX_JSON_DEPTH
+
+
+async def test_a_nul_or_an_unknown_channel_in_a_consent_is_a_400(world: World) -> None:
+    c = await caller(world, "bearer", AgentRole.SUPERVISOR, None)
+    for payload in ({"channel": "sms\x00"}, {"channel": "x" * 100_000}, {"channel": 10**40}, {}):
+        response = await c.post("/api/claimants/1/consents", payload)
+        assert response.status_code in (400, 413), await response.get_data(as_text=True)

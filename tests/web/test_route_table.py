@@ -314,7 +314,7 @@ async def _counts(dialler: AsyncEngine, user_id: int) -> tuple[object, ...]:
     async with dialler.connect() as conn:
         found = []
         for table in (db.sms_messages, db.calls, db.magic_links, db.callbacks,
-                      db.claimant_notes, db.audit_log):  # fmt: skip
+                      db.claimant_notes, db.consent_records, db.audit_log):  # fmt: skip
             column = table.c.subject_id if table is db.audit_log else table.c.user_id
             value = str(user_id) if table is db.audit_log else user_id
             found.append(int(await conn.scalar(select(func.count()).where(column == value)) or 0))
