@@ -533,3 +533,51 @@ conversions = Table(
     _one_of("queue", Queue),
     Index("ix_conversions_occurred_at", "occurred_at"),
 )
+
+
+# --- supervisor workspace (issue 12) ---------------------------------------------------------
+
+# API tokens for AI agents and integrations, issued by a supervisor (or `dialler agents
+# token`). Shown once; only the SHA-256 is kept. Owner: adapters/api_tokens.py.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("agent_id", BigInteger, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
+    Column("label", String(80), nullable=False, comment="what it is for, e.g. the AI worker"),
+    Column(
+        "token_hash", String(64), nullable=False, unique=True, comment="SHA-256; never the token"
+    ),
+    Column(
+        "prefix",
+        String(16),
+        nullable=False,
+        comment="the token's first characters, to tell tokens apart",
+    ),
+    Column(
+        "issued_by",
+        BigInteger,
+        ForeignKey("agents.id", ondelete="SET NULL"),
+        nullable=True,
+        comment="NULL: issued from the CLI",
+    ),
+    _created_at(),
+    Column("expires_at", DateTime(timezone=True), nullable=True, comment="NULL: until revoked"),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Index("ix_api_tokens_agent_id", "agent_id"),
+)
+
+# Every saved version of the rules file; the newest is in force. Workers and the web app
+# read the newest (falling back to the file in the repository when there is none) and pick
+# up a new one without a restart. Owner: adapters/rules_versions.py.
+rules_versions = Table(
+    "rules_versions",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True, comment="the version number"),
+    Column("text", Text, nullable=False, comment="the TOML as saved"),
+    Column("sha256", String(64), nullable=False),
+    Column("saved_by", BigInteger, ForeignKey("agents.id", ondelete="SET NULL"), nullable=True),
+    Column("note", String(300), nullable=False, server_default="", comment="why it changed"),
+    _created_at(),
+)

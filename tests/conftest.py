@@ -112,12 +112,25 @@ def venv_binary(name: str) -> str:
     return str(path)
 
 
+# The dev server's own Web UI, for the supervisor pages' deep links (browser tests follow
+# them). One port per test session; `temporal_ui_url` is the address to link to.
 @pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+def temporal_ui_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def temporal_ui_url(temporal_ui_port: int) -> str:
+    return f"http://127.0.0.1:{temporal_ui_port}"
+
+
+@pytest.fixture(scope="session")
+async def temporal_env(temporal_ui_port: int) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=venv_binary("temporal"),
         search_attributes=list(search_attributes.ALL),
-        ui=False,
+        ui=True,
+        ui_port=temporal_ui_port,
         dev_server_log_level="error",
     )
     yield env

@@ -25,6 +25,12 @@ from web.blueprints import (
     magic_links,
     recordings,
     sms,
+    supervisor,
+    supervisor_agents,
+    supervisor_analytics,
+    supervisor_calls,
+    supervisor_claimants,
+    supervisor_rules,
     webhooks_sms,
 )
 from web.converters import BoundedInt
@@ -88,6 +94,15 @@ def create_app(settings: Settings | None = None) -> Quart:
     for blueprint in (assets, auth, docs, health, magic_links, sms, webhooks_sms, api):
         app.register_blueprint(blueprint.blueprint)
     for blueprint in (console, calls, consent, live, recordings):
+        app.register_blueprint(blueprint.blueprint)
+    for blueprint in (
+        supervisor,
+        supervisor_agents,
+        supervisor_analytics,
+        supervisor_calls,
+        supervisor_claimants,
+        supervisor_rules,
+    ):
         app.register_blueprint(blueprint.blueprint)
     install_filters(app)
     install_access_rules(app, SessionStore(deps.dialler_db, settings))

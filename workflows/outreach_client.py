@@ -48,7 +48,8 @@ from schemas.outreach import (
     Released,
     ReleaseRequest,
 )
-from workflows.outreach import OutreachWorkflow, workflow_id_for
+from workflows.outreach import OutreachWorkflow
+from workflows.outreach import workflow_id_for as workflow_id_for  # the Temporal UI links
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")

@@ -44,7 +44,10 @@ class LiveApp:
 
 @pytest.fixture
 async def live_app(
-    settings: Settings, temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+    settings: Settings,
+    temporal_env: WorkflowEnvironment,
+    temporal_ui_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[LiveApp]:
     """The app on its own databases (so only this test's claimants are in the queues),
     with an outreach worker and calling windows open all day."""
@@ -64,6 +67,7 @@ async def live_app(
                 "web_port": port,
                 "wrap_up_seconds": 3,
                 "recordings_dir": tmp_path_factory.mktemp("recordings"),
+                "temporal_ui_url": temporal_ui_url,
             }
         )
         app = create_app(app_settings)

@@ -55,6 +55,8 @@ OWNERS: dict[str, frozenset[str]] = {
     "audit_log": frozenset({"adapters/audit_log.py"}),
     "consent_records": frozenset({"adapters/consents.py"}),
     **dict.fromkeys(("tps_list_versions", "tps_numbers"), frozenset({"adapters/tps.py"})),
+    "api_tokens": frozenset({"adapters/api_tokens.py"}),
+    "rules_versions": frozenset({"adapters/rules_versions.py"}),
 }
 
 TEMPORALIO = "temporalio"  # the pseudo-table of the "one door per workflow" rule

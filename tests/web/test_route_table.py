@@ -31,7 +31,7 @@ from config.settings import Settings
 from schemas import dialler_db as db
 from schemas.enums import AgentRole, Queue
 from tests.factories import add_claimant
-from tests.web.conftest import Staff, csrf_from, make_staff, sign_in
+from tests.web.conftest import PASSWORD, Staff, csrf_from, make_staff, sign_in
 from web import create_app
 from web.auth.access import STATE_CHANGING, Access, access_of
 from web.auth.claimants import CLAIMANT_ARGUMENTS, VIEWED, claimant_scope_of
@@ -477,3 +477,75 @@ async def test_every_claimant_view_writes_an_audit_row_naming_its_route(
         assert row.at is not None
         viewed += 1
     assert viewed >= 4  # the console panel, the SMS thread, the API context, the recording
+
+
+# --- supervisor routes ------------------------------------------------------------------------
+
+
+def supervisor_only_routes(app: Quart) -> list[tuple[Rule, Access]]:
+    """Every route agents may not use: the supervisor workspace and anything else declared
+    for supervisors and admins only."""
+    return [
+        (rule, access)
+        for rule, _, access in routes(app)
+        if access is not None
+        and access.kind in ("staff", "api")
+        and AgentRole.AGENT not in access.roles
+    ]
+
+
+def test_the_supervisor_workspace_is_for_supervisors_and_admins_only(app: Quart) -> None:
+    for rule, _, access in routes(app):
+        if rule.rule == "/supervisor" or rule.rule.startswith("/supervisor/"):
+            assert access is not None, rule.rule
+            assert access.roles == {AgentRole.SUPERVISOR, AgentRole.ADMIN}, rule.rule
+
+
+async def test_an_agent_gets_403_on_every_supervisor_route(
+    app: Quart, dialler_db: AsyncEngine
+) -> None:
+    """With a valid session and CSRF token, an agent is refused by the role check before any
+    view runs: GETs and state-changing methods alike, and nothing is written."""
+    agent = await make_staff(dialler_db, AgentRole.AGENT, queue=Queue.UNSIGNED)
+    client = app.test_client()
+    assert await sign_in(client, agent) == 303
+    token = await csrf_from(client, "/console")
+    async with dialler_db.connect() as conn:
+        audit_before = await conn.scalar(select(func.count()).select_from(db.audit_log))
+    checked = set()
+    for rule, _ in supervisor_only_routes(app):
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            response = await client.open(
+                example_path(app, rule),
+                method=method,
+                headers={"X-CSRF-Token": token},
+                json={},
+                scope_base=scope(),
+            )
+            assert response.status_code == 403, (method, rule.rule)
+            checked.add(rule.rule)
+    async with dialler_db.connect() as conn:
+        audit_after = await conn.scalar(select(func.count()).select_from(db.audit_log))
+    assert audit_after == audit_before
+    assert {"/supervisor"} <= checked, "the supervisor workspace has no routes"
+    assert len(checked) >= 10
+
+
+async def test_a_supervisor_lands_on_the_wallboard_and_an_agent_on_the_console(
+    app: Quart, dialler_db: AsyncEngine
+) -> None:
+    for role, home in (
+        (AgentRole.SUPERVISOR, "/supervisor"),
+        (AgentRole.ADMIN, "/supervisor"),
+        (AgentRole.AGENT, "/console"),
+    ):
+        staff = await make_staff(dialler_db, role)
+        client = app.test_client()
+        token = await csrf_from(client, "/login")
+        response = await client.post(
+            "/login",
+            form={"email": staff.email, "password": PASSWORD, "csrf_token": token},
+            scope_base=scope(),
+        )
+        assert response.status_code == 303
+        assert response.headers["Location"] == home, role

@@ -72,6 +72,15 @@ def staff(*roles: AgentRole) -> Callable[[View], View]:
     return _declare(Access("staff", frozenset(roles or AgentRole), csrf=True))
 
 
+# Who runs the floor: every supervisor page (web/blueprints/supervisor*.py) is theirs.
+SUPERVISOR_ROLES = frozenset({AgentRole.SUPERVISOR, AgentRole.ADMIN})
+
+
+def supervisor() -> Callable[[View], View]:
+    """A supervisor page or action: supervisors and admins, never agents (403)."""
+    return staff(*SUPERVISOR_ROLES)
+
+
 def api(*roles: AgentRole) -> Callable[[View], View]:
     return _declare(Access("api", frozenset(roles or AgentRole), csrf=True))
 

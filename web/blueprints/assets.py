@@ -19,6 +19,7 @@ VENDOR = {
     "twilio.min.js": "@twilio/voice-sdk/dist/twilio.min.js",
     "swagger-ui-bundle.js": "swagger-ui-dist/swagger-ui-bundle.js",
     "swagger-ui.css": "swagger-ui-dist/swagger-ui.css",
+    "chart.umd.min.js": "chart.js/dist/chart.umd.min.js",
 }
 
 

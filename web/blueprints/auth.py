@@ -15,7 +15,7 @@ from structlog import get_logger
 from adapters import agent_store
 from adapters.passwords import hash_password, verify_password
 from schemas.enums import AgentState
-from web.auth.access import api, public, session_store
+from web.auth.access import SUPERVISOR_ROLES, api, public, session_store
 from web.auth.identity import require_agent
 from web.auth.sessions import COOKIE_NAME
 from web.auth.throttle import sign_in_keys, sign_in_throttle
@@ -97,7 +97,11 @@ async def login() -> ResponseReturnValue:
     token = await store.create(agent_id, request.remote_addr, request.headers.get("User-Agent"))
     async with services().dialler_db.begin() as conn:
         await agent_store.record_state(conn, agent_id, AgentState.PAUSED.value, "signed in")
-    response = redirect(safe_next(form.get("next")), 303)
+    async with services().dialler_db.connect() as conn:
+        role = await agent_store.role_of(conn, agent_id)
+    # supervisors and admins land on the wallboard, agents on the console
+    home = "/supervisor" if role in SUPERVISOR_ROLES else "/console"
+    response = redirect(safe_next(form.get("next"), default=home), 303)
     settings = services().settings
     response.set_cookie(
         COOKIE_NAME,

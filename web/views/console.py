@@ -16,6 +16,7 @@ from domain.callback_booking import refuse_callback
 from domain.calling_windows import callback_slots, explain, format_local
 from domain.rules import CallingWindows
 from web.services import services
+from web.temporal_links import outreach_query, visibility_url
 from web.voice import STATUS_LABELS
 
 LONDON = ZoneInfo("Europe/London")
@@ -216,6 +217,12 @@ def parse_callback_time(
     return at, None
 
 
+def _temporal_ui_home() -> str:
+    """The Temporal UI's list of running outreach workflows (supervisor menu)."""
+    settings = services().settings
+    return visibility_url(settings, outreach_query())
+
+
 def install_filters(app: Quart) -> None:
     app.jinja_env.filters.update(
         call_status_label=call_status_label,
@@ -229,4 +236,5 @@ def install_filters(app: Quart) -> None:
         humanise=humanise,
     )
     app.jinja_env.globals["why_now"] = _why_now_at_render
+    app.jinja_env.globals["temporal_ui_home"] = _temporal_ui_home
     app.jinja_env.globals["queue_label"] = lambda q: QUEUE_LABELS.get(str(q), humanise(str(q)))
