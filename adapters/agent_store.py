@@ -15,7 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -245,3 +256,159 @@ async def agent_labels(conn: AsyncConnection, agent_ids: Iterable[int]) -> dict[
         return {}
     rows = await conn.execute(select(_A.id, _A.display_name, _A.is_ai).where(_A.id.in_(ids)))
     return {int(r.id): AgentLabel(r.display_name, bool(r.is_ai)) for r in rows}
+
+
+# --- agent management (services/staff.py) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StaffRecord:
+    """An account as the supervisor's agent pages show it."""
+
+    id: int
+    email: str
+    display_name: str
+    role: str
+    queue: str | None
+    is_ai: bool
+    is_active: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: int
+    created_at: datetime  # signed in
+    last_seen_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None  # signed out, or signed out by a supervisor
+    ip_address: str | None
+    user_agent: str | None
+
+
+def _staff_columns() -> list[Any]:
+    last_login = (
+        select(func.max(_S.created_at)).where(_S.agent_id == _A.id).scalar_subquery()
+    ).label("last_login_at")
+    return [_A.id, _A.email, _A.display_name, _A.role, _A.queue, _A.is_ai, _A.is_active,
+            _A.created_at, last_login]  # fmt: skip
+
+
+def _staff(row: Any) -> StaffRecord:
+    return StaffRecord(int(row.id), row.email, row.display_name, row.role, row.queue,
+                       bool(row.is_ai), bool(row.is_active), row.created_at,
+                       row.last_login_at)  # fmt: skip
+
+
+async def create_agent(conn: AsyncConnection, new: NewAgent, *, is_ai: bool) -> int:
+    """Insert one agent; its id. A taken email raises the unique violation (IntegrityError)."""
+    agent_id = await conn.scalar(
+        insert(db.agents)
+        .values(
+            email=new.email,
+            display_name=new.display_name,
+            role=new.role,
+            queue=new.queue,
+            password_hash=new.password_hash,
+            is_ai=is_ai,
+        )
+        .returning(_A.id)
+    )
+    assert agent_id is not None
+    return int(agent_id)
+
+
+async def email_taken(conn: AsyncConnection, email: str) -> bool:
+    return (await conn.scalar(select(_A.id).where(_A.email == email))) is not None
+
+
+async def staff_page(conn: AsyncConnection, *, limit: int, offset: int) -> list[StaffRecord]:
+    """Accounts, active first, then by name."""
+    rows = await conn.execute(
+        select(*_staff_columns())
+        .order_by(_A.is_active.desc(), _A.display_name, _A.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [_staff(r) for r in rows]
+
+
+async def staff_record(conn: AsyncConnection, agent_id: int) -> StaffRecord | None:
+    row = (await conn.execute(select(*_staff_columns()).where(_A.id == agent_id))).one_or_none()
+    return None if row is None else _staff(row)
+
+
+async def staff_by_email(conn: AsyncConnection, email: str) -> StaffRecord | None:
+    row = (await conn.execute(select(*_staff_columns()).where(_A.email == email))).one_or_none()
+    return None if row is None else _staff(row)
+
+
+async def update_agent(conn: AsyncConnection, agent_id: int, **values: Any) -> None:
+    """Set some of is_active, password_hash, role, queue (and updated_at)."""
+    allowed = {"is_active", "password_hash", "role", "queue"}
+    assert values and set(values) <= allowed, values
+    await conn.execute(
+        update(db.agents).where(_A.id == agent_id).values(**values, updated_at=func.now())
+    )
+
+
+async def revoke_sessions_of(conn: AsyncConnection, agent_id: int, at: datetime) -> int:
+    """End every session of the agent still open; how many."""
+    result = await conn.execute(
+        update(db.agent_sessions)
+        .where(_S.agent_id == agent_id, _S.revoked_at.is_(None), _S.expires_at > at)
+        .values(revoked_at=at)
+    )
+    return int(result.rowcount)
+
+
+async def sessions_of(
+    conn: AsyncConnection, agent_id: int, *, limit: int, offset: int
+) -> list[SessionRecord]:
+    """The agent's sign-ins, newest first."""
+    rows = await conn.execute(
+        select(
+            _S.id,
+            _S.created_at,
+            _S.last_seen_at,
+            _S.expires_at,
+            _S.revoked_at,
+            _S.ip_address,
+            _S.user_agent,
+        )
+        .where(_S.agent_id == agent_id)
+        .order_by(_S.created_at.desc(), _S.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [SessionRecord(int(r.id), r.created_at, r.last_seen_at, r.expires_at, r.revoked_at,
+                          r.ip_address, r.user_agent) for r in rows]  # fmt: skip
+
+
+async def state_changes_of(
+    conn: AsyncConnection, agent_id: int, *, limit: int, offset: int
+) -> list[StateChange]:
+    """The agent's state changes (with pause reasons), newest first."""
+    rows = await conn.execute(
+        select(_CHANGES.agent_id, _CHANGES.state, _CHANGES.reason, _CHANGES.at)
+        .where(_CHANGES.agent_id == agent_id)
+        .order_by(_CHANGES.at.desc(), _CHANGES.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [StateChange(int(r.agent_id), r.state, r.reason, r.at) for r in rows]
+
+
+def join_active_agent(statement: Select[Any], agent_id: ColumnElement[Any]) -> Select[Any]:
+    """`statement` joined to the active agent `agent_id` names, with that agent's email,
+    display_name, role, queue and is_ai added: another owner's lookup stays one statement
+    (an API token's agent, adapters/api_tokens.py). Read the row with `agent_of`."""
+    return statement.add_columns(_A.email, _A.display_name, _A.role, _A.queue, _A.is_ai).join(
+        db.agents, and_(_A.id == agent_id, _A.is_active)
+    )
+
+
+def agent_of(row: Any, agent_id: int) -> Agent:
+    """The agent in a row of a statement built with `join_active_agent`."""
+    return _agent(row, agent_id)
