@@ -15,6 +15,7 @@ from domain.dispositions import Disposition, effect_of
 from schemas.enums import ConsentChannel, Queue
 from schemas.outreach import (
     Assessment,
+    CallbackReassignment,
     CallbackRequest,
     Claim,
     ClaimantFacts,
@@ -23,14 +24,21 @@ from schemas.outreach import (
     NoteRequest,
     OutcomeRequest,
     OutreachState,
+    PauseRequest,
     RecordOutcome,
+    ResumeRequest,
     SaveCallback,
+    SupervisorReleaseRequest,
     Suppress,
 )
 
 MAX_LEASE = timedelta(hours=4)
 MAX_NOTE_LENGTH = 4000
 STILL_ASSESSING = "the claimant is still being assessed"
+# A supervisor's reason is written on the withdrawn task ("paused by a supervisor: ...", a
+# 200-character column) and in the audit log.
+MAX_REASON_LENGTH = 160
+PAUSED_PREFIX = "paused by a supervisor: "
 
 
 def claim_refusal(
@@ -43,6 +51,8 @@ def claim_refusal(
     asking again for the claim they hold (a retry after a lost reply) is not refused."""
     if state is None or assessment is None:
         return STILL_ASSESSING
+    if state.facts.paused is not None and state.claim is None:
+        return "outreach to this claimant is paused by a supervisor"
     if state.claim is not None:
         if (state.claim.agent_id, state.claim.task_version) == (
             request.agent_id,
@@ -132,6 +142,83 @@ def note_refusal(request: NoteRequest) -> str | None:
         return "a note needs some text"
     if len(request.text) > MAX_NOTE_LENGTH:
         return f"a note is at most {MAX_NOTE_LENGTH} characters"
+    return None
+
+
+# --- supervisor actions --------------------------------------------------------------------
+
+
+def paused_reason(facts: ClaimantFacts) -> str | None:
+    """Why the claimant has no task while paused (the task row's reason), or None."""
+    if facts.paused is None:
+        return None
+    return PAUSED_PREFIX + facts.paused.reason
+
+
+def reason_refusal(reason: str, what: str) -> str | None:
+    if not reason.strip():
+        return f"{what} needs a reason"
+    if len(reason) > MAX_REASON_LENGTH:
+        return f"a reason is at most {MAX_REASON_LENGTH} characters"
+    return None
+
+
+def pause_refusal(state: OutreachState | None, request: PauseRequest) -> str | None:
+    """A pause needs a reason and a claimant not paused already. Outreach that has stopped
+    for good (opted out, deceased) has nothing to pause."""
+    stopped = stopped_refusal(state)
+    if stopped is not None:
+        return stopped
+    assert state is not None
+    if state.facts.paused is not None:
+        return f"outreach is already paused by supervisor {state.facts.paused.supervisor_id}"
+    return reason_refusal(request.reason, "a pause")
+
+
+def resume_refusal(state: OutreachState | None, request: ResumeRequest) -> str | None:
+    if state is None:
+        return STILL_ASSESSING
+    if state.facts.paused is None:
+        return "outreach is not paused"
+    return reason_refusal(request.reason, "resuming")
+
+
+def supervisor_release_refusal(
+    claim: Claim | None, request: SupervisorReleaseRequest
+) -> str | None:
+    """A supervisor may take back any agent's claim, with a reason; not one that changed
+    hands since they looked (that agent has only just started), nor a claim nobody holds
+    unless the task row they saw said someone did (then the row is what is stuck)."""
+    refused = reason_refusal(request.reason, "a release")
+    if refused is not None:
+        return refused
+    seen = request.seen_agent_id
+    if claim is None:
+        return "nothing to release: no agent holds this claimant" if seen is None else None
+    if seen is not None and claim.agent_id != seen:
+        return f"the claim has changed hands: agent {claim.agent_id} holds it now"
+    return None
+
+
+def callback_reassignment_refusal(
+    state: OutreachState | None, request: CallbackReassignment
+) -> str | None:
+    """The pending callback goes to another owner, or to the shared pool, keeping its time."""
+    stopped = stopped_refusal(state)
+    if stopped is not None:
+        return stopped
+    assert state is not None
+    facts = state.facts
+    if facts.callback_at is None:
+        return "there is no pending callback to reassign"
+    if request.owner_agent_id == facts.callback_owner_agent_id:
+        if request.owner_agent_id is None:
+            return "the callback is already shared"
+        return f"the callback is already agent {request.owner_agent_id}'s"
+    if request.owner_agent_id is not None and request.owner_agent_id <= 0:
+        return "no such agent"
+    if len(request.notes) > MAX_NOTE_LENGTH:
+        return f"callback notes are at most {MAX_NOTE_LENGTH} characters"
     return None
 
 

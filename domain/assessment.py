@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from domain.agent_actions import paused_reason
 from domain.callback_routing import callback_hold
 from domain.calling_windows import as_utc
 from domain.consent import channel_refusals, rescreen_at
@@ -48,6 +49,9 @@ def assess(
     live_call = refusals.get(ConsentChannel.LIVE_CALL.value)
     if not_before is not None and live_call is not None:
         not_before, reason = None, live_call
+    paused = paused_reason(facts)
+    if paused is not None:  # a supervisor's hold outranks every other reason
+        not_before, reason = None, paused
     total, factors = score(facts, history, stage, rules.scoring, now)
     hold = callback_hold(facts, stage, rules.contact.personal_callback_grace)
     return Assessment(

@@ -31,6 +31,15 @@ class Stage(StrEnum):
 
 
 @dataclass
+class OutreachPause:
+    """Outreach held by a supervisor (who, why, since when) until one resumes it."""
+
+    supervisor_id: int
+    reason: str
+    paused_at: datetime
+
+
+@dataclass
 class RequirementFact:
     requirement_id: int
     type: str
@@ -75,6 +84,9 @@ class ClaimantFacts:
     tps_screened_at: datetime | None = None
     # last applied change per entity ("user:1", "claim:7", "requirement:9"): older events lose
     entity_versions: dict[str, datetime] = field(default_factory=dict)
+    # a supervisor's pause: the workflow's own fact, not the databases' (kept across reloads
+    # and continue-as-new); while set the claimant gets no task (domain.assessment)
+    paused: OutreachPause | None = None
 
 
 # --- change events (CDC, reconcile) ------------------------------------------------------
@@ -94,6 +106,7 @@ class ChangeKind(StrEnum):
     OPTED_OUT = "opted_out"
     CONSENT_CHANGED = "consent_changed"  # given or withdrawn: reload the consents
     REFRESH = "refresh"  # reconcile or an operator: reload the facts from the databases
+    RULES_CHANGED = "rules_changed"  # a rules version was saved: reload and re-assess with it
 
 
 @dataclass
@@ -278,6 +291,59 @@ class MagicLinkRequest:
     # the contact the link is sent from (attribution): a call, an SMS, an AI activity
     source_kind: ContactKind | None = None
     source_ref: str | None = None
+
+
+# --- supervisor actions (workflow updates) -------------------------------------------------
+
+
+@dataclass
+class PauseRequest:
+    """Hold the claimant's outreach: no task until a supervisor resumes it."""
+
+    supervisor_id: int
+    reason: str
+
+
+@dataclass
+class ResumeRequest:
+    supervisor_id: int
+    reason: str
+
+
+@dataclass
+class SupervisorReleaseRequest:
+    """Take a stuck claim back from whoever holds it. `seen_agent_id` is the holder the
+    supervisor saw (None: none was shown): a claim that has since changed hands is refused,
+    and a task row still marked claimed by that agent when the workflow holds no claim is
+    rewritten (the row was stuck, not the claim)."""
+
+    supervisor_id: int
+    reason: str
+    seen_agent_id: int | None = None
+
+
+@dataclass
+class ClaimTakenBack:
+    user_id: int
+    agent_id: int | None  # whose claim ended (None: only the task row was stuck)
+    task_version: int
+
+
+@dataclass
+class CallbackReassignment:
+    """Give the pending callback to another agent, or to the shared pool (`owner_agent_id`
+    None). The callback keeps its time; `notes` are its notes, kept on the rebooked row."""
+
+    supervisor_id: int
+    owner_agent_id: int | None
+    notes: str = ""
+
+
+@dataclass
+class CallbackReassigned:
+    user_id: int
+    at: datetime
+    owner_agent_id: int | None
 
 
 @dataclass

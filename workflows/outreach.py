@@ -37,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
     from schemas.outreach import (
         Assessment,
         AuditEntry,
+        CallbackReassigned,
+        CallbackReassignment,
         CallbackRequest,
         CallbackScheduled,
         ChangeEvent,
@@ -44,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         Claim,
         ClaimGranted,
         ClaimRequest,
+        ClaimTakenBack,
         LoadFactsRequest,
         MagicLinkRequest,
         NoteAdded,
@@ -51,14 +54,18 @@ with workflow.unsafe.imports_passed_through():
         OutcomeRecorded,
         OutcomeRequest,
         OutreachInput,
+        OutreachPause,
         OutreachResult,
         OutreachState,
+        PauseRequest,
         RefreshTask,
         Released,
         ReleaseRequest,
+        ResumeRequest,
         SaveCallback,
         SaveNote,
         Stage,
+        SupervisorReleaseRequest,
         Suppress,
         TaskShape,
     )
@@ -95,6 +102,13 @@ def _search_attributes(
 def _refuse(reason: str | None) -> None:
     if reason is not None:
         raise ValueError(reason)
+
+
+def _refuse_now(reason: str | None) -> None:
+    """A refusal found by a handler, after the validator passed: another handler ran in
+    between. It fails the Update, not the workflow task."""
+    if reason is not None:
+        raise ApplicationError(reason, type="Refused", non_retryable=True)
 
 
 @workflow.defn(name="Outreach")
@@ -199,11 +213,15 @@ class OutreachWorkflow:
         return self._changes != seen or self._timers != armed or timer.done()
 
     def _finished(self, assessment: Assessment, now: datetime) -> bool:
+        """Nothing left to chase. A paused claimant's run goes on even then: the pause is
+        the run's own state, and a later change must find it in force until a supervisor
+        resumes (a fresh run would start unpaused)."""
         assert self._state is not None
         return (
             assessment.stage is Stage.DONE
             and self._state.claim is None
             and not has_future_callback(self._state.facts, now)
+            and self._state.facts.paused is None
         )
 
     def _next_timer(self, now: datetime) -> timedelta:
@@ -250,6 +268,7 @@ class OutreachWorkflow:
         assert self._state is not None
         fresh = await self._run(OutreachActivities.load_facts, LoadFactsRequest(self._user_id))
         fresh.entity_versions = self._state.facts.entity_versions
+        fresh.paused = self._state.facts.paused  # the workflow's own, not the databases'
         self._state.facts = fresh
 
     async def _expire_lease(self, now: datetime) -> None:
@@ -468,3 +487,97 @@ class OutreachWorkflow:
     @add_note.validator
     def _validate_note(self, request: NoteRequest) -> None:
         _refuse(rules.note_refusal(request))
+
+    # --- supervisor actions --------------------------------------------------------------------
+
+    @workflow.update
+    async def pause(self, request: PauseRequest) -> OutcomeRecorded:
+        """Hold outreach: the task is withdrawn ("paused by a supervisor: <reason>") and no
+        claim is granted until a supervisor resumes. A claim held now runs to its outcome."""
+        assert self._state is not None
+        async with self._lock:
+            _refuse_now(rules.pause_refusal(self._state, request))
+            reason = request.reason.strip()
+            self._state.facts.paused = OutreachPause(request.supervisor_id, reason, workflow.now())
+            await self._audit("outreach_paused", str(request.supervisor_id), {"reason": reason})
+        return await self._after_change()
+
+    @pause.validator
+    def _validate_pause(self, request: PauseRequest) -> None:
+        _refuse(rules.pause_refusal(self._state, request))
+
+    @workflow.update
+    async def resume(self, request: ResumeRequest) -> OutcomeRecorded:
+        """Lift the pause; the claimant is assessed again at once."""
+        assert self._state is not None
+        async with self._lock:
+            _refuse_now(rules.resume_refusal(self._state, request))
+            self._state.facts.paused = None
+            self._published = None  # write the task afresh, whatever the last write said
+            reason = request.reason.strip()
+            await self._audit("outreach_resumed", str(request.supervisor_id), {"reason": reason})
+        return await self._after_change()
+
+    @resume.validator
+    def _validate_resume(self, request: ResumeRequest) -> None:
+        _refuse(rules.resume_refusal(self._state, request))
+
+    @workflow.update
+    async def supervisor_release(self, request: SupervisorReleaseRequest) -> ClaimTakenBack:
+        """A supervisor takes a stuck claim back from whoever holds it; with no claim held
+        (the task row was left claimed), the task is written afresh."""
+        assert self._state is not None
+        async with self._lock:
+            claim = self._state.claim
+            _refuse_now(rules.supervisor_release_refusal(claim, request))
+            detail = {"reason": request.reason.strip()}
+            if claim is not None:
+                self._end_claim(claim)
+                detail["agent_id"] = str(claim.agent_id)
+                detail["claimed_at"] = claim.claimed_at.isoformat()
+            else:
+                self._published = None
+                detail["stuck_row_of_agent"] = str(request.seen_agent_id)
+            await self._audit("claim_released_by_supervisor", str(request.supervisor_id), detail)
+        await self._after_change()
+        return ClaimTakenBack(
+            self._user_id, claim.agent_id if claim else None, self._state.task_version
+        )
+
+    @supervisor_release.validator
+    def _validate_supervisor_release(self, request: SupervisorReleaseRequest) -> None:
+        claim = self._state.claim if self._state else None
+        _refuse(rules.supervisor_release_refusal(claim, request))
+
+    @workflow.update
+    async def reassign_callback(self, request: CallbackReassignment) -> CallbackReassigned:
+        """The pending callback to another agent or to the shared pool, at the same time:
+        the callback is booked again (the old row is cancelled) with its notes."""
+        assert self._state is not None
+        async with self._lock:
+            _refuse_now(rules.callback_reassignment_refusal(self._state, request))
+            facts = self._state.facts
+            at = facts.callback_at
+            assert at is not None
+            callback = SaveCallback(
+                self._user_id, at, request.notes, request.supervisor_id, request.owner_agent_id
+            )
+            await self._run(OutreachActivities.save_callback, callback)
+            previous = facts.callback_owner_agent_id
+            facts.callback_owner_agent_id = request.owner_agent_id
+            await self._audit(
+                "callback_reassigned",
+                str(request.supervisor_id),
+                {
+                    "from_agent_id": str(previous) if previous is not None else "shared",
+                    "to_agent_id": str(request.owner_agent_id)
+                    if request.owner_agent_id is not None
+                    else "shared",
+                },
+            )
+        await self._after_change()
+        return CallbackReassigned(self._user_id, at, request.owner_agent_id)
+
+    @reassign_callback.validator
+    def _validate_reassign_callback(self, request: CallbackReassignment) -> None:
+        _refuse(rules.callback_reassignment_refusal(self._state, request))

@@ -33,20 +33,27 @@ from temporalio.workflow import UpdateMethodMultiParam
 from schemas.messaging import MagicLinkCreated
 from schemas.outreach import (
     Assessment,
+    CallbackReassigned,
+    CallbackReassignment,
     CallbackRequest,
     CallbackScheduled,
     ChangeEvent,
     Claim,
     ClaimGranted,
     ClaimRequest,
+    ClaimTakenBack,
     MagicLinkRequest,
     NoteAdded,
     NoteRequest,
     OutcomeRecorded,
     OutcomeRequest,
     OutreachInput,
+    OutreachState,
+    PauseRequest,
     Released,
     ReleaseRequest,
+    ResumeRequest,
+    SupervisorReleaseRequest,
 )
 from workflows.outreach import OutreachWorkflow
 from workflows.outreach import workflow_id_for as workflow_id_for  # the Temporal UI links
@@ -171,6 +178,24 @@ class OutreachClient(WorkflowDoor):
     async def send_magic_link(self, user_id: int, request: MagicLinkRequest) -> MagicLinkCreated:
         return await self._update(user_id, OutreachWorkflow.send_magic_link, request)
 
+    # --- supervisor actions (Updates) ----------------------------------------------------
+
+    async def pause(self, user_id: int, request: PauseRequest) -> OutcomeRecorded:
+        return await self._update(user_id, OutreachWorkflow.pause, request)
+
+    async def resume(self, user_id: int, request: ResumeRequest) -> OutcomeRecorded:
+        return await self._update(user_id, OutreachWorkflow.resume, request)
+
+    async def supervisor_release(
+        self, user_id: int, request: SupervisorReleaseRequest
+    ) -> ClaimTakenBack:
+        return await self._update(user_id, OutreachWorkflow.supervisor_release, request)
+
+    async def reassign_callback(
+        self, user_id: int, request: CallbackReassignment
+    ) -> CallbackReassigned:
+        return await self._update(user_id, OutreachWorkflow.reassign_callback, request)
+
     # --- changes (signals) and reads (queries) -------------------------------------------
 
     async def deliver(self, event: ChangeEvent) -> None:
@@ -234,6 +259,15 @@ class OutreachClient(WorkflowDoor):
         handle = await self._handle(user_id)
         try:
             return await self._mapped(handle.query(OutreachWorkflow.assessment))
+        except OutreachNotRunning:
+            return None
+
+    async def state(self, user_id: int) -> OutreachState | None:
+        """What the running workflow holds (facts with any pause, claim); None when no run
+        is going."""
+        handle = await self._handle(user_id)
+        try:
+            return await self._mapped(handle.query(OutreachWorkflow.state))
         except OutreachNotRunning:
             return None
 
