@@ -412,3 +412,29 @@ def join_active_agent(statement: Select[Any], agent_id: ColumnElement[Any]) -> S
 def agent_of(row: Any, agent_id: int) -> Agent:
     """The agent in a row of a statement built with `join_active_agent`."""
     return _agent(row, agent_id)
+
+
+@dataclass(frozen=True)
+class AgentListing:
+    """Every agent, active or not, as the supervisors' filters list them."""
+
+    id: int
+    email: str
+    display_name: str
+    role: str
+    is_ai: bool
+    is_active: bool
+
+
+async def agent_directory(conn: AsyncConnection) -> list[AgentListing]:
+    """Every agent, people first, by name (the calls list's and audit viewer's filters and
+    the names on their rows: agents are a few hundred at most)."""
+    rows = await conn.execute(
+        select(_A.id, _A.email, _A.display_name, _A.role, _A.is_ai, _A.is_active).order_by(
+            _A.is_ai, _A.display_name, _A.id
+        )
+    )
+    return [
+        AgentListing(int(r.id), r.email, r.display_name, r.role, bool(r.is_ai), bool(r.is_active))
+        for r in rows
+    ]

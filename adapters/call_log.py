@@ -1035,3 +1035,120 @@ async def subject_access(conn: AsyncConnection, user_id: int) -> dict[str, list[
         )
         found[name] = [dict(r._mapping) for r in rows]
     return found
+
+
+# --- the supervisors' calls list (issue 12, services.call_review) ---------------------------------
+
+
+@dataclass(frozen=True)
+class CallSearch:
+    """Which calls the calls list shows (None: any)."""
+
+    agent_ids: Sequence[int] | None = None  # placed by one of these agents
+    disposition: str | None = None
+    without_outcome: bool = False  # only calls with no outcome recorded
+    queue: str | None = None
+    since: datetime | None = None  # started at or after
+    until: datetime | None = None  # started before
+
+
+@dataclass(frozen=True)
+class ListedCall:
+    id: int
+    user_id: int
+    started_at: datetime
+    agent_id: int | None
+    queue: str | None
+    status: str
+    duration_seconds: int | None
+    disposition: str | None
+    abandoned: bool
+    playable: bool  # a recording is kept (not deleted at the end of retention)
+    recording_deleted: bool
+    has_transcript: bool
+
+
+def _search_conditions(search: CallSearch) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if search.agent_ids is not None:
+        where.append(_C.agent_id.in_(sorted(set(search.agent_ids))))
+    if search.disposition is not None:
+        where.append(_C.disposition == search.disposition)
+    if search.without_outcome:
+        where.append(_C.disposition.is_(None))
+    if search.queue is not None:
+        where.append(_C.queue == search.queue)
+    if search.since is not None:
+        where.append(_C.started_at >= search.since)
+    if search.until is not None:
+        where.append(_C.started_at < search.until)
+    return where
+
+
+async def search_calls(
+    conn: AsyncConnection,
+    search: CallSearch,
+    *,
+    limit: int,
+    older_than: tuple[datetime, int] | None = None,
+    newer_than: tuple[datetime, int] | None = None,
+) -> list[ListedCall]:
+    """Up to `limit` calls matching `search`, newest first (by start, then id): the newest,
+    those just older than `older_than`, or those just newer than `newer_than` (a keyset,
+    so a page stays put while calls are added). One agent's calls are read through
+    ix_calls_agent_id_started_at."""
+    where = _search_conditions(search)
+    if older_than is not None:
+        at, call_id = older_than
+        # the redundant bound lets an index on started_at stop the scan there
+        where += [_C.started_at <= at, (_C.started_at < at) | (_C.id < call_id)]
+    if newer_than is not None:
+        at, call_id = newer_than
+        where += [_C.started_at >= at, (_C.started_at > at) | (_C.id > call_id)]
+    ascending = newer_than is not None and older_than is None
+    order = (
+        [_C.started_at.asc(), _C.id.asc()] if ascending else [_C.started_at.desc(), _C.id.desc()]
+    )
+    rows = await conn.execute(
+        select(
+            _C.id,
+            _C.user_id,
+            _C.started_at,
+            _C.agent_id,
+            _C.queue,
+            _C.status,
+            _C.duration_seconds,
+            _C.disposition,
+            _C.abandoned,
+            _C.recording_store,
+            _C.recording_deleted_at,
+            _C.transcript.is_not(None).label("has_transcript"),
+        )
+        .where(*where)
+        .order_by(*order)
+        .limit(limit)
+    )
+    found = [
+        ListedCall(
+            id=int(r.id),
+            user_id=int(r.user_id),
+            started_at=r.started_at,
+            agent_id=r.agent_id,
+            queue=r.queue,
+            status=r.status,
+            duration_seconds=r.duration_seconds,
+            disposition=r.disposition,
+            abandoned=bool(r.abandoned),
+            playable=r.recording_store is not None and r.recording_deleted_at is None,
+            recording_deleted=r.recording_deleted_at is not None,
+            has_transcript=bool(r.has_transcript),
+        )
+        for r in rows
+    ]
+    return found[::-1] if ascending else found
+
+
+async def call_ids_of_claimant(conn: AsyncConnection, user_id: int) -> list[int]:
+    """Every call to the claimant (the audit viewer finds entries about them by these)."""
+    rows = await conn.execute(select(_C.id).where(_C.user_id == user_id).order_by(_C.id))
+    return [int(r.id) for r in rows]

@@ -1,0 +1,130 @@
+"""The supervisors' calls list (issue 12): calls filtered by agent (people and AI), outcome,
+queue and UK days, newest first, a page at a time by keyset (start time, then id), so that
+a page of a million-row table costs one index range and stays put while calls are added;
+and one call in full (its transcript and notes: personal data, so its route is claimant-
+scoped and audited by `web.auth.claimants`).
+
+Filters are read by `domain.review_filters`; what needs the database is checked here: an
+agent id that names no agent is a field error, not an empty list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters import agent_store, call_log
+from adapters.agent_store import AgentListing
+from adapters.call_log import Call, CallSearch, ListedCall
+from adapters.replica_reader import ClaimantName, ReplicaReader
+from domain.review_filters import NO_OUTCOME, CallFilters, InvalidFilters, Keyset, PageRequest
+
+PAGE_SIZE = 50
+UNKNOWN_AGENT = "No such agent; choose one from the list."
+
+
+@dataclass(frozen=True)
+class CallRow:
+    call: ListedCall
+    agent: AgentListing | None  # None: placed by no agent (or one since deleted)
+
+
+@dataclass(frozen=True)
+class CallsPage:
+    rows: list[CallRow]
+    older: Keyset | None  # where the next, older page starts (None: this is the last)
+    newer: Keyset | None  # where the previous, newer page ends (None: this is the newest)
+
+
+@dataclass(frozen=True)
+class CallDetail:
+    call: Call
+    agent: AgentListing | None
+    claimant: ClaimantName | None  # None: not (or no longer) in the replica
+
+
+def _key(call: ListedCall) -> Keyset:
+    return Keyset(call.started_at, call.id)
+
+
+def _pair(key: Keyset | None) -> tuple[datetime, int] | None:
+    return None if key is None else (key.at, key.id)
+
+
+class CallReview:
+    def __init__(self, dialler: AsyncEngine, replica: AsyncEngine, zone: ZoneInfo) -> None:
+        self._dialler = dialler
+        self._replica = replica
+        self._zone = zone
+
+    async def agents(self) -> list[AgentListing]:
+        """Every agent, people first (the filter's choices and the rows' names)."""
+        async with self._dialler.connect() as conn:
+            return await agent_store.agent_directory(conn)
+
+    def search(self, filters: CallFilters, agents: list[AgentListing]) -> CallSearch:
+        """The adapter's search for `filters`; `InvalidFilters` for an unknown agent."""
+        known = {agent.id: agent for agent in agents}
+        agent_ids: list[int] | None = None
+        if filters.agent_id is not None:
+            if filters.agent_id not in known:
+                raise InvalidFilters({"agent": UNKNOWN_AGENT})
+            agent_ids = [filters.agent_id]
+        if filters.ai_only:
+            agent_ids = [
+                a.id for a in agents if a.is_ai and (agent_ids is None or a.id in agent_ids)
+            ]
+        since, until = filters.days.instants(self._zone)
+        without_outcome = filters.outcome == NO_OUTCOME
+        return CallSearch(
+            agent_ids=agent_ids,
+            disposition=None if without_outcome else filters.outcome,
+            without_outcome=without_outcome,
+            queue=filters.queue,
+            since=since,
+            until=until,
+        )
+
+    async def page(
+        self, filters: CallFilters, page: PageRequest, agents: list[AgentListing]
+    ) -> CallsPage:
+        """One page of `PAGE_SIZE` calls, newest first; `InvalidFilters` for an unknown
+        agent."""
+        search = self.search(filters, agents)
+        if search.agent_ids == []:
+            return CallsPage([], None, None)  # AI calls only, and the agent is a person
+        async with self._dialler.connect() as conn:
+            found = await call_log.search_calls(
+                conn,
+                search,
+                limit=PAGE_SIZE + 1,
+                older_than=_pair(page.before),
+                newer_than=_pair(page.after),
+            )
+        known = {agent.id: agent for agent in agents}
+        if page.after is not None:
+            # read upwards from `after`: one row past the page means newer pages remain
+            more_newer = len(found) > PAGE_SIZE
+            calls = found[1:] if more_newer else found
+            older = _key(calls[-1]) if calls else None
+            newer = _key(calls[0]) if calls and more_newer else None
+        else:
+            calls = found[:PAGE_SIZE]
+            older = _key(calls[-1]) if len(found) > PAGE_SIZE else None
+            newer = _key(calls[0]) if calls and page.before is not None else None
+        rows = [CallRow(c, known.get(c.agent_id) if c.agent_id else None) for c in calls]
+        return CallsPage(rows, older, newer)
+
+    async def detail(self, call_id: int) -> CallDetail | None:
+        """The call in full, with who made it and who was called (None: no such call)."""
+        found = await call_log.call(self._dialler, call_id)
+        if found is None:
+            return None
+        agent = None
+        if found.agent_id is not None:
+            agent = next((a for a in await self.agents() if a.id == found.agent_id), None)
+        names = await ReplicaReader(self._replica).claimant_names([found.user_id])
+        return CallDetail(found, agent, names.get(found.user_id))
