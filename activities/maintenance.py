@@ -25,6 +25,7 @@ from adapters.magic_links import delete_links_created_before, purge_expired_secr
 from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
 from adapters.recording_store import RecordingStoreError, RecordingStores
 from adapters.replica_reader import ReplicaReader
+from adapters.rules_source import RulesSource, as_source
 from config.settings import Settings
 from domain.attribution import months_before
 from domain.recordings import retention_cutoff
@@ -61,7 +62,7 @@ class MaintenanceActivities:
         replica_db: AsyncEngine,
         client: Client,
         task_queue: str,
-        rules: DiallerRules,
+        rules: RulesSource | DiallerRules,
         redis: Redis | None = None,
         recordings: RecordingStores | None = None,
     ) -> None:
@@ -71,7 +72,7 @@ class MaintenanceActivities:
         self._replica = replica_db
         self._client = client
         self._task_queue = task_queue
-        self._rules = rules
+        self._rules = as_source(rules)
         self._redis = redis
         self._store = CdcStore(dialler)
         self._replica_reader = ReplicaReader(replica_db)
@@ -143,7 +144,8 @@ class MaintenanceActivities:
             outstanding_user_ids(self._replica),
             due_callback_user_ids(self._dialler, self._replica, request.now),
         )
-        expected = expected_queues(callback, unsigned, outstanding, self._rules.stage_priority)
+        priority = (await self._rules.current()).stage_priority
+        expected = expected_queues(callback, unsigned, outstanding, priority)
         live = await task_store.live_tasks(self._dialler)
         published = {task.user_id: task.queue for task in live}
         running = await self._running_workflows()
@@ -194,9 +196,8 @@ class MaintenanceActivities:
         retention the calls they credit are kept for."""
         settings = self._settings
         secrets_before = request.now - timedelta(days=settings.magic_link_retention_days)
-        attribution_before = months_before(
-            request.now, self._rules.compliance.recording_retention_months
-        )
+        retention_months = (await self._rules.current()).compliance.recording_retention_months
+        attribution_before = months_before(request.now, retention_months)
         sessions_before = request.now - timedelta(days=settings.session_retention_days)
         letters_before = request.now - timedelta(days=settings.dead_letter_retention_days)
         async with self._dialler.begin() as conn:
@@ -222,7 +223,7 @@ class MaintenanceActivities:
         kept (Twilio, the bucket, a local file), mark each call's recording deleted and audit
         it, one by one. A store that fails leaves that call undeleted (the next run tries
         again) and does not stop the others; a rerun finds nothing left to do."""
-        months = self._rules.compliance.recording_retention_months
+        months = (await self._rules.current()).compliance.recording_retention_months
         cutoff = retention_cutoff(request.now, months)
         deleted = failed = 0
         after_id = 0

@@ -1,6 +1,8 @@
 """Activities of the outreach workflow: the only code that does its I/O.
 
-Built once per worker with the engines and rules it needs (no module-level clients).
+Built once per worker with the engines and the source of the rules in force (no
+module-level clients): each assessment uses the rules in force as it runs, so a version saved
+on the rules page is picked up without a restart (`adapters.rules_source`).
 Every method takes one dataclass from `schemas.outreach` and returns one.
 """
 
@@ -19,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from adapters import call_log, consents, task_store, tps
 from adapters.audit_log import write_audit
 from adapters.replica_reader import ReplicaReader
+from adapters.rules_source import RulesSource, as_source
 from adapters.suppressions import append_suppression, latest_reason_among, suppression_status
 from domain.assessment import assess, task_shape
 from domain.calling_windows import callback_time_allowed, explain
@@ -67,14 +70,16 @@ def _age(born: date | None, today: date) -> int | None:
 
 
 class OutreachActivities:
-    def __init__(self, dialler: AsyncEngine, replica_db: AsyncEngine, rules: DiallerRules) -> None:
+    def __init__(
+        self, dialler: AsyncEngine, replica_db: AsyncEngine, rules: RulesSource | DiallerRules
+    ) -> None:
         self._dialler = dialler
         # A change's refresh reads, then writes one row in one statement: no transaction
         # needed, so none of BEGIN and COMMIT's round trips.
         self._autocommit = dialler.execution_options(isolation_level="AUTOCOMMIT")
         # the replica's statements (the hot path's built once at import) are the reader's
         self._replica = ReplicaReader(replica_db)
-        self._rules = rules
+        self._rules = as_source(rules)
         self._conversion: tuple[float, dict[str, float]] = (0.0, {})
 
     # --- facts -----------------------------------------------------------------------
@@ -82,8 +87,11 @@ class OutreachActivities:
     @activity.defn
     async def load_facts(self, request: LoadFactsRequest) -> ClaimantFacts:
         """Rebuild the claimant's facts: the replica's rows plus the dialler's own record
-        (opt-outs, bereavement, a pending callback)."""
+        (opt-outs, bereavement, a pending callback). A reload re-reads the rules version in
+        force too: the assessment that follows a RULES_CHANGED reload must use the version
+        just saved, however recently this worker last checked."""
         user_id = request.user_id
+        await self._rules.newest()
         replica_rows = await self._replica.claimant_with_claims(user_id)
         user, claim_rows = replica_rows.user, replica_rows.claims
         now = datetime.now(UTC)
@@ -204,16 +212,22 @@ class OutreachActivities:
     async def _assess(
         self, conn: AsyncConnection, facts: ClaimantFacts, now: datetime
     ) -> Assessment:
-        stage = derive_stage(facts, now, self._rules.stage_priority)
-        history = await self.contact_history(conn, facts, now, stage)
-        return assess(facts, history, self._rules, now, stage)
+        rules = await self._rules.current()  # one version for the whole assessment
+        stage = derive_stage(facts, now, rules.stage_priority)
+        history = await self.contact_history(conn, facts, now, stage, rules)
+        return assess(facts, history, rules, now, stage)
 
     async def contact_history(
-        self, conn: AsyncConnection, facts: ClaimantFacts, now: datetime, stage: Stage
+        self,
+        conn: AsyncConnection,
+        facts: ClaimantFacts,
+        now: datetime,
+        stage: Stage,
+        rules: DiallerRules | None = None,
     ) -> ContactHistory:
         """The claimant's and their number's attempts, and their latest outcomes, in one
         read (`adapters.call_log.CONTACT_HISTORY`)."""
-        zone = self._rules.calling_windows.zone
+        zone = (rules or await self._rules.current()).calling_windows.zone
         # daily caps count calls since local (UK) midnight
         day_start = datetime.combine(now.astimezone(zone).date(), dtime.min, zone)
         summary = await call_log.contact_summary(
@@ -299,7 +313,7 @@ class OutreachActivities:
 
     @activity.defn
     async def save_callback(self, request: SaveCallback) -> CallbackSaved:
-        windows = self._rules.calling_windows
+        windows = (await self._rules.current()).calling_windows
         if not callback_time_allowed(request.at, windows):
             raise ApplicationError(
                 f"callback time outside the calling windows: {explain(request.at, windows)}",

@@ -18,6 +18,7 @@ from adapters.queue_queries import (
     page_end,
     unsigned_user_ids,
 )
+from adapters.rules_source import RulesSource, as_source
 from domain.rules import DiallerRules
 from schemas.enums import TaskStatus
 from schemas.outreach import ChangeEvent, ChangeKind, Stage
@@ -46,12 +47,12 @@ class ReconcileActivities:
         replica_db: AsyncEngine,
         client: Client,
         task_queue: str,
-        rules: DiallerRules,
+        rules: RulesSource | DiallerRules,
     ) -> None:
         self._dialler = dialler
         self._replica = replica_db
         self._outreach = OutreachClient.over(client, task_queue)
-        self._rules = rules
+        self._rules = as_source(rules)
 
     @activity.defn
     async def plan(self, request: ReconcilePlanRequest) -> ReconcilePlan:
@@ -64,7 +65,8 @@ class ReconcileActivities:
             outstanding_user_ids(self._replica, ids),
             due_callback_user_ids(self._dialler, self._replica, request.now, ids),
         )
-        expected = expected_queues(callback, unsigned, outstanding, self._rules.stage_priority)
+        priority = (await self._rules.current()).stage_priority
+        expected = expected_queues(callback, unsigned, outstanding, priority)
         published: dict[int, str] = {}
         lapsed: set[int] = set()  # claims or reservations past their lease
         for task in await task_store.live_tasks(self._dialler, ids):

@@ -1,45 +1,66 @@
-"""`dialler scoring`: explain a claimant's score; check a rules file against the demo data."""
+"""`dialler scoring`: explain a claimant's score; check a rules file against the local data;
+the saved versions of the rules (the rules page's history, for operators).
+
+dialler scoring explain USER_ID [--rules FILE]     why this claimant, why now, why this score
+dialler scoring test [--rules FILE]                the top of each queue: rules in force vs FILE
+dialler scoring rules-history                      the saved versions, newest first
+dialler scoring rules-show [VERSION]               a version's text (default: the one in force)
+dialler scoring rules-save FILE --note T --by N    save FILE as a new version and re-score
+dialler scoring rules-rollout VERSION              start the re-scoring of a version again
+"""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from activities.outreach import OutreachActivities
 from adapters.databases import dialler_engine, replica_engine
-from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
-from adapters.rules_file import RulesFileError, load_rules_file
-from cli.common import settings_or_exit
+from adapters.redis_client import connect_redis
+from adapters.rules_file import RulesFileError, load_rules_file, read_rules_text, rules_source
+from adapters.rules_source import RulesSource
+from adapters.temporal import connect_temporal
+from cli.common import exit_after_temporal, settings_or_exit
 from config.settings import Settings
 from domain.rules import DiallerRules
-from schemas.outreach import Assessment, AssessRequest, LoadFactsRequest
+from schemas.outreach import Assessment
+from services.rules_editing import Actor, DraftRefused, RulesEditor
+from services.rules_preview import Ranked, RulesPreview
+from workflows.rules_rollout_client import RolloutUnavailable, RulesRolloutClient
+
+Result = TypeVar("Result")
 
 
-def _rules(settings: Settings, path: Path | None) -> DiallerRules:
+def _file_rules(path: Path) -> DiallerRules:
     try:
-        return load_rules_file(path or settings.rules_file)
+        return load_rules_file(path)
     except RulesFileError as error:
         raise click.ClickException(str(error)) from None
 
 
-async def _assess_many(
-    settings: Settings, rules: DiallerRules, user_ids: list[int]
-) -> list[Assessment]:
-    dialler, replica = dialler_engine(settings, pool_size=4), replica_engine(settings, pool_size=4)
-    activities = OutreachActivities(dialler, replica, rules)
-    now = datetime.now(UTC)
+def _run(
+    settings: Settings, work: Callable[[AsyncEngine, AsyncEngine, RulesSource], Awaitable[Result]]
+) -> Result:
+    """`work` with the two databases and the rules in force (newest version, else the file)."""
+
+    async def run() -> Result:
+        dialler, replica = dialler_engine(settings, pool_size=8), replica_engine(settings)
+        try:
+            source = rules_source(dialler, settings.rules_file)
+            await source.newest()
+            return await work(dialler, replica, source)
+        finally:
+            await dialler.dispose()
+            await replica.dispose()
+
     try:
-        results = []
-        for user_id in user_ids:
-            facts = await activities.load_facts(LoadFactsRequest(user_id))
-            results.append(await activities.assess(AssessRequest(facts, now)))
-        return results
-    finally:
-        await dialler.dispose()
-        await replica.dispose()
+        return asyncio.run(run())
+    except RulesFileError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _print(assessment: Assessment) -> None:
@@ -53,6 +74,15 @@ def _print(assessment: Assessment) -> None:
         click.echo("  routed to people only (vulnerable)")
 
 
+def _was(row: Ranked) -> str:
+    if row.other_rank is None:
+        return f"new ({row.other_note})" if row.other_note else "new"
+    if row.movement == 0:
+        return "="
+    arrow = "up" if (row.movement or 0) > 0 else "down"
+    return f"{arrow} {abs(row.movement or 0)} (was {row.other_rank})"
+
+
 @click.group()
 def scoring() -> None:
     """Priority scoring and contact rules."""
@@ -61,12 +91,17 @@ def scoring() -> None:
 @scoring.command()
 @click.argument("user_id", type=int)
 @click.option("--rules", "rules_path", type=click.Path(path_type=Path), default=None,
-              help="A rules file to try instead of RULES_FILE.")  # fmt: skip
+              help="A rules file to try instead of the rules in force.")  # fmt: skip
 def explain(user_id: int, rules_path: Path | None) -> None:
     """Why this claimant, why now, why this score."""
     settings = settings_or_exit()
-    (assessment,) = asyncio.run(_assess_many(settings, _rules(settings, rules_path), [user_id]))
-    _print(assessment)
+    tried = _file_rules(rules_path) if rules_path else None
+
+    async def work(dialler: AsyncEngine, replica: AsyncEngine, source: RulesSource) -> Assessment:
+        rules = tried or await source.current()
+        return await RulesPreview(dialler, replica).explain(user_id, rules)
+
+    _print(_run(settings, work))
 
 
 @scoring.command(name="test")
@@ -74,35 +109,138 @@ def explain(user_id: int, rules_path: Path | None) -> None:
               help="A rules file to check instead of RULES_FILE.")  # fmt: skip
 @click.option("--top", default=5, show_default=True, help="Claimants shown per queue.")
 @click.option("--candidates", default=200, show_default=True,
-              help="Claimants assessed per queue (lowest ids first).")  # fmt: skip
+              help="Claimants assessed per queue (its best-scored ready tasks).")  # fmt: skip
 def test_rules(rules_path: Path | None, top: int, candidates: int) -> None:
-    """Validate the rules file, then print the top of each queue on the local data."""
+    """Validate a rules file, then show the top of each queue under it, and where each
+    claimant stands under the rules in force (the rules page's preview)."""
     settings = settings_or_exit()
-    rules = _rules(settings, rules_path)
-    click.echo(f"rules file OK: {rules_path or settings.rules_file}")
+    path = rules_path or settings.rules_file
+    tried = _file_rules(path)
+    click.echo(f"rules file OK: {path}")
 
-    async def run() -> dict[str, list[Assessment]]:
-        dialler, replica = dialler_engine(settings, pool_size=2), replica_engine(settings)
-        try:
-            members = {
-                "callback": await due_callback_user_ids(dialler, replica, datetime.now(UTC)),
-                "unsigned": await unsigned_user_ids(replica),
-                "outstanding": await outstanding_user_ids(replica),
-            }
-        finally:
-            await dialler.dispose()
-            await replica.dispose()
-        ranked = {}
-        for queue, ids in members.items():
-            assessed = await _assess_many(settings, rules, sorted(ids)[:candidates])
-            in_queue = [a for a in assessed if a.stage.value == queue]
-            ranked[queue] = sorted(in_queue, key=lambda a: a.score, reverse=True)[:top]
-        return ranked
+    async def work(dialler: AsyncEngine, replica: AsyncEngine, source: RulesSource) -> None:
+        in_force = await source.newest()
+        preview = await RulesPreview(dialler, replica, candidates=candidates).compare(
+            in_force.rules, tried, top=top
+        )
+        click.echo(
+            f"compared with the rules in force (version {in_force.version}); "
+            f"{preview.assessed} claimants assessed"
+        )
+        for queue in preview.queues:
+            among = "ready tasks" if queue.from_tasks else "seed query, no tasks yet"
+            shown = len(queue.after)
+            click.echo(f"\n{queue.queue.value}: top {shown} of {queue.candidates} ({among})")
+            for row in queue.after:
+                click.echo(f"  {row.rank:>3}  {row.user_id:>8}  {row.score:7.1f}  {_was(row)}")
 
-    for queue, best in asyncio.run(run()).items():
-        click.echo(f"\n{queue}: top {len(best)}")
-        for assessment in best:
-            factors = ", ".join(
-                f"{f.name} {f.contribution:+.0f}" for f in assessment.factors if f.contribution
+    _run(settings, work)
+
+
+@scoring.command(name="rules-history")
+@click.option("--limit", default=20, show_default=True, help="Versions shown.")
+def rules_history(limit: int) -> None:
+    """The saved versions of the rules, newest first, and the one in force."""
+    settings = settings_or_exit()
+
+    async def work(dialler: AsyncEngine, replica: AsyncEngine, source: RulesSource) -> None:
+        editor = RulesEditor(dialler, source, settings.rules_file, redis=None, rollout=None)
+        in_force = await source.newest()
+        click.echo(
+            f"in force: version {in_force.version}"
+            + (" (the rules file)" if in_force.version == 0 else "")
+        )
+        if source.rejected is not None:
+            click.echo(
+                f"version {source.rejected.version} is not in force: "
+                + "; ".join(source.rejected.problems)
             )
-            click.echo(f"  {assessment.user_id:>8}  {assessment.score:7.1f}  {factors}")
+        for version in await editor.history(limit):
+            who = version.saved_by_name or "operator"
+            click.echo(
+                f"  {version.id:>5}  {version.created_at:%Y-%m-%d %H:%M}  {version.sha256[:12]}"
+                f"  {who}: {version.note}"
+            )
+        click.echo("      0  the rules file")
+
+    _run(settings, work)
+
+
+@scoring.command(name="rules-show")
+@click.argument("version", type=int, required=False)
+def rules_show(version: int | None) -> None:
+    """A version's text (0: the rules file; default: the version in force)."""
+    settings = settings_or_exit()
+
+    async def work(dialler: AsyncEngine, replica: AsyncEngine, source: RulesSource) -> str:
+        editor = RulesEditor(dialler, source, settings.rules_file, redis=None, rollout=None)
+        shown = await (editor.in_force() if version is None else editor.shown(version))
+        if shown is None:
+            raise click.ClickException(f"no rules version {version}")
+        return shown.text
+
+    click.echo(_run(settings, work), nl=False)
+
+
+@scoring.command(name="rules-save")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--note", required=True, help="Why the rules change (kept with the version).")
+@click.option("--by", "by", required=True, help="Who saves it (written to the audit log).")
+def rules_save(file: Path, note: str, by: str) -> None:
+    """Save FILE as a new version of the rules (checked like the rules page does), put it in
+    force in every process and re-score the queues."""
+    settings = settings_or_exit()
+    try:
+        text = read_rules_text(file)
+    except RulesFileError as error:
+        raise click.ClickException(str(error)) from None
+
+    async def work(dialler: AsyncEngine, replica: AsyncEngine, source: RulesSource) -> None:
+        redis = connect_redis(settings.redis_url)
+        try:
+            client = await connect_temporal(settings)
+        except (RuntimeError, OSError) as error:  # saved all the same; re-scored later
+            click.echo(f"Temporal is unavailable ({type(error).__name__})")
+            rollout = None
+        else:
+            rollout = RulesRolloutClient.over(client, settings.temporal_task_queue)
+        editor = RulesEditor(dialler, source, settings.rules_file, redis=redis, rollout=rollout)
+        try:
+            saved = await editor.save(
+                text, note, actor=Actor("operator", by[:100]), base_version=None
+            )
+        except DraftRefused as refused:
+            problems = [f"{field}: {p}" for field, ps in refused.problems.items() for p in ps]
+            raise click.ClickException("not saved:\n  " + "\n  ".join(problems)) from None
+        finally:
+            await redis.aclose()
+        click.echo(f"saved version {saved.version.id} ({saved.version.sha256[:12]})")
+        if saved.rollout_id is not None:
+            click.echo(f"re-scoring the queues: workflow {saved.rollout_id}")
+        else:
+            click.echo(f"re-scoring not started: {saved.rollout_problem}")
+            click.echo(f"  run: dialler scoring rules-rollout {saved.version.id}")
+
+    _run(settings, work)
+    exit_after_temporal()
+
+
+@scoring.command(name="rules-rollout")
+@click.argument("version", type=int)
+def rules_rollout(version: int) -> None:
+    """Tell every claimant with a task to re-assess under VERSION, and wait until all are told."""
+    settings = settings_or_exit()
+
+    async def run() -> None:
+        client = await connect_temporal(settings)
+        result = await RulesRolloutClient.over(client, settings.temporal_task_queue).run(version)
+        click.echo(
+            f"rules version {result.version}: {result.told} of {result.claimants} claimants told "
+            f"({result.not_running} without a running workflow, {result.refused} refused)"
+        )
+
+    try:
+        asyncio.run(run())
+    except RolloutUnavailable as error:
+        raise click.ClickException(str(error)) from None
+    exit_after_temporal()

@@ -21,18 +21,17 @@ from adapters.cdc_lookups import ReplicaLookups
 from adapters.cdc_metrics import read_status
 from adapters.cdc_store import CdcStore
 from adapters.context_cache import ContextCache
-from adapters.conversions import ConversionRecorder
 from adapters.databases import dialler_engine, replica_engine
 from adapters.redis_client import connect_redis
 from adapters.replica_reader import LocalReplicaWriter, ReplicaReader
-from adapters.rules_file import load_rules_file
+from adapters.rules_file import rules_source
 from adapters.temporal import connect_temporal
 from cli.common import exit_after_temporal, settings_or_exit
 from config.settings import CdcSource, Environment, Settings
 from schemas.cdc import CdcStatus, DeadLetter, ReplayOutcome
 from schemas.enums import Queue
 from services.dead_letters import replay
-from workers.cdc import run_cdc_worker, temporal_deliver
+from workers.cdc import attribution_in_force, run_cdc_worker, temporal_deliver
 
 MARKER_SIGNATURE_BASE = 900_000_000  # signature file ids no real signature has
 
@@ -108,12 +107,12 @@ async def _list(settings: Settings, include_replayed: bool) -> list[DeadLetter]:
 
 
 async def _replay(settings: Settings, ids: list[int] | None) -> list[ReplayOutcome]:
-    window = load_rules_file(settings.rules_file).compliance.attribution_window
     client = await connect_temporal(settings)
     dialler, replica_db = (
         dialler_engine(settings, pool_size=2),
         replica_engine(settings, pool_size=2),
     )
+    rules = rules_source(dialler, settings.rules_file)
     redis = connect_redis(settings.redis_url, decode_responses=False)
     try:
         store = CdcStore(dialler)
@@ -124,7 +123,7 @@ async def _replay(settings: Settings, ids: list[int] | None) -> list[ReplayOutco
             lookups=ReplicaLookups(replica_db),
             deliver=temporal_deliver(client, settings.temporal_task_queue),
             cache=ContextCache(redis, replica_db, settings.context_cache_ttl_seconds),
-            attribute=ConversionRecorder(dialler, window),
+            attribute=attribution_in_force(dialler, rules),
         )
     finally:
         await redis.aclose()

@@ -65,8 +65,15 @@ def _claim(facts: ClaimantFacts, event: ChangeEvent) -> ClaimFact:
 
 
 WRONG_NUMBER_REASON = "wrong number reported; waiting for a new phone number"
-# Events that say "read the databases again" rather than carry a fact.
-_RELOADS = {ChangeKind.REFRESH, ChangeKind.OPTED_OUT, ChangeKind.CONSENT_CHANGED}
+# Events that say "read the databases again" rather than carry a fact. RULES_CHANGED too:
+# the reload reads the rules version in force (activities.outreach.load_facts), so the
+# re-assessment after it uses the version just saved.
+_RELOADS = {
+    ChangeKind.REFRESH,
+    ChangeKind.OPTED_OUT,
+    ChangeKind.CONSENT_CHANGED,
+    ChangeKind.RULES_CHANGED,
+}
 
 
 def needs_reload(events: Iterable[ChangeEvent]) -> bool:

@@ -11,7 +11,11 @@ does no I/O.
 
 Compliance floors are enforced here rather than trusted to the file: calling windows may be
 narrowed but never widened past the DMA hours (08:00-21:00 weekdays, 09:00-21:00 weekends),
-and the abandoned-call lock can be lengthened but never shortened below Ofcom's 72 hours.
+the abandoned-call lock can be lengthened but never shortened below Ofcom's 72 hours,
+recordings are kept at least 12 months (CMCOB 2.3), a TPS/CTPS screening is redone at least
+every 28 days (PECR 21), and the unsigned queue, whose calls are marketing, is never listed as
+service contact (PECR 21A). The rules page and `dialler scoring rules-save` save nothing
+these refuse, so a saved version can always be put in force.
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ DMA_WEEKEND_EARLIEST = time(9, 0)
 DMA_LATEST = time(21, 0)
 OFCOM_ABANDONED_LOCK_HOURS = 72
 MAX_CALLBACK_GRACE = timedelta(days=1)
+# The TPS register changes daily; the ICO expects numbers screened at least every 28 days.
+MAX_TPS_SCREENING_AGE = timedelta(days=28)
+# The shipped file is about 9,000 characters: a text this long is a paste gone wrong.
+MAX_RULES_CHARS = 100_000
 
 _DURATION_UNITS = ("days", "hours", "minutes")
 
@@ -388,6 +396,12 @@ class ComplianceRules(_Rules):
     def _each_queue_once(cls, queues: list[Queue]) -> list[Queue]:
         if len(set(queues)) != len(queues):
             raise ValueError("list each queue at most once")
+        if Queue.UNSIGNED in queues:
+            # No signed authority yet: the call promotes the service (docs/compliance.md).
+            raise ValueError(
+                "unsigned may not be listed: asking for a signature is marketing, "
+                "which needs live-call consent (PECR 21A)"
+            )
         return queues
 
     @field_validator("tps_screening_max_age", "attribution_window")
@@ -395,6 +409,16 @@ class ComplianceRules(_Rules):
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be longer than zero")
+        return value
+
+    @field_validator("tps_screening_max_age")
+    @classmethod
+    def _screened_often_enough(cls, value: timedelta) -> timedelta:
+        if value > MAX_TPS_SCREENING_AGE:
+            raise ValueError(
+                f"at most {MAX_TPS_SCREENING_AGE.days} days: numbers must be screened "
+                "against the TPS at least that often (PECR 21)"
+            )
         return value
 
     def is_service_contact(self, queue: Queue | None) -> bool:
@@ -429,6 +453,8 @@ def _message(error: Any) -> str:
 
 
 def parse_rules(text: str) -> DiallerRules:
+    if len(text) > MAX_RULES_CHARS:
+        raise RulesError([f"the text is {len(text):,} characters; at most {MAX_RULES_CHARS:,}"])
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -106,6 +106,8 @@ def create_app(settings: Settings | None = None) -> Quart:
         app.register_blueprint(blueprint.blueprint)
     install_filters(app)
     install_access_rules(app, SessionStore(deps.dialler_db, settings))
+    app.before_request(deps.keep_rules_current)  # a saved rules version, without a restart
+    app.before_serving(deps.listen_for_rules)
     declare_public(app, "openapi", "the API's own specification")
 
     @app.after_serving

@@ -12,6 +12,7 @@ from adapters.context_cache import ContextCache
 from adapters.live import LiveBus
 from adapters.messaging import SmsSender, sms_sender
 from adapters.rules_file import load_rules_file
+from adapters.rules_source import RulesSource
 from adapters.sms_outbox import SmsOutbox
 from adapters.temporal import TemporalConnection
 from config.settings import Settings
@@ -22,7 +23,10 @@ from services.claimant_loader import ClaimantLoader
 from services.claims import ClaimService
 from services.consents import ConsentService
 from services.live_updates import DepthPublisher, LiveQueueEvents
+from services.rules_editing import RulesEditor
+from services.rules_preview import RulesPreview
 from workflows.outreach_client import OutreachClient
+from workflows.rules_rollout_client import RulesRolloutClient
 
 EXTENSION_KEY = "dialler"
 
@@ -36,7 +40,7 @@ class WebServices:
     temporal: TemporalConnection
     # Live events are namespaced by the Redis database unless set (tests use their own).
     live_namespace: str | None = None
-    _rules: DiallerRules | None = field(default=None, init=False, repr=False)
+    _rules: RulesSource | None = field(default=None, init=False, repr=False)
     _sms: SmsSender | None = field(default=None, init=False, repr=False)
     _depths: DepthPublisher | None = field(default=None, init=False, repr=False)
     _outreach: OutreachClient | None = field(default=None, init=False, repr=False)
@@ -63,15 +67,47 @@ class WebServices:
             self._depths = DepthPublisher(self.dialler_db, self.live())
         return self._depths
 
-    def rules(self) -> DiallerRules:
-        """The business rules (calling windows, ...), read from RULES_FILE once per app."""
+    def rules_source(self) -> RulesSource:
+        """The rules in force: the newest version saved on the rules page, else RULES_FILE
+        (read once per app)."""
         if self._rules is None:
-            self._rules = load_rules_file(self.settings.rules_file)
+            self._rules = RulesSource(self.dialler_db, load_rules_file(self.settings.rules_file))
         return self._rules
 
+    def rules(self) -> DiallerRules:
+        """The business rules in force (calling windows, ...) as last checked: the hook
+        `keep_rules_current` checks for a newer version before each request."""
+        return self.rules_source().cached()
+
+    async def keep_rules_current(self) -> None:
+        """Before each request: the newest version, checked every few seconds and at once
+        when a save is announced (never fails a request: the rules in force stay)."""
+        await self.rules_source().current()
+
+    async def listen_for_rules(self) -> None:
+        """At start: hear of versions saved by other processes at once."""
+        self.rules_source().listen_in_background(self.redis)
+
     def use_rules(self, rules: DiallerRules) -> None:
-        """Replace the rules (tests; a reload after operations edit the file)."""
-        self._rules = rules
+        """Pin the rules, whatever version is saved (tests)."""
+        self._rules = RulesSource.fixed(rules)
+
+    def use_rules_source(self, source: RulesSource) -> None:
+        """Read the rules in force from `source` (tests: file rules of their own)."""
+        self._rules = source
+
+    def rules_editor(self) -> RulesEditor:
+        rollout = RulesRolloutClient(self.temporal.client, self.settings.temporal_task_queue)
+        return RulesEditor(
+            self.dialler_db,
+            self.rules_source(),
+            self.settings.rules_file,
+            redis=self.redis,
+            rollout=rollout,
+        )
+
+    def rules_preview(self) -> RulesPreview:
+        return RulesPreview(self.dialler_db, self.replica_db)
 
     def live(self) -> LiveBus:
         return LiveBus(self.redis, self.live_namespace)
@@ -105,6 +141,8 @@ class WebServices:
         return AgentStateService(self.dialler_db)
 
     async def close(self) -> None:
+        if self._rules is not None:
+            await self._rules.close()
         if self._depths is not None:
             await self._depths.close()
         await self.dialler_db.dispose()

@@ -19,7 +19,8 @@ Metrics go to Redis once a second (`adapters.cdc_metrics`).
 
 Conversions (issue 11): the dispatcher hands the conversions among an item's events
 (`domain.attribution.conversions_in`: signatures added, requirements completed) to
-`attribute` (`adapters.conversions.ConversionRecorder`) in ONE call per item that has any,
+`attribute` (`attribution_in_force`: the attribution window of the rules in force) in ONE
+call per item that has any,
 before the item's events go to the lanes, so the item is not committed until they are
 kept. The dialler DB away is waited out like every other write here; anything else (a
 statement the database refuses, a bug) makes a dead letter of the row changes concerned
@@ -41,6 +42,7 @@ import aioboto3
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog import get_logger
 from temporalio.client import Client
 
@@ -51,11 +53,12 @@ from adapters.cdc_source import ChangeSource, SourceItem
 from adapters.cdc_sqs import SqsSource
 from adapters.cdc_store import CdcStore
 from adapters.context_cache import ContextCache
-from adapters.conversions import ConversionRecorder
+from adapters.conversions import attribute_batch
 from adapters.databases import dialler_engine, replica_engine
 from adapters.redis_client import connect_redis
 from adapters.retry_policy import is_database_error, retrying
 from adapters.rules_file import load_rules_file
+from adapters.rules_source import RulesSource
 from adapters.temporal import connect_temporal
 from config.settings import CdcSource, Settings
 from domain.attribution import Conversion, conversions_in
@@ -437,15 +440,17 @@ async def run_cdc_worker(settings: Settings, stop: asyncio.Event | None = None) 
         await server_position(BinlogConnection.from_url(settings.binlog_url))
     elif not settings.sqs_queue_url:
         raise RuntimeError("CDC_SOURCE is sqs but SQS_QUEUE_URL is empty")
-    window = load_rules_file(settings.rules_file).compliance.attribution_window
+    file_rules = load_rules_file(settings.rules_file)  # a bad file stops the worker first
     client = await connect_temporal(settings)
     dialler, replica = dialler_engine(settings, pool_size=4), replica_engine(settings, pool_size=4)
+    rules = RulesSource(dialler, file_rules)
     redis = connect_redis(settings.redis_url)
     store = CdcStore(dialler)
     metrics = CdcMetrics(settings.cdc_source.value)
     cache = ContextCache(redis, replica, settings.context_cache_ttl_seconds)
     try:
         async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(rules.listening(redis))
             source: ChangeSource
             if settings.cdc_source is CdcSource.BINLOG:
                 binlog = BinlogSource(
@@ -478,7 +483,7 @@ async def run_cdc_worker(settings: Settings, stop: asyncio.Event | None = None) 
                 redis=redis,
                 lanes=settings.cdc_lanes,
                 lane_depth=settings.cdc_lane_depth,
-                attribute=ConversionRecorder(dialler, window),
+                attribute=attribution_in_force(dialler, rules),
             )
             log.info("cdc worker started", source=source.name, lanes=settings.cdc_lanes)
             await consumer.run(stop)
@@ -487,6 +492,17 @@ async def run_cdc_worker(settings: Settings, stop: asyncio.Event | None = None) 
         await redis.aclose()
         await dialler.dispose()
         await replica.dispose()
+
+
+def attribution_in_force(engine: AsyncEngine, rules: RulesSource) -> Attribute:
+    """Attribute conversions with the attribution window of the rules in force when each
+    batch arrives (a version saved on the rules page applies without a restart)."""
+
+    async def attribute(conversions: Sequence[Conversion]) -> int:
+        window = (await rules.current()).compliance.attribution_window
+        return await attribute_batch(engine, conversions, window)
+
+    return attribute
 
 
 def sqs_client_for(settings: Settings) -> contextlib.AbstractAsyncContextManager[Any]:

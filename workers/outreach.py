@@ -22,11 +22,13 @@ from activities.maintenance import MaintenanceActivities
 from activities.messaging import MessagingActivities
 from activities.outreach import OutreachActivities
 from activities.reconcile import ReconcileActivities
+from activities.rules_rollout import RulesRolloutActivities
 from adapters.databases import dialler_engine, replica_engine
 from adapters.gc_stats import GcStats
 from adapters.messaging import email_sender, sms_sender
 from adapters.redis_client import connect_redis
-from adapters.rules_file import load_rules_file
+from adapters.rules_file import rules_source
+from adapters.rules_source import RulesSource
 from adapters.temporal import connect_temporal
 from config.settings import Settings
 from domain.rules import DiallerRules
@@ -39,6 +41,7 @@ from workflows.maintenance import (
 )
 from workflows.outreach import OutreachWorkflow
 from workflows.reconcile import ReconcileWorkflow
+from workflows.rules_rollout import RulesRolloutWorkflow
 
 log = get_logger(__name__)
 WORKFLOWS = [
@@ -48,6 +51,7 @@ WORKFLOWS = [
     CacheWarmWorkflow,
     IntegrityCheckWorkflow,
     CleanupWorkflow,
+    RulesRolloutWorkflow,
 ]
 
 
@@ -56,16 +60,18 @@ def outreach_activities(
     client: Client,
     dialler: AsyncEngine,
     replica: AsyncEngine,
-    rules: DiallerRules,
+    rules: RulesSource | DiallerRules,
     redis: Redis | None = None,
 ) -> list[Callable[..., Any]]:
-    """Every activity the outreach task queue runs. Without `redis` the cache-warming
-    activity opens a Redis client per run."""
+    """Every activity the outreach task queue runs, reading the rules in force from `rules`
+    (fixed rules stay as given). Without `redis` the cache-warming activity opens a Redis
+    client per run."""
     outreach = OutreachActivities(dialler, replica, rules)
     reconcile = ReconcileActivities(dialler, replica, client, settings.temporal_task_queue, rules)
     maintenance = MaintenanceActivities(
         settings, dialler, replica, client, settings.temporal_task_queue, rules, redis
     )
+    rollout = RulesRolloutActivities(dialler, client, settings.temporal_task_queue)
     messaging = MessagingActivities(
         dialler, sms_sender(settings), email_sender(settings), settings, replica
     )
@@ -89,6 +95,7 @@ def outreach_activities(
         maintenance.integrity_plan,
         maintenance.cleanup,
         maintenance.expire_recordings,
+        rollout.tell_claimants,
     ]
 
 
@@ -149,12 +156,12 @@ async def _report_gc(stats: GcStats, every: float = 60.0) -> None:
 
 
 async def run_outreach_worker(settings: Settings) -> None:
-    rules = load_rules_file(settings.rules_file)
     client = await connect_temporal(settings)
     dialler, replica = (
         dialler_engine(settings, pool_size=20, pre_ping=False),  # activities retry
         replica_engine(settings, pool_size=10, pre_ping=False),
     )
+    rules = rules_source(dialler, settings.rules_file)  # a bad file stops the worker here
     redis = connect_redis(settings.redis_url, decode_responses=False)
     created = await ensure_schedules(
         client, settings.temporal_task_queue, cache_warm_per_queue=settings.cache_warm_per_queue
@@ -175,7 +182,8 @@ async def run_outreach_worker(settings: Settings) -> None:
     log.info("outreach worker started", task_queue=settings.temporal_task_queue)
     gc_stats = GcStats().install()
     reporter = asyncio.create_task(_report_gc(gc_stats))
-    async with worker:
+    async with rules.listening(redis), worker:
+        log.info("rules in force", version=(await rules.in_force()).version)
         await stop.wait()
     reporter.cancel()
     log.info("garbage collection", **gc_stats.summary())
