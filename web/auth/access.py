@@ -2,7 +2,8 @@
 
 - `@public(reason)`: anyone (health, the login form, magic-link pages).
 - `@staff(*roles)`: a signed-in member of staff with one of `roles` (any role if none).
-- `@api(*roles)`: as `staff`, but a bearer token (JWT) is accepted too, and errors are JSON.
+- `@api(*roles)`: as `staff`, but a bearer token (a JWT, or an issued `rmc_...` API token)
+  is accepted too, and errors are JSON.
 - `@webhook(reason)`: public, its view checks the provider's signature.
 
 State-changing requests (POST, PUT, PATCH, DELETE) carry a CSRF token, except webhooks
@@ -28,11 +29,12 @@ from urllib.parse import quote
 from quart import Quart, Response, current_app, g, redirect, request
 from quart.typing import ResponseReturnValue
 
+from adapters.api_tokens import looks_like_token
 from schemas.enums import AgentRole
 from web.auth.claimants import enforce_claimant_scope
 from web.auth.identity import CurrentAgent, current_agent
 from web.auth.sessions import COOKIE_NAME, SessionStore
-from web.auth.tokens import live_token_claims
+from web.auth.tokens import api_token_agent, live_token_claims
 from web.errors import APIError
 from web.redirects import safe_next
 from web.services import services
@@ -137,8 +139,12 @@ async def _identify(allow_bearer: bool) -> CurrentAgent | None:
     header = request.headers.get("Authorization", "")
     if allow_bearer and header.startswith("Bearer "):
         deps = services()
+        presented = header.removeprefix("Bearer ").strip()
+        if looks_like_token(presented):  # an issued API token (rmc_...), not a JWT
+            g.bearer_claims = None
+            return await api_token_agent(deps.dialler_db, presented)
         secret = deps.settings.jwt_secret.get_secret_value()
-        claims = await live_token_claims(header.removeprefix("Bearer ").strip(), secret, deps.redis)
+        claims = await live_token_claims(presented, secret, deps.redis)
         g.bearer_claims = claims
         return await store.bearer_agent(claims.agent_id) if claims is not None else None
     token = request.cookies.get(COOKIE_NAME)

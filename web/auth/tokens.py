@@ -5,6 +5,10 @@ verification requires every one of them. Tokens can be revoked before they expir
 by its id (the client signing out), or every token of an agent issued up to a moment (the
 agent signing out). Revocations live in Redis, shared by every web process, each kept only as
 long as the tokens it concerns could still be used.
+
+Supervisors also issue long-lived API tokens (`rmc_...`) to AI agents and integrations
+(`adapters.api_tokens`, `services.staff`): `api_token_agent` looks one up, in the database,
+on every request that presents it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,11 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters import api_tokens
+from schemas.enums import AgentRole, Queue
+from web.auth.identity import CurrentAgent
 from web.errors import APIError
 
 ISSUER = "rmc-dialler"
@@ -119,6 +127,30 @@ async def live_token_claims(token: str, secret: str, redis: Redis) -> TokenClaim
             503, "token_check_unavailable", "Cannot check API tokens right now; try again."
         ) from None
     return None if revoked else claims
+
+
+async def api_token_agent(engine: AsyncEngine, token: str) -> CurrentAgent | None:
+    """The active agent an issued API token (`rmc_...`) belongs to, if the token is neither
+    revoked nor expired: one indexed lookup, plus a write at most once a minute to record
+    that the token is in use."""
+    now = datetime.now(UTC)
+    async with engine.connect() as conn:
+        found = await api_tokens.live_token(conn, token, now)
+    if found is None:
+        return None
+    if found.last_used_at is None or now - found.last_used_at > api_tokens.TOUCH_EVERY:
+        async with engine.begin() as conn:
+            await api_tokens.touch_token(conn, found.token_id, now)
+    agent = found.agent
+    return CurrentAgent(
+        id=agent.id,
+        email=agent.email,
+        display_name=agent.display_name,
+        role=AgentRole(agent.role),
+        queue=Queue(agent.queue) if agent.queue else None,
+        is_ai=agent.is_ai,
+        via="bearer",
+    )
 
 
 def _ms(seconds: float) -> int:
