@@ -25,11 +25,13 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.analytics import StateSpan, StateTotal
 from schemas import dialler_db as db
 
 _A = db.agents.c
@@ -438,3 +440,53 @@ async def agent_directory(conn: AsyncConnection) -> list[AgentListing]:
         AgentListing(int(r.id), r.email, r.display_name, r.role, bool(r.is_ai), bool(r.is_active))
         for r in rows
     ]
+
+
+# --- analytics (issue 12): time in each state over a period ----------------------------------
+
+# Each change starts an interval that the agent's next change ends. Per agent (the index on
+# (agent_id, at) reads each agent's changes in order): the change in force when the period
+# starts, then the changes inside it. Intervals wholly inside are summed here; the one that
+# began before the period and the one still open (no next change inside it) come back whole
+# for `domain.analytics.time_in_states` to clip, at most two per agent.
+_STATE_TIME = text(
+    """
+    WITH spans AS (
+        SELECT a.id AS agent_id, s.state, s.at, s.next_at
+        FROM agents a
+        CROSS JOIN LATERAL (
+            SELECT u.state, u.at, lead(u.at) OVER (ORDER BY u.at, u.id) AS next_at
+            FROM (
+                (SELECT c.state, c.at, c.id FROM agent_state_changes c
+                 WHERE c.agent_id = a.id AND c.at < :start
+                 ORDER BY c.at DESC, c.id DESC LIMIT 1)
+                UNION ALL
+                (SELECT c.state, c.at, c.id FROM agent_state_changes c
+                 WHERE c.agent_id = a.id AND c.at >= :start AND c.at < :end)
+            ) u
+        ) s
+    )
+    SELECT agent_id, state, NULL AS began, NULL AS ended,
+           sum(EXTRACT(EPOCH FROM next_at - at)) AS seconds
+    FROM spans WHERE at >= :start AND next_at IS NOT NULL
+    GROUP BY agent_id, state
+    UNION ALL
+    SELECT agent_id, state, at, next_at, NULL
+    FROM spans WHERE at < :start OR next_at IS NULL
+    """
+)
+
+
+async def state_time_between(
+    conn: AsyncConnection, start: datetime, end: datetime
+) -> tuple[list[StateTotal], list[StateSpan]]:
+    """Every agent's time in each state over [start, end): the intervals wholly inside,
+    summed per state, and the ones crossing the start or still open, unclipped."""
+    totals: list[StateTotal] = []
+    spans: list[StateSpan] = []
+    for r in await conn.execute(_STATE_TIME, {"start": start, "end": end}):
+        if r.seconds is not None:
+            totals.append(StateTotal(int(r.agent_id), r.state, float(r.seconds)))
+        else:
+            spans.append(StateSpan(int(r.agent_id), r.state, r.began, r.ended))
+    return totals, spans

@@ -21,16 +21,20 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     and_,
     bindparam,
     case,
+    cast,
     delete,
     func,
     insert,
+    null,
     select,
     text,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import distinct_on
@@ -981,36 +985,92 @@ async def calls_as_contacts(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class CallTally:
+    """Calls of a report's period in one group: how many, how many reached the claimant
+    (`call_breakdown` says when), and the agents' talk time."""
+
+    calls: int
+    reached: int
+    talk_seconds: int
+
+
 @dataclass(frozen=True)
-class CallFact:
-    """A call of the funnel's period: who placed it, from which queue, and if it reached
-    the claimant (`calls_started_between` says when)."""
+class CallBreakdown:
+    """Calls started in a period, counted by the database in one pass, several ways."""
 
-    call_id: int
-    user_id: int
-    agent_id: int | None
-    queue: str | None
-    reached: bool
+    by_agent: dict[tuple[int | None, str | None], CallTally]  # (agent id, disposition)
+    by_queue: dict[tuple[str | None, str | None], CallTally]  # (queue, disposition)
+    by_hour: dict[int, CallTally]  # the hour of the day the call started (0-23), in `zone`
+    by_user: dict[int, CallTally]  # per claimant, when asked for (else empty)
 
 
-async def calls_started_between(
-    conn: AsyncConnection, start: datetime, end: datetime
-) -> list[CallFact]:
-    """Calls started in [start, end): a placed call reached the claimant when it was
-    answered by a person (not a machine) and the agent's leg was bridged to it; a call
-    recorded by hand, when its outcome says someone spoke (`SPOKE_DISPOSITIONS`)."""
+def _reached() -> ColumnElement[bool]:
+    """A placed call reached the claimant when it was answered by a person (not a machine)
+    and the agent's leg was bridged to it; a call recorded by hand, when its outcome says
+    someone spoke (`SPOKE_DISPOSITIONS`)."""
     human = func.coalesce(_C.answered_by, "human") == "human"
     bridged = func.coalesce(_C.agent_seconds, 0) > 0
-    reached = case(
+    return case(
         (_C.provider == "manual", _C.disposition.in_(sorted(SPOKE_DISPOSITIONS))),
         else_=and_(_C.answered_at.is_not(None), human, bridged),
     )
-    rows = await conn.execute(
-        select(_C.id, _C.user_id, _C.agent_id, _C.queue, reached.label("reached"))
+
+
+async def call_breakdown(
+    conn: AsyncConnection, start: datetime, end: datetime, zone: str, *, by_user: bool = False
+) -> CallBreakdown:
+    """Calls started in [start, end), grouped in the database (one scan, GROUPING SETS) by
+    agent and outcome, by queue and outcome, by the hour of the day in `zone` and, if
+    `by_user`, by claimant. Talk time is `agent_seconds`: how long the agent's leg was
+    bridged to the claimant (`duration_seconds` is the claimant's leg, which also counts
+    answering machines and the time before an agent joined; calls recorded by hand have
+    neither)."""
+    hour = cast(func.extract("hour", func.timezone(zone, _C.started_at)), Integer)
+    period = (
+        select(
+            _C.agent_id,
+            _C.queue,
+            _C.disposition,
+            _C.user_id,
+            hour.label("hour"),
+            _reached().label("reached"),
+            func.coalesce(_C.agent_seconds, 0).label("talk"),
+        )
         .where(_C.started_at >= start, _C.started_at < end)
-        .order_by(_C.id)
+        .subquery()
     )
-    return [CallFact(int(r.id), int(r.user_id), r.agent_id, r.queue, bool(r.reached)) for r in rows]
+    p = period.c
+    sets = [tuple_(p.agent_id, p.disposition), tuple_(p.queue, p.disposition), tuple_(p.hour)]
+    if by_user:
+        sets.append(tuple_(p.user_id))
+    rows = await conn.execute(
+        select(
+            p.agent_id,
+            p.queue,
+            p.disposition,
+            p.hour,
+            p.user_id if by_user else null().label("user_id"),
+            (func.grouping(p.agent_id) == 0).label("by_agent"),
+            (func.grouping(p.queue) == 0).label("by_queue"),
+            (func.grouping(p.hour) == 0).label("by_hour"),
+            func.count().label("calls"),
+            func.count().filter(p.reached).label("reached"),
+            func.coalesce(func.sum(p.talk), 0).label("talk"),
+        ).group_by(func.grouping_sets(*sets))
+    )
+    found = CallBreakdown({}, {}, {}, {})
+    for r in rows:
+        tally = CallTally(int(r.calls), int(r.reached), int(r.talk))
+        if r.by_agent:
+            found.by_agent[(r.agent_id, r.disposition)] = tally
+        elif r.by_queue:
+            found.by_queue[(r.queue, r.disposition)] = tally
+        elif r.by_hour:
+            found.by_hour[int(r.hour)] = tally
+        else:
+            found.by_user[int(r.user_id)] = tally
+    return found
 
 
 async def queues_of_calls(conn: AsyncConnection, call_ids: Sequence[int]) -> dict[int, str | None]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from structlog import get_logger
@@ -406,3 +406,21 @@ async def subject_access(
         select(db.sms_messages).where(mine | unfiled if numbers else mine).order_by(_M.id)
     )
     return [dict(r._mapping) for r in rows]
+
+
+# --- analytics (issue 12) -------------------------------------------------------------------
+
+
+async def message_counts_between(
+    conn: AsyncConnection, start: datetime, end: datetime
+) -> dict[tuple[int | None, str], int]:
+    """Messages kept in [start, end), counted per (agent id, direction): outbound ones by
+    the agent who sent them (None: the workflows' automatic texts), inbound ones under
+    None (replies belong to no agent)."""
+    sender = case((_M.direction == MessageDirection.OUTBOUND.value, _M.agent_id), else_=None)
+    rows = await conn.execute(
+        select(sender.label("agent_id"), _M.direction, func.count())
+        .where(_M.created_at >= start, _M.created_at < end)
+        .group_by(sender, _M.direction)
+    )
+    return {(r.agent_id, r.direction): int(r[2]) for r in rows}

@@ -1,5 +1,8 @@
-"""The conversion funnel (issue 11): `dialler report funnel` and, later, the supervisor
-analytics read it from here. The CLI only formats `FunnelReport`.
+"""The conversion funnel (issue 11): `dialler report funnel` and the supervisor analytics
+(`services.analytics`) read it from here. The CLI only formats `FunnelReport`.
+
+The facts of a period are read once (`gather`: the calls counted by the database, not one
+row per call) and grouped any number of ways (`report`); `funnel` does both for one grouping.
 
 Over a period [start, end), each stage counts:
 
@@ -39,14 +42,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters import agent_store, call_log, conversions, magic_links
 from adapters.agent_store import AgentLabel
+from adapters.call_log import CallBreakdown
+from adapters.conversions import ConversionRow
+from adapters.magic_links import SentLink
 from adapters.replica_reader import ReplicaReader
+from domain.attribution import UK
 from schemas.attribution import (
     ContactKind,
     ConversionKind,
@@ -63,27 +70,39 @@ UNKNOWN_LENDER = "(unknown)"
 STAGES = tuple(f.name for f in fields(FunnelRow) if f.name != "group")
 
 
-@dataclass
-class _Labels:
+@dataclass(frozen=True)
+class FunnelFacts:
+    """What the funnel of a period is counted from, read once and grouped any number of
+    ways by `report`: the calls already counted by the database (per agent, queue, hour and,
+    for the lender grouping, claimant), the links sent and the conversions (far fewer than
+    calls: one row each), and the names the groups are labelled with."""
+
+    start: datetime
+    end: datetime
+    calls: CallBreakdown
+    links: list[SentLink]
+    conversions: list[ConversionRow]
     agents: Mapping[int, AgentLabel]
     link_call_queues: Mapping[int, str | None]
-    lenders: Mapping[int, Mapping[int, str]]  # user id -> claim id -> lender
+    lenders: Mapping[int, Mapping[int, str]] | None  # user id -> claim id -> lender
 
 
-def _agent(labels: _Labels, agent_id: int | None) -> str:
+def agent_group(agents: Mapping[int, AgentLabel], agent_id: int | None) -> str:
+    """The agent grouping's label for an agent: "<display name> (#<id>)"."""
     if agent_id is None:
         return NO_AGENT
-    label = labels.agents.get(agent_id)
+    label = agents.get(agent_id)
     return f"{label.display_name} (#{agent_id})" if label else f"agent #{agent_id}"
 
 
-def _is_ai(labels: _Labels, agent_id: int | None) -> bool:
-    label = labels.agents.get(agent_id) if agent_id is not None else None
+def _is_ai(facts: FunnelFacts, agent_id: int | None) -> bool:
+    label = facts.agents.get(agent_id) if agent_id is not None else None
     return label is not None and label.is_ai
 
 
-def _lenders(labels: _Labels, user_id: int, claim_id: int | None = None) -> list[str]:
-    claims = labels.lenders.get(user_id, {})
+def _lenders(facts: FunnelFacts, user_id: int, claim_id: int | None = None) -> list[str]:
+    assert facts.lenders is not None
+    claims = facts.lenders.get(user_id, {})
     if claim_id is not None and claim_id in claims:
         return [claims[claim_id]]
     return sorted(set(claims.values())) or [UNKNOWN_LENDER]
@@ -91,6 +110,142 @@ def _lenders(labels: _Labels, user_id: int, claim_id: int | None = None) -> list
 
 def _call_ref(ref: str) -> int | None:
     return int(ref) if ref.isdigit() else None
+
+
+async def gather(
+    dialler: AsyncEngine,
+    replica: AsyncEngine | None,
+    start: datetime,
+    end: datetime,
+    *,
+    lenders: bool = False,
+    per_claimant: bool = False,
+) -> FunnelFacts:
+    """The facts of [start, end). `lenders` also reads the claimants' lenders from the
+    replica (the lender grouping needs them); `per_claimant` only counts the calls per
+    claimant, for `read_lenders` to add the lenders later."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("the period's ends must be timezone-aware")
+    if end <= start:
+        raise ValueError("the period ends before it starts")
+    if lenders and replica is None:
+        raise ValueError("the lender grouping needs the replica")
+    async with dialler.connect() as conn:
+        calls = await call_log.call_breakdown(
+            conn, start, end, UK.key, by_user=lenders or per_claimant
+        )
+        links = await magic_links.links_sent_between(conn, start, end)
+        converted = await conversions.conversions_between(conn, start, end)
+        source_calls = [
+            ref
+            for link in links
+            if link.source is not None and link.source.kind is ContactKind.CALL
+            for ref in [_call_ref(link.source.ref)]
+            if ref is not None
+        ]
+        link_call_queues = await call_log.queues_of_calls(conn, source_calls)
+        agent_ids = {agent for agent, _ in calls.by_agent} | {link.agent_id for link in links}
+        agent_ids |= {c.agent_id for c in converted}
+        agents = await agent_store.agent_labels(conn, (a for a in agent_ids if a is not None))
+    facts = FunnelFacts(start, end, calls, links, converted, agents, link_call_queues, None)
+    if lenders:
+        assert replica is not None
+        facts = await read_lenders(facts, replica)
+    return facts
+
+
+async def read_lenders(facts: FunnelFacts, replica: AsyncEngine) -> FunnelFacts:
+    """The facts with the lenders of every claimant in them (gathered `per_claimant`)."""
+    if facts.calls.by_agent and not facts.calls.by_user:
+        raise ValueError("the facts were gathered without the calls per claimant")
+    users = set(facts.calls.by_user) | {link.user_id for link in facts.links}
+    users |= {c.user_id for c in facts.conversions}
+    found = await ReplicaReader(replica).claim_lenders(sorted(users))
+    return replace(facts, lenders=found)
+
+
+def report(facts: FunnelFacts, grouping: FunnelGrouping = FunnelGrouping.TOTAL) -> FunnelReport:
+    """The funnel of the facts' period by `grouping` (the module docstring defines each
+    stage and group)."""
+    if grouping is FunnelGrouping.LENDER and facts.lenders is None:
+        raise ValueError("the lender grouping needs the facts gathered with lenders")
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STAGES, 0))
+    if grouping is FunnelGrouping.TOTAL:
+        counts[ALL]  # one row even for an empty period
+
+    def add(groups: Iterable[str], **stages: int | bool) -> None:
+        for group in groups:
+            row = counts[group]
+            for stage, happened in stages.items():
+                row[stage] += int(happened)
+
+    calls = facts.calls
+    if grouping is FunnelGrouping.QUEUE:
+        for (queue, _), tally in calls.by_queue.items():
+            add([queue or NO_QUEUE], called=tally.calls, reached=tally.reached)
+    elif grouping is FunnelGrouping.LENDER:
+        for user_id, tally in calls.by_user.items():
+            add(_lenders(facts, user_id), called=tally.calls, reached=tally.reached)
+    else:
+        for (agent_id, _), tally in calls.by_agent.items():
+            match grouping:
+                case FunnelGrouping.AGENT:
+                    groups = [agent_group(facts.agents, agent_id)]
+                case FunnelGrouping.CHANNEL:
+                    groups = ["ai" if _is_ai(facts, agent_id) else ContactKind.CALL.value]
+                case _:
+                    groups = [ALL]
+            add(groups, called=tally.calls, reached=tally.reached)
+
+    for link in facts.links:
+        source = link.source
+        match grouping:
+            case FunnelGrouping.AGENT:
+                groups = [agent_group(facts.agents, link.agent_id)]
+            case FunnelGrouping.QUEUE:
+                call_id = (
+                    _call_ref(source.ref)
+                    if source is not None and source.kind is ContactKind.CALL
+                    else None
+                )
+                queue = facts.link_call_queues.get(call_id) if call_id is not None else None
+                groups = [queue or NO_QUEUE]
+            case FunnelGrouping.CHANNEL:
+                if source is None:
+                    groups = [link.channel]
+                elif source.kind is ContactKind.CALL and _is_ai(facts, link.agent_id):
+                    groups = [ContactKind.AI.value]
+                else:
+                    groups = [source.kind.value]
+            case FunnelGrouping.LENDER:
+                groups = _lenders(facts, link.user_id)
+            case _:
+                groups = [ALL]
+        add(groups, link_sent=True, link_opened=link.opened, link_used=link.used)
+
+    for conversion in facts.conversions:
+        match grouping:
+            case FunnelGrouping.AGENT:
+                groups = [agent_group(facts.agents, conversion.agent_id)]
+            case FunnelGrouping.QUEUE:
+                groups = [conversion.queue or NO_QUEUE]
+            case FunnelGrouping.CHANNEL:
+                kind = conversion.contact_kind
+                if kind is None:
+                    groups = [NO_CHANNEL]
+                elif kind is ContactKind.CALL and _is_ai(facts, conversion.agent_id):
+                    groups = [ContactKind.AI.value]
+                else:
+                    groups = [kind.value]
+            case FunnelGrouping.LENDER:
+                groups = _lenders(facts, conversion.user_id, conversion.claim_id)
+            case _:
+                groups = [ALL]
+        signed = conversion.kind is ConversionKind.SIGNED
+        add(groups, signed=signed, documents_received=not signed)
+
+    rows = [FunnelRow(group, **stages) for group, stages in sorted(counts.items())]
+    return FunnelReport(start=facts.start, end=facts.end, grouping=grouping, rows=rows)
 
 
 async def funnel(
@@ -102,108 +257,10 @@ async def funnel(
 ) -> FunnelReport:
     """The funnel over [start, end) by `grouping` (the module docstring defines each
     stage and group). `replica` is needed only for the lender grouping."""
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ValueError("the period's ends must be timezone-aware")
-    if end <= start:
-        raise ValueError("the period ends before it starts")
     if grouping is FunnelGrouping.LENDER and replica is None:
         raise ValueError("the lender grouping needs the replica")
-    async with dialler.connect() as conn:
-        calls = await call_log.calls_started_between(conn, start, end)
-        links = await magic_links.links_sent_between(conn, start, end)
-        converted = await conversions.conversions_between(conn, start, end)
-        source_calls = [
-            ref
-            for link in links
-            if link.source is not None and link.source.kind is ContactKind.CALL
-            for ref in [_call_ref(link.source.ref)]
-            if ref is not None
-        ]
-        link_call_queues = await call_log.queues_of_calls(conn, source_calls)
-        agent_ids = {c.agent_id for c in calls} | {link.agent_id for link in links}
-        agent_ids |= {c.agent_id for c in converted}
-        agents = await agent_store.agent_labels(conn, (a for a in agent_ids if a is not None))
-    lenders: Mapping[int, Mapping[int, str]] = {}
-    if grouping is FunnelGrouping.LENDER:
-        assert replica is not None
-        users = {c.user_id for c in calls} | {link.user_id for link in links}
-        users |= {c.user_id for c in converted}
-        lenders = await ReplicaReader(replica).claim_lenders(sorted(users))
-    labels = _Labels(agents, link_call_queues, lenders)
-
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STAGES, 0))
-    if grouping is FunnelGrouping.TOTAL:
-        counts[ALL]  # one row even for an empty period
-
-    def add(groups: Iterable[str], **stages: bool) -> None:
-        for group in groups:
-            row = counts[group]
-            for stage, happened in stages.items():
-                row[stage] += int(happened)
-
-    for call in calls:
-        match grouping:
-            case FunnelGrouping.AGENT:
-                groups = [_agent(labels, call.agent_id)]
-            case FunnelGrouping.QUEUE:
-                groups = [call.queue or NO_QUEUE]
-            case FunnelGrouping.CHANNEL:
-                groups = ["ai" if _is_ai(labels, call.agent_id) else ContactKind.CALL.value]
-            case FunnelGrouping.LENDER:
-                groups = _lenders(labels, call.user_id)
-            case _:
-                groups = [ALL]
-        add(groups, called=True, reached=call.reached)
-
-    for link in links:
-        source = link.source
-        match grouping:
-            case FunnelGrouping.AGENT:
-                groups = [_agent(labels, link.agent_id)]
-            case FunnelGrouping.QUEUE:
-                call_id = (
-                    _call_ref(source.ref)
-                    if source is not None and source.kind is ContactKind.CALL
-                    else None
-                )
-                queue = labels.link_call_queues.get(call_id) if call_id is not None else None
-                groups = [queue or NO_QUEUE]
-            case FunnelGrouping.CHANNEL:
-                if source is None:
-                    groups = [link.channel]
-                elif source.kind is ContactKind.CALL and _is_ai(labels, link.agent_id):
-                    groups = [ContactKind.AI.value]
-                else:
-                    groups = [source.kind.value]
-            case FunnelGrouping.LENDER:
-                groups = _lenders(labels, link.user_id)
-            case _:
-                groups = [ALL]
-        add(groups, link_sent=True, link_opened=link.opened, link_used=link.used)
-
-    for conversion in converted:
-        match grouping:
-            case FunnelGrouping.AGENT:
-                groups = [_agent(labels, conversion.agent_id)]
-            case FunnelGrouping.QUEUE:
-                groups = [conversion.queue or NO_QUEUE]
-            case FunnelGrouping.CHANNEL:
-                kind = conversion.contact_kind
-                if kind is None:
-                    groups = [NO_CHANNEL]
-                elif kind is ContactKind.CALL and _is_ai(labels, conversion.agent_id):
-                    groups = [ContactKind.AI.value]
-                else:
-                    groups = [kind.value]
-            case FunnelGrouping.LENDER:
-                groups = _lenders(labels, conversion.user_id, conversion.claim_id)
-            case _:
-                groups = [ALL]
-        signed = conversion.kind is ConversionKind.SIGNED
-        add(groups, signed=signed, documents_received=not signed)
-
-    rows = [FunnelRow(group, **stages) for group, stages in sorted(counts.items())]
-    return FunnelReport(start=start, end=end, grouping=grouping, rows=rows)
+    facts = await gather(dialler, replica, start, end, lenders=grouping is FunnelGrouping.LENDER)
+    return report(facts, grouping)
 
 
 def total(rows: Iterable[FunnelRow], group: str = "total") -> FunnelRow:

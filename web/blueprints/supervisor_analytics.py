@@ -1,7 +1,173 @@
-"""Analytics over a date range, with charts and CSV export."""
+"""Analytics over a date range, with charts and CSV export (`services.analytics`).
+
+- GET /supervisor/analytics?from=YYYY-MM-DD&to=YYYY-MM-DD: the page (the last 7 UK days
+  when no date is given). A range that cannot be reported on re-renders the form with its
+  message (422).
+- GET /supervisor/analytics/<table>.csv?from=..&to=..: one of the page's tables as CSV,
+  the same figures (cells a spreadsheet would run as formulas are quoted).
+
+The charts (Chart.js, web/static/js/analytics.js) read their figures from a JSON script
+element: it is data, never run, so the CSP's script-src 'self' holds.
+"""
 
 from __future__ import annotations
 
-from quart import Blueprint
+from datetime import UTC, datetime
+from typing import Any
+
+from quart import Blueprint, Response, render_template, request
+from quart.typing import ResponseReturnValue
+
+from domain.analytics import (
+    DEFAULT_DAYS,
+    MAX_DAYS,
+    WORKING_STATES,
+    DateRange,
+    RangeError,
+    hours_minutes,
+    last_days,
+    parse_range,
+    percent,
+    uk_today,
+)
+from schemas.enums import AgentState
+from services.analytics import STAGE_HEADINGS, STATE_HEADINGS, STEPS, Analytics, Kind, analytics
+from web.auth.access import supervisor
+from web.errors import APIError
+from web.services import services
 
 blueprint = Blueprint("supervisor_analytics", __name__)
+
+TABLES = ("funnel", "agents", "outcomes", "queues", "channels", "lenders", "hours")
+PRESETS = (7, 30, 90)  # the quick ranges offered, in days up to today
+CHART_AGENTS = 25  # the state chart shows the agents with the most working time
+STATE_COLOURS = {
+    AgentState.READY: "#2e7d32",
+    AgentState.PAUSED: "#f9a825",
+    AgentState.ON_CALL: "#1565c0",
+    AgentState.WRAP_UP: "#8e24aa",
+}
+
+
+@blueprint.app_template_filter("analytics_cell")
+def analytics_cell(value: Any, kind: Kind) -> str:
+    """A table cell as the page shows it (the CSV keeps the raw value)."""
+    if value is None:
+        return ""
+    if kind == "seconds":
+        return hours_minutes(value)
+    if kind == "rate":
+        return percent(value)
+    if kind == "count":
+        return f"{value:,}"
+    return str(value)
+
+
+def _chosen(now: datetime) -> DateRange:
+    return parse_range(request.args.get("from"), request.args.get("to"), uk_today(now))
+
+
+def _form(error: str | None = None) -> dict[str, Any]:
+    return {
+        "from": request.args.get("from", "")[:40],
+        "to": request.args.get("to", "")[:40],
+        "error": error,
+    }
+
+
+def _presets(today: Any) -> list[tuple[str, dict[str, str]]]:
+    return [(f"Last {days} days", last_days(today, days).query()) for days in PRESETS]
+
+
+@blueprint.get("/supervisor/analytics")
+@supervisor()
+async def page() -> ResponseReturnValue:
+    now = datetime.now(UTC)
+    today = uk_today(now)
+    try:
+        chosen = _chosen(now)
+    except RangeError as error:
+        body = await render_template(
+            "supervisor/analytics.html",
+            form=_form(str(error)),
+            presets=_presets(today),
+            report=None,
+            max_days=MAX_DAYS,
+        )
+        return body, 422
+    deps = services()
+    report = await analytics(deps.dialler_db, deps.replica_db, chosen, now)
+    return await render_template(
+        "supervisor/analytics.html",
+        form={"from": chosen.first_day.isoformat(), "to": chosen.last_day.isoformat()},
+        presets=_presets(today),
+        report=report,
+        charts=chart_data(report),
+        query=chosen.query(),
+        state_headings=STATE_HEADINGS,
+        default_days=DEFAULT_DAYS,
+        max_days=MAX_DAYS,
+    )
+
+
+@blueprint.get("/supervisor/analytics/<table>.csv")
+@supervisor()
+async def export(table: str) -> Response:
+    if table not in TABLES:
+        raise APIError(404, "not_found", f"No analytics table is called {table[:40]!r}.")
+    now = datetime.now(UTC)
+    try:
+        chosen = _chosen(now)
+    except RangeError as error:
+        raise APIError(422, "bad_range", str(error)) from None
+    deps = services()
+    report = await analytics(deps.dialler_db, deps.replica_db, chosen, now)
+    name = f"analytics-{table}-{chosen.first_day}-to-{chosen.last_day}.csv"
+    return Response(
+        report.tables[table].csv(),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def chart_data(report: Analytics) -> dict[str, Any]:
+    """The charts' figures, for the page's JSON script element."""
+    funnel = report.funnel
+    busiest = sorted(
+        (a for a in report.agents if a.agent_id is not None and any(a.states.values())),
+        key=lambda a: -sum(a.states.values()),
+    )[:CHART_AGENTS]
+    outcomes = report.tables["outcomes"]
+    total_row = outcomes.rows[-1] if outcomes.rows else []
+    return {
+        "funnel": {
+            "labels": [STAGE_HEADINGS[stage] for stage in STEPS],
+            "values": [getattr(funnel, stage) for stage in STEPS],
+        },
+        "hours": {
+            "labels": [h.label for h in report.hours],
+            "calls": [h.calls for h in report.hours],
+            "contactRate": [
+                None if h.contact_rate is None else round(h.contact_rate * 100, 1)
+                for h in report.hours
+            ],
+        },
+        "states": {
+            "labels": [a.name for a in busiest],
+            "series": [
+                {
+                    "label": STATE_HEADINGS[state],
+                    "colour": STATE_COLOURS[state],
+                    "hours": [round(a.seconds_in(state) / 3600, 2) for a in busiest],
+                }
+                for state in WORKING_STATES
+            ],
+        },
+        "outcomes": {
+            "labels": [c.heading for c in outcomes.columns[1:-1]],
+            "values": total_row[1:-1],
+        },
+    }
