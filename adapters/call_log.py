@@ -819,6 +819,21 @@ async def recent_notes(
     return [NoteEntry(r.created_at, r.agent_name, r.body) for r in rows]
 
 
+async def transcripts_of(
+    conn: AsyncConnection, user_id: int, call_ids: Sequence[int]
+) -> dict[int, str]:
+    """The transcripts kept of these calls to the claimant (call id -> text): AI calls'
+    transcripts, until retention deletes them."""
+    if not call_ids:
+        return {}
+    rows = await conn.execute(
+        select(_C.id, _C.transcript).where(
+            _C.user_id == user_id, _C.id.in_(list(call_ids)), _C.transcript.is_not(None)
+        )
+    )
+    return {int(r.id): str(r.transcript) for r in rows}
+
+
 # --- many claimants at once (the context cache) --------------------------------------------------
 
 

@@ -130,6 +130,40 @@ async def conversions_between(
     ]
 
 
+async def conversions_of(conn: AsyncConnection, user_id: int, limit: int) -> list[ConversionRow]:
+    """The claimant's conversions, newest first, with the contact and link credited."""
+    rows = await conn.execute(
+        select(
+            _V.user_id,
+            _V.kind,
+            _V.occurred_at,
+            _V.claim_id,
+            _V.contact_kind,
+            _V.contact_ref,
+            _V.agent_id,
+            _V.queue,
+            _V.link_id,
+        )
+        .where(_V.user_id == user_id)
+        .order_by(_V.occurred_at.desc(), _V.id.desc())
+        .limit(limit)
+    )
+    return [
+        ConversionRow(
+            user_id=int(r.user_id),
+            kind=ConversionKind(r.kind),
+            occurred_at=r.occurred_at,
+            claim_id=r.claim_id,
+            contact_kind=None if r.contact_kind is None else ContactKind(r.contact_kind),
+            contact_ref=r.contact_ref,
+            agent_id=r.agent_id,
+            queue=r.queue,
+            link_id=r.link_id,
+        )
+        for r in rows
+    ]
+
+
 async def delete_before(conn: AsyncConnection, before: datetime) -> int:
     """Retention: delete conversions that occurred before the cut-off; how many."""
     result = await conn.execute(delete(db.conversions).where(_V.occurred_at < before))

@@ -14,9 +14,10 @@ row, its events and the conversions credited to it stay until the retention cut-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -205,6 +206,60 @@ async def links_sent_between(
         )
         for r in rows
     ]
+
+
+# --- one claimant's links, for the supervisor's claimant page ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimantLink:
+    link_id: int
+    channel: str
+    purpose: str
+    created_at: datetime
+    expires_at: datetime
+    sent: bool
+    opened: bool  # its landing page was shown, or it was used
+    used_at: datetime | None
+    clicks: int
+    created_by_name: str | None
+    source_kind: str | None
+
+
+async def links_of(
+    conn: AsyncConnection,
+    user_id: int,
+    limit: int,
+    agent_name: Callable[[ColumnElement[Any]], ColumnElement[Any]],
+) -> list[ClaimantLink]:
+    """The claimant's latest links, newest first, with what became of each (`agent_name`:
+    the agents' owner's display name of an agent id column). Never the token's hash."""
+    rows = await conn.execute(
+        select(
+            _L.id,
+            _L.channel,
+            _L.purpose,
+            _L.created_at,
+            _L.expires_at,
+            _has_event(LinkEvent.SENT).label("sent"),
+            _has_event(LinkEvent.OPENED, LinkEvent.USED).label("opened"),
+            _L.used_at,
+            _L.clicks,
+            agent_name(_L.created_by).label("created_by_name"),
+            _L.source_kind,
+        )
+        .where(_L.user_id == user_id)
+        .order_by(_L.created_at.desc(), _L.id.desc())
+        .limit(limit)
+    )
+    return [
+        ClaimantLink(
+            int(r.id), r.channel, r.purpose, r.created_at, r.expires_at, bool(r.sent),
+            bool(r.opened) or r.used_at is not None, r.used_at, int(r.clicks),
+            r.created_by_name, r.source_kind,
+        )
+        for r in rows
+    ]  # fmt: skip
 
 
 # --- subject access (issue 11): everything kept about one claimant --------------------------

@@ -15,16 +15,18 @@ hot statements (the reservation, the held claim, the task upsert) are built once
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Insert, Select, func, select, text, update
+from sqlalchemy import ColumnElement, Insert, Select, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain.queue_listing import QueueListing, TaskFilter, TaskOrder
 from schemas import dialler_db as db
 from schemas.enums import Queue, TaskStatus
 from schemas.outreach import PublishTask, TaskWritten, WithdrawTask
@@ -489,6 +491,94 @@ async def task_ref(engine: AsyncEngine, user_id: int) -> tuple[int, str] | None:
             await conn.execute(select(_T.id, _T.queue).where(_T.user_id == user_id))
         ).one_or_none()
     return None if row is None else (int(row.id), str(row.queue))
+
+
+# --- the supervisors' queue lists (web/blueprints/supervisor_claimants.py) ---------------------
+
+
+@dataclass(frozen=True)
+class ListedTask:
+    """A task as a supervisor's queue list shows it: ids and reasons, no personal data."""
+
+    user_id: int
+    score: Decimal
+    score_breakdown: list[dict[str, Any]]
+    not_before: datetime
+    not_before_reason: str
+    status: str
+    callable_now: bool  # ready and due
+    claimed_by: int | None
+    holder_name: str | None
+    lease_expires_at: datetime | None
+    owner_agent_id: int | None  # a personal callback's owner
+    owner_name: str | None
+    held_until: datetime | None
+    people_only: bool
+    listed_since: datetime  # the row's creation: when the claimant first had a task
+
+
+def _listing_filter(status: TaskFilter) -> list[ColumnElement[bool]]:
+    due = _T.not_before <= func.now()
+    ready = _T.status == TaskStatus.READY.value
+    match status:
+        case TaskFilter.LIVE:
+            return [_T.status.in_(_LIVE)]
+        case TaskFilter.READY:
+            return [ready, due]
+        case TaskFilter.WAITING:
+            return [ready, ~due]
+        case TaskFilter.CLAIMED:
+            return [_T.status == TaskStatus.CLAIMED.value]
+        case TaskFilter.WITHDRAWN:
+            return [_T.status == TaskStatus.WITHDRAWN.value]
+
+
+def _listing_order(order: TaskOrder) -> list[ColumnElement[Any]]:
+    """Each order ends on the user id, so pages never overlap nor skip a tie."""
+    match order:
+        case TaskOrder.SCORE:
+            return [_T.score.desc(), _T.user_id]
+        case TaskOrder.NOT_BEFORE:
+            return [_T.not_before, _T.user_id]
+        case TaskOrder.WAITING_SINCE:
+            return [_T.created_at, _T.user_id]
+
+
+async def queue_listing(
+    conn: AsyncConnection,
+    listing: QueueListing,
+    *,
+    limit: int,
+    agent_name: Callable[[ColumnElement[Any]], ColumnElement[Any]],
+) -> list[ListedTask]:
+    """A page of one queue's tasks, filtered and ordered as `listing` says (`agent_name`:
+    the agents' owner's display name of an agent id column)."""
+    rows = await conn.execute(
+        select(
+            _T.user_id,
+            _T.score,
+            _T.score_breakdown,
+            _T.not_before,
+            _T.not_before_reason,
+            _T.status,
+            ((_T.status == TaskStatus.READY.value) & (_T.not_before <= func.now())).label(
+                "callable_now"
+            ),
+            _T.claimed_by,
+            agent_name(_T.claimed_by).label("holder_name"),
+            _T.lease_expires_at,
+            _T.owner_agent_id,
+            agent_name(_T.owner_agent_id).label("owner_name"),
+            _T.held_until,
+            _T.route_to_people_only.label("people_only"),
+            _T.created_at.label("listed_since"),
+        )
+        .where(_T.queue == listing.queue.value, *_listing_filter(listing.status))
+        .order_by(*_listing_order(listing.order))
+        .limit(limit)
+        .offset(listing.offset)
+    )
+    return [ListedTask(**row._mapping) for row in rows]
 
 
 # --- query fragments, for a caller that composes one statement over several owners ----------------
