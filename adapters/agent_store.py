@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.analytics import StateSpan, StateTotal
+from domain.floor import AgentSeen
 from schemas import dialler_db as db
 
 _A = db.agents.c
@@ -490,3 +491,45 @@ async def state_time_between(
         else:
             spans.append(StateSpan(int(r.agent_id), r.state, r.began, r.ended))
     return totals, spans
+
+
+# --- the supervisors' wallboard (services.wallboard) -------------------------------------------
+
+# Every agent with their latest state change, one index probe per agent (agents are a few
+# hundred; their state changes grow every day).
+_AGENTS_IN_STATES = text(
+    """
+    SELECT a.id, a.display_name, a.role, a.queue, a.is_ai, a.is_active,
+           s.state, s.reason, s.at
+    FROM agents a
+    LEFT JOIN LATERAL (
+        SELECT c.state, c.reason, c.at FROM agent_state_changes c
+        WHERE c.agent_id = a.id
+        ORDER BY c.at DESC, c.id DESC
+        LIMIT 1
+    ) s ON true
+    ORDER BY a.id
+    """
+)
+
+
+@dataclass(frozen=True)
+class StaffOnRecord:
+    """An agent of any role, active or not, as the wallboard reads them."""
+
+    seen: AgentSeen  # with their latest state change
+    role: str
+    is_active: bool
+
+
+async def agents_in_states(conn: AsyncConnection) -> list[StaffOnRecord]:
+    """Every agent (any role, disabled ones too) with their latest state change."""
+    rows = await conn.execute(_AGENTS_IN_STATES)
+    return [
+        StaffOnRecord(
+            AgentSeen(int(r.id), r.display_name, bool(r.is_ai), r.queue, r.state, r.reason, r.at),
+            role=str(r.role),
+            is_active=bool(r.is_active),
+        )
+        for r in rows
+    ]

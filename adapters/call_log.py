@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from domain.abandoned_calls import RATE_WINDOW, AbandonRate, abandon_rate
 from domain.attribution import SPOKE_DISPOSITIONS, Contact
 from domain.dispositions import Disposition
+from domain.floor import CallGroup
 from domain.phones import phone_key
 from schemas import dialler_db as db
 from schemas.attribution import ContactKind
@@ -1227,3 +1228,72 @@ async def call_ids_of_claimant(conn: AsyncConnection, user_id: int) -> list[int]
     """Every call to the claimant (the audit viewer finds entries about them by these)."""
     rows = await conn.execute(select(_C.id).where(_C.user_id == user_id).order_by(_C.id))
     return [int(r.id) for r in rows]
+
+
+# --- the supervisors' wallboard (services.wallboard) -------------------------------------------
+
+# The day's calls and the abandon rate's window, per agent and outcome, in one pass. Listing
+# the agents (a few hundred) lets each be a range scan of ix_calls_agent_id_started_at, where
+# a bare started_at range would read the whole history. Live calls as in _ABANDON_COUNTS.
+_CALLS_BY_AGENT_SINCE = text(
+    """
+    SELECT agent_id, disposition,
+        count(*) FILTER (WHERE started_at >= :day_start) AS today,
+        count(*) FILTER (WHERE started_at > :rate_since AND (abandoned OR (
+            answered_at IS NOT NULL AND (
+                answered_by IS NULL OR NOT (answered_by LIKE 'machine%' OR answered_by = 'fax')
+            )))) AS live,
+        count(*) FILTER (WHERE started_at > :rate_since AND abandoned) AS abandoned
+    FROM calls
+    WHERE (agent_id = ANY(:agents) OR agent_id IS NULL) AND started_at >= :since
+    GROUP BY agent_id, disposition
+    """
+)
+_CALLBACKS_DUE = text(
+    """
+    SELECT count(*) FILTER (WHERE scheduled_for <= :now) AS due_now,
+           count(*) FILTER (WHERE scheduled_for > :now) AS next_hour
+    FROM callbacks
+    WHERE status = 'pending' AND scheduled_for <= :horizon
+    """
+)
+
+
+async def calls_by_agent_since(
+    conn: AsyncConnection, agent_ids: Sequence[int], *, day_start: datetime, now: datetime
+) -> list[CallGroup]:
+    """Calls per agent and outcome: started since `day_start`, and live and abandoned in
+    the abandon rate's window before `now`. `agent_ids` must be every agent's id: calls
+    of agents not listed are left out (calls without an agent are always in)."""
+    rate_since = now - RATE_WINDOW
+    rows = await conn.execute(
+        _CALLS_BY_AGENT_SINCE,
+        {
+            "agents": sorted(set(agent_ids)),
+            "day_start": day_start,
+            "rate_since": rate_since,
+            "since": min(day_start, rate_since),
+        },
+    )
+    return [
+        CallGroup(
+            agent_id=None if r.agent_id is None else int(r.agent_id),
+            disposition=r.disposition,
+            today=int(r.today),
+            live_24h=int(r.live),
+            abandoned_24h=int(r.abandoned),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class CallbacksDue:
+    due_now: int  # pending, due by now (overdue ones included)
+    next_hour: int  # pending, due after now and within the next hour
+
+
+async def callbacks_due(conn: AsyncConnection, now: datetime, ahead: timedelta) -> CallbacksDue:
+    """Pending callbacks due by `now`, and due in the `ahead` after it."""
+    row = (await conn.execute(_CALLBACKS_DUE, {"now": now, "horizon": now + ahead})).one()
+    return CallbacksDue(int(row.due_now), int(row.next_hour))

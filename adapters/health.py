@@ -11,6 +11,9 @@ from datetime import timedelta
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 CHECK_TIMEOUT_SECONDS = 3.0
@@ -73,3 +76,35 @@ def check_temporal(client_factory: Callable[[], Awaitable[Client]]) -> Awaitable
 
 async def check_all(checks: list[Awaitable[DependencyStatus]]) -> list[DependencyStatus]:
     return list(await asyncio.gather(*checks))
+
+
+# A worker long-polls its task queue again as soon as a poll returns (at the latest about a
+# minute after it began), so one not seen for longer than this has stopped.
+WORKER_POLLED_WITHIN = timedelta(seconds=90)
+
+
+def check_workers(
+    client_factory: Callable[[], Awaitable[Client]], task_queue: str, name: str = "worker"
+) -> Awaitable[DependencyStatus]:
+    """Workers polling `task_queue` for workflow tasks, as Temporal saw them last."""
+
+    async def probe() -> str:
+        client = await client_factory()
+        response = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            )
+        )
+        now = time.time()
+        recent = [
+            poller
+            for poller in response.pollers
+            if now - poller.last_access_time.ToSeconds() <= WORKER_POLLED_WITHIN.total_seconds()
+        ]
+        if not recent:
+            raise RuntimeError(f"no worker has polled task queue {task_queue!r} lately")
+        return f"{len(recent)} polling {task_queue!r}"
+
+    return _timed(name, probe)

@@ -6,6 +6,7 @@ Channels (`channel_for_*` build them):
     live:staff            every signed-in member of staff
     live:queue:<queue>    agents working that queue (unsigned, outstanding, callback)
     live:agent:<id>       one member of staff (all their open pages)
+    live:supervisors      supervisors and admins (the wallboard)
 
 Events (name, where, data). A page listens to one with `sse-swap="<name>"`:
 
@@ -18,6 +19,9 @@ Events (name, where, data). A page listens to one with `sse-swap="<name>"`:
                     the claimant's leg of a call changed (Twilio status callbacks)
     sms-inbound     live:staff       reserved for the SMS inbox, e.g.
                     {"user_id", "message_id", "unread"}
+    floor-changed   live:supervisors {"at"}: something the wallboard shows changed (a claim,
+                    an outcome, a release, an agent's state, a task written by a worker);
+                    the page fetches its figures again (services.live_updates.FloorPublisher)
 
 Adding an event: publish `LiveEvent("<name>", {...})` to a channel with `LiveBus.publish`,
 and add the template `web/templates/live/<name>.html`; the stream renders it with `data`
@@ -55,11 +59,13 @@ log = get_logger(__name__)
 
 PREFIX = "live"
 STAFF_CHANNEL = f"{PREFIX}:staff"
+SUPERVISORS_CHANNEL = f"{PREFIX}:supervisors"
 
 QUEUE_DEPTH = "queue-depth"
 TASK_RELEASED = "task-released"
 CALL_STATUS = "call-status"
 SMS_INBOUND = "sms-inbound"
+FLOOR_CHANGED = "floor-changed"
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.queue_listing import QueueListing, TaskFilter, TaskOrder
+from domain.floor import Claimant, TaskGroup
 from schemas import dialler_db as db
 from schemas.enums import Queue, TaskStatus
 from schemas.outreach import PublishTask, TaskWritten, WithdrawTask
@@ -660,3 +661,59 @@ async def queue_counts(dialler: AsyncEngine) -> dict[str, QueueCounts]:
             else:
                 counts.waiting.append((str(reason), int(count)))
     return found
+
+
+# --- the supervisors' wallboard (services.wallboard) -------------------------------------------
+
+# Every task that is, or may come back, in a queue, counted by what decides where it stands
+# (`domain.floor.place_of`). The reason is kept only where it says why a task waits (a ready
+# task not due yet, a withdrawn one), so the many "can call now" reasons make one group.
+_FLOOR_GROUPS = text(
+    """
+    SELECT queue, status,
+        status = 'ready' AND not_before <= :now AS due,
+        status = 'ready' AND not_before <= :now AND owner_agent_id IS NOT NULL
+            AND COALESCE(held_until > :now, false) AS held,
+        CASE WHEN status = 'withdrawn' OR (status = 'ready' AND not_before > :now)
+             THEN not_before_reason ELSE '' END AS reason,
+        count(*) AS tasks,
+        min(not_before) FILTER (WHERE status = 'ready' AND not_before <= :now) AS oldest_due
+    FROM call_tasks
+    WHERE status IN ('ready', 'claimed', 'withdrawn')
+    GROUP BY 1, 2, 3, 4, 5
+    """
+)
+# The task each agent holds (the latest claimed), over the partial index on claimed_by.
+_CLAIMANTS = text(
+    """
+    SELECT DISTINCT ON (claimed_by) claimed_by, user_id, queue, claimed_at
+    FROM call_tasks
+    WHERE claimed_by IS NOT NULL AND status = 'claimed'
+    ORDER BY claimed_by, claimed_at DESC
+    """
+)
+
+
+async def floor_task_groups(conn: AsyncConnection, now: datetime) -> list[TaskGroup]:
+    """The queues' tasks in groups, for `domain.floor.queue_floors`, as at `now`."""
+    rows = await conn.execute(_FLOOR_GROUPS, {"now": now})
+    return [
+        TaskGroup(
+            queue=str(r.queue),
+            status=str(r.status),
+            due=bool(r.due),
+            held=bool(r.held),
+            reason=str(r.reason),
+            tasks=int(r.tasks),
+            oldest_due=r.oldest_due,
+        )
+        for r in rows
+    ]
+
+
+async def claimants_by_agent(conn: AsyncConnection) -> dict[int, Claimant]:
+    """The claimant each agent holds now (agent id -> their task's claimant)."""
+    rows = await conn.execute(_CLAIMANTS)
+    return {
+        int(r.claimed_by): Claimant(int(r.user_id), str(r.queue), r.claimed_at) for r in rows
+    }

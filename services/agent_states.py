@@ -8,7 +8,7 @@ the console records On call (a call starts), Wrap-up (an outcome is saved) and R
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -60,8 +60,10 @@ class AgentStatus:
 
 
 class AgentStateService:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, on_change: Callable[[], None] | None = None) -> None:
         self._engine = engine
+        # told after each change commits (the supervisors' wallboard); must not raise
+        self._on_change = on_change
 
     async def current(self, agent_id: int) -> AgentStatus:
         found = await self.current_for([agent_id])
@@ -88,6 +90,8 @@ class AgentStateService:
             return current
         async with self._engine.begin() as conn:
             at = await agent_store.record_state(conn, agent_id, state.value, reason)
+        if self._on_change is not None:
+            self._on_change()
         return AgentStatus(agent_id, state, reason, at)
 
     async def choose(self, agent_id: int, state: str, reason: str | None) -> AgentStatus:

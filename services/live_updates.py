@@ -3,6 +3,7 @@
 `LiveQueueEvents` is the `ClaimEvents` the web app gives `ClaimService`: after every claim,
 outcome and release it has `DepthPublisher` publish the depth of each queue to that queue's
 channel, and it publishes a `task-released` event when an agent gives a claimant back.
+With a `FloorPublisher` it also tells the supervisors' wallboards (`floor-changed`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog import get_logger
 
 from adapters import task_store
-from adapters.live import QUEUE_DEPTH, TASK_RELEASED, LiveBus, LiveEvent, channel_for_queue
+from adapters.live import (
+    FLOOR_CHANGED,
+    QUEUE_DEPTH,
+    SUPERVISORS_CHANNEL,
+    TASK_RELEASED,
+    LiveBus,
+    LiveEvent,
+    channel_for_queue,
+)
 from schemas.enums import Queue
 from schemas.outreach import OutcomeRecorded, Released
 from services.claims import ClaimedTask
@@ -46,15 +55,13 @@ async def queue_depths(engine: AsyncEngine) -> dict[Queue, QueueDepth]:
     return depths
 
 
-class DepthPublisher:
-    """Publishes every queue's depth after changes, off the agents' requests and at most once
-    per `every` seconds: the depth query counts every live task, and when each claim and
-    outcome ran it before answering, it was 8 % of the web process's CPU under 200 agents
-    and sat in every claim's latency. One per process; `changed` never waits."""
+class CoalescedPublisher:
+    """Publishes after changes, off the caller and at most once per `every` seconds: the
+    first change is published at once, and changes during the pause make one more publish
+    after it, so the last change is never left out. One per process; `changed` never waits.
+    Subclasses say what `publish` sends."""
 
-    def __init__(self, engine: AsyncEngine, bus: LiveBus, every: float = 0.25) -> None:
-        self._engine = engine
-        self._bus = bus
+    def __init__(self, every: float) -> None:
         self._every = every
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -75,12 +82,7 @@ class DepthPublisher:
             await asyncio.sleep(self._every)  # changes meanwhile make one more publish
 
     async def publish(self) -> None:
-        try:
-            depths = await queue_depths(self._engine)
-            for queue, depth in depths.items():
-                await self._bus.publish(channel_for_queue(queue), depth.event())
-        except SQLAlchemyError as error:  # (LiveBus.publish already handles Redis errors)
-            log.warning("queue depth not published", error=str(error))
+        raise NotImplementedError
 
     async def close(self) -> None:
         """Stops the publishing task. A cancellation that lands inside a Redis command can
@@ -93,17 +95,70 @@ class DepthPublisher:
                 await self._task
 
 
+class DepthPublisher(CoalescedPublisher):
+    """Publishes every queue's depth after changes, off the agents' requests: the depth
+    query counts every live task, and when each claim and outcome ran it before answering,
+    it was 8 % of the web process's CPU under 200 agents and sat in every claim's latency."""
+
+    def __init__(self, engine: AsyncEngine, bus: LiveBus, every: float = 0.25) -> None:
+        super().__init__(every)
+        self._engine = engine
+        self._bus = bus
+
+    async def publish(self) -> None:
+        try:
+            depths = await queue_depths(self._engine)
+            for queue, depth in depths.items():
+                await self._bus.publish(channel_for_queue(queue), depth.event())
+        except SQLAlchemyError as error:  # (LiveBus.publish already handles Redis errors)
+            log.warning("queue depth not published", error=str(error))
+
+
+# A burst of changes reaches the wallboards as at most two events per second per process:
+# the first at once, the rest together half a second later (within the second promised).
+FLOOR_EVERY = 0.5
+
+
+class FloorPublisher(CoalescedPublisher):
+    """Tells the supervisors' wallboards that the floor changed (`floor-changed` on
+    live:supervisors): each open wallboard fetches its figures again, so the event carries
+    no figures and no personal data, and one event stands for a burst of changes. Each
+    process that changes the floor has one: the web app (claims, outcomes, releases, agents'
+    states, sign-in and sign-out) and the outreach worker (tasks its workflows write: CDC
+    changes, timers, reconcile)."""
+
+    def __init__(self, bus: LiveBus, every: float = FLOOR_EVERY) -> None:
+        super().__init__(every)
+        self._bus = bus
+
+    async def publish(self) -> None:
+        event = LiveEvent(FLOOR_CHANGED, {"at": datetime.now(UTC).isoformat()})
+        await self._bus.publish(SUPERVISORS_CHANNEL, event)
+
+
 class LiveQueueEvents:
-    def __init__(self, engine: AsyncEngine, bus: LiveBus, depths: DepthPublisher) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        bus: LiveBus,
+        depths: DepthPublisher,
+        floor: FloorPublisher | None = None,
+    ) -> None:
         self._engine = engine
         self._bus = bus
         self._depths = depths
+        self._floor = floor
+
+    def _changed(self) -> None:
+        self._depths.changed()
+        if self._floor is not None:
+            self._floor.changed()
 
     async def claimed(self, task: ClaimedTask) -> None:
-        self._depths.changed()
+        self._changed()
 
     async def outcome_recorded(self, user_id: int, result: OutcomeRecorded) -> None:
-        self._depths.changed()
+        self._changed()
 
     async def released(self, user_id: int, agent_id: int, result: Released) -> None:
         try:
@@ -123,4 +178,4 @@ class LiveQueueEvents:
                 },
             )
             await self._bus.publish(channel_for_queue(Queue(queue)), event)
-        self._depths.changed()
+        self._changed()

@@ -22,7 +22,7 @@ from services.claimant_context import ClaimantContextService
 from services.claimant_loader import ClaimantLoader
 from services.claims import ClaimService
 from services.consents import ConsentService
-from services.live_updates import DepthPublisher, LiveQueueEvents
+from services.live_updates import DepthPublisher, FloorPublisher, LiveQueueEvents
 from services.rules_editing import RulesEditor
 from services.rules_preview import RulesPreview
 from workflows.outreach_client import OutreachClient
@@ -43,6 +43,7 @@ class WebServices:
     _rules: RulesSource | None = field(default=None, init=False, repr=False)
     _sms: SmsSender | None = field(default=None, init=False, repr=False)
     _depths: DepthPublisher | None = field(default=None, init=False, repr=False)
+    _floor: FloorPublisher | None = field(default=None, init=False, repr=False)
     _outreach: OutreachClient | None = field(default=None, init=False, repr=False)
 
     def outreach(self) -> OutreachClient:
@@ -58,7 +59,9 @@ class WebServices:
             self.outreach(),
             lease_seconds=self.settings.claim_lease_minutes * 60,
             session_idle_seconds=self.settings.session_idle_minutes * 60,
-            events=LiveQueueEvents(self.dialler_db, self.live(), self.depth_publisher()),
+            events=LiveQueueEvents(
+                self.dialler_db, self.live(), self.depth_publisher(), self.floor_publisher()
+            ),
         )
 
     def depth_publisher(self) -> DepthPublisher:
@@ -73,6 +76,12 @@ class WebServices:
         if self._rules is None:
             self._rules = RulesSource(self.dialler_db, load_rules_file(self.settings.rules_file))
         return self._rules
+
+    def floor_publisher(self) -> FloorPublisher:
+        """One per app: it coalesces the wallboards' `floor-changed` events of all requests."""
+        if self._floor is None:
+            self._floor = FloorPublisher(self.live())
+        return self._floor
 
     def rules(self) -> DiallerRules:
         """The business rules in force (calling windows, ...) as last checked: the hook
@@ -138,13 +147,15 @@ class WebServices:
         return SmsOutbox(self.dialler_db, self.sms_sender())
 
     def agent_states(self) -> AgentStateService:
-        return AgentStateService(self.dialler_db)
+        return AgentStateService(self.dialler_db, on_change=self.floor_publisher().changed)
 
     async def close(self) -> None:
         if self._rules is not None:
             await self._rules.close()
         if self._depths is not None:
             await self._depths.close()
+        if self._floor is not None:
+            await self._floor.close()
         await self.dialler_db.dispose()
         await self.replica_db.dispose()
         await self.redis.aclose()

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog import get_logger
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from activities.maintenance import MaintenanceActivities
 from activities.messaging import MessagingActivities
@@ -25,6 +25,7 @@ from activities.reconcile import ReconcileActivities
 from activities.rules_rollout import RulesRolloutActivities
 from adapters.databases import dialler_engine, replica_engine
 from adapters.gc_stats import GcStats
+from adapters.live import LiveBus
 from adapters.messaging import email_sender, sms_sender
 from adapters.redis_client import connect_redis
 from adapters.rules_file import rules_source
@@ -32,6 +33,8 @@ from adapters.rules_source import RulesSource
 from adapters.temporal import connect_temporal
 from config.settings import Settings
 from domain.rules import DiallerRules
+from services.live_updates import FloorPublisher
+from workers.floor_events import FloorChanges
 from workers.schedules import ensure_schedules
 from workflows.maintenance import (
     CacheWarmWorkflow,
@@ -131,6 +134,7 @@ def build_worker(
     activities: Sequence[Callable[..., Any]],
     *,
     max_cached_workflows: int = DEFAULT_MAX_CACHED_WORKFLOWS,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
     cache_workflow_bytecode()
     return Worker(
@@ -138,6 +142,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=activities,
+        interceptors=interceptors,
         # Every claimant in a queue has a running workflow. A claim or a change to one that
         # has fallen out of the sticky cache replays its whole history first (tens of ms of
         # CPU), so the cache should hold all of them.
@@ -169,11 +174,13 @@ async def run_outreach_worker(settings: Settings) -> None:
     if created:
         log.info("schedules created", schedules=created)
     activities = outreach_activities(settings, client, dialler, replica, rules, redis)
+    floor = FloorPublisher(LiveBus(redis))  # the wallboards hear of tasks written here
     worker = build_worker(
         client,
         settings.temporal_task_queue,
         activities,
         max_cached_workflows=settings.worker_max_cached_workflows,
+        interceptors=[FloorChanges(floor)],
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -186,6 +193,7 @@ async def run_outreach_worker(settings: Settings) -> None:
         log.info("rules in force", version=(await rules.in_force()).version)
         await stop.wait()
     reporter.cancel()
+    await floor.close()
     log.info("garbage collection", **gc_stats.summary())
     await dialler.dispose()
     await replica.dispose()

@@ -97,6 +97,7 @@ async def login() -> ResponseReturnValue:
     token = await store.create(agent_id, request.remote_addr, request.headers.get("User-Agent"))
     async with services().dialler_db.begin() as conn:
         await agent_store.record_state(conn, agent_id, AgentState.PAUSED.value, "signed in")
+    services().floor_publisher().changed()  # the wallboard shows who is signed in
     async with services().dialler_db.connect() as conn:
         role = await agent_store.role_of(conn, agent_id)
     # supervisors and admins land on the wallboard, agents on the console
@@ -125,6 +126,7 @@ async def logout() -> ResponseReturnValue:
         await _revoke_bearer_tokens(agent.id)
         async with services().dialler_db.begin() as conn:
             await agent_store.record_state(conn, agent.id, AgentState.OFFLINE.value, "signed out")
+        services().floor_publisher().changed()
     response = redirect("/login", 303)
     response.delete_cookie(COOKIE_NAME)
     return response

@@ -1,9 +1,10 @@
 """`GET /events`: live updates for staff pages as Server-Sent Events (htmx-ext-sse).
 
 One stream per open page. It listens on the staff channel, the member of staff's own
-channel and their queue's channel (`adapters.live` lists channels and events), sends the
-queue's depth at once, then each event as it is published: rendered with
-`templates/live/<event>.html` when that template exists (HTML for `sse-swap`), else as JSON.
+channel, their queue's channel and, for supervisors and admins, the supervisors' channel
+(`adapters.live` lists channels and events), sends the queue's depth at once, then each
+event as it is published: rendered with `templates/live/<event>.html` when that template
+exists (HTML for `sse-swap`), else as JSON.
 A comment every few seconds keeps proxies from closing the connection; the stream ends after
 a few minutes and the browser reconnects, so a session that ended stops receiving.
 """
@@ -20,10 +21,16 @@ from quart import Blueprint, Response, current_app, render_template, stream_with
 from redis.exceptions import RedisError
 from structlog import get_logger
 
-from adapters.live import STAFF_CHANNEL, LiveEvent, channel_for_agent, channel_for_queue
+from adapters.live import (
+    STAFF_CHANNEL,
+    SUPERVISORS_CHANNEL,
+    LiveEvent,
+    channel_for_agent,
+    channel_for_queue,
+)
 from services.live_updates import queue_depths
 from web.actions.console import per_session
-from web.auth.access import staff
+from web.auth.access import SUPERVISOR_ROLES, staff
 from web.auth.identity import require_agent
 from web.services import services
 
@@ -59,6 +66,8 @@ async def events() -> Response:
     channels = [STAFF_CHANNEL, channel_for_agent(agent.id)]
     if agent.queue is not None:
         channels.append(channel_for_queue(agent.queue))
+    if agent.role in SUPERVISOR_ROLES:
+        channels.append(SUPERVISORS_CHANNEL)  # the wallboard's floor-changed
     lifetime = float(current_app.config.get("LIVE_STREAM_SECONDS", STREAM_SECONDS))
 
     @stream_with_context

@@ -1,0 +1,157 @@
+"""The supervisors' wallboard: the floor now (`wallboard`) and the systems behind it
+(`system_health`), each one snapshot for `web/templates/supervisor/`.
+
+`wallboard` reads five set-based statements on one connection, in one REPEATABLE READ
+transaction so its figures agree with each other: the agents with their latest state, the
+queues' tasks in groups, the claim each agent holds, the calls since the start of the UK
+day (or the abandon rate's 24 hours, whichever is longer) per agent and outcome, and the
+pending callbacks due. The rules that turn them into figures are `domain.floor`'s.
+
+`system_health` is apart because its checks wait on other services (up to
+`adapters.health.CHECK_TIMEOUT_SECONDS` each): the floor's figures must not wait with them.
+It reuses the health checks of `/api/health` and the CDC worker's status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters import agent_store, call_log, task_store
+from adapters.cdc_metrics import read_status
+from adapters.cdc_store import CdcStore
+from adapters.health import (
+    CHECK_TIMEOUT_SECONDS,
+    DependencyStatus,
+    check_all,
+    check_redis,
+    check_sql,
+    check_temporal,
+    check_workers,
+)
+from adapters.temporal import TemporalConnection
+from domain.floor import (
+    CALLBACK_LOOKAHEAD,
+    UK,
+    AgentOnFloor,
+    CallsToday,
+    QueueFloor,
+    StateCount,
+    agents_on_floor,
+    calls_today,
+    day_start,
+    queue_floors,
+    state_counts,
+)
+from schemas.cdc import CdcStatus
+from schemas.enums import AgentRole, AgentState, Queue
+
+
+@dataclass(frozen=True)
+class Wallboard:
+    at: datetime  # the time the figures are for
+    queues: list[QueueFloor]  # in `Queue` order
+    agents: list[AgentOnFloor]  # active agents (people and AI), busiest states first
+    states: list[StateCount]
+    calls: CallsToday
+    ai_agents: int  # active AI agents
+
+    @property
+    def people_agents(self) -> int:
+        return len(self.agents) - self.ai_agents
+
+    def signed_in(self) -> list[AgentOnFloor]:
+        """The agents the table lists: everyone not offline."""
+        return [a for a in self.agents if a.state is not AgentState.OFFLINE]
+
+
+async def wallboard(
+    dialler: AsyncEngine, *, now: datetime | None = None, zone: ZoneInfo = UK
+) -> Wallboard:
+    """The floor at `now` (default: the current time); the day starts at midnight in
+    `zone` (the rules' calling-window zone, Europe/London)."""
+    now = now or datetime.now(UTC)
+    async with dialler.connect() as conn:
+        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+        staff = await agent_store.agents_in_states(conn)
+        groups = await task_store.floor_task_groups(conn, now)
+        claimants = await task_store.claimants_by_agent(conn)
+        calls = await call_log.calls_by_agent_since(
+            conn, [s.seen.agent_id for s in staff], day_start=day_start(now, zone), now=now
+        )
+        callbacks = await call_log.callbacks_due(conn, now, CALLBACK_LOOKAHEAD)
+    # The floor is whoever takes calls: active agents, people and AI (not supervisors).
+    on_floor = [
+        s.seen for s in staff if s.is_active and (s.role == AgentRole.AGENT or s.seen.is_ai)
+    ]
+    ai_ids = frozenset(s.seen.agent_id for s in staff if s.seen.is_ai)
+    today = calls_today(calls, ai_ids)
+    agents = agents_on_floor(on_floor, claimants, today.per_agent, now)
+    floors = queue_floors(groups)
+    callback = floors[Queue.CALLBACK.value]
+    callback.callbacks_due_now = callbacks.due_now
+    callback.callbacks_next_hour = callbacks.next_hour
+    return Wallboard(
+        at=now,
+        queues=[floors[q.value] for q in Queue],
+        agents=agents,
+        states=state_counts(agents),
+        calls=today,
+        ai_agents=sum(1 for a in on_floor if a.is_ai),
+    )
+
+
+@dataclass(frozen=True)
+class SystemHealth:
+    checks: list[DependencyStatus]  # the databases, Redis, Temporal, the outreach worker
+    cdc: CdcStatus | None  # None: no CDC source configured, or its status unreadable
+    cdc_configured: bool
+    cdc_error: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        cdc_ok = not self.cdc_configured or (self.cdc is not None and self.cdc.running)
+        return cdc_ok and all(check.ok for check in self.checks)
+
+
+async def system_health(
+    *,
+    dialler: AsyncEngine,
+    replica: AsyncEngine,
+    redis: Redis,
+    temporal: TemporalConnection,
+    task_queue: str,
+    cdc_source: str | None,
+) -> SystemHealth:
+    """The checks of `/api/health` plus the outreach worker (polling `task_queue`), and the
+    CDC worker's status (lag, dead letters) unless `cdc_source` is None."""
+    checks = check_all(
+        [
+            check_sql("postgres", dialler),
+            check_sql("replica", replica),
+            check_redis(redis),
+            check_temporal(temporal.client),
+            check_workers(temporal.client, task_queue, "outreach worker"),
+        ]
+    )
+    if cdc_source is None:
+        return SystemHealth(await checks, None, cdc_configured=False)
+    results, (status, error) = await asyncio.gather(checks, _cdc_status(redis, dialler, cdc_source))
+    return SystemHealth(results, status, cdc_configured=True, cdc_error=error)
+
+
+async def _cdc_status(
+    redis: Redis, dialler: AsyncEngine, source: str
+) -> tuple[CdcStatus | None, str | None]:
+    try:
+        status = await asyncio.wait_for(
+            read_status(redis, CdcStore(dialler), source), CHECK_TIMEOUT_SECONDS
+        )
+    except Exception as error:  # a dependency down is named by its own check above
+        return None, type(error).__name__
+    return status, None
