@@ -26,8 +26,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from domain.queue_listing import QueueListing, TaskFilter, TaskOrder
 from domain.floor import Claimant, TaskGroup
+from domain.queue_listing import QueueListing, TaskFilter, TaskOrder
 from schemas import dialler_db as db
 from schemas.enums import Queue, TaskStatus
 from schemas.outreach import PublishTask, TaskWritten, WithdrawTask
