@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Generic, NoReturn, Protocol, TypeVar
@@ -136,9 +136,18 @@ def generate_password() -> str:
 
 
 class StaffService:
-    def __init__(self, engine: AsyncEngine, bearer_tokens: BearerRevoker) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        bearer_tokens: BearerRevoker,
+        *,
+        on_state_change: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_state_change` is told when an action records someone's state (signed out
+        by a supervisor, disabled): the wallboard's publisher, in the web app."""
         self._engine = engine
         self._bearer_tokens = bearer_tokens
+        self._on_state_change = on_state_change
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -309,6 +318,7 @@ class StaffService:
             )
         if active:
             return None
+        self._state_changed()
         return Access(ended, await self._revoke_bearer_tokens(agent_id, now))
 
     async def reset_password(
@@ -356,6 +366,7 @@ class StaffService:
                 conn, agent_id, AgentState.OFFLINE.value, "signed out by a supervisor"
             )
             await self._audit(conn, acting, "agent_signed_out", agent_id, {"sessions_ended": ended})
+        self._state_changed()
         return Access(ended, await self._revoke_bearer_tokens(agent_id, now))
 
     # --- API tokens ---------------------------------------------------------------------------
@@ -420,6 +431,10 @@ class StaffService:
         return refreshed
 
     # --- helpers ------------------------------------------------------------------------------
+
+    def _state_changed(self) -> None:
+        if self._on_state_change is not None:
+            self._on_state_change()
 
     async def _revoke_bearer_tokens(self, agent_id: int, now: datetime) -> bool:
         try:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
+from adapters.live import FLOOR_CHANGED, SUPERVISORS_CHANNEL
 from schemas import dialler_db as db
 from schemas.enums import AgentRole, Queue
 from tests.web.conftest import PASSWORD, Staff, csrf_from, make_staff, sign_in
@@ -349,6 +350,19 @@ async def test_force_logout_ends_sessions_and_jwts_but_not_issued_tokens(world: 
     token = await issue(supervisor, robot_id)
     await supervisor.post(f"/supervisor/agents/{robot_id}/logout", {})
     assert await me_status(world, token) == 200  # issued tokens are revoked one by one
+
+
+async def test_the_wallboards_hear_when_someone_is_signed_out_or_disabled(world: World) -> None:
+    supervisor = await signed_in(world, AgentRole.SUPERVISOR, None)
+    person = await signed_in(world)
+    async with world.services.live().subscribe([SUPERVISORS_CHANNEL]) as subscription:
+        for action in ("logout", "disable"):
+            while await subscription.next(1.0) is not None:
+                pass  # quiet: what the sign-ins published has been heard
+            response = await supervisor.post(f"/supervisor/agents/{person.staff.id}/{action}", {})
+            assert response.status_code == 303
+            event = await subscription.next(5)
+            assert event is not None and event.name == FLOOR_CHANGED, action
 
 
 async def test_disabling_a_person_signs_them_out_and_keeps_them_out(world: World) -> None:

@@ -53,7 +53,11 @@ BEARER_FAILED = (
 
 def staff_service() -> StaffService:
     deps = services()
-    return StaffService(deps.dialler_db, TokenRevocations(deps.redis))
+    return StaffService(
+        deps.dialler_db,
+        TokenRevocations(deps.redis),
+        on_state_change=deps.floor_publisher().changed,  # the wallboards show who left
+    )
 
 
 def _acting() -> Acting:
