@@ -43,7 +43,10 @@ log = get_logger(__name__)
 
 CHECK_EVERY_SECONDS = 5.0
 CHECK_TIMEOUT_SECONDS = 5.0
-LISTEN_WAIT_SECONDS = 30.0  # a quiet subscription wakes this often (and notices a cancel)
+# A quiet subscription wakes this often to see whether it should stop: redis-py can swallow a
+# cancellation that lands while it reads, so stopping is a flag, and the cancel a courtesy.
+LISTEN_WAIT_SECONDS = 1.0
+STOP_WAIT_SECONDS = 3.0
 RECONNECT_SECONDS = 5.0
 # Redis pub/sub, namespaced per Redis database like the live events (adapters/live.py).
 RULES_CHANNEL = "rules:saved"
@@ -109,6 +112,7 @@ class RulesSource:
         self._checks_started = 0
         self._checks_done = 0
         self._listener: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @classmethod
     def fixed(cls, rules: DiallerRules) -> RulesSource:
@@ -219,14 +223,19 @@ class RulesSource:
     def listen_in_background(self, redis: Redis) -> None:
         """Start listening for saved versions (once; `close` stops it)."""
         if self._versions is not None and self._listener is None:
+            self._stopping = False
             self._listener = asyncio.create_task(self._listen(redis), name="rules-listener")
 
     async def close(self) -> None:
         listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.cancel()
+        if listener is None:
+            return
+        self._stopping = True
+        listener.cancel()
+        done, _ = await asyncio.wait([listener], timeout=STOP_WAIT_SECONDS)
+        for task in done:
             with contextlib.suppress(asyncio.CancelledError):
-                await listener
+                task.result()
 
     @contextlib.asynccontextmanager
     async def listening(self, redis: Redis) -> AsyncIterator[RulesSource]:
@@ -238,11 +247,11 @@ class RulesSource:
 
     async def _listen(self, redis: Redis) -> None:
         bus = LiveBus(redis)
-        while True:
+        while not self._stopping:
             try:
                 async with bus.subscribe([RULES_CHANNEL]) as subscription:
                     self.mark_stale()  # a save announced while not subscribed was missed
-                    while True:
+                    while not self._stopping:
                         event = await subscription.next(LISTEN_WAIT_SECONDS)
                         if event is not None and event.name == RULES_SAVED:
                             self.mark_stale()

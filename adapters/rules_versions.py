@@ -130,14 +130,14 @@ async def save_version(
         current = await newest_id(conn) or 0
         if current != base_version:
             raise StaleBase(base_version, current)
-    row = (
-        await conn.execute(
-            insert(db.rules_versions)
-            .values(text=rules_text, sha256=sha256_of(rules_text), saved_by=saved_by, note=note)
-            .returning(*_SUMMARY, _R.text)
-        )
-    ).one()
-    return _version(row)
+    version_id = await conn.scalar(
+        insert(db.rules_versions)
+        .values(text=rules_text, sha256=sha256_of(rules_text), saved_by=saved_by, note=note)
+        .returning(_R.id)
+    )
+    saved = await version(conn, int(version_id or 0))
+    assert saved is not None  # inserted in this transaction
+    return saved
 
 
 class StoredVersions:

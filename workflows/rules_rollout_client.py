@@ -16,7 +16,8 @@ from temporalio.service import RPCError
 
 from schemas.rules import RulesRolledOut, RulesRollout
 from workflows.outreach_client import WorkflowDoor
-from workflows.rules_rollout import RulesRolloutWorkflow, rollout_id_for
+from workflows.rules_rollout import RulesRolloutWorkflow
+from workflows.rules_rollout import rollout_id_for as rollout_id_for  # the Temporal UI links
 
 WAIT_SECONDS = 2 * 60 * 60.0  # the activity's own limit
 

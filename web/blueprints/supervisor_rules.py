@@ -1,7 +1,198 @@
-"""The rules file: view, edit with validation, preview the queues, save as a new version."""
+"""The rules: view the version in force and its history, edit with validation, preview the
+queues, save as a new version.
+
+- `GET /supervisor/rules`: the version in force (who saved it, when, why), the editor
+  (`?from=N` loads version N's text into it, to go back to it), and the history.
+- `POST /supervisor/rules/preview`: checks the draft, then shows the top of each queue under
+  the rules in force and under the draft, side by side (`services.rules_preview`).
+- `POST /supervisor/rules`: saves the draft as a new version (`services.rules_editing`):
+  only a draft whose preview was shown (its sha256 comes back with the form) and only over
+  the version it was edited from. Then 303 back to the page, which says the version is in
+  force and links to the re-scoring in the Temporal UI.
+- `GET /supervisor/rules/versions/<n>`: any version's text (0: the rules file) and its
+  differences from the version in force.
+
+A draft that cannot be saved comes back in the editor, unchanged, with every problem (422).
+"""
 
 from __future__ import annotations
 
-from quart import Blueprint
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from quart import Blueprint, Response, redirect, render_template, request
+from quart.typing import ResponseReturnValue
+
+from adapters.rules_source import FILE_VERSION
+from adapters.rules_versions import sha256_of
+from services.rules_editing import Actor, DraftRefused, Shown, check_draft
+from services.rules_preview import Preview
+from web.auth.access import supervisor
+from web.auth.identity import require_agent
+from web.converters import query_int
+from web.errors import APIError
+from web.services import services
+from web.temporal_links import visibility_url
+from workflows.rules_rollout_client import rollout_id_for
 
 blueprint = Blueprint("supervisor_rules", __name__)
+
+HISTORY_SHOWN = 100
+MAX_VERSION = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Draft:
+    text: str
+    note: str
+    base_version: int | None  # None: the form did not say (a stale or forged form)
+    previewed: str  # the sha256 of the text last previewed, "" for none
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    kind: str  # "add", "remove", "hunk", "file" or "same"
+    text: str
+
+
+def _diff(old: Shown, new: Shown) -> list[DiffLine]:
+    lines = difflib.unified_diff(
+        old.text.splitlines(),
+        new.text.splitlines(),
+        fromfile=f"version {old.version} (in force)",
+        tofile=f"version {new.version}",
+        lineterm="",
+    )
+    kinds = {"+++": "file", "---": "file", "@@": "hunk", "+": "add", "-": "remove"}
+    shown = []
+    for line in lines:
+        kind = next((k for prefix, k in kinds.items() if line.startswith(prefix)), "same")
+        shown.append(DiffLine(kind, line))
+    return shown
+
+
+def _rollout_url(version: int) -> str:
+    settings = services().settings
+    return visibility_url(settings, f"WorkflowId = '{rollout_id_for(version)}'")
+
+
+async def _draft() -> Draft:
+    form = await request.form
+    raw_base = str(form.get("base_version", ""))
+    well_formed = raw_base.isascii() and raw_base.isdigit() and len(raw_base) < 19
+    base = int(raw_base) if well_formed else None
+    return Draft(
+        text=str(form.get("text", "")).replace("\r\n", "\n"),
+        note=str(form.get("note", "")),
+        base_version=base,
+        previewed=str(form.get("previewed", "")),
+    )
+
+
+async def _page(
+    draft: Draft | None = None,
+    *,
+    status: int = 200,
+    problems: dict[str, list[str]] | None = None,
+    preview: Preview | None = None,
+    loaded_from: int | None = None,
+    saved: int | None = None,
+    rollout: str | None = None,
+) -> Response:
+    deps = services()
+    editor = deps.rules_editor()
+    in_force = await editor.in_force()
+    if draft is None:
+        draft = Draft(in_force.text, "", in_force.version, "")
+    page = await render_template(
+        "supervisor/rules.html",
+        section="rules",
+        in_force=in_force,
+        rejected=deps.rules_source().rejected,
+        history=await editor.history(HISTORY_SHOWN),
+        draft=draft,
+        problems=problems or {},
+        preview=preview,
+        loaded_from=loaded_from,
+        saved=saved,
+        rollout=rollout,
+        rollout_url=_rollout_url(saved) if saved is not None else None,
+        file_version=FILE_VERSION,
+    )
+    return Response(page, status=status, mimetype="text/html")
+
+
+@blueprint.get("/supervisor/rules")
+@supervisor()
+async def rules_page() -> ResponseReturnValue:
+    saved = query_int("saved", 0, maximum=MAX_VERSION) or None
+    rollout = request.args.get("rollout") if saved else None
+    loaded_from = query_int("from", -1, maximum=MAX_VERSION)
+    if loaded_from < 0:
+        return await _page(saved=saved, rollout=rollout)
+    editor = services().rules_editor()
+    shown = await editor.shown(loaded_from)
+    if shown is None:
+        raise APIError(404, "not_found", f"There is no rules version {loaded_from}.")
+    in_force = await editor.in_force()
+    draft = Draft(shown.text, f"back to version {shown.version}", in_force.version, "")
+    return await _page(draft, loaded_from=shown.version)
+
+
+@blueprint.post("/supervisor/rules/preview")
+@supervisor()
+async def preview() -> ResponseReturnValue:
+    draft = await _draft()
+    try:
+        edited = check_draft(draft.text)
+    except DraftRefused as refused:
+        return await _page(draft, status=422, problems=refused.problems)
+    deps = services()
+    in_force = await deps.rules_source().newest()
+    result = await deps.rules_preview().compare(in_force.rules, edited)
+    previewed = Draft(draft.text, draft.note, draft.base_version, sha256_of(draft.text))
+    return await _page(previewed, preview=result)
+
+
+@blueprint.post("/supervisor/rules")
+@supervisor()
+async def save() -> ResponseReturnValue:
+    draft = await _draft()
+    agent = require_agent()
+    problems: dict[str, list[str]] = {}
+    if draft.base_version is None:
+        problems["text"] = ["the form is out of date: reload the page and edit again"]
+    elif draft.previewed != sha256_of(draft.text):
+        problems["text"] = ["preview the queues with this text before saving it"]
+    if problems:
+        return await _page(draft, status=422, problems=problems)
+    actor = Actor("agent", str(agent.id), agent_id=agent.id, ip_address=request.remote_addr)
+    try:
+        saved = (
+            await services()
+            .rules_editor()
+            .save(draft.text, draft.note, actor=actor, base_version=draft.base_version)
+        )
+    except DraftRefused as refused:
+        kept = Draft(draft.text, draft.note, draft.base_version, "")
+        return await _page(kept, status=422, problems=refused.problems)
+    rollout = "started" if saved.rollout_id is not None else "failed"
+    return redirect(f"/supervisor/rules?saved={saved.version.id}&rollout={rollout}", 303)
+
+
+@blueprint.get("/supervisor/rules/versions/<int:version_id>")
+@supervisor()
+async def version_page(version_id: int) -> ResponseReturnValue:
+    editor = services().rules_editor()
+    shown = await editor.shown(version_id)
+    if shown is None:
+        raise APIError(404, "not_found", f"There is no rules version {version_id}.")
+    in_force = await editor.in_force()
+    context: dict[str, Any] = {
+        "section": "rules",
+        "shown": shown,
+        "in_force": in_force,
+        "diff": [] if shown.version == in_force.version else _diff(in_force, shown),
+    }
+    return await render_template("supervisor/rules_version.html", **context)
