@@ -235,6 +235,7 @@ calls = Table(
     Index("ix_calls_to_number_started_at", "to_number", "started_at"),
     Index("ix_calls_phone_key_started_at", "phone_key", "started_at"),
     Index("ix_calls_agent_id_started_at", "agent_id", "started_at"),
+    Index("ix_calls_started_at_id", "started_at", "id"),  # the calls list, newest first
 )
 
 callbacks = Table(
@@ -370,6 +371,8 @@ audit_log = Table(
     Column("ip_address", String(45), nullable=True),
     Index("ix_audit_log_subject", "subject_type", "subject_id", "at"),
     Index("ix_audit_log_actor", "actor_type", "actor_id", "at"),
+    Index("ix_audit_log_at_id", "at", "id"),  # the audit viewer, newest first
+    Index("ix_audit_log_action_at", "action", "at"),  # its action filter and list
 )
 
 cdc_offsets = Table(

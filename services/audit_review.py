@@ -184,28 +184,28 @@ class AuditReview:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(CSV_HEADER)
-        written = 1
         async with self._dialler.connect() as conn:
-            async for entry in audit_log.stream_audit(conn, search, batch=CSV_BATCH):
-                writer.writerow(
-                    csv_cell(value)
-                    for value in (
-                        entry.id,
-                        entry.at.astimezone(self._zone).isoformat(),
-                        entry.actor_type,
-                        entry.actor_id,
-                        actor_name(entry, by_id),
-                        entry.action,
-                        entry.subject_type,
-                        entry.subject_id,
-                        json.dumps(entry.detail, ensure_ascii=False, sort_keys=True),
-                        entry.ip_address,
-                    )
-                )
-                written += 1
-                if written >= CSV_BATCH:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-                    written = 0
-        yield buffer.getvalue()
+            async for entries in audit_log.stream_audit(conn, search, batch=CSV_BATCH):
+                writer.writerows(self._csv_row(entry, by_id) for entry in entries)
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        if buffer.getvalue():
+            yield buffer.getvalue()  # the header alone, when nothing matched
+
+    def _csv_row(self, entry: AuditRecord, agents: Mapping[str, AgentListing]) -> list[str]:
+        return [
+            csv_cell(value)
+            for value in (
+                entry.id,
+                entry.at.astimezone(self._zone).isoformat(),
+                entry.actor_type,
+                entry.actor_id,
+                actor_name(entry, agents),
+                entry.action,
+                entry.subject_type,
+                entry.subject_id,
+                json.dumps(entry.detail, ensure_ascii=False, sort_keys=True),
+                entry.ip_address,
+            )
+        ]
