@@ -14,13 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from structlog import get_logger
 
 from adapters import agent_store, call_log
 from adapters.agent_store import AgentListing
 from adapters.call_log import Call, CallSearch, ListedCall
 from adapters.replica_reader import ClaimantName, ReplicaReader
 from domain.review_filters import NO_OUTCOME, CallFilters, InvalidFilters, Keyset, PageRequest
+
+log = get_logger(__name__)
 
 PAGE_SIZE = 50
 UNKNOWN_AGENT = "No such agent; choose one from the list."
@@ -43,7 +47,8 @@ class CallsPage:
 class CallDetail:
     call: Call
     agent: AgentListing | None
-    claimant: ClaimantName | None  # None: not (or no longer) in the replica
+    claimant: ClaimantName | None  # None: not (or no longer) in the replica, or it is away
+    replica_away: bool = False  # the name could not be read: the page is shown without it
 
 
 def _key(call: ListedCall) -> Keyset:
@@ -126,5 +131,11 @@ class CallReview:
         agent = None
         if found.agent_id is not None:
             agent = next((a for a in await self.agents() if a.id == found.agent_id), None)
-        names = await ReplicaReader(self._replica).claimant_names([found.user_id])
+        try:
+            names = await ReplicaReader(self._replica).claimant_names([found.user_id])
+        except (SQLAlchemyError, OSError) as error:
+            # the call itself is the dialler's: show it, without the name
+            log.warning("replica unavailable for a call's claimant", call_id=call_id,
+                        error=type(error).__name__)  # fmt: skip
+            return CallDetail(found, agent, None, replica_away=True)
         return CallDetail(found, agent, names.get(found.user_id))

@@ -20,10 +20,13 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.recording_store import local_key_for, write_tone
+from config.settings import Settings
 from schemas import dialler_db as db
 from schemas.enums import AgentRole, Queue
+from tests.conftest import free_port
 from tests.factories import add_claimant
 from tests.web.conftest import Staff, make_staff, sign_in
+from web import create_app
 from web.services import EXTENSION_KEY
 
 UK = ZoneInfo("Europe/London")
@@ -320,3 +323,20 @@ async def test_agents_are_refused(app: Quart, dialler_db: AsyncEngine) -> None:
     for path in ("/supervisor/calls", f"/supervisor/calls/{call_id}"):
         response = await client.get(path)
         assert response.status_code == 403, path
+
+
+async def test_a_call_opens_without_the_name_while_the_replica_is_away(
+    web_settings: Settings, dialler_db: AsyncEngine
+) -> None:
+    away = web_settings.model_copy(
+        update={"replica_database_url": f"mysql+aiomysql://root@127.0.0.1:{free_port()}/gone"}
+    )
+    app = create_app(away)
+    async with app.test_app():
+        client, _ = await supervisor_client(app, dialler_db)
+        call_id = await add_call(dialler_db, at=datetime(fresh_year(), 4, 4, tzinfo=UTC),
+                                 agent_id=None, transcript="Claimant: call me later")  # fmt: skip
+        response = await client.get(f"/supervisor/calls/{call_id}")
+        page = await response.get_data(as_text=True)
+        assert response.status_code == 200
+        assert 'id="name-unavailable"' in page and "call me later" in page
