@@ -130,6 +130,11 @@ class RulesSource:
     def rejected(self) -> RejectedVersion | None:
         return self._rejected
 
+    @property
+    def file_rules(self) -> DiallerRules:
+        """What is in force while no version is saved."""
+        return self._file.rules
+
     async def current(self) -> DiallerRules:
         return (await self.in_force()).rules
 

@@ -74,6 +74,8 @@ class Preview:
     at: datetime
     queues: list[QueuePreview]
     assessed: int  # distinct claimants
+    top: int  # claimants listed per queue and rule set
+    candidates: int  # at most this many claimants assessed per queue
 
 
 class RulesPreview:
@@ -117,7 +119,7 @@ class RulesPreview:
                     from_tasks=from_tasks[queue],
                 )
             )
-        return Preview(at=now, queues=queues, assessed=len(user_ids))
+        return Preview(now, queues, len(user_ids), top=top, candidates=self._candidates)
 
     async def candidates(self, now: datetime) -> tuple[dict[Queue, list[int]], dict[Queue, bool]]:
         """Per queue: the best-scored ready tasks, else the seed query's lowest ids; and

@@ -16,6 +16,7 @@ from hypercorn.config import Config
 from playwright.async_api import Browser, ConsoleMessage, Page, Response, async_playwright
 from temporalio.testing import WorkflowEnvironment
 
+from adapters.rules_source import RulesSource
 from config.settings import Settings
 from tests.conftest import free_port
 from tests.workflows.conftest import Harness, running_harness, scratch_databases
@@ -71,7 +72,10 @@ async def live_app(
             }
         )
         app = create_app(app_settings)
-        app.extensions["dialler"].use_rules(harness.rules)
+        # the app reads the rules as the worker does: the newest version saved in the scratch
+        # database, else the harness's (calling windows open all day)
+        deps = app.extensions["dialler"]
+        deps.use_rules_source(RulesSource(deps.dialler_db, harness.rules))
         config = Config()
         config.bind = [f"127.0.0.1:{port}"]
         config.accesslog = None

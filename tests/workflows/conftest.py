@@ -33,6 +33,7 @@ from adapters.provisioning import (
     migrate,
 )
 from adapters.rules_file import load_rules_file
+from adapters.rules_source import RulesSource
 from adapters.temporal import DATA_CONVERTER
 from config.settings import Settings
 from domain.rules import DiallerRules, parse_rules
@@ -96,7 +97,8 @@ class Harness:
     replica: AsyncEngine
     task_queue: str
     claims: ClaimService
-    rules: DiallerRules
+    rules: DiallerRules  # in force while no version is saved in the harness's database
+    rules_source: RulesSource
 
 
 @asynccontextmanager
@@ -105,16 +107,20 @@ async def running_harness(
     settings: Settings,
     dialler: AsyncEngine,
     replica: AsyncEngine,
-    rules: DiallerRules | None = None,
+    rules: DiallerRules | RulesSource | None = None,
     wrap: Callable[[list[Callable[..., Any]]], list[Callable[..., Any]]] | None = None,
 ) -> AsyncIterator[Harness]:
     """An outreach worker on its own task queue, with the real activities (`wrap` may
-    stand some in) and, unless given other rules, calling windows open all day."""
+    stand some in). Its rules are those of a worker: the newest version saved in `dialler`,
+    else (for a file) the given rules, by default calling windows open all day."""
     client = typed_client(env)
-    rules = rules or open_rules()
+    if isinstance(rules, RulesSource):
+        source = rules
+    else:
+        source = RulesSource(dialler, rules or open_rules())
     task_queue = f"outreach-test-{uuid.uuid4().hex[:8]}"
     settings = settings.model_copy(update={"temporal_task_queue": task_queue})
-    activities = outreach_activities(settings, client, dialler, replica, rules)
+    activities = outreach_activities(settings, client, dialler, replica, source)
     if wrap is not None:
         activities = wrap(activities)
     try:
@@ -125,7 +131,8 @@ async def running_harness(
                 replica,
                 task_queue,
                 ClaimService(dialler, OutreachClient.over(client, task_queue)),
-                rules,
+                source.file_rules,
+                source,
             )
     finally:
         await terminate_running(client, task_queue)
