@@ -209,7 +209,8 @@ class RulesSource:
         self._put_in_force(RulesInForce(newest, rules))
 
     def _put_in_force(self, in_force: RulesInForce) -> None:
-        if in_force.version != self._in_force.version:
+        # A change is news; what the first check finds is the process's starting point.
+        if in_force.version != self._in_force.version and self._checks_done > 0:
             log.info("rules in force", version=in_force.version, was=self._in_force.version)
         self._in_force = in_force
         self._rejected = None

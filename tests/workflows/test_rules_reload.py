@@ -10,12 +10,15 @@ parse (written past the editor's checks) leaves the worker running on the rules 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
@@ -25,6 +28,7 @@ from adapters.redis_client import connect_redis
 from adapters.rules_source import RulesSource, announce_saved
 from config.settings import Settings
 from domain.rules import DiallerRules
+from schemas import dialler_db as db
 from schemas.enums import Queue
 from schemas.rules import RulesRolledOut
 from services.rules_editing import Actor, RulesEditor
@@ -169,3 +173,76 @@ async def test_an_announced_version_reaches_another_process_at_once(
         found = await eventually(listening.in_force, lambda f: f.version == saved.id, seconds=5)
         assert found.rules.scoring.conversion_weight == 33 and found.version != first
     await redis.aclose()
+
+
+# --- the operator's commands -------------------------------------------------------------------
+
+DIALLER = str(Path(sys.executable).parent / "dialler")
+
+
+async def _dialler(h: Harness, env: WorkflowEnvironment, *args: str) -> tuple[int, str]:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": h.dialler.url.render_as_string(hide_password=False),
+        "REPLICA_DATABASE_URL": h.replica.url.render_as_string(hide_password=False),
+        "REDIS_URL": REDIS_URL,
+        "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        "TEMPORAL_TASK_QUEUE": h.task_queue,
+    }
+    process = await asyncio.create_subprocess_exec(
+        DIALLER, *args, env=environment,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, out.decode()
+
+
+async def test_an_operator_saves_shows_and_lists_versions_from_the_command_line(
+    slow_harness: Harness, temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    h = slow_harness
+    bad = tmp_path / "bad.toml"
+    bad.write_text(_with("recording_retention_months", "6"))
+    before = (await h.rules_source.newest()).version
+    rc, out = await _dialler(
+        h, temporal_env, "scoring", "rules-save", str(bad), "--note", "too short", "--by", "ops"
+    )
+    assert rc == 1, out
+    assert "not saved" in out and "compliance.recording_retention_months" in out
+    assert (await h.rules_source.newest()).version == before
+
+    good = tmp_path / "good.toml"
+    good.write_text(_with("conversion_weight", "27"))
+    rc, out = await _dialler(h, temporal_env, "scoring", "test", "--rules", str(good))
+    assert rc == 0, out
+    assert f"compared with the rules in force (version {before})" in out and "unsigned: top" in out
+    rc, out = await _dialler(
+        h, temporal_env, "scoring", "rules-save", str(good), "--note", "weight 27", "--by", "ops"
+    )
+    assert rc == 0, out
+    saved = before + 1
+    assert f"saved version {saved}" in out and f"rules-rollout-{saved}" in out
+    await _rollout_done(h.client, saved)
+    async with h.dialler.connect() as conn:
+        audit = (
+            await conn.execute(
+                select(db.audit_log).where(
+                    db.audit_log.c.action == "rules_saved",
+                    db.audit_log.c.subject_id == str(saved),
+                )
+            )
+        ).one()
+    assert (audit.actor_type, audit.actor_id, audit.detail["note"]) == (
+        "operator",
+        "ops",
+        "weight 27",
+    )
+
+    rc, out = await _dialler(h, temporal_env, "scoring", "rules-history")
+    assert rc == 0, out
+    assert out.startswith(f"in force: version {saved}\n")
+    assert "operator: weight 27" in out
+    rc, out = await _dialler(h, temporal_env, "scoring", "rules-show")
+    assert rc == 0 and out == good.read_text()
+    rc, out = await _dialler(h, temporal_env, "scoring", "rules-show", "999999")
+    assert rc == 1 and "no rules version 999999" in out
