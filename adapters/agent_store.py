@@ -445,35 +445,44 @@ async def agent_directory(conn: AsyncConnection) -> list[AgentListing]:
 
 # --- analytics (issue 12): time in each state over a period ----------------------------------
 
-# Each change starts an interval that the agent's next change ends. Per agent (the index on
-# (agent_id, at) reads each agent's changes in order): the change in force when the period
-# starts, then the changes inside it. Intervals wholly inside are summed here; the one that
-# began before the period and the one still open (no next change inside it) come back whole
-# for `domain.analytics.time_in_states` to clip, at most two per agent.
+# Each change starts an interval that the agent's next change ends. Per agent, reading the
+# index on (agent_id, at, id) in order (it holds the state: no table rows are read), three
+# parts: the intervals wholly inside the period, summed per state; the change in force when
+# the period starts, with the first change inside (or none: it is still in force); and the
+# last change inside, which has no next change inside. The last two come back whole for
+# `domain.analytics.time_in_states` to clip, at most two per agent.
 _STATE_TIME = text(
     """
-    WITH spans AS (
-        SELECT a.id AS agent_id, s.state, s.at, s.next_at
-        FROM agents a
-        CROSS JOIN LATERAL (
-            SELECT u.state, u.at, lead(u.at) OVER (ORDER BY u.at, u.id) AS next_at
-            FROM (
-                (SELECT c.state, c.at, c.id FROM agent_state_changes c
-                 WHERE c.agent_id = a.id AND c.at < :start
-                 ORDER BY c.at DESC, c.id DESC LIMIT 1)
-                UNION ALL
-                (SELECT c.state, c.at, c.id FROM agent_state_changes c
-                 WHERE c.agent_id = a.id AND c.at >= :start AND c.at < :end)
-            ) u
-        ) s
-    )
-    SELECT agent_id, state, NULL AS began, NULL AS ended,
-           sum(EXTRACT(EPOCH FROM next_at - at)) AS seconds
-    FROM spans WHERE at >= :start AND next_at IS NOT NULL
-    GROUP BY agent_id, state
+    SELECT a.id AS agent_id, w.state, NULL::timestamptz AS began, NULL::timestamptz AS ended,
+           EXTRACT(EPOCH FROM sum(w.next_at - w.at)) AS seconds
+    FROM agents a
+    CROSS JOIN LATERAL (
+        SELECT c.state, c.at, lead(c.at) OVER (ORDER BY c.at, c.id) AS next_at
+        FROM agent_state_changes c
+        WHERE c.agent_id = a.id AND c.at >= :start AND c.at < :end
+    ) w
+    WHERE w.next_at IS NOT NULL
+    GROUP BY a.id, w.state
     UNION ALL
-    SELECT agent_id, state, at, next_at, NULL
-    FROM spans WHERE at < :start OR next_at IS NULL
+    SELECT a.id, opening.state, opening.at,
+           (SELECT c.at FROM agent_state_changes c
+            WHERE c.agent_id = a.id AND c.at >= :start AND c.at < :end
+            ORDER BY c.at, c.id LIMIT 1),
+           NULL
+    FROM agents a
+    CROSS JOIN LATERAL (
+        SELECT c.state, c.at FROM agent_state_changes c
+        WHERE c.agent_id = a.id AND c.at < :start
+        ORDER BY c.at DESC, c.id DESC LIMIT 1
+    ) opening
+    UNION ALL
+    SELECT a.id, latest.state, latest.at, NULL, NULL
+    FROM agents a
+    CROSS JOIN LATERAL (
+        SELECT c.state, c.at FROM agent_state_changes c
+        WHERE c.agent_id = a.id AND c.at >= :start AND c.at < :end
+        ORDER BY c.at DESC, c.id DESC LIMIT 1
+    ) latest
     """
 )
 

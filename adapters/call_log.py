@@ -1089,12 +1089,10 @@ async def call_breakdown(
     return found
 
 
-async def queues_of_calls(conn: AsyncConnection, call_ids: Sequence[int]) -> dict[int, str | None]:
-    """The queue each of these calls was placed from."""
-    if not call_ids:
-        return {}
-    rows = await conn.execute(select(_C.id, _C.queue).where(_C.id.in_(sorted(set(call_ids)))))
-    return {int(r.id): r.queue for r in rows}
+def queue_of_call(call_id: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The queue of the call whose id a column holds (NULL for none), as a scalar subquery
+    for another owner's statement (the funnel's links, by the call they were sent from)."""
+    return select(_C.queue).where(_C.id == call_id).scalar_subquery()
 
 
 # --- subject access (issue 11): everything kept about one claimant --------------------------

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, null, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -95,39 +95,57 @@ class ConversionRow:
     link_id: int | None
 
 
-async def conversions_between(
-    conn: AsyncConnection, start: datetime, end: datetime
-) -> list[ConversionRow]:
-    """Conversions that occurred in [start, end)."""
-    rows = await conn.execute(
+@dataclass(frozen=True, slots=True)
+class ConversionTally:
+    signed: int
+    documents: int  # requirements received or approved
+
+
+@dataclass(frozen=True)
+class ConversionBreakdown:
+    # (credited agent, the credited call's queue, the credited contact's kind)
+    by_credit: dict[tuple[int | None, str | None, ContactKind | None], ConversionTally]
+    by_claim: dict[tuple[int, int | None], ConversionTally]  # (user id, claim id), if asked
+
+
+async def conversion_counts_between(
+    conn: AsyncConnection, start: datetime, end: datetime, *, by_claim: bool = False
+) -> ConversionBreakdown:
+    """Conversions that occurred in [start, end), counted by the database by what they
+    are credited to and, if `by_claim`, by claimant and claim."""
+    signed = _V.kind == ConversionKind.SIGNED.value
+    period = (
         select(
-            _V.user_id,
-            _V.kind,
-            _V.occurred_at,
-            _V.claim_id,
-            _V.contact_kind,
-            _V.contact_ref,
-            _V.agent_id,
-            _V.queue,
-            _V.link_id,
+            _V.agent_id, _V.queue, _V.contact_kind, _V.user_id, _V.claim_id, signed.label("signed")
         )
         .where(_V.occurred_at >= start, _V.occurred_at < end)
-        .order_by(_V.id)
+        .subquery()
     )
-    return [
-        ConversionRow(
-            user_id=int(r.user_id),
-            kind=ConversionKind(r.kind),
-            occurred_at=r.occurred_at,
-            claim_id=r.claim_id,
-            contact_kind=None if r.contact_kind is None else ContactKind(r.contact_kind),
-            contact_ref=r.contact_ref,
-            agent_id=r.agent_id,
-            queue=r.queue,
-            link_id=r.link_id,
-        )
-        for r in rows
-    ]
+    p = period.c
+    sets = [tuple_(p.agent_id, p.queue, p.contact_kind)]
+    if by_claim:
+        sets.append(tuple_(p.user_id, p.claim_id))
+    rows = await conn.execute(
+        select(
+            p.agent_id,
+            p.queue,
+            p.contact_kind,
+            p.user_id if by_claim else null().label("user_id"),
+            p.claim_id if by_claim else null().label("claim_id"),
+            (func.grouping(p.agent_id) == 0).label("by_credit"),
+            func.count().filter(p.signed).label("signed"),
+            func.count().filter(~p.signed).label("documents"),
+        ).group_by(func.grouping_sets(*sets))
+    )
+    found = ConversionBreakdown({}, {})
+    for r in rows:
+        tally = ConversionTally(int(r.signed), int(r.documents))
+        if r.by_credit:
+            kind = None if r.contact_kind is None else ContactKind(r.contact_kind)
+            found.by_credit[(r.agent_id, r.queue, kind)] = tally
+        else:
+            found.by_claim[(int(r.user_id), r.claim_id)] = tally
+    return found
 
 
 async def conversions_of(conn: AsyncConnection, user_id: int, limit: int) -> list[ConversionRow]:

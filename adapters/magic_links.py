@@ -19,7 +19,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    and_,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    null,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.attribution import LinkUse
@@ -157,55 +171,79 @@ async def link_uses(
 
 
 @dataclass(frozen=True, slots=True)
-class SentLink:
-    """A link sent in the funnel's period, with what became of it (ever, until now)."""
+class LinkTally:
+    """Links sent in a report's period in one group, and what became of them (ever, until
+    now): opened (the landing page was shown, or the link was used) and used."""
 
-    link_id: int
-    user_id: int
-    agent_id: int | None
-    channel: str
-    source: LinkSource | None
-    opened: bool  # its landing page was shown, or it was used
-    used: bool
+    sent: int
+    opened: int
+    used: int
+
+
+@dataclass(frozen=True)
+class LinkBreakdown:
+    # (agent who sent it, delivery channel, source kind, the source call's queue)
+    by_source: dict[tuple[int | None, str, str | None, str | None], LinkTally]
+    by_user: dict[int, LinkTally]  # per claimant, when asked for (else empty)
 
 
 def _has_event(*events: LinkEvent) -> ColumnElement[bool]:
     return exists().where(_E.link_id == _L.id, _E.event.in_([e.value for e in events]))
 
 
-async def links_sent_between(
-    conn: AsyncConnection, start: datetime, end: datetime
-) -> list[SentLink]:
-    """Links sent in [start, end) (their `sent` event)."""
-    sent = _has_event(LinkEvent.SENT)
-    rows = await conn.execute(
+async def link_counts_between(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    call_queue: Callable[[ColumnElement[Any]], ColumnElement[Any]],
+    *,
+    by_user: bool = False,
+) -> LinkBreakdown:
+    """Links sent in [start, end) (their `sent` event), counted by the database: by who
+    sent them, how, and from which contact (`call_queue`: the calls' owner's queue of a
+    call id column, for links sent from a call) and, if `by_user`, by claimant."""
+    from_call = and_(
+        _L.source_kind == ContactKind.CALL.value, _L.source_ref.regexp_match("^[0-9]{1,18}$")
+    )
+    queue = case((from_call, call_queue(cast(_L.source_ref, BigInteger))), else_=None)
+    period = (
         select(
-            _L.id,
-            _L.user_id,
-            _L.created_by,
+            _L.created_by.label("agent_id"),
             _L.channel,
             _L.source_kind,
-            _L.source_ref,
+            queue.label("queue"),
+            _L.user_id,
             _has_event(LinkEvent.OPENED, LinkEvent.USED).label("opened"),
             _has_event(LinkEvent.USED).label("used"),
         )
-        .where(and_(_L.created_at >= start, _L.created_at < end), sent)
-        .order_by(_L.id)
+        .where(_L.created_at >= start, _L.created_at < end, _has_event(LinkEvent.SENT))
+        .subquery()
     )
-    return [
-        SentLink(
-            link_id=int(r.id),
-            user_id=int(r.user_id),
-            agent_id=r.created_by,
-            channel=r.channel,
-            source=None
-            if r.source_kind is None
-            else LinkSource(ContactKind(r.source_kind), r.source_ref),
-            opened=bool(r.opened),
-            used=bool(r.used),
-        )
-        for r in rows
-    ]
+    p = period.c
+    sets = [tuple_(p.agent_id, p.channel, p.source_kind, p.queue)]
+    if by_user:
+        sets.append(tuple_(p.user_id))
+    rows = await conn.execute(
+        select(
+            p.agent_id,
+            p.channel,
+            p.source_kind,
+            p.queue,
+            p.user_id if by_user else null().label("user_id"),
+            (func.grouping(p.agent_id) == 0).label("by_source"),
+            func.count().label("sent"),
+            func.count().filter(p.opened).label("opened"),
+            func.count().filter(p.used).label("used"),
+        ).group_by(func.grouping_sets(*sets))
+    )
+    found = LinkBreakdown({}, {})
+    for r in rows:
+        tally = LinkTally(int(r.sent), int(r.opened), int(r.used))
+        if r.by_source:
+            found.by_source[(r.agent_id, r.channel, r.source_kind, r.queue)] = tally
+        else:
+            found.by_user[int(r.user_id)] = tally
+    return found
 
 
 # --- one claimant's links, for the supervisor's claimant page ---------------------------------

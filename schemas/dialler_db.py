@@ -103,7 +103,15 @@ agent_state_changes = Table(
     Column("reason", String(200), nullable=True, comment="why paused"),
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _one_of("state", AgentState),
-    Index("ix_agent_state_changes_agent_id_at", "agent_id", "at"),
+    # each agent's changes in order, with their state: time in each state from the index
+    # alone (analytics), and an agent's latest state (migration 0012)
+    Index(
+        "ix_agent_state_changes_agent_id_at_id",
+        "agent_id",
+        "at",
+        "id",
+        postgresql_include=["state"],
+    ),
 )
 
 # The claimable queue: a projection of the outreach workflows, one row per claimant.
@@ -236,6 +244,22 @@ calls = Table(
     Index("ix_calls_phone_key_started_at", "phone_key", "started_at"),
     Index("ix_calls_agent_id_started_at", "agent_id", "started_at"),
     Index("ix_calls_started_at_id", "started_at", "id"),  # the calls list, newest first
+    # a range of calls with every column the analytics count: read from the index alone
+    # (services.analytics, call_log.call_breakdown; migration 0012)
+    Index(
+        "ix_calls_started_at_figures",
+        "started_at",
+        postgresql_include=[
+            "agent_id",
+            "queue",
+            "disposition",
+            "user_id",
+            "provider",
+            "answered_at",
+            "answered_by",
+            "agent_seconds",
+        ],
+    ),
 )
 
 callbacks = Table(

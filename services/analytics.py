@@ -3,7 +3,7 @@ per lender, the conversion funnel and hour-of-day contact rates, as tables that 
 and its CSV exports share (so both always show the same figures).
 
 Where each figure comes from (the owners count in the database; nothing here loops over
-calls):
+calls, changes, links or conversions, only over the groups the database returns):
 
 - calls, reached, talk time, outcomes, hours: `calls` started in the range, grouped by
   `adapters.call_log.call_breakdown` (read through `services.funnel.gather`, so the funnel
@@ -14,10 +14,13 @@ calls):
   before an agent joined, and is not the agent's talk). Contact rate = reached / calls.
 - time in each state (ready, paused, on call, wrap-up) and wrap-up time: the intervals
   between an agent's `agent_state_changes`, clipped to the range and to now
-  (`domain.analytics.time_in_states`). Wrap-up time is the time in the wrap-up state.
+  (`adapters.agent_store.state_time_between`, `domain.analytics.time_in_states`).
+  Wrap-up time is the time in the wrap-up state.
 - links sent and used, signed, documents received: the funnel (`services.funnel`), by
-  agent, queue, channel and lender, with its definitions.
-- SMS sent: outbound `sms_messages` kept in the range, by the agent who sent them.
+  agent, queue and channel, with its definitions.
+- SMS sent and received: `sms_messages` kept in the range, outbound ones by their agent.
+- lenders (`lenders`): the funnel by lender, which reads every claimant's lenders from the
+  claims replica, so the page loads that table after itself and shows the rest without it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters import agent_store, sms_outbox
 from adapters.agent_store import AgentLabel
+from adapters.databases import for_reports
 from domain.analytics import (
     WORKING_STATES,
     DateRange,
@@ -80,6 +84,7 @@ STAGE_HEADINGS = {
 STEPS = ("called", "reached", "link_sent", "link_opened", "link_used", "signed")
 
 Kind = Literal["text", "count", "seconds", "rate"]
+TABLES = ("funnel", "agents", "outcomes", "queues", "channels", "lenders", "hours")
 
 
 @dataclass(frozen=True)
@@ -93,11 +98,12 @@ class Table:
     """One table of the page and its CSV export: values are raw (seconds, fractions), the
     page formats them and the CSV keeps them."""
 
-    key: str  # its CSV's name: /supervisor/analytics/<key>.csv
+    key: str  # its CSV's name: /supervisor/analytics/<key>.csv (one of TABLES)
     title: str
     columns: list[Column]
     rows: list[list[Any]]
     note: str = ""
+    unavailable: str | None = None  # why the table cannot be shown
 
     def csv(self) -> str:
         """The table as CSV: seconds as whole seconds, rates as fractions (0.25 is 25%)."""
@@ -181,25 +187,18 @@ class Analytics:
     agents: list[AgentFigures]
     outcome_keys: list[str]  # the outcome columns, in the dispositions' order
     hours: list[HourFigures]
-    tables: dict[str, Table]  # by key, in the page's order
-    lenders_unavailable: str | None = None
+    tables: dict[str, Table]  # by key, in the page's order (the lenders are apart: `lenders`)
 
 
-async def analytics(
-    dialler: AsyncEngine, replica: AsyncEngine, chosen: DateRange, now: datetime
-) -> Analytics:
-    """Every figure of the range (`now` ends the intervals still running)."""
+async def analytics(dialler: AsyncEngine, chosen: DateRange, now: datetime) -> Analytics:
+    """Every figure of the range but the lenders (`now` ends the intervals still running).
+    The reads run at once, each on a connection of its own."""
     start, end = chosen.period
-    facts, (totals, spans, messages) = await asyncio.gather(
-        funnel.gather(dialler, None, start, end, per_claimant=True),
-        _agent_activity(dialler, start, end),
+    facts, (totals, spans), messages = await asyncio.gather(
+        funnel.gather(dialler, None, start, end),
+        _state_time(dialler, start, end),
+        _messages(dialler, start, end),
     )
-    unavailable: str | None = None
-    try:
-        facts = await funnel.read_lenders(facts, replica)
-    except (SQLAlchemyError, OSError) as error:
-        log.warning("analytics without lenders: the replica failed", error=type(error).__name__)
-        unavailable = LENDERS_UNAVAILABLE
     states = time_in_states(totals, spans, start, end, now)
     by_agent = {
         grouping: funnel.report(facts, grouping)
@@ -222,7 +221,6 @@ async def analytics(
         _outcomes_table(agents, outcome_keys),
         _queues_table(facts),
         _channels_table(funnel.report(facts, FunnelGrouping.CHANNEL), messages),
-        _lenders_table(facts, unavailable),
         _hours_table(hours),
     ]
     talk = sum(t.talk_seconds for t in facts.calls.by_agent.values())
@@ -246,17 +244,37 @@ async def analytics(
         outcome_keys=outcome_keys,
         hours=hours,
         tables={t.key: t for t in tables},
-        lenders_unavailable=unavailable,
     )
 
 
-async def _agent_activity(
+async def lenders(dialler: AsyncEngine, replica: AsyncEngine, chosen: DateRange) -> Table:
+    """The funnel by lender: the claimants' lenders are on the claims replica, read for
+    every claimant of the range, so the page loads this table on its own. Without the
+    replica, the table is empty and says why."""
+    start, end = chosen.period
+    facts = await funnel.gather(dialler, None, start, end, per_claimant=True)
+    try:
+        facts = await funnel.read_lenders(facts, replica)
+    except (SQLAlchemyError, OSError) as error:
+        log.warning("analytics without lenders: the replica failed", error=type(error).__name__)
+        return _lenders_table(facts, LENDERS_UNAVAILABLE)
+    return _lenders_table(facts, None)
+
+
+async def _state_time(
     dialler: AsyncEngine, start: datetime, end: datetime
-) -> tuple[list[StateTotal], list[StateSpan], dict[tuple[int | None, str], int]]:
+) -> tuple[list[StateTotal], list[StateSpan]]:
     async with dialler.connect() as conn:
-        totals, spans = await agent_store.state_time_between(conn, start, end)
-        messages = await sms_outbox.message_counts_between(conn, start, end)
-    return totals, spans, messages
+        await for_reports(conn)
+        return await agent_store.state_time_between(conn, start, end)
+
+
+async def _messages(
+    dialler: AsyncEngine, start: datetime, end: datetime
+) -> dict[tuple[int | None, str], int]:
+    async with dialler.connect() as conn:
+        await for_reports(conn)
+        return await sms_outbox.message_counts_between(conn, start, end)
 
 
 def _outcome_keys(facts: FunnelFacts) -> list[str]:
@@ -489,9 +507,9 @@ def _lenders_table(facts: FunnelFacts, unavailable: str | None) -> Table:
         "Lenders",
         _stage_columns("Lender"),
         rows,
-        note=unavailable
-        or "By the lenders of the claimant's claims: a claimant with claims against two "
+        note="By the lenders of the claimant's claims: a claimant with claims against two "
         "lenders counts under both, so the rows can add up to more than the total.",
+        unavailable=unavailable,
     )
 
 

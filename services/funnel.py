@@ -1,8 +1,9 @@
 """The conversion funnel (issue 11): `dialler report funnel` and the supervisor analytics
 (`services.analytics`) read it from here. The CLI only formats `FunnelReport`.
 
-The facts of a period are read once (`gather`: the calls counted by the database, not one
-row per call) and grouped any number of ways (`report`); `funnel` does both for one grouping.
+The facts of a period are read once (`gather`: calls, links and conversions counted by the
+database, never one row each) and grouped any number of ways (`report`); `funnel` does both
+for one grouping.
 
 Over a period [start, end), each stage counts:
 
@@ -40,6 +41,7 @@ Groups (`FunnelGrouping`):
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -50,13 +52,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters import agent_store, call_log, conversions, magic_links
 from adapters.agent_store import AgentLabel
 from adapters.call_log import CallBreakdown
-from adapters.conversions import ConversionRow
-from adapters.magic_links import SentLink
+from adapters.conversions import ConversionBreakdown
+from adapters.databases import for_reports
+from adapters.magic_links import LinkBreakdown
 from adapters.replica_reader import ReplicaReader
 from domain.attribution import UK
 from schemas.attribution import (
     ContactKind,
-    ConversionKind,
     FunnelGrouping,
     FunnelReport,
     FunnelRow,
@@ -73,18 +75,18 @@ STAGES = tuple(f.name for f in fields(FunnelRow) if f.name != "group")
 @dataclass(frozen=True)
 class FunnelFacts:
     """What the funnel of a period is counted from, read once and grouped any number of
-    ways by `report`: the calls already counted by the database (per agent, queue, hour and,
-    for the lender grouping, claimant), the links sent and the conversions (far fewer than
-    calls: one row each), and the names the groups are labelled with."""
+    ways by `report`: calls, links and conversions, each already counted by the database
+    per the groups' keys (and, for the lender grouping, per claimant), and the names the
+    groups are labelled with."""
 
     start: datetime
     end: datetime
     calls: CallBreakdown
-    links: list[SentLink]
-    conversions: list[ConversionRow]
+    links: LinkBreakdown
+    conversions: ConversionBreakdown
     agents: Mapping[int, AgentLabel]
-    link_call_queues: Mapping[int, str | None]
     lenders: Mapping[int, Mapping[int, str]] | None  # user id -> claim id -> lender
+    per_claimant: bool = False
 
 
 def agent_group(agents: Mapping[int, AgentLabel], agent_id: int | None) -> str:
@@ -108,10 +110,6 @@ def _lenders(facts: FunnelFacts, user_id: int, claim_id: int | None = None) -> l
     return sorted(set(claims.values())) or [UNKNOWN_LENDER]
 
 
-def _call_ref(ref: str) -> int | None:
-    return int(ref) if ref.isdigit() else None
-
-
 async def gather(
     dialler: AsyncEngine,
     replica: AsyncEngine | None,
@@ -122,32 +120,45 @@ async def gather(
     per_claimant: bool = False,
 ) -> FunnelFacts:
     """The facts of [start, end). `lenders` also reads the claimants' lenders from the
-    replica (the lender grouping needs them); `per_claimant` only counts the calls per
-    claimant, for `read_lenders` to add the lenders later."""
+    replica (the lender grouping needs them); `per_claimant` only counts per claimant, for
+    `read_lenders` to add the lenders later. Calls, links and conversions are read at once,
+    each on a connection of its own."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("the period's ends must be timezone-aware")
     if end <= start:
         raise ValueError("the period ends before it starts")
     if lenders and replica is None:
         raise ValueError("the lender grouping needs the replica")
+    by_user = lenders or per_claimant
+
+    async def calls() -> CallBreakdown:
+        async with dialler.connect() as conn:
+            await for_reports(conn)
+            return await call_log.call_breakdown(conn, start, end, UK.key, by_user=by_user)
+
+    async def links() -> LinkBreakdown:
+        async with dialler.connect() as conn:
+            await for_reports(conn)
+            return await magic_links.link_counts_between(
+                conn, start, end, call_log.queue_of_call, by_user=by_user
+            )
+
+    async def converted() -> ConversionBreakdown:
+        async with dialler.connect() as conn:
+            await for_reports(conn)
+            return await conversions.conversion_counts_between(conn, start, end, by_claim=by_user)
+
+    counted_calls, counted_links, counted_conversions = await asyncio.gather(
+        calls(), links(), converted()
+    )
+    agent_ids = {agent for agent, _ in counted_calls.by_agent}
+    agent_ids |= {agent for agent, *_ in counted_links.by_source}
+    agent_ids |= {agent for agent, *_ in counted_conversions.by_credit}
     async with dialler.connect() as conn:
-        calls = await call_log.call_breakdown(
-            conn, start, end, UK.key, by_user=lenders or per_claimant
-        )
-        links = await magic_links.links_sent_between(conn, start, end)
-        converted = await conversions.conversions_between(conn, start, end)
-        source_calls = [
-            ref
-            for link in links
-            if link.source is not None and link.source.kind is ContactKind.CALL
-            for ref in [_call_ref(link.source.ref)]
-            if ref is not None
-        ]
-        link_call_queues = await call_log.queues_of_calls(conn, source_calls)
-        agent_ids = {agent for agent, _ in calls.by_agent} | {link.agent_id for link in links}
-        agent_ids |= {c.agent_id for c in converted}
         agents = await agent_store.agent_labels(conn, (a for a in agent_ids if a is not None))
-    facts = FunnelFacts(start, end, calls, links, converted, agents, link_call_queues, None)
+    facts = FunnelFacts(
+        start, end, counted_calls, counted_links, counted_conversions, agents, None, by_user
+    )
     if lenders:
         assert replica is not None
         facts = await read_lenders(facts, replica)
@@ -156,12 +167,55 @@ async def gather(
 
 async def read_lenders(facts: FunnelFacts, replica: AsyncEngine) -> FunnelFacts:
     """The facts with the lenders of every claimant in them (gathered `per_claimant`)."""
-    if facts.calls.by_agent and not facts.calls.by_user:
-        raise ValueError("the facts were gathered without the calls per claimant")
-    users = set(facts.calls.by_user) | {link.user_id for link in facts.links}
-    users |= {c.user_id for c in facts.conversions}
+    if not facts.per_claimant:
+        raise ValueError("the facts were gathered without the counts per claimant")
+    users = set(facts.calls.by_user) | set(facts.links.by_user)
+    users |= {user for user, _ in facts.conversions.by_claim}
     found = await ReplicaReader(replica).claim_lenders(sorted(users))
     return replace(facts, lenders=found)
+
+
+def _link_groups(
+    facts: FunnelFacts,
+    grouping: FunnelGrouping,
+    agent_id: int | None,
+    channel: str,
+    source_kind: str | None,
+    queue: str | None,
+) -> list[str]:
+    match grouping:
+        case FunnelGrouping.AGENT:
+            return [agent_group(facts.agents, agent_id)]
+        case FunnelGrouping.QUEUE:
+            return [queue or NO_QUEUE]
+        case FunnelGrouping.CHANNEL:
+            if source_kind is None:
+                return [channel]
+            if source_kind == ContactKind.CALL and _is_ai(facts, agent_id):
+                return [ContactKind.AI.value]
+            return [source_kind]
+    return [ALL]
+
+
+def _conversion_groups(
+    facts: FunnelFacts,
+    grouping: FunnelGrouping,
+    agent_id: int | None,
+    queue: str | None,
+    kind: ContactKind | None,
+) -> list[str]:
+    match grouping:
+        case FunnelGrouping.AGENT:
+            return [agent_group(facts.agents, agent_id)]
+        case FunnelGrouping.QUEUE:
+            return [queue or NO_QUEUE]
+        case FunnelGrouping.CHANNEL:
+            if kind is None:
+                return [NO_CHANNEL]
+            if kind is ContactKind.CALL and _is_ai(facts, agent_id):
+                return [ContactKind.AI.value]
+            return [kind.value]
+    return [ALL]
 
 
 def report(facts: FunnelFacts, grouping: FunnelGrouping = FunnelGrouping.TOTAL) -> FunnelReport:
@@ -173,21 +227,28 @@ def report(facts: FunnelFacts, grouping: FunnelGrouping = FunnelGrouping.TOTAL) 
     if grouping is FunnelGrouping.TOTAL:
         counts[ALL]  # one row even for an empty period
 
-    def add(groups: Iterable[str], **stages: int | bool) -> None:
+    def add(groups: Iterable[str], **stages: int) -> None:
         for group in groups:
             row = counts[group]
-            for stage, happened in stages.items():
-                row[stage] += int(happened)
+            for stage, count in stages.items():
+                row[stage] += count
 
-    calls = facts.calls
+    if grouping is FunnelGrouping.LENDER:
+        for user_id, calls in facts.calls.by_user.items():
+            add(_lenders(facts, user_id), called=calls.calls, reached=calls.reached)
+        for user_id, links in facts.links.by_user.items():
+            add(_lenders(facts, user_id), link_sent=links.sent, link_opened=links.opened,
+                link_used=links.used)  # fmt: skip
+        for (user_id, claim_id), converted in facts.conversions.by_claim.items():
+            add(_lenders(facts, user_id, claim_id), signed=converted.signed,
+                documents_received=converted.documents)  # fmt: skip
+        return _report(facts, grouping, counts)
+
     if grouping is FunnelGrouping.QUEUE:
-        for (queue, _), tally in calls.by_queue.items():
-            add([queue or NO_QUEUE], called=tally.calls, reached=tally.reached)
-    elif grouping is FunnelGrouping.LENDER:
-        for user_id, tally in calls.by_user.items():
-            add(_lenders(facts, user_id), called=tally.calls, reached=tally.reached)
+        for (queue, _), calls in facts.calls.by_queue.items():
+            add([queue or NO_QUEUE], called=calls.calls, reached=calls.reached)
     else:
-        for (agent_id, _), tally in calls.by_agent.items():
+        for (agent_id, _), calls in facts.calls.by_agent.items():
             match grouping:
                 case FunnelGrouping.AGENT:
                     groups = [agent_group(facts.agents, agent_id)]
@@ -195,55 +256,19 @@ def report(facts: FunnelFacts, grouping: FunnelGrouping = FunnelGrouping.TOTAL) 
                     groups = ["ai" if _is_ai(facts, agent_id) else ContactKind.CALL.value]
                 case _:
                     groups = [ALL]
-            add(groups, called=tally.calls, reached=tally.reached)
+            add(groups, called=calls.calls, reached=calls.reached)
+    for (agent_id, channel, source_kind, queue), links in facts.links.by_source.items():
+        add(_link_groups(facts, grouping, agent_id, channel, source_kind, queue),
+            link_sent=links.sent, link_opened=links.opened, link_used=links.used)  # fmt: skip
+    for (agent_id, queue, kind), converted in facts.conversions.by_credit.items():
+        add(_conversion_groups(facts, grouping, agent_id, queue, kind),
+            signed=converted.signed, documents_received=converted.documents)  # fmt: skip
+    return _report(facts, grouping, counts)
 
-    for link in facts.links:
-        source = link.source
-        match grouping:
-            case FunnelGrouping.AGENT:
-                groups = [agent_group(facts.agents, link.agent_id)]
-            case FunnelGrouping.QUEUE:
-                call_id = (
-                    _call_ref(source.ref)
-                    if source is not None and source.kind is ContactKind.CALL
-                    else None
-                )
-                queue = facts.link_call_queues.get(call_id) if call_id is not None else None
-                groups = [queue or NO_QUEUE]
-            case FunnelGrouping.CHANNEL:
-                if source is None:
-                    groups = [link.channel]
-                elif source.kind is ContactKind.CALL and _is_ai(facts, link.agent_id):
-                    groups = [ContactKind.AI.value]
-                else:
-                    groups = [source.kind.value]
-            case FunnelGrouping.LENDER:
-                groups = _lenders(facts, link.user_id)
-            case _:
-                groups = [ALL]
-        add(groups, link_sent=True, link_opened=link.opened, link_used=link.used)
 
-    for conversion in facts.conversions:
-        match grouping:
-            case FunnelGrouping.AGENT:
-                groups = [agent_group(facts.agents, conversion.agent_id)]
-            case FunnelGrouping.QUEUE:
-                groups = [conversion.queue or NO_QUEUE]
-            case FunnelGrouping.CHANNEL:
-                kind = conversion.contact_kind
-                if kind is None:
-                    groups = [NO_CHANNEL]
-                elif kind is ContactKind.CALL and _is_ai(facts, conversion.agent_id):
-                    groups = [ContactKind.AI.value]
-                else:
-                    groups = [kind.value]
-            case FunnelGrouping.LENDER:
-                groups = _lenders(facts, conversion.user_id, conversion.claim_id)
-            case _:
-                groups = [ALL]
-        signed = conversion.kind is ConversionKind.SIGNED
-        add(groups, signed=signed, documents_received=not signed)
-
+def _report(
+    facts: FunnelFacts, grouping: FunnelGrouping, counts: Mapping[str, Mapping[str, int]]
+) -> FunnelReport:
     rows = [FunnelRow(group, **stages) for group, stages in sorted(counts.items())]
     return FunnelReport(start=facts.start, end=facts.end, grouping=grouping, rows=rows)
 

@@ -1,7 +1,8 @@
 """In a real browser: a supervisor opens the analytics, the four charts are drawn by
 Chart.js (under the app's CSP: the page fixture fails the test on any console error, such as
-a refused inline script or style), a bad range re-renders the form with its message, and a
-table's CSV link downloads the same figures. A screenshot is kept in test-artifacts/."""
+a refused inline script or style), the lenders table arrives after the page, a bad range
+re-renders the form with its message, and a table's CSV link downloads the same figures.
+A screenshot is kept in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -80,6 +81,10 @@ async def test_a_supervisor_sees_the_charts_and_downloads_a_table(
     )
     assert funnel[:2] == [3, 2]  # called, reached
     await screenshot(page, "supervisor-analytics")
+
+    # the lenders table arrives after the page (htmx), read from the claims replica
+    await expect(page.locator("#table-lenders tbody")).to_contain_text("Santander")
+    await expect(page.locator("#table-lenders")).not_to_have_attribute("aria-busy", "true")
 
     row = page.locator("#table-agents tbody tr", has_text=f"(#{agent.id})")
     await expect(row).to_contain_text("66.7%")

@@ -3,6 +3,8 @@
 - GET /supervisor/analytics?from=YYYY-MM-DD&to=YYYY-MM-DD: the page (the last 7 UK days
   when no date is given). A range that cannot be reported on re-renders the form with its
   message (422).
+- GET /supervisor/analytics/lenders?from=..&to=..: the lenders table, which the page loads
+  after it (htmx): it reads every claimant's lenders from the claims replica.
 - GET /supervisor/analytics/<table>.csv?from=..&to=..: one of the page's tables as CSV,
   the same figures (cells a spreadsheet would run as formulas are quoted).
 
@@ -19,7 +21,6 @@ from quart import Blueprint, Response, render_template, request
 from quart.typing import ResponseReturnValue
 
 from domain.analytics import (
-    DEFAULT_DAYS,
     MAX_DAYS,
     WORKING_STATES,
     DateRange,
@@ -31,14 +32,23 @@ from domain.analytics import (
     uk_today,
 )
 from schemas.enums import AgentState
-from services.analytics import STAGE_HEADINGS, STATE_HEADINGS, STEPS, Analytics, Kind, analytics
+from services.analytics import (
+    STAGE_HEADINGS,
+    STATE_HEADINGS,
+    STEPS,
+    TABLES,
+    Analytics,
+    Kind,
+    Table,
+    analytics,
+    lenders,
+)
 from web.auth.access import supervisor
 from web.errors import APIError
 from web.services import services
 
 blueprint = Blueprint("supervisor_analytics", __name__)
 
-TABLES = ("funnel", "agents", "outcomes", "queues", "channels", "lenders", "hours")
 PRESETS = (7, 30, 90)  # the quick ranges offered, in days up to today
 CHART_AGENTS = 25  # the state chart shows the agents with the most working time
 STATE_COLOURS = {
@@ -95,18 +105,31 @@ async def page() -> ResponseReturnValue:
             max_days=MAX_DAYS,
         )
         return body, 422
-    deps = services()
-    report = await analytics(deps.dialler_db, deps.replica_db, chosen, now)
+    report = await analytics(services().dialler_db, chosen, now)
     return await render_template(
         "supervisor/analytics.html",
         form={"from": chosen.first_day.isoformat(), "to": chosen.last_day.isoformat()},
         presets=_presets(today),
         report=report,
+        tables=TABLES,
         charts=chart_data(report),
         query=chosen.query(),
-        state_headings=STATE_HEADINGS,
-        default_days=DEFAULT_DAYS,
         max_days=MAX_DAYS,
+    )
+
+
+@blueprint.get("/supervisor/analytics/lenders")
+@supervisor()
+async def lenders_table() -> ResponseReturnValue:
+    """The lenders table alone (the page loads it after itself)."""
+    try:
+        chosen = _chosen(datetime.now(UTC))
+    except RangeError as error:
+        return await render_template("supervisor/_analytics_error.html", error=str(error)), 422
+    deps = services()
+    table = await lenders(deps.dialler_db, deps.replica_db, chosen)
+    return await render_template(
+        "supervisor/_analytics_table.html", table=table, query=chosen.query()
     )
 
 
@@ -121,10 +144,16 @@ async def export(table: str) -> Response:
     except RangeError as error:
         raise APIError(422, "bad_range", str(error)) from None
     deps = services()
-    report = await analytics(deps.dialler_db, deps.replica_db, chosen, now)
+    found: Table
+    if table == "lenders":
+        found = await lenders(deps.dialler_db, deps.replica_db, chosen)
+        if found.unavailable:
+            raise APIError(503, "replica_unavailable", found.unavailable)
+    else:
+        found = (await analytics(deps.dialler_db, chosen, now)).tables[table]
     name = f"analytics-{table}-{chosen.first_day}-to-{chosen.last_day}.csv"
     return Response(
-        report.tables[table].csv(),
+        found.csv(),
         mimetype="text/csv",
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',
