@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from domain.floor import Claimant, TaskGroup
+from domain.floor import REASON_DIGITS, Claimant, TaskGroup
 from domain.queue_listing import QueueListing, TaskFilter, TaskOrder
 from schemas import dialler_db as db
 from schemas.enums import Queue, TaskStatus
@@ -667,7 +667,8 @@ async def queue_counts(dialler: AsyncEngine) -> dict[str, QueueCounts]:
 
 # Every task that is, or may come back, in a queue, counted by what decides where it stands
 # (`domain.floor.place_of`). The reason is kept only where it says why a task waits (a ready
-# task not due yet, a withdrawn one), so the many "can call now" reasons make one group.
+# task not due yet, a withdrawn one), and without its digits (`domain.floor.reason_key`):
+# one group per kind of reason, not one per minute in "cooldown ... until 14:30".
 _FLOOR_GROUPS = text(
     """
     SELECT queue, status,
@@ -675,7 +676,7 @@ _FLOOR_GROUPS = text(
         status = 'ready' AND not_before <= :now AND owner_agent_id IS NOT NULL
             AND COALESCE(held_until > :now, false) AS held,
         CASE WHEN status = 'withdrawn' OR (status = 'ready' AND not_before > :now)
-             THEN not_before_reason ELSE '' END AS reason,
+             THEN btrim(translate(not_before_reason, :digits, '')) ELSE '' END AS reason,
         count(*) AS tasks,
         min(not_before) FILTER (WHERE status = 'ready' AND not_before <= :now) AS oldest_due
     FROM call_tasks
@@ -696,7 +697,7 @@ _CLAIMANTS = text(
 
 async def floor_task_groups(conn: AsyncConnection, now: datetime) -> list[TaskGroup]:
     """The queues' tasks in groups, for `domain.floor.queue_floors`, as at `now`."""
-    rows = await conn.execute(_FLOOR_GROUPS, {"now": now})
+    rows = await conn.execute(_FLOOR_GROUPS, {"now": now, "digits": REASON_DIGITS})
     return [
         TaskGroup(
             queue=str(r.queue),

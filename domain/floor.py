@@ -72,36 +72,55 @@ WAIT_LABELS: dict[WaitReason, str] = {
     WaitReason.OTHER: "Other",
 }
 
+# Times, dates and counts in a reason ("until 14:30", "6 consecutive failed attempts") do not
+# change what it waits for, so reasons are compared without their digits (`reason_key`).
+# The database groups tasks by that key (SQL `translate(reason, REASON_DIGITS, '')`), one
+# group per kind of reason rather than one per minute of the day.
+REASON_DIGITS = "0123456789"
+_NO_DIGITS = str.maketrans("", "", REASON_DIGITS)
+
+
+def reason_key(reason: str) -> str:
+    """The reason without its digits, trimmed: what `wait_reason` reads."""
+    return reason.translate(_NO_DIGITS).strip()
+
+
+def _key(prefix: str) -> str:
+    return prefix.translate(_NO_DIGITS)
+
+
 # The first words of each reason, as the rule modules write them (their f-strings start so).
-_PREFIXES: tuple[tuple[str, WaitReason], ...] = (
-    ("cooldown after ", WaitReason.COOLDOWN),
-    ("abandoned call: ", WaitReason.LOCKED),
-    ("callback scheduled for ", WaitReason.CALLBACK_SCHEDULED),
-    ("daily cap of ", WaitReason.CONTACT_CAP),
-    ("rolling 7-day cap of ", WaitReason.CONTACT_CAP),
-    ("calling window closed", WaitReason.OUTSIDE_WINDOW),
-    ("outside the claimant's preferred hours", WaitReason.OUTSIDE_WINDOW),
-    (TPS_LISTED, WaitReason.TPS),
-    (TPS_UNSCREENED, WaitReason.TPS),
-    (WRONG_NUMBER_REASON, WaitReason.NO_NUMBER),
-    ("no phone number to call", WaitReason.NO_NUMBER),
+_PREFIXES: tuple[tuple[str, WaitReason], ...] = tuple(
+    (_key(prefix).lstrip(), found)
+    for prefix, found in (
+        ("cooldown after ", WaitReason.COOLDOWN),
+        ("6 consecutive failed attempts: paused", WaitReason.COOLDOWN),
+        ("abandoned call: ", WaitReason.LOCKED),
+        ("callback scheduled for ", WaitReason.CALLBACK_SCHEDULED),
+        ("daily cap of ", WaitReason.CONTACT_CAP),
+        ("rolling 7-day cap of ", WaitReason.CONTACT_CAP),
+        ("calling window closed", WaitReason.OUTSIDE_WINDOW),
+        ("outside the claimant's preferred hours", WaitReason.OUTSIDE_WINDOW),
+        (TPS_LISTED, WaitReason.TPS),
+        (TPS_UNSCREENED, WaitReason.TPS),
+        (WRONG_NUMBER_REASON, WaitReason.NO_NUMBER),
+        ("no phone number to call", WaitReason.NO_NUMBER),
+    )
 )
-_FAILED_ATTEMPTS = " consecutive failed attempts: paused"
+_NO_CONSENT, _TPS_LISTED = _key(NO_LIVE_CALL_CONSENT), _key(TPS_LISTED)
 # Withdrawn tasks wait only for these; any other withdrawal took the claimant out.
 _WITHDRAWN_WAITING = frozenset({WaitReason.NO_CONSENT, WaitReason.TPS, WaitReason.NO_NUMBER})
 
 
 def wait_reason(reason: str) -> WaitReason:
-    """What a task's `not_before_reason` says it waits for (its first, binding clause)."""
-    text = reason.strip()
-    if text.startswith(NO_LIVE_CALL_CONSENT):
-        return WaitReason.TPS if TPS_LISTED in text else WaitReason.NO_CONSENT
+    """What a task's `not_before_reason` (or its `reason_key`) says it waits for: its
+    first, binding clause."""
+    text = reason_key(reason)
+    if text.startswith(_NO_CONSENT):
+        return WaitReason.TPS if _TPS_LISTED in text else WaitReason.NO_CONSENT
     for prefix, found in _PREFIXES:
         if text.startswith(prefix):
             return found
-    count, _, rest = text.partition(" ")
-    if count.isdigit() and (" " + rest).startswith(_FAILED_ATTEMPTS):
-        return WaitReason.COOLDOWN
     return WaitReason.OTHER
 
 
@@ -141,7 +160,7 @@ class TaskGroup:
     status: str
     due: bool
     held: bool
-    reason: str
+    reason: str  # its `reason_key`
     tasks: int
     oldest_due: datetime | None = None  # the earliest `not_before` of the group's due tasks
 

@@ -29,6 +29,7 @@ from domain.floor import (
     over_the_line,
     place_of,
     queue_floors,
+    reason_key,
     share,
     state_counts,
     wait_reason,
@@ -131,6 +132,21 @@ def test_each_reason_the_contact_policy_writes_is_classified(
 ) -> None:
     reason = reason_for(claimant, history, now)
     assert wait_reason(reason) is expected, reason
+    assert wait_reason(reason_key(reason)) is expected, reason  # as the database groups them
+
+
+def test_reasons_are_compared_without_their_times_and_counts() -> None:
+    """The database counts tasks per reason key: one per kind of reason, not per minute."""
+    at_noon = ContactHistory(
+        last_disposition=Disposition.NO_ANSWER.value, last_disposition_at=NOW - HOUR
+    )
+    at_one = replace(at_noon, last_disposition_at=NOW)
+    first, second = reason_for(facts(), at_noon), reason_for(facts(), at_one)
+    assert first != second and reason_key(first) == reason_key(second)
+    assert reason_key("6 consecutive failed attempts: paused until 09:00") == (
+        "consecutive failed attempts: paused until :"
+    )
+    assert wait_reason(reason_key(first)) is WaitReason.COOLDOWN
 
 
 def test_the_compound_reason_is_classified_by_its_first_clause() -> None:
@@ -152,6 +168,8 @@ def test_consent_and_tps_refusals_are_classified() -> None:
     screened = facts(consent_channels=[], tps_listed=True, tps_screened_at=NOW - DAY)
     tps_only = live_call_refusal(screened, Queue.OUTSTANDING, service, NOW)
     assert no_consent and listed and stale and tps_only
+    for reason in (no_consent, listed, stale, tps_only):
+        assert wait_reason(reason_key(reason)) is wait_reason(reason)
     assert wait_reason(no_consent) is WaitReason.NO_CONSENT
     assert wait_reason(listed) is WaitReason.TPS  # no consent, and the number is listed
     assert wait_reason(stale) is WaitReason.TPS  # waiting for a re-screening
