@@ -166,7 +166,8 @@ class RulesEditor:
         if problems:
             raise DraftRefused(problems)
         current = await self.in_force()
-        if sha256_of(text) == current.sha256:
+        # Over a newest version that could not be put in force, the text in force is a fix.
+        if sha256_of(text) == current.sha256 and self._source.rejected is None:
             raise DraftRefused({"text": [f"nothing changed: this is version {current.version}"]})
         try:
             async with self._dialler.begin() as conn:

@@ -23,6 +23,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
+from adapters import rules_versions
 from adapters.rules_versions import sha256_of
 from config.settings import Settings
 from schemas import dialler_db as db
@@ -401,3 +402,31 @@ async def test_the_history_lists_versions_and_each_can_be_viewed_diffed_and_load
     assert "conversion_weight = 31" in loaded_page
     assert f'name="base_version" value="{newest}"' in loaded_page
     assert (await client.get("/supervisor/rules?from=99999999")).status_code == 404
+
+
+async def test_a_newest_version_that_cannot_be_in_force_is_shown_and_can_be_fixed(
+    world: World,
+) -> None:
+    """A version written past the editor (by hand in the database, or saved before a check
+    was added to parse_rules): the page says why it is not in force, and saving the rules in
+    force over it puts things right."""
+    client, _ = await _signed_in(world)
+    in_force = await _form(client)
+    async with world.dialler.begin() as conn:
+        broken = await rules_versions.save_version(
+            conn, "[compliance]\nrecording_retention_months = 3\n", saved_by=None,
+            note="by hand", base_version=None,
+        )  # fmt: skip
+    page = _unescape(await (await client.get("/supervisor/rules")).get_data(as_text=True))
+    assert 'id="rules-rejected"' in page
+    assert f"Version {broken.id} is the newest saved version but it cannot be put in force" in page
+    assert "compliance.recording_retention_months" in page
+    assert f"In force: version {in_force['base_version']}" in page
+
+    form = await _form(client)
+    assert form["base_version"] == str(broken.id)  # a save goes over the broken version
+    status, location, _ = await _save(client, dict(form, text=in_force["text"]), "restore")
+    assert status == 303, location
+    page = await (await client.get(location)).get_data(as_text=True)
+    assert f"In force: version {broken.id + 1}" in page
+    assert 'id="rules-rejected"' not in page

@@ -72,6 +72,13 @@ def _diff(old: Shown, new: Shown) -> list[DiffLine]:
     return shown
 
 
+def _base_version(in_force: Shown) -> int:
+    """What a save must be made over: the newest saved version, which is the one in force
+    unless it could not be put in force (then a fix is saved over it)."""
+    rejected = services().rules_source().rejected
+    return max(in_force.version, rejected.version) if rejected else in_force.version
+
+
 def _rollout_url(version: int) -> str:
     settings = services().settings
     return visibility_url(settings, f"WorkflowId = '{rollout_id_for(version)}'")
@@ -104,7 +111,7 @@ async def _page(
     editor = deps.rules_editor()
     in_force = await editor.in_force()
     if draft is None:
-        draft = Draft(in_force.text, "", in_force.version, "")
+        draft = Draft(in_force.text, "", _base_version(in_force), "")
     page = await render_template(
         "supervisor/rules.html",
         section="rules",
@@ -136,7 +143,7 @@ async def rules_page() -> ResponseReturnValue:
     if shown is None:
         raise APIError(404, "not_found", f"There is no rules version {loaded_from}.")
     in_force = await editor.in_force()
-    draft = Draft(shown.text, f"back to version {shown.version}", in_force.version, "")
+    draft = Draft(shown.text, f"back to version {shown.version}", _base_version(in_force), "")
     return await _page(draft, loaded_from=shown.version)
 
 
