@@ -43,7 +43,6 @@ from tests.workflows.conftest import (
 from tests.workflows.helpers import eventually, start, task_in, task_row
 from workflows.outreach import OutreachWorkflow
 from workflows.outreach_client import OutreachClient
-from workflows.rules_rollout import RulesRolloutWorkflow
 from workflows.rules_rollout_client import RulesRolloutClient, rollout_id_for
 
 RULES_FILE = Path(__file__).resolve().parents[2] / "config" / "dialler_rules.toml"
@@ -85,8 +84,10 @@ async def _score(h: Harness, user_id: int) -> Decimal:
 
 
 async def _rollout_done(client: Client, version: int) -> RulesRolledOut:
-    handle = client.get_workflow_handle_for(RulesRolloutWorkflow.run, rollout_id_for(version))
-    return await handle.result()
+    handle = client.get_workflow_handle(rollout_id_for(version), result_type=RulesRolledOut)
+    result = await handle.result()
+    assert isinstance(result, RulesRolledOut)
+    return result
 
 
 async def test_a_saved_version_re_scores_a_running_claimant_without_a_restart(
