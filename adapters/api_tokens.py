@@ -121,6 +121,18 @@ async def revoke_token(conn: AsyncConnection, token_id: int, at: datetime) -> bo
     return bool(result.rowcount)
 
 
+async def revoke_presented(conn: AsyncConnection, token: str, at: datetime) -> int | None:
+    """Revoke the token with this value (its holder signing out); its id if this revoked it."""
+    result = await conn.execute(
+        update(db.api_tokens)
+        .where(_T.token_hash == token_hash(token), _T.revoked_at.is_(None))
+        .values(revoked_at=at)
+        .returning(_T.id)
+    )
+    revoked = result.scalar_one_or_none()
+    return None if revoked is None else int(revoked)
+
+
 # Every API request with a token runs this: built once. The unique index on token_hash
 # finds the row; the agent is joined by its primary key.
 LIVE_TOKEN = agent_store.join_active_agent(

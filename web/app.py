@@ -73,7 +73,9 @@ def create_app(settings: Settings | None = None) -> Quart:
         # How API clients authenticate (web/auth/access.py): a bearer token, or a session
         # cookie plus the CSRF token in a header for state-changing calls.
         security_schemes={
-            "bearerAuth": HttpSecurityScheme(scheme="bearer", bearer_format="JWT"),
+            "bearerAuth": HttpSecurityScheme(
+                scheme="bearer", bearer_format="JWT (POST /api/auth/token) or an issued rmc_ token"
+            ),
             "sessionCookie": APIKeySecurityScheme(name="rmc_session", in_="cookie"),
             "csrfHeader": APIKeySecurityScheme(name="X-CSRF-Token", in_="header"),
         },

@@ -258,6 +258,20 @@ async def test_a_disabled_agents_token_stops_working(world: World) -> None:
     ]
 
 
+async def test_signing_out_with_an_issued_token_revokes_that_token_only(world: World) -> None:
+    supervisor = await signed_in(world, AgentRole.SUPERVISOR, None)
+    robot_id = await created_id(supervisor, ai_form())
+    leaving, staying = await issue(supervisor, robot_id), await issue(supervisor, robot_id, "CI")
+    response = await Client(world.app).post("/api/auth/logout", headers=bearer(leaving))
+    assert response.status_code == 204
+    assert await me_status(world, leaving) == 401
+    assert await me_status(world, staying) == 200
+    revoked = [d for a, _, d in await audit_actions(world, robot_id) if a == "api_token_revoked"]
+    assert [d["by"] for d in revoked] == ["its holder signing out"]
+    again = await Client(world.app).post("/api/auth/logout", headers=bearer(leaving))
+    assert again.status_code == 401
+
+
 async def test_tokens_that_are_not_ours_or_are_expired_are_refused(world: World) -> None:
     supervisor = await signed_in(world, AgentRole.SUPERVISOR, None)
     robot_id = await created_id(supervisor, ai_form())

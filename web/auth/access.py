@@ -142,6 +142,7 @@ async def _identify(allow_bearer: bool) -> CurrentAgent | None:
         presented = header.removeprefix("Bearer ").strip()
         if looks_like_token(presented):  # an issued API token (rmc_...), not a JWT
             g.bearer_claims = None
+            g.issued_api_token = presented  # for /api/auth/logout: the token to revoke
             return await api_token_agent(deps.dialler_db, presented)
         secret = deps.settings.jwt_secret.get_secret_value()
         claims = await live_token_claims(presented, secret, deps.redis)

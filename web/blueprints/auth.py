@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from quart import Blueprint, g, redirect, render_template, request
 from quart.typing import ResponseReturnValue
@@ -12,7 +13,8 @@ from quart_schema import validate_request, validate_response
 from redis.exceptions import RedisError
 from structlog import get_logger
 
-from adapters import agent_store
+from adapters import agent_store, api_tokens
+from adapters.audit_log import append_audit
 from adapters.passwords import hash_password, verify_password
 from schemas.enums import AgentState
 from web.auth.access import SUPERVISOR_ROLES, api, public, session_store
@@ -143,12 +145,29 @@ async def _revoke_bearer_tokens(agent_id: int) -> None:
 @blueprint.post("/api/auth/logout")
 @api()
 async def api_logout() -> ResponseReturnValue:
-    """Revoke the bearer token sent with this request (its other tokens stay valid); with a
-    session cookie, end the session and every API token of the agent, as `/logout` does."""
+    """Revoke the bearer token sent with this request (its other tokens stay valid; an issued
+    `rmc_` token is revoked for good); with a session cookie, end the session and every API
+    token of the agent, as `/logout` does."""
     agent = require_agent()
-    claims = g.get("bearer_claims")
+    claims, issued = g.get("bearer_claims"), g.get("issued_api_token")
     if agent.via == "bearer" and claims is not None:
         await TokenRevocations(services().redis).revoke(claims)
+    elif agent.via == "bearer" and issued is not None:
+        # an issued API token (an AI agent's or an integration's) ends here for good: a
+        # supervisor issues a new one
+        async with services().dialler_db.begin() as conn:
+            token_id = await api_tokens.revoke_presented(conn, issued, datetime.now(UTC))
+            if token_id is not None:
+                await append_audit(
+                    conn,
+                    actor_type="agent",
+                    actor_id=str(agent.id),
+                    action="api_token_revoked",
+                    subject_type="agent",
+                    subject_id=str(agent.id),
+                    detail={"token_id": token_id, "by": "its holder signing out"},
+                    ip_address=request.remote_addr,
+                )
     else:
         token = request.cookies.get(COOKIE_NAME)
         if token:
