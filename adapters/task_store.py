@@ -664,23 +664,29 @@ async def queue_counts(dialler: AsyncEngine) -> dict[str, QueueCounts]:
 
 
 # --- the supervisors' wallboard (services.wallboard) -------------------------------------------
-
 # Every task that is, or may come back, in a queue, counted by what decides where it stands
 # (`domain.floor.place_of`). The reason is kept only where it says why a task waits (a ready
 # task not due yet, a withdrawn one), and without its digits (`domain.floor.reason_key`):
-# one group per kind of reason, not one per minute in "cooldown ... until 14:30".
+# one group per kind of reason, not one per minute in "cooldown ... until 14:30". The digits
+# go from the distinct reasons, after a first count (translate() costs more per row than
+# the grouping: 3x slower over 36,000 tasks).
 _FLOOR_GROUPS = text(
     """
-    SELECT queue, status,
-        status = 'ready' AND not_before <= :now AS due,
-        status = 'ready' AND not_before <= :now AND owner_agent_id IS NOT NULL
-            AND COALESCE(held_until > :now, false) AS held,
-        CASE WHEN status = 'withdrawn' OR (status = 'ready' AND not_before > :now)
-             THEN btrim(translate(not_before_reason, :digits, '')) ELSE '' END AS reason,
-        count(*) AS tasks,
-        min(not_before) FILTER (WHERE status = 'ready' AND not_before <= :now) AS oldest_due
-    FROM call_tasks
-    WHERE status IN ('ready', 'claimed', 'withdrawn')
+    SELECT queue, status, due, held, btrim(translate(reason, :digits, '')) AS reason,
+           sum(tasks) AS tasks, min(oldest_due) AS oldest_due
+    FROM (
+        SELECT queue, status,
+            status = 'ready' AND not_before <= :now AS due,
+            status = 'ready' AND not_before <= :now AND owner_agent_id IS NOT NULL
+                AND COALESCE(held_until > :now, false) AS held,
+            CASE WHEN status = 'withdrawn' OR (status = 'ready' AND not_before > :now)
+                 THEN not_before_reason ELSE '' END AS reason,
+            count(*) AS tasks,
+            min(not_before) FILTER (WHERE status = 'ready' AND not_before <= :now) AS oldest_due
+        FROM call_tasks
+        WHERE status IN ('ready', 'claimed', 'withdrawn')
+        GROUP BY 1, 2, 3, 4, 5
+    ) by_reason
     GROUP BY 1, 2, 3, 4, 5
     """
 )
