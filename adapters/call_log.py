@@ -1230,9 +1230,8 @@ async def call_ids_of_claimant(conn: AsyncConnection, user_id: int) -> list[int]
 
 # --- the supervisors' wallboard (services.wallboard) -------------------------------------------
 
-# The day's calls and the abandon rate's window, per agent and outcome, in one pass. Listing
-# the agents (a few hundred) lets each be a range scan of ix_calls_agent_id_started_at, where
-# a bare started_at range would read the whole history. Live calls as in _ABANDON_COUNTS.
+# The day's calls and the abandon rate's window, per agent and outcome, in one pass over a
+# range of ix_calls_started_at_id (migration 0011). Live calls as in _ABANDON_COUNTS.
 _CALLS_BY_AGENT_SINCE = text(
     """
     SELECT agent_id, disposition,
@@ -1243,7 +1242,7 @@ _CALLS_BY_AGENT_SINCE = text(
             )))) AS live,
         count(*) FILTER (WHERE started_at > :rate_since AND abandoned) AS abandoned
     FROM calls
-    WHERE (agent_id = ANY(:agents) OR agent_id IS NULL) AND started_at >= :since
+    WHERE started_at >= :since
     GROUP BY agent_id, disposition
     """
 )
@@ -1258,20 +1257,14 @@ _CALLBACKS_DUE = text(
 
 
 async def calls_by_agent_since(
-    conn: AsyncConnection, agent_ids: Sequence[int], *, day_start: datetime, now: datetime
+    conn: AsyncConnection, *, day_start: datetime, now: datetime
 ) -> list[CallGroup]:
     """Calls per agent and outcome: started since `day_start`, and live and abandoned in
-    the abandon rate's window before `now`. `agent_ids` must be every agent's id: calls
-    of agents not listed are left out (calls without an agent are always in)."""
+    the abandon rate's window before `now`."""
     rate_since = now - RATE_WINDOW
     rows = await conn.execute(
         _CALLS_BY_AGENT_SINCE,
-        {
-            "agents": sorted(set(agent_ids)),
-            "day_start": day_start,
-            "rate_since": rate_since,
-            "since": min(day_start, rate_since),
-        },
+        {"day_start": day_start, "rate_since": rate_since, "since": min(day_start, rate_since)},
     )
     return [
         CallGroup(

@@ -81,9 +81,7 @@ async def wallboard(
         staff = await agent_store.agents_in_states(conn)
         groups = await task_store.floor_task_groups(conn, now)
         claimants = await task_store.claimants_by_agent(conn)
-        calls = await call_log.calls_by_agent_since(
-            conn, [s.seen.agent_id for s in staff], day_start=day_start(now, zone), now=now
-        )
+        calls = await call_log.calls_by_agent_since(conn, day_start=day_start(now, zone), now=now)
         callbacks = await call_log.callbacks_due(conn, now, CALLBACK_LOOKAHEAD)
     # The floor is whoever takes calls: active agents, people and AI (not supervisors).
     on_floor = [
