@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -542,3 +543,99 @@ async def agents_in_states(conn: AsyncConnection) -> list[StaffOnRecord]:
         )
         for r in rows
     ]
+
+
+# Each agent's time in each state within each settled day, kept in `agent_state_days`
+# (migration 0012) once counted; a row with no agent marks a day counted. Counting splits
+# the intervals at the days' midnights (in `zone`): an interval still open at the end of the
+# last day counts up to it (the days are settled: the agent was still in that state).
+_STATE_DAYS_LOCK = 7_300_013
+_SD = db.agent_state_days.c
+_COUNT_STATE_DAYS = text(
+    """
+    WITH days AS (
+        SELECT d AS day,
+               (d::timestamp AT TIME ZONE :zone) AS day_start,
+               ((d + 1)::timestamp AT TIME ZONE :zone) AS day_end
+        FROM unnest(CAST(:days AS date[])) AS t(d)
+    ),
+    bounds AS (SELECT min(day_start) AS lo, max(day_end) AS hi FROM days),
+    spans AS (
+        SELECT a.id AS agent_id, v.state, GREATEST(v.at, b.lo) AS began,
+               coalesce(v.next_at, b.hi) AS ended
+        FROM agents a
+        CROSS JOIN bounds b
+        CROSS JOIN LATERAL (
+            SELECT u.state, u.at, lead(u.at) OVER (ORDER BY u.at, u.id) AS next_at
+            FROM (
+                (SELECT c.state, c.at, c.id FROM agent_state_changes c
+                 WHERE c.agent_id = a.id AND c.at < b.lo
+                 ORDER BY c.at DESC, c.id DESC LIMIT 1)
+                UNION ALL
+                (SELECT c.state, c.at, c.id FROM agent_state_changes c
+                 WHERE c.agent_id = a.id AND c.at >= b.lo AND c.at < b.hi)
+            ) u
+        ) v
+    )
+    INSERT INTO agent_state_days (day, agent_id, state, seconds)
+    SELECT d.day, s.agent_id, s.state,
+           sum(EXTRACT(EPOCH FROM LEAST(s.ended, d.day_end) - GREATEST(s.began, d.day_start)))
+    FROM spans s
+    CROSS JOIN LATERAL generate_series(
+        date_trunc('day', s.began AT TIME ZONE :zone),
+        date_trunc('day', (s.ended - interval '1 microsecond') AT TIME ZONE :zone),
+        interval '1 day'
+    ) AS g(local_day)
+    JOIN days d ON d.day = CAST(g.local_day AS date)
+    WHERE s.ended > s.began
+    GROUP BY d.day, s.agent_id, s.state
+    """
+)
+
+
+async def keep_state_days(conn: AsyncConnection, days: Sequence[date], zone: str) -> list[date]:
+    """Count each of these consecutive settled days (in `zone`) into `agent_state_days` if it
+    is not counted yet, in the caller's transaction; the days now kept: `days`, or the first
+    of them when the database's clock says the later ones are not a day old yet."""
+    if not days:
+        return []
+    await conn.execute(select(func.pg_advisory_xact_lock(_STATE_DAYS_LOCK)))
+    now = await conn.scalar(select(func.now()))
+    assert now is not None
+    past = [d for d in days if _day_end(d, zone) <= now - timedelta(days=1)]
+    kept = set(await conn.scalars(select(_SD.day).where(_SD.agent_id.is_(None), _SD.day.in_(past))))
+    missing = [d for d in past if d not in kept]
+    if missing:
+        for run in _consecutive(missing):
+            await conn.execute(_COUNT_STATE_DAYS, {"days": run, "zone": zone})
+        await conn.execute(
+            insert(db.agent_state_days),
+            [{"day": d, "agent_id": None, "state": None, "seconds": 0.0} for d in missing],
+        )
+    return past
+
+
+def _day_end(day: date, zone: str) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time.min, ZoneInfo(zone))
+
+
+def _consecutive(days: Sequence[date]) -> list[list[date]]:
+    """Sorted days in runs of consecutive days (each run is counted in one statement)."""
+    runs: list[list[date]] = []
+    for day in sorted(days):
+        if runs and runs[-1][-1] + timedelta(days=1) == day:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return runs
+
+
+async def kept_state_time(conn: AsyncConnection, first: date, last: date) -> list[StateTotal]:
+    """Each agent's kept time in each state over the days from `first` to `last` (all
+    kept)."""
+    rows = await conn.execute(
+        select(_SD.agent_id, _SD.state, func.sum(_SD.seconds).label("seconds"))
+        .where(_SD.day >= first, _SD.day <= last, _SD.agent_id.is_not(None))
+        .group_by(_SD.agent_id, _SD.state)
+    )
+    return [StateTotal(int(r.agent_id), r.state, float(r.seconds)) for r in rows]

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import date, datetime, time, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
+    Insert,
     Integer,
     Select,
     and_,
@@ -1086,6 +1089,154 @@ async def call_breakdown(
             found.by_hour[int(r.hour)] = tally
         else:
             found.by_user[int(r.user_id)] = tally
+    return found
+
+
+_Key = TypeVar("_Key")
+
+
+def _add(into: dict[_Key, CallTally], more: Mapping[_Key, CallTally]) -> None:
+    for key, tally in more.items():
+        was = into.get(key)
+        into[key] = (
+            tally
+            if was is None
+            else CallTally(
+                was.calls + tally.calls,
+                was.reached + tally.reached,
+                was.talk_seconds + tally.talk_seconds,
+            )
+        )
+
+
+def combined(parts: Iterable[CallBreakdown]) -> CallBreakdown:
+    """The breakdowns of consecutive periods added up."""
+    found = CallBreakdown({}, {}, {}, {})
+    for part in parts:
+        _add(found.by_agent, part.by_agent)
+        _add(found.by_queue, part.by_queue)
+        _add(found.by_hour, part.by_hour)
+        _add(found.by_user, part.by_user)
+    return found
+
+
+# The counts of settled days, kept in `call_days` (migration 0012): `grouping` says which
+# of the analytics' groups a row counts. Filling them is serialised by a transaction lock,
+# so two reports that need the same day count it once.
+_DAY_TOTAL, _BY_AGENT, _BY_QUEUE, _BY_HOUR = 0, 1, 2, 3
+_CALL_DAYS_LOCK = 7_300_012
+_D = db.call_days.c
+
+
+async def keep_call_days(conn: AsyncConnection, days: Sequence[date], zone: str) -> list[date]:
+    """Count each of these consecutive settled days (in `zone`) into `call_days` if it is
+    not counted yet, in the caller's transaction; the days now kept: `days`, or the first
+    of them when the database's clock says the later ones are not a day old yet."""
+    if not days:
+        return []
+    await conn.execute(select(func.pg_advisory_xact_lock(_CALL_DAYS_LOCK)))
+    now = await conn.scalar(select(func.now()))
+    assert now is not None
+    past = [d for d in days if _day_end(d, zone) <= now - timedelta(days=1)]
+    kept = set(
+        await conn.scalars(select(_D.day).where(_D.grouping == _DAY_TOTAL, _D.day.in_(past)))
+    )
+    missing = [d for d in past if d not in kept]
+    if missing:
+        await conn.execute(_count_days(missing, zone))
+        with_calls = set(
+            await conn.scalars(select(_D.day).where(_D.grouping == _DAY_TOTAL, _D.day.in_(missing)))
+        )
+        empty = [d for d in missing if d not in with_calls]
+        if empty:  # a day without calls is marked counted too
+            await conn.execute(
+                insert(db.call_days),
+                [{"day": d, "grouping": _DAY_TOTAL, "calls": 0, "reached": 0, "talk_seconds": 0}
+                 for d in empty],
+            )  # fmt: skip
+    return past
+
+
+def _day_end(day: date, zone: str) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time.min, ZoneInfo(zone))
+
+
+def _count_days(days: Sequence[date], zone: str) -> Insert:
+    """The statement counting these days' calls, each group a row of `call_days`."""
+    local = func.timezone(zone, _C.started_at)
+    first = datetime.combine(min(days), time.min, ZoneInfo(zone))
+    period = (
+        select(
+            cast(local, Date).label("day"),
+            _C.agent_id,
+            _C.queue,
+            _C.disposition,
+            cast(func.extract("hour", local), Integer).label("hour"),
+            _reached().label("reached"),
+            func.coalesce(_C.agent_seconds, 0).label("talk"),
+        )
+        .where(_C.started_at >= first, _C.started_at < _day_end(max(days), zone))
+        .subquery()
+    )
+    p = period.c
+    grouping = case(
+        (func.grouping(p.agent_id) == 0, _BY_AGENT),
+        (func.grouping(p.queue) == 0, _BY_QUEUE),
+        (func.grouping(p.hour) == 0, _BY_HOUR),
+        else_=_DAY_TOTAL,
+    )
+    counted = (
+        select(
+            p.day,
+            grouping,
+            p.agent_id,
+            p.queue,
+            p.disposition,
+            p.hour,
+            func.count(),
+            func.count().filter(p.reached),
+            func.coalesce(func.sum(p.talk), 0),
+        )
+        .where(p.day.in_(list(days)))
+        .group_by(
+            func.grouping_sets(
+                tuple_(p.day),
+                tuple_(p.day, p.agent_id, p.disposition),
+                tuple_(p.day, p.queue, p.disposition),
+                tuple_(p.day, p.hour),
+            )
+        )
+    )
+    columns = ["day", "grouping", "agent_id", "queue", "disposition", "hour", "calls",
+               "reached", "talk_seconds"]  # fmt: skip
+    return insert(db.call_days).from_select(columns, counted)
+
+
+async def kept_call_breakdown(conn: AsyncConnection, first: date, last: date) -> CallBreakdown:
+    """The kept counts of the days from `first` to `last` (all kept), added up."""
+    rows = await conn.execute(
+        select(
+            _D.grouping,
+            _D.agent_id,
+            _D.queue,
+            _D.disposition,
+            _D.hour,
+            func.sum(_D.calls).label("calls"),
+            func.sum(_D.reached).label("reached"),
+            func.sum(_D.talk_seconds).label("talk"),
+        )
+        .where(_D.day >= first, _D.day <= last, _D.grouping != _DAY_TOTAL)
+        .group_by(_D.grouping, _D.agent_id, _D.queue, _D.disposition, _D.hour)
+    )
+    found = CallBreakdown({}, {}, {}, {})
+    for r in rows:
+        tally = CallTally(int(r.calls), int(r.reached), int(r.talk))
+        if r.grouping == _BY_AGENT:
+            found.by_agent[(r.agent_id, r.disposition)] = tally
+        elif r.grouping == _BY_QUEUE:
+            found.by_queue[(r.queue, r.disposition)] = tally
+        else:
+            found.by_hour[int(r.hour)] = tally
     return found
 
 

@@ -105,6 +105,26 @@ def parse_range(raw_from: str | None, raw_to: str | None, today: date) -> DateRa
     return chosen
 
 
+# --- settled days -------------------------------------------------------------------------
+
+# A UK day is settled once nothing more is written about it: calls end by the calling
+# window's close (21:00), their outcomes and legs are written within the hour, and state
+# changes are stamped with the time they happen. A day is counted once it is two days old
+# (yesterday can still get the outcome of a call placed at 20:59), and its counts are kept.
+SETTLE_DAYS = 2
+
+
+def settled_days(chosen: DateRange, today: date) -> list[date]:
+    """The days of the range that are settled on `today` (UK): their counts can be kept."""
+    last = min(chosen.last_day, today - timedelta(days=SETTLE_DAYS))
+    return [chosen.first_day + timedelta(days=n) for n in range((last - chosen.first_day).days + 1)]
+
+
+def day_start(day: date) -> datetime:
+    """The UK midnight that starts `day`, in UTC."""
+    return report_period(day, day)[0].astimezone(UTC)
+
+
 # --- time in each state ----------------------------------------------------------------------
 
 

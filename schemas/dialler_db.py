@@ -14,13 +14,16 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
     Integer,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -607,4 +610,51 @@ rules_versions = Table(
     Column("saved_by", BigInteger, ForeignKey("agents.id", ondelete="SET NULL"), nullable=True),
     Column("note", String(300), nullable=False, server_default="", comment="why it changed"),
     _created_at(),
+)
+
+
+# --- analytics: the counts of settled days (issue 12, migration 0012) --------------------------
+# The supervisor analytics count a settled UK day (`domain.analytics.settled_days`) once and
+# keep it, so a 90-day report reads a few thousand kept rows and counts only the last two
+# days live. A day's marker row says it has been counted (a day with no calls has one too).
+
+# Owner: adapters/call_log.py. The calls started on a day, by the groups the analytics show.
+call_days = Table(
+    "call_days",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("day", Date, nullable=False, comment="the UK day the calls started"),
+    Column(
+        "grouping",
+        SmallInteger,
+        nullable=False,
+        comment="0: the day's total (its marker), 1: by agent and outcome, "
+        "2: by queue and outcome, 3: by the hour of the day",
+    ),
+    Column("agent_id", BigInteger, nullable=True),
+    Column("queue", String(16), nullable=True),
+    Column("disposition", String(32), nullable=True),
+    Column("hour", SmallInteger, nullable=True, comment="UK hour of the day, 0-23"),
+    Column("calls", Integer, nullable=False),
+    Column("reached", Integer, nullable=False),
+    Column("talk_seconds", BigInteger, nullable=False),
+    Index("ix_call_days_day", "day"),
+)
+
+# Owner: adapters/agent_store.py. Each agent's time in each state within a day.
+agent_state_days = Table(
+    "agent_state_days",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("day", Date, nullable=False, comment="the UK day"),
+    Column(
+        "agent_id",
+        BigInteger,
+        ForeignKey("agents.id", ondelete="CASCADE"),
+        nullable=True,
+        comment="NULL: the day's marker",
+    ),
+    Column("state", String(16), nullable=True),
+    Column("seconds", Float, nullable=False),
+    Index("ix_agent_state_days_day", "day"),
 )

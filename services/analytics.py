@@ -31,7 +31,7 @@ import io
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
@@ -49,10 +49,14 @@ from domain.analytics import (
     StateTotal,
     average,
     csv_rows,
+    day_start,
     hours_of_day,
     rate,
+    settled_days,
     time_in_states,
+    uk_today,
 )
+from domain.attribution import UK
 from domain.dispositions import EFFECTS, Disposition
 from schemas.attribution import FunnelGrouping, FunnelReport, FunnelRow
 from schemas.enums import AgentState, MessageDirection
@@ -194,12 +198,13 @@ async def analytics(dialler: AsyncEngine, chosen: DateRange, now: datetime) -> A
     """Every figure of the range but the lenders (`now` ends the intervals still running).
     The reads run at once, each on a connection of its own."""
     start, end = chosen.period
-    facts, (totals, spans), messages = await asyncio.gather(
-        funnel.gather(dialler, None, start, end),
-        _state_time(dialler, start, end),
+    settled = settled_days(chosen, uk_today(now))
+    facts, (totals, spans, live_from), messages = await asyncio.gather(
+        funnel.gather(dialler, None, start, end, settled=settled),
+        _state_time(dialler, start, end, settled),
         _messages(dialler, start, end),
     )
-    states = time_in_states(totals, spans, start, end, now)
+    states = time_in_states(totals, spans, live_from, end, now)
     by_agent = {
         grouping: funnel.report(facts, grouping)
         for grouping in (FunnelGrouping.TOTAL, FunnelGrouping.AGENT)
@@ -262,11 +267,27 @@ async def lenders(dialler: AsyncEngine, replica: AsyncEngine, chosen: DateRange)
 
 
 async def _state_time(
-    dialler: AsyncEngine, start: datetime, end: datetime
-) -> tuple[list[StateTotal], list[StateSpan]]:
+    dialler: AsyncEngine, start: datetime, end: datetime, settled: Sequence[date]
+) -> tuple[list[StateTotal], list[StateSpan], datetime]:
+    """Time in each state: the settled days' kept counts, and the rest of the range counted
+    now (its totals, and the spans for `time_in_states` to clip from the returned instant
+    on)."""
+    kept: list[date] = []
+    if settled:
+        async with dialler.begin() as conn:
+            await for_reports(conn)
+            kept = await agent_store.keep_state_days(conn, settled, UK.key)
+    live_from = day_start(kept[-1] + timedelta(days=1)) if kept else start
+    totals: list[StateTotal] = []
+    spans: list[StateSpan] = []
     async with dialler.connect() as conn:
         await for_reports(conn)
-        return await agent_store.state_time_between(conn, start, end)
+        if kept:
+            totals += await agent_store.kept_state_time(conn, kept[0], kept[-1])
+        if live_from < end:
+            live_totals, spans = await agent_store.state_time_between(conn, live_from, end)
+            totals += live_totals
+    return totals, spans, live_from
 
 
 async def _messages(

@@ -43,9 +43,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -56,6 +56,7 @@ from adapters.conversions import ConversionBreakdown
 from adapters.databases import for_reports
 from adapters.magic_links import LinkBreakdown
 from adapters.replica_reader import ReplicaReader
+from domain.analytics import day_start
 from domain.attribution import UK
 from schemas.attribution import (
     ContactKind,
@@ -118,23 +119,41 @@ async def gather(
     *,
     lenders: bool = False,
     per_claimant: bool = False,
+    settled: Sequence[date] = (),
 ) -> FunnelFacts:
     """The facts of [start, end). `lenders` also reads the claimants' lenders from the
     replica (the lender grouping needs them); `per_claimant` only counts per claimant, for
-    `read_lenders` to add the lenders later. Calls, links and conversions are read at once,
-    each on a connection of its own."""
+    `read_lenders` to add the lenders later. `settled`: the period's first days, from the
+    UK day `start` begins, that are settled (`domain.analytics.settled_days`): their calls
+    are counted once and kept (not per claimant). Calls, links and conversions are read at
+    once, each on a connection of its own."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("the period's ends must be timezone-aware")
     if end <= start:
         raise ValueError("the period ends before it starts")
     if lenders and replica is None:
         raise ValueError("the lender grouping needs the replica")
+    if settled and day_start(settled[0]) != start:
+        raise ValueError("the settled days must start with the period's first day")
     by_user = lenders or per_claimant
 
     async def calls() -> CallBreakdown:
+        kept: list[date] = []
+        if settled and not by_user:
+            async with dialler.begin() as conn:
+                await for_reports(conn)
+                kept = await call_log.keep_call_days(conn, settled, UK.key)
+        live_from = day_start(kept[-1] + timedelta(days=1)) if kept else start
+        parts = []
         async with dialler.connect() as conn:
             await for_reports(conn)
-            return await call_log.call_breakdown(conn, start, end, UK.key, by_user=by_user)
+            if kept:
+                parts.append(await call_log.kept_call_breakdown(conn, kept[0], kept[-1]))
+            if live_from < end:
+                parts.append(
+                    await call_log.call_breakdown(conn, live_from, end, UK.key, by_user=by_user)
+                )
+        return call_log.combined(parts)
 
     async def links() -> LinkBreakdown:
         async with dialler.connect() as conn:

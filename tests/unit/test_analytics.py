@@ -20,12 +20,14 @@ from domain.analytics import (
     clipped_seconds,
     csv_cell,
     csv_rows,
+    day_start,
     hours_minutes,
     hours_of_day,
     last_days,
     parse_range,
     percent,
     rate,
+    settled_days,
     time_in_states,
     uk_today,
 )
@@ -97,6 +99,22 @@ def test_a_range_is_uk_midnight_to_midnight_in_utc() -> None:
 def test_today_is_the_uk_date() -> None:
     assert uk_today(datetime(2026, 6, 30, 23, 30, tzinfo=UTC)) == date(2026, 7, 1)
     assert uk_today(datetime(2026, 12, 31, 23, 30, tzinfo=UTC)) == date(2026, 12, 31)
+
+
+# --- settled days ------------------------------------------------------------------------
+
+
+def test_days_two_days_old_are_settled() -> None:
+    week = DateRange(date(2026, 3, 23), date(2026, 3, 29))
+    assert settled_days(week, date(2026, 3, 29)) == [date(2026, 3, d) for d in range(23, 28)]
+    assert settled_days(week, date(2026, 3, 25)) == [date(2026, 3, 23)]
+    assert settled_days(week, date(2026, 3, 24)) == []
+    assert settled_days(week, date(2026, 4, 30)) == [date(2026, 3, d) for d in range(23, 30)]
+
+
+def test_a_day_starts_at_uk_midnight() -> None:
+    assert day_start(date(2026, 3, 29)) == datetime(2026, 3, 29, tzinfo=UTC)
+    assert day_start(date(2026, 3, 30)) == datetime(2026, 3, 29, 23, tzinfo=UTC)
 
 
 # --- time in each state -----------------------------------------------------------------------

@@ -56,6 +56,8 @@ OWNERS: dict[str, frozenset[str]] = {
     "consent_records": frozenset({"adapters/consents.py"}),
     **dict.fromkeys(("tps_list_versions", "tps_numbers"), frozenset({"adapters/tps.py"})),
     "api_tokens": frozenset({"adapters/api_tokens.py"}),
+    "call_days": frozenset({"adapters/call_log.py"}),
+    "agent_state_days": frozenset({"adapters/agent_store.py"}),
     "rules_versions": frozenset({"adapters/rules_versions.py"}),
 }
 

@@ -63,8 +63,8 @@ from quart import Quart
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from adapters import conversions
-from domain.analytics import WORKING_STATES, DateRange, last_days
+from adapters import agent_store, call_log, conversions
+from domain.analytics import WORKING_STATES, DateRange, last_days, time_in_states
 from domain.attribution import UK, Attribution, Contact, Conversion
 from schemas import dialler_db as db
 from schemas import replica as rp
@@ -436,6 +436,67 @@ async def test_the_figures_equal_the_hand_computed_ones(
         if key in ("agents", "outcomes"):
             found = mine(found, data)
         assert found == rows, key
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        utc(1, 12, month=11),  # the Saturday is settled (kept), the Sunday counted live
+        utc(2, 12, month=11),  # both settled: counted, kept, then read back
+        utc(2, 13, month=11),  # ... and read back again from what was kept
+    ],
+)
+async def test_kept_days_give_the_same_figures_as_counting_live(
+    data: Data, dialler_db: AsyncEngine, now: datetime
+) -> None:
+    """A settled day (two days old) is counted once and kept (call_days, agent_state_days);
+    the figures over kept days, live days or both are the hand-computed ones."""
+    report = await _report(dialler_db, now=now)
+    for key in ("agents", "outcomes", "queues", "hours", "funnel"):
+        found = as_csv(report.tables[key].csv())
+        if key in ("agents", "outcomes"):
+            found = mine(found, data)
+        assert found == expected_csv(data)[key], (key, now)
+
+
+async def test_kept_counts_equal_live_counts(data: Data, dialler_db: AsyncEngine) -> None:
+    """The same two days counted by the owners live and from what they keep."""
+    await _report(dialler_db)  # keeps both days (settled long ago)
+    start, end = RANGE.period
+    async with dialler_db.connect() as conn:
+        live = await call_log.call_breakdown(conn, start, end, UK.key)
+        kept = await call_log.kept_call_breakdown(conn, RANGE.first_day, RANGE.last_day)
+        totals, spans = await agent_store.state_time_between(conn, start, end)
+        kept_states = await agent_store.kept_state_time(conn, RANGE.first_day, RANGE.last_day)
+    assert kept == live
+    ours = set(data.agents.values())
+    live_states = time_in_states(totals, spans, start, end, NOW)
+    kept_by_agent = time_in_states(kept_states, [], start, end, NOW)
+    assert {a: kept_by_agent[a] for a in ours if a in kept_by_agent} == {
+        a: live_states[a] for a in ours if a in live_states
+    }
+
+
+async def test_a_kept_day_is_counted_once(dialler_db: AsyncEngine, replica: AsyncEngine) -> None:
+    """Once a settled day is kept, what is written about it later is not counted (nothing
+    is: calls and state changes are written as they happen; this shows the rule)."""
+    day = DateRange(date(2021, 9, 1), date(2021, 9, 1))
+    user_id = await add_claimant(replica)
+    async with dialler_db.begin() as conn:
+        agent = await _agent(conn, "Kept")
+        await _call(conn, user_id, agent, "unsigned", utc(1, 10, month=9))
+        await _states(conn, agent, (utc(1, 9, month=9), "ready"), (utc(1, 10, month=9), "paused"))
+
+    async def agent_row() -> tuple[int, float]:
+        report = await analytics(dialler_db, day, NOW)
+        found = next(a for a in report.agents if a.agent_id == agent)
+        return found.calls, found.seconds_in(READY)
+
+    assert await agent_row() == (1, 3600)
+    async with dialler_db.begin() as conn:
+        await _call(conn, user_id, agent, "unsigned", utc(1, 11, month=9))
+        await _states(conn, agent, (utc(1, 11, month=9), "ready"))
+    assert await agent_row() == (1, 3600)
 
 
 async def test_a_state_still_running_counts_up_to_now(data: Data, dialler_db: AsyncEngine) -> None:
