@@ -61,10 +61,6 @@ class Wallboard:
     calls: CallsToday
     ai_agents: int  # active AI agents
 
-    @property
-    def people_agents(self) -> int:
-        return len(self.agents) - self.ai_agents
-
     def signed_in(self) -> list[AgentOnFloor]:
         """The agents the table lists: everyone not offline."""
         return [a for a in self.agents if a.state is not AgentState.OFFLINE]
