@@ -721,6 +721,4 @@ async def floor_task_groups(conn: AsyncConnection, now: datetime) -> list[TaskGr
 async def claimants_by_agent(conn: AsyncConnection) -> dict[int, Claimant]:
     """The claimant each agent holds now (agent id -> their task's claimant)."""
     rows = await conn.execute(_CLAIMANTS)
-    return {
-        int(r.claimed_by): Claimant(int(r.user_id), str(r.queue), r.claimed_at) for r in rows
-    }
+    return {int(r.claimed_by): Claimant(int(r.user_id), str(r.queue), r.claimed_at) for r in rows}
