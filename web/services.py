@@ -70,18 +70,18 @@ class WebServices:
             self._depths = DepthPublisher(self.dialler_db, self.live())
         return self._depths
 
+    def floor_publisher(self) -> FloorPublisher:
+        """One per app: it coalesces the wallboards' `floor-changed` events of all requests."""
+        if self._floor is None:
+            self._floor = FloorPublisher(self.live())
+        return self._floor
+
     def rules_source(self) -> RulesSource:
         """The rules in force: the newest version saved on the rules page, else RULES_FILE
         (read once per app)."""
         if self._rules is None:
             self._rules = RulesSource(self.dialler_db, load_rules_file(self.settings.rules_file))
         return self._rules
-
-    def floor_publisher(self) -> FloorPublisher:
-        """One per app: it coalesces the wallboards' `floor-changed` events of all requests."""
-        if self._floor is None:
-            self._floor = FloorPublisher(self.live())
-        return self._floor
 
     def rules(self) -> DiallerRules:
         """The business rules in force (calling windows, ...) as last checked: the hook
