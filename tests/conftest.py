@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from temporalio.testing import WorkflowEnvironment
@@ -101,6 +103,21 @@ async def replica(replica_db: str) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(replica_db)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loggers_stay_capturable() -> Iterator[None]:
+    """CLI commands run in-process by tests configure logging as production does, with
+    loggers cached on first use; a logger cached then would no longer be seen by
+    `structlog.testing.capture_logs` in a later test. Tests configure without the cache."""
+    original = structlog.configure
+
+    def configure(**settings: Any) -> None:
+        original(**{**settings, "cache_logger_on_first_use": False})
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(structlog, "configure", configure)
+        yield
 
 
 def venv_binary(name: str) -> str:
