@@ -14,14 +14,17 @@ row, its events and the conversions credited to it stay until the retention cut-
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import date, datetime, time, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Date,
+    Select,
     and_,
     case,
     cast,
@@ -191,35 +194,46 @@ def _has_event(*events: LinkEvent) -> ColumnElement[bool]:
     return exists().where(_E.link_id == _L.id, _E.event.in_([e.value for e in events]))
 
 
+CallQueue = Callable[[ColumnElement[Any]], ColumnElement[Any]]
+
+
+def _sent_between(
+    start: datetime, end: datetime, call_queue: CallQueue, zone: str | None = None
+) -> Select[Any]:
+    """The links sent in [start, end), one row each with what the counts group by (and,
+    given `zone`, the day they were created in it)."""
+    from_call = and_(
+        _L.source_kind == ContactKind.CALL.value, _L.source_ref.regexp_match("^[0-9]{1,18}$")
+    )
+    queue = case((from_call, call_queue(cast(_L.source_ref, BigInteger))), else_=None)
+    columns: list[ColumnElement[Any]] = [
+        _L.created_by.label("agent_id"),
+        _L.channel,
+        _L.source_kind,
+        queue.label("queue"),
+        _L.user_id,
+        _has_event(LinkEvent.OPENED, LinkEvent.USED).label("opened"),
+        _has_event(LinkEvent.USED).label("used"),
+    ]
+    if zone:
+        columns.append(cast(func.timezone(zone, _L.created_at), Date).label("day"))
+    return select(*columns).where(
+        _L.created_at >= start, _L.created_at < end, _has_event(LinkEvent.SENT)
+    )
+
+
 async def link_counts_between(
     conn: AsyncConnection,
     start: datetime,
     end: datetime,
-    call_queue: Callable[[ColumnElement[Any]], ColumnElement[Any]],
+    call_queue: CallQueue,
     *,
     by_user: bool = False,
 ) -> LinkBreakdown:
     """Links sent in [start, end) (their `sent` event), counted by the database: by who
     sent them, how, and from which contact (`call_queue`: the calls' owner's queue of a
     call id column, for links sent from a call) and, if `by_user`, by claimant."""
-    from_call = and_(
-        _L.source_kind == ContactKind.CALL.value, _L.source_ref.regexp_match("^[0-9]{1,18}$")
-    )
-    queue = case((from_call, call_queue(cast(_L.source_ref, BigInteger))), else_=None)
-    period = (
-        select(
-            _L.created_by.label("agent_id"),
-            _L.channel,
-            _L.source_kind,
-            queue.label("queue"),
-            _L.user_id,
-            _has_event(LinkEvent.OPENED, LinkEvent.USED).label("opened"),
-            _has_event(LinkEvent.USED).label("used"),
-        )
-        .where(_L.created_at >= start, _L.created_at < end, _has_event(LinkEvent.SENT))
-        .subquery()
-    )
-    p = period.c
+    p = _sent_between(start, end, call_queue).subquery().c
     sets = [tuple_(p.agent_id, p.channel, p.source_kind, p.queue)]
     if by_user:
         sets.append(tuple_(p.user_id))
@@ -243,6 +257,116 @@ async def link_counts_between(
             found.by_source[(r.agent_id, r.channel, r.source_kind, r.queue)] = tally
         else:
             found.by_user[int(r.user_id)] = tally
+    return found
+
+
+# The links of settled days, kept in `link_days` (migration 0012) once every link of the day
+# has expired: opening and using a link need it usable, so its figures are final then. A row
+# without a channel marks a day counted. Filling them is serialised by a transaction lock.
+_LINK_DAYS_LOCK = 7_300_014
+_K = db.link_days.c
+
+
+async def keep_link_days(
+    conn: AsyncConnection, days: Sequence[date], zone: str, call_queue: CallQueue
+) -> list[date]:
+    """Count each of these consecutive settled days (in `zone`) into `link_days` if it is not
+    counted yet, in the caller's transaction; the days now kept: the first of `days` up to
+    the first whose links have not all expired, or that the database's clock says is not a
+    day old yet."""
+    if not days:
+        return []
+    await conn.execute(select(func.pg_advisory_xact_lock(_LINK_DAYS_LOCK)))
+    now = await conn.scalar(select(func.now()))
+    assert now is not None
+    final = [d for d in days if _day_bounds(d, zone)[1] <= now - timedelta(days=1)]
+    kept = set(await conn.scalars(select(_K.day).where(_K.channel.is_(None), _K.day.in_(final))))
+    missing = [d for d in final if d not in kept]
+    if missing:  # from the first day with a link still usable on, nothing is final yet
+        first_usable = await conn.scalar(
+            select(func.min(_L.created_at)).where(
+                _L.created_at >= _day_bounds(missing[0], zone)[0],
+                _L.created_at < _day_bounds(missing[-1], zone)[1],
+                _L.expires_at > now,
+            )
+        )
+        if first_usable is not None:
+            final = [d for d in final if _day_bounds(d, zone)[1] <= first_usable]
+    missing = [d for d in final if d not in kept]
+    if missing:
+        begins, _ = _day_bounds(min(missing), zone)
+        _, ends = _day_bounds(max(missing), zone)
+        p = _sent_between(begins, ends, call_queue, zone).subquery().c
+        counted = (
+            select(
+                p.day, p.agent_id, p.channel, p.source_kind, p.queue, func.count(),
+                func.count().filter(p.opened), func.count().filter(p.used),
+            )
+            .where(p.day.in_(missing))
+            .group_by(p.day, p.agent_id, p.channel, p.source_kind, p.queue)
+        )  # fmt: skip
+        columns = ["day", "agent_id", "channel", "source_kind", "queue", "sent", "opened", "used"]
+        await conn.execute(insert(db.link_days).from_select(columns, counted))
+        await conn.execute(
+            insert(db.link_days),
+            [{"day": d, "sent": 0, "opened": 0, "used": 0} for d in missing],
+        )
+    return final
+
+
+def _day_bounds(day: date, zone: str) -> tuple[datetime, datetime]:
+    at = ZoneInfo(zone)
+    return (
+        datetime.combine(day, time.min, at),
+        datetime.combine(day + timedelta(days=1), time.min, at),
+    )
+
+
+async def kept_link_breakdown(conn: AsyncConnection, first: date, last: date) -> LinkBreakdown:
+    """The kept counts of the days from `first` to `last` (all kept), added up."""
+    rows = await conn.execute(
+        select(
+            _K.agent_id,
+            _K.channel,
+            _K.source_kind,
+            _K.queue,
+            func.sum(_K.sent).label("sent"),
+            func.sum(_K.opened).label("opened"),
+            func.sum(_K.used).label("used"),
+        )
+        .where(_K.day >= first, _K.day <= last, _K.channel.is_not(None))
+        .group_by(_K.agent_id, _K.channel, _K.source_kind, _K.queue)
+    )
+    return LinkBreakdown(
+        {
+            (r.agent_id, r.channel, r.source_kind, r.queue): LinkTally(
+                int(r.sent), int(r.opened), int(r.used)
+            )
+            for r in rows
+        },
+        {},
+    )
+
+
+_Key = TypeVar("_Key")
+
+
+def _add(into: dict[_Key, LinkTally], more: Mapping[_Key, LinkTally]) -> None:
+    for key, tally in more.items():
+        was = into.get(key)
+        into[key] = (
+            tally
+            if was is None
+            else LinkTally(was.sent + tally.sent, was.opened + tally.opened, was.used + tally.used)
+        )
+
+
+def combined(parts: Iterable[LinkBreakdown]) -> LinkBreakdown:
+    """The breakdowns of consecutive periods added up."""
+    found = LinkBreakdown({}, {})
+    for part in parts:
+        _add(found.by_source, part.by_source)
+        _add(found.by_user, part.by_user)
     return found
 
 

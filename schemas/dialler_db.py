@@ -615,8 +615,8 @@ rules_versions = Table(
 
 # --- analytics: the counts of settled days (issue 12, migration 0012) --------------------------
 # The supervisor analytics count a settled UK day (`domain.analytics.settled_days`) once and
-# keep it, so a 90-day report reads a few thousand kept rows and counts only the last two
-# days live. A day's marker row says it has been counted (a day with no calls has one too).
+# keep it, so a 90-day report reads the kept rows and counts only the last days live. A
+# day's marker row says it has been counted (a day with nothing to count has one too).
 
 # Owner: adapters/call_log.py. The calls started on a day, by the groups the analytics show.
 call_days = Table(
@@ -657,4 +657,22 @@ agent_state_days = Table(
     Column("state", String(16), nullable=True),
     Column("seconds", Float, nullable=False),
     Index("ix_agent_state_days_day", "day"),
+)
+
+# Owner: adapters/magic_links.py. The links sent on a day, by who sent them, how and from
+# which contact, with what became of them: kept once every link of the day has expired
+# (a link is opened and used only while it is usable, so its figures are final then).
+link_days = Table(
+    "link_days",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("day", Date, nullable=False, comment="the UK day the links were created"),
+    Column("agent_id", BigInteger, nullable=True),
+    Column("channel", String(8), nullable=True, comment="NULL: the day's marker"),
+    Column("source_kind", String(8), nullable=True),
+    Column("queue", String(16), nullable=True, comment="the queue of the call it came from"),
+    Column("sent", Integer, nullable=False),
+    Column("opened", Integer, nullable=False),
+    Column("used", Integer, nullable=False),
+    Index("ix_link_days_day", "day"),
 )

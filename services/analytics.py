@@ -21,6 +21,10 @@ calls, changes, links or conversions, only over the groups the database returns)
 - SMS sent and received: `sms_messages` kept in the range, outbound ones by their agent.
 - lenders (`lenders`): the funnel by lender, which reads every claimant's lenders from the
   claims replica, so the page loads that table after itself and shows the rest without it.
+
+The calls and the time in states of a settled day (two days old:
+`domain.analytics.settled_days`) are counted once and kept by their owners (`call_days`,
+`agent_state_days`): a report reads the kept days and counts only the rest of its range.
 """
 
 from __future__ import annotations

@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters import agent_store, call_log, conversions, magic_links
 from adapters.agent_store import AgentLabel
@@ -137,30 +138,38 @@ async def gather(
         raise ValueError("the settled days must start with the period's first day")
     by_user = lenders or per_claimant
 
+    kept_days = [] if by_user else list(settled)  # the kept counts are not per claimant
+
     async def calls() -> CallBreakdown:
-        kept: list[date] = []
-        if settled and not by_user:
-            async with dialler.begin() as conn:
-                await for_reports(conn)
-                kept = await call_log.keep_call_days(conn, settled, UK.key)
-        live_from = day_start(kept[-1] + timedelta(days=1)) if kept else start
-        parts = []
-        async with dialler.connect() as conn:
-            await for_reports(conn)
-            if kept:
-                parts.append(await call_log.kept_call_breakdown(conn, kept[0], kept[-1]))
-            if live_from < end:
-                parts.append(
-                    await call_log.call_breakdown(conn, live_from, end, UK.key, by_user=by_user)
-                )
-        return call_log.combined(parts)
+        return call_log.combined(
+            await kept_and_live(
+                dialler,
+                start,
+                end,
+                kept_days,
+                keep=lambda conn, days: call_log.keep_call_days(conn, days, UK.key),
+                read_kept=call_log.kept_call_breakdown,
+                read_live=lambda conn, since, until: call_log.call_breakdown(
+                    conn, since, until, UK.key, by_user=by_user
+                ),
+            )
+        )
 
     async def links() -> LinkBreakdown:
-        async with dialler.connect() as conn:
-            await for_reports(conn)
-            return await magic_links.link_counts_between(
-                conn, start, end, call_log.queue_of_call, by_user=by_user
+        queue = call_log.queue_of_call
+        return magic_links.combined(
+            await kept_and_live(
+                dialler,
+                start,
+                end,
+                kept_days,
+                keep=lambda conn, days: magic_links.keep_link_days(conn, days, UK.key, queue),
+                read_kept=magic_links.kept_link_breakdown,
+                read_live=lambda conn, since, until: magic_links.link_counts_between(
+                    conn, since, until, queue, by_user=by_user
+                ),
             )
+        )
 
     async def converted() -> ConversionBreakdown:
         async with dialler.connect() as conn:
@@ -182,6 +191,37 @@ async def gather(
         assert replica is not None
         facts = await read_lenders(facts, replica)
     return facts
+
+
+Counts = TypeVar("Counts")
+
+
+async def kept_and_live(
+    dialler: AsyncEngine,
+    start: datetime,
+    end: datetime,
+    settled: Sequence[date],
+    *,
+    keep: Callable[[AsyncConnection, Sequence[date]], Awaitable[list[date]]],
+    read_kept: Callable[[AsyncConnection, date, date], Awaitable[Counts]],
+    read_live: Callable[[AsyncConnection, datetime, datetime], Awaitable[Counts]],
+) -> list[Counts]:
+    """The counts of [start, end) in parts: the settled days its owner keeps (`keep` counts
+    those not kept yet and says which are, from the first on), and the rest counted live."""
+    kept: list[date] = []
+    if settled:
+        async with dialler.begin() as conn:
+            await for_reports(conn)
+            kept = await keep(conn, settled)
+    live_from = day_start(kept[-1] + timedelta(days=1)) if kept else start
+    parts = []
+    async with dialler.connect() as conn:
+        await for_reports(conn)
+        if kept:
+            parts.append(await read_kept(conn, kept[0], kept[-1]))
+        if live_from < end:
+            parts.append(await read_live(conn, live_from, end))
+    return parts
 
 
 async def read_lenders(facts: FunnelFacts, replica: AsyncEngine) -> FunnelFacts:

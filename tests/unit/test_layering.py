@@ -58,6 +58,7 @@ OWNERS: dict[str, frozenset[str]] = {
     "api_tokens": frozenset({"adapters/api_tokens.py"}),
     "call_days": frozenset({"adapters/call_log.py"}),
     "agent_state_days": frozenset({"adapters/agent_store.py"}),
+    "link_days": frozenset({"adapters/magic_links.py"}),
     "rules_versions": frozenset({"adapters/rules_versions.py"}),
 }
 

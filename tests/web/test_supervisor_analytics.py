@@ -63,7 +63,7 @@ from quart import Quart
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from adapters import agent_store, call_log, conversions
+from adapters import agent_store, call_log, conversions, magic_links
 from domain.analytics import WORKING_STATES, DateRange, last_days, time_in_states
 from domain.attribution import UK, Attribution, Contact, Conversion
 from schemas import dialler_db as db
@@ -460,7 +460,8 @@ async def test_kept_days_give_the_same_figures_as_counting_live(
 
 
 async def test_kept_counts_equal_live_counts(data: Data, dialler_db: AsyncEngine) -> None:
-    """The same two days counted by the owners live and from what they keep."""
+    """The same two days counted by the owners live and from what they keep (the links of
+    the data set expire an hour after they are sent: their days are final)."""
     await _report(dialler_db)  # keeps both days (settled long ago)
     start, end = RANGE.period
     async with dialler_db.connect() as conn:
@@ -468,7 +469,11 @@ async def test_kept_counts_equal_live_counts(data: Data, dialler_db: AsyncEngine
         kept = await call_log.kept_call_breakdown(conn, RANGE.first_day, RANGE.last_day)
         totals, spans = await agent_store.state_time_between(conn, start, end)
         kept_states = await agent_store.kept_state_time(conn, RANGE.first_day, RANGE.last_day)
+        live_links = await magic_links.link_counts_between(conn, start, end, call_log.queue_of_call)
+        kept_links = await magic_links.kept_link_breakdown(conn, RANGE.first_day, RANGE.last_day)
     assert kept == live
+    assert kept_links == live_links
+    assert sum(t.sent for t in kept_links.by_source.values()) == 4
     ours = set(data.agents.values())
     live_states = time_in_states(totals, spans, start, end, NOW)
     kept_by_agent = time_in_states(kept_states, [], start, end, NOW)
@@ -497,6 +502,25 @@ async def test_a_kept_day_is_counted_once(dialler_db: AsyncEngine, replica: Asyn
         await _call(conn, user_id, agent, "unsigned", utc(1, 11, month=9))
         await _states(conn, agent, (utc(1, 11, month=9), "ready"))
     assert await agent_row() == (1, 3600)
+
+
+async def test_a_day_with_a_link_still_usable_is_not_kept(
+    dialler_db: AsyncEngine, replica: AsyncEngine
+) -> None:
+    """A link can still be opened and used until it expires: its day and the days after it
+    are counted live until then."""
+    user_id = await add_claimant(replica)
+    days = [date(2021, 8, 1), date(2021, 8, 2), date(2021, 8, 3)]
+    async with dialler_db.begin() as conn:
+        link_id = await _link(conn, user_id, None, "sms", utc(2, 10, month=8), None, ["sent"])
+        await conn.execute(
+            db.magic_links.update()
+            .where(db.magic_links.c.id == link_id)
+            .values(expires_at=datetime(2999, 1, 1, tzinfo=UTC))
+        )
+    async with dialler_db.begin() as conn:
+        kept = await magic_links.keep_link_days(conn, days, UK.key, call_log.queue_of_call)
+    assert kept == days[:1]
 
 
 async def test_a_state_still_running_counts_up_to_now(data: Data, dialler_db: AsyncEngine) -> None:
