@@ -55,12 +55,12 @@ _AGENTS = _sql(
     """
 )
 _AGENT_TABLE = _sql(
-    "CREATE TEMP TABLE h_agents ON COMMIT DROP AS SELECT row_number() OVER (ORDER BY id)::int AS n, id, "
-    "queue, is_ai FROM agents WHERE email LIKE 'history-%'"
+    "CREATE TEMP TABLE h_agents ON COMMIT DROP AS SELECT row_number() OVER (ORDER BY id)::int "
+    "AS n, id, queue, is_ai FROM agents WHERE email LIKE 'history-%'"
 )
 _USER_TABLE = _sql(
-    "CREATE TEMP TABLE h_users ON COMMIT DROP AS SELECT row_number() OVER (ORDER BY u)::int AS n, u AS user_id "
-    "FROM unnest(CAST(:users AS bigint[])) u"
+    "CREATE TEMP TABLE h_users ON COMMIT DROP AS SELECT row_number() OVER (ORDER BY u)::int "
+    "AS n, u AS user_id FROM unnest(CAST(:users AS bigint[])) u"
 )
 _CALLS = _sql(
     f"""
