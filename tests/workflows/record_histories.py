@@ -21,10 +21,11 @@ from config.settings import Settings
 from schemas import search_attributes
 from schemas.dialler_db import agents
 from schemas.enums import Queue
-from schemas.outreach import ChangeKind, OutcomeRequest
+from schemas.outreach import ChangeKind, OutcomeRequest, PauseRequest, ResumeRequest
 from tests.factories import add_claimant, set_requirements, set_user
 from tests.workflows.conftest import Harness, running_harness, scratch_databases
 from tests.workflows.helpers import claim_task, event, start, task_in
+from workflows.outreach_client import OutreachClient
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -57,12 +58,36 @@ async def opt_out(h: Harness) -> str:
     return handle.id
 
 
+async def supervisor_pause(h: Harness) -> str:
+    """Unsigned; a supervisor pauses; the claimant signs while paused (no task); resumed into
+    outstanding; documents arrive: done. Keeps the pause, resume and reload paths stable."""
+    door = OutreachClient.over(h.client, h.task_queue)
+    user_id = await add_claimant(h.replica, signed=False, pending=1)
+    handle = await start(h, user_id)
+    await task_in(h, user_id, "unsigned")
+    await door.pause(user_id, PauseRequest(supervisor_id=2, reason="complaint under review"))
+    await task_in(h, user_id, None)
+    await set_user(h.replica, user_id, current_signature_file_id=5)
+    await handle.signal("change", event(ChangeKind.SIGNATURE_ADDED, user_id))
+    await door.resume(user_id, ResumeRequest(supervisor_id=2, reason="complaint closed"))
+    await task_in(h, user_id, "outstanding")
+    await set_requirements(h.replica, user_id, "RECEIVED")
+    await handle.signal(
+        "change",
+        event(ChangeKind.REQUIREMENT_CHANGED, user_id, claim_id=user_id,
+              requirement_id=user_id * 10, requirement_status="RECEIVED"),
+    )  # fmt: skip
+    await handle.result()
+    return handle.id
+
+
 # The first release: no running history predates these. From now on a recorded history is
 # kept; a change that is meant to be incompatible ships behind `workflow.patched` and its
 # scenario is recorded again under a new name (the old file keeps testing the old path).
 SCENARIOS = {
     "journey": journey,
     "opt_out": opt_out,
+    "supervisor_pause": supervisor_pause,  # issue 12: the supervisor's pause and resume
 }
 
 
@@ -80,7 +105,11 @@ async def main(names: list[str]) -> None:
     ):
         async with dialler.begin() as conn:
             await conn.execute(
-                insert(agents).values(id=1, email="a@t", display_name="Agent", role="agent")
+                insert(agents),
+                [
+                    {"id": 1, "email": "a@t", "display_name": "Agent", "role": "agent"},
+                    {"id": 2, "email": "s@t", "display_name": "Lead", "role": "supervisor"},
+                ],
             )
         for name, scenario in chosen:
             workflow_id = await scenario(h)
