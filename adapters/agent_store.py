@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.analytics import StateSpan, StateTotal
 from domain.floor import AgentSeen
 from schemas import dialler_db as db
+from schemas.enums import AgentRole
 
 _A = db.agents.c
 _S = db.agent_sessions.c
@@ -251,15 +252,22 @@ async def record_state(
 class AgentLabel:
     display_name: str
     is_ai: bool
+    works_a_queue: bool = True  # role agent (people and AI); False: a supervisor or admin
 
 
 async def agent_labels(conn: AsyncConnection, agent_ids: Iterable[int]) -> dict[int, AgentLabel]:
-    """Display names and whether each is an AI agent (reports: the funnel by agent)."""
+    """Display names, whether each is an AI agent, and whether each works a queue (reports:
+    the funnel and analytics by agent)."""
     ids = sorted(set(agent_ids))
     if not ids:
         return {}
-    rows = await conn.execute(select(_A.id, _A.display_name, _A.is_ai).where(_A.id.in_(ids)))
-    return {int(r.id): AgentLabel(r.display_name, bool(r.is_ai)) for r in rows}
+    rows = await conn.execute(
+        select(_A.id, _A.display_name, _A.is_ai, _A.role).where(_A.id.in_(ids))
+    )
+    return {
+        int(r.id): AgentLabel(r.display_name, bool(r.is_ai), r.role == AgentRole.AGENT)
+        for r in rows
+    }
 
 
 # --- agent management (services/staff.py) ---------------------------------------------------

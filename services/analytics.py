@@ -363,21 +363,20 @@ def _agents(
             documents=row.documents_received if row else 0,
             outcomes=outcomes.get(agent_id, {}),
         )
-        if _active(figures):
+        if _active(figures, works_a_queue=label is None or label.works_a_queue):
             found.append(figures)
     found.sort(key=lambda a: (a.agent_id is None, -a.calls, a.name.casefold(), a.agent_id or 0))
     return found
 
 
-def _active(agent: AgentFigures) -> bool:
-    return bool(
-        agent.calls
-        or agent.sms_sent
-        or agent.links_sent
-        or agent.signed
-        or agent.documents
-        or any(agent.states.values())
+def _active(agent: AgentFigures, *, works_a_queue: bool) -> bool:
+    """Listed when they contacted claimants or were credited; an agent also for time spent
+    signed in. A supervisor's or admin's signed-in time alone is not agent work: signing in
+    records a state for everyone, and they would fill the table with empty rows."""
+    contacted = bool(
+        agent.calls or agent.sms_sent or agent.links_sent or agent.signed or agent.documents
     )
+    return contacted or (works_a_queue and any(agent.states.values()))
 
 
 # --- the tables ------------------------------------------------------------------------------

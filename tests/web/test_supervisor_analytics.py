@@ -438,6 +438,28 @@ async def test_the_figures_equal_the_hand_computed_ones(
         assert found == rows, key
 
 
+async def test_a_supervisors_signed_in_time_alone_is_not_an_agent_row(
+    data: Data, dialler_db: AsyncEngine
+) -> None:
+    """Signing in records a state for everyone; a supervisor who only watched the floor is
+    not listed with the agents, while Dave, an agent paused all along, still is."""
+    async with dialler_db.begin() as conn:
+        watcher = await conn.scalar(
+            insert(db.agents)
+            .values(
+                email=f"analytics-watcher-{next_id()}@example.com",
+                display_name="Watcher",
+                role="supervisor",
+            )
+            .returning(db.agents.c.id)
+        )
+        await _states(conn, int(watcher), (utc(30, 9), "paused"), (utc(30, 17), "offline"))
+    report = await _report(dialler_db)
+    listed = {a.agent_id for a in report.agents}
+    assert int(watcher) not in listed
+    assert data.agents["Dave"] in listed
+
+
 @pytest.mark.parametrize(
     "now",
     [
