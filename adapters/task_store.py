@@ -56,6 +56,7 @@ class CallTask:
     route_to_people_only: bool
     owner_agent_id: int | None
     held_until: datetime | None
+    ai_routed: bool
     created_at: datetime
     updated_at: datetime
 
@@ -77,9 +78,13 @@ def _task(row: Row[Any] | None) -> CallTask | None:
 # session. `owner_away` tells the workflow, which cannot see sessions, why it was taken.
 # (The owner's presence is read in the same statement, as SQL text over the agents'
 # tables: one round trip per claim.)
+# A task routed to the AI (domain.ai_routing) is the AI's to make; a person is offered it
+# only once it has waited AI_GRACE_SECONDS past its time (the AI worker is down or behind).
+AI_GRACE_SECONDS = 600
 _READY = """
     status = 'ready' AND queue = :queue AND not_before <= now()
     AND (:people OR NOT route_to_people_only)
+    AND (NOT :people OR NOT ai_routed OR not_before <= now() - make_interval(secs => :ai_grace))
     AND NOT (id = ANY(:skip))
 """
 _OWNER_PRESENT = """
@@ -172,6 +177,7 @@ async def reserve_next(
         "queue": queue.value,
         "people": people,
         "skip": skip,
+        "ai_grace": AI_GRACE_SECONDS,
     }
     row = (await conn.execute(_RESERVE_NEXT, parameters)).one_or_none()
     return None if row is None else Reservation(**row._mapping)
@@ -289,6 +295,7 @@ async def publish(conn: AsyncConnection, request: PublishTask) -> TaskWritten:
         "lease_expires_at": claim.lease_expires_at if claim else None,
         "version": request.version,
         "route_to_people_only": a.people_only,
+        "ai_routed": a.routing is not None and a.routing.to_ai,
         "owner_agent_id": a.owner_agent_id,
         "held_until": a.held_until,
     }

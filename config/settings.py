@@ -125,6 +125,18 @@ class Settings(BaseSettings):
     email_from: str = "support@resolvemyclaim.example"
     email_outbox_dir: Path = Path(".dev/outbox")
 
+    # AI agents (issue 13): any OpenAI-compatible server. With no model, the AI worker does
+    # not start and every contact is a person's.
+    openai_api_key: SecretStr = SecretStr("")
+    openai_base_url: AnyHttpUrl | None = None
+    openai_model: str = ""
+    openai_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    ai_voice_enabled: bool = True
+    ai_sms_enabled: bool = True
+    # the `agents` row (kind AI) the AI worker works as; created by `dialler agents add --ai`
+    ai_agent_email: str = "ai-agent@rmc.example"
+    ai_task_queue: str = "ai-agents"
+
     # Change data capture
     cdc_source: CdcSource = CdcSource.BINLOG
     # binlog: the server to read (user with REPLICATION SLAVE, BINLOG MONITOR); empty: the replica
@@ -219,6 +231,12 @@ class Settings(BaseSettings):
     @property
     def twilio_enabled(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token.get_secret_value())
+
+    @property
+    def ai_configured(self) -> bool:
+        """A model is named: the AI worker may start (the key may be empty for a local,
+        keyless OpenAI-compatible server)."""
+        return bool(self.openai_model.strip())
 
     @property
     def sendgrid_enabled(self) -> bool:

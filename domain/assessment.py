@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from domain.agent_actions import paused_reason
+from domain.ai_routing import handoff_points, route_contact
 from domain.callback_routing import callback_hold
 from domain.calling_windows import as_utc
 from domain.consent import channel_refusals, rescreen_at
@@ -17,8 +18,17 @@ from domain.contact_policy import earliest_contact
 from domain.facts import WRONG_NUMBER_REASON, wrong_number_in_force
 from domain.rules import DiallerRules
 from domain.scoring import score
+from schemas.ai import AiAvailability
 from schemas.enums import ConsentChannel
-from schemas.outreach import Assessment, Claim, ClaimantFacts, ContactHistory, Stage, TaskShape
+from schemas.outreach import (
+    Assessment,
+    Claim,
+    ClaimantFacts,
+    ContactHistory,
+    ScoreFactor,
+    Stage,
+    TaskShape,
+)
 
 
 def assess(
@@ -27,7 +37,10 @@ def assess(
     rules: DiallerRules,
     now: datetime,
     stage: Stage,
+    available: AiAvailability | None = None,
 ) -> Assessment:
+    """`available`: the AI agent on duty, as the worker knows it (None: none, so every
+    contact is a person's)."""
     now = as_utc(now, "now")
     # Vulnerable claimants are routed to people only, never to AI agents (DESIGN section 4).
     people_only = facts.is_vulnerable
@@ -53,7 +66,21 @@ def assess(
     if paused is not None:  # a supervisor's hold outranks every other reason
         not_before, reason = None, paused
     total, factors = score(facts, history, stage, rules.scoring, now)
+    boost = handoff_points(facts, rules.ai)
+    if boost:
+        total += boost
+        factors = [*factors, ScoreFactor("ai_handoff", boost, f"handed over by the AI +{boost:g}")]
     hold = callback_hold(facts, stage, rules.contact.personal_callback_grace)
+    routing = route_contact(
+        facts,
+        stage.queue,
+        refusals,
+        hold.owner_agent_id if hold else None,
+        history.attempts_7d,
+        rules.ai,
+        available or AiAvailability(),
+        now,
+    )
     return Assessment(
         user_id=facts.user_id,
         stage=stage,
@@ -66,6 +93,7 @@ def assess(
         held_until=hold.held_until if hold else None,
         channel_refusals=refusals,
         rescreen_at=rescreen_at(facts, stage.queue, rules.compliance),
+        routing=routing,
     )
 
 
@@ -82,6 +110,7 @@ def task_shape(assessment: Assessment, claim: Claim | None) -> TaskShape:
         people_only=assessment.people_only,
         owner_agent_id=assessment.owner_agent_id,
         held_until=assessment.held_until,
+        ai_routed=listed and assessment.routing is not None and assessment.routing.to_ai,
     )
 
 

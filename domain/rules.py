@@ -24,7 +24,7 @@ import math
 import tomllib
 from datetime import date, time, timedelta
 from itertools import pairwise
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -425,12 +425,70 @@ class ComplianceRules(_Rules):
         return queue is not None and queue in self.service_contact_queues
 
 
+# --- AI agents (issue 13; domain.ai_routing) ------------------------------------------------
+
+
+class AiQueuePolicy(_Rules):
+    """Whether the AI may make a queue's contacts, how many of them, and by which channels."""
+
+    enabled: bool = False
+    # Share of the queue's attempts offered to the AI (0.5: every other claimant, by a hash
+    # of the claimant and their attempt count, so the split is stable and explainable).
+    share: Annotated[float, Field(strict=False, ge=0, le=1, allow_inf_nan=False)] = 1.0
+    # AI contacts started in this queue in any hour, at most.
+    cap_per_hour: Annotated[int, Field(strict=True, ge=0, le=100_000)] = 60
+    # In order of preference. "voice" needs automated-call consent (PECR regulation 19),
+    # "sms" SMS consent; a claimant with neither is a person's.
+    channels: list[Literal["voice", "sms"]] = Field(default_factory=lambda: ["voice", "sms"])
+
+    @field_validator("channels")
+    @classmethod
+    def _each_channel_once(cls, channels: list[str]) -> list[str]:
+        if len(set(channels)) != len(channels):
+            raise ValueError("list each channel at most once")
+        return channels
+
+
+def _default_ai_queues() -> dict[Queue, AiQueuePolicy]:
+    # A callback is a promise a person made: people keep it unless operations decide.
+    return {
+        Queue.UNSIGNED: AiQueuePolicy(enabled=True),
+        Queue.OUTSTANDING: AiQueuePolicy(enabled=True),
+        Queue.CALLBACK: AiQueuePolicy(enabled=False),
+    }
+
+
+class AiRules(_Rules):
+    queues: dict[Queue, AiQueuePolicy] = Field(default_factory=_default_ai_queues)
+    # Points added to the task of a claimant the AI handed to a person.
+    handoff_boost: NonNegative = 25.0
+    # A conversation ends (handed to a person) after this many claimant turns...
+    max_turns: Annotated[int, Field(strict=True, ge=1, le=50)] = 12
+    # ...or this long after a call connects.
+    call_time_limit: Duration = timedelta(minutes=8)
+    # An SMS conversation waits this long for each reply before it ends.
+    sms_reply_window: Duration = timedelta(hours=2)
+    # An answering machine: "hang_up", or "message" (a neutral service message, no details).
+    answering_machine: Literal["hang_up", "message"] = "hang_up"
+
+    @field_validator("call_time_limit", "sms_reply_window")
+    @classmethod
+    def _bounded(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0) or value > timedelta(days=1):
+            raise ValueError("must be longer than zero and at most 1 day")
+        return value
+
+    def policy(self, queue: Queue) -> AiQueuePolicy:
+        return self.queues.get(queue, AiQueuePolicy())
+
+
 class DiallerRules(_Rules):
     stage_priority: list[Stage] = Field(default_factory=lambda: list(DEFAULT_STAGE_PRIORITY))
     scoring: ScoringRules = ScoringRules()
     contact: ContactRules = ContactRules()
     calling_windows: CallingWindows = CallingWindows()
     compliance: ComplianceRules = ComplianceRules()
+    ai: AiRules = AiRules()
 
     @field_validator("stage_priority")
     @classmethod

@@ -148,6 +148,13 @@ call_tasks = Table(
         comment="a personal callback's owner: only they are offered it until held_until",
     ),
     Column("held_until", DateTime(timezone=True), nullable=True),
+    Column(
+        "ai_routed",
+        Boolean,
+        nullable=False,
+        server_default=text("false"),
+        comment="the AI's contact to make: people are offered it only once it waits too long",
+    ),
     _created_at(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _one_of("queue", Queue),
@@ -675,4 +682,64 @@ link_days = Table(
     Column("opened", Integer, nullable=False),
     Column("used", Integer, nullable=False),
     Index("ix_link_days_day", "day"),
+)
+
+
+# --- AI agents (issue 13, migration 0013; owner adapters/ai_conversations.py) ----------------
+
+ai_conversations = Table(
+    "ai_conversations",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", BigInteger, nullable=False, comment="replica users.id"),
+    Column("agent_id", BigInteger, ForeignKey("agents.id", ondelete="SET NULL"), nullable=True),
+    Column("channel", String(8), nullable=False, comment="voice, sms or triage"),
+    Column("queue", String(16), nullable=True),
+    Column("workflow_id", String(200), nullable=False, unique=True),
+    Column("call_id", BigInteger, ForeignKey("calls.id", ondelete="SET NULL"), nullable=True),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("disposition", String(32), nullable=True, comment="the typed outcome it recorded"),
+    Column("handoff_reason", String(32), nullable=True),
+    Column("summary", Text, nullable=True, comment="for the person who takes over"),
+    Column("turns", Integer, nullable=False, server_default=text("0")),
+    Column("prompt_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("completion_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+    Column(
+        "transcript_deleted_at",
+        DateTime(timezone=True),
+        nullable=True,
+        comment="the steps' text was deleted (end of the recording retention)",
+    ),
+    _one_of("queue", Queue),
+    Index("ix_ai_conversations_user_id_started_at", "user_id", "started_at"),
+    Index("ix_ai_conversations_started_at", "started_at"),
+    # the claimant's live SMS conversation, for an inbound text to reach
+    Index(
+        "ix_ai_conversations_active",
+        "user_id",
+        postgresql_where=text("status = 'active'"),
+    ),
+)
+
+ai_steps = Table(
+    "ai_steps",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "conversation_id",
+        BigInteger,
+        ForeignKey("ai_conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("kind", String(16), nullable=False, comment="claimant, assistant, tool or model"),
+    Column("text", Text, nullable=True, comment="deleted at the end of retention"),
+    Column("tool_name", String(64), nullable=True),
+    Column("detail", JSONB, nullable=True, comment="tool arguments and result; refusals"),
+    Column("latency_ms", Integer, nullable=True, comment="a model call's"),
+    Column("prompt_tokens", Integer, nullable=True),
+    Column("completion_tokens", Integer, nullable=True),
+    _created_at(),
+    Index("ix_ai_steps_conversation_id_id", "conversation_id", "id"),
 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import StrEnum
 
+from schemas.ai import AiHandoff, Routing
 from schemas.attribution import ContactKind
 from schemas.enums import LinkChannel, Queue
 
@@ -87,6 +88,12 @@ class ClaimantFacts:
     # a supervisor's pause: the workflow's own fact, not the databases' (kept across reloads
     # and continue-as-new); while set the claimant gets no task (domain.assessment)
     paused: OutreachPause | None = None
+    # the AI handed the claimant to a person (the workflow's own, kept like `paused`): the
+    # next attempt is a person's, with the priority raised (domain.ai_routing)
+    ai_handoff: AiHandoff | None = None
+    # why the AI must never contact this claimant again (a complaint or bereavement raised
+    # with it), from the dialler DB; None: no such reason
+    ai_excluded: str | None = None
 
 
 # --- change events (CDC, reconcile) ------------------------------------------------------
@@ -180,6 +187,8 @@ class Assessment:
     # when the TPS/CTPS screening this call relies on goes out of date (None: it relies on
     # none); the workflow reloads the facts, which re-screens the number, at that time
     rescreen_at: datetime | None = None
+    # a person or the AI, and why (domain.ai_routing); None: not routed (no queue)
+    routing: Routing | None = None
 
 
 # --- workflow ------------------------------------------------------------------------------
@@ -411,6 +420,8 @@ class TaskShape:
     people_only: bool
     owner_agent_id: int | None = None
     held_until: datetime | None = None
+    # the AI's to make: people are not offered it (unless the AI leaves it waiting)
+    ai_routed: bool = False
 
 
 @dataclass

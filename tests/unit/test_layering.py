@@ -60,6 +60,7 @@ OWNERS: dict[str, frozenset[str]] = {
     "agent_state_days": frozenset({"adapters/agent_store.py"}),
     "link_days": frozenset({"adapters/magic_links.py"}),
     "rules_versions": frozenset({"adapters/rules_versions.py"}),
+    **dict.fromkeys(("ai_conversations", "ai_steps"), frozenset({"adapters/ai_conversations.py"})),
 }
 
 TEMPORALIO = "temporalio"  # the pseudo-table of the "one door per workflow" rule
