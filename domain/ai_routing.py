@@ -14,6 +14,7 @@ consent (PECR regulation 19); without it the AI may only text, and only with SMS
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 
 from domain.rules import AiRules
@@ -46,7 +47,7 @@ def route_contact(
         return Routing(to_ai=False, reason=reason)
     assert queue is not None
     policy = rules.policy(queue)
-    channel, why_not = _channel(policy.channels, refusals, available.voice_possible)
+    channel, why_not = _channel(policy.channels, refusals, available)
     if channel is None:
         return Routing(to_ai=False, reason=why_not)
     how = "an automated call" if channel is AiChannel.VOICE else "SMS"
@@ -102,7 +103,7 @@ def ai_share_draw(user_id: int, attempts: int) -> float:
 
 
 def _channel(
-    channels: list[str], refusals: dict[str, str], voice_possible: bool
+    channels: Sequence[str], refusals: dict[str, str], available: AiAvailability
 ) -> tuple[AiChannel | None, str]:
     """The first channel of the policy's list that may be used, and, when the first choice
     was refused, why (shown with the routing)."""
@@ -111,10 +112,12 @@ def _channel(
         channel = AiChannel(name)
         if channel is AiChannel.VOICE:
             why = refusals.get(ConsentChannel.AUTOMATED_CALL.value)
-            if why is None and not voice_possible:
-                why = "no telephony for automated calls"
+            if why is None and not available.voice_possible:
+                why = "AI calls are switched off (or no telephony)"
         else:
             why = refusals.get(ConsentChannel.SMS.value)
+            if why is None and not available.sms_possible:
+                why = "AI texts are switched off"
         if why is None:
             return channel, "; ".join(refused)
         refused.append(why)

@@ -428,6 +428,13 @@ class ComplianceRules(_Rules):
 # --- AI agents (issue 13; domain.ai_routing) ------------------------------------------------
 
 
+AiChannelName = Literal["voice", "sms"]
+
+
+def _both_channels() -> list[AiChannelName]:
+    return ["voice", "sms"]
+
+
 class AiQueuePolicy(_Rules):
     """Whether the AI may make a queue's contacts, how many of them, and by which channels."""
 
@@ -439,11 +446,11 @@ class AiQueuePolicy(_Rules):
     cap_per_hour: Annotated[int, Field(strict=True, ge=0, le=100_000)] = 60
     # In order of preference. "voice" needs automated-call consent (PECR regulation 19),
     # "sms" SMS consent; a claimant with neither is a person's.
-    channels: list[Literal["voice", "sms"]] = Field(default_factory=lambda: ["voice", "sms"])
+    channels: list[AiChannelName] = Field(default_factory=lambda: _both_channels())
 
     @field_validator("channels")
     @classmethod
-    def _each_channel_once(cls, channels: list[str]) -> list[str]:
+    def _each_channel_once(cls, channels: list[AiChannelName]) -> list[AiChannelName]:
         if len(set(channels)) != len(channels):
             raise ValueError("list each channel at most once")
         return channels
