@@ -49,8 +49,10 @@ class AiAvailability:
 
     agent_id: int | None = None
     voice_possible: bool = False
+    sms_possible: bool = True
     started_last_hour: dict[str, int] = field(default_factory=dict)
-    unavailable_reason: str = "no AI model configured"
+    unavailable_reason: str = "no AI agent on duty"
+    task_queue: str = AI_TASK_QUEUE
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Routing:
     reason: str
     channel: AiChannel | None = None
     ai_agent_id: int | None = None
+    task_queue: str = AI_TASK_QUEUE  # where the AI worker listens
 
 
 @dataclass
@@ -85,6 +88,9 @@ class AiContactInput:
     ai_agent_id: int
     # the outreach claim this contact works under (its outcome key)
     claim_key: str
+    # where the outreach activities run (a magic link is sent by the outreach worker's
+    # messaging activity, the same one an agent's click runs)
+    outreach_task_queue: str = "outreach"
 
 
 @dataclass
@@ -296,6 +302,45 @@ class ToolStep:
 @dataclass
 class ToolStepRecorded:
     step_id: int
+
+
+@dataclass
+class LimitsRequest:
+    queue: str
+
+
+@dataclass
+class AiLimits:
+    """The `[ai]` rules in force when the contact starts (`domain.rules.AiRules`)."""
+
+    max_turns: int
+    call_time_limit_seconds: int
+    sms_reply_window_seconds: int
+    answering_machine: str  # "hang_up" or "message"
+
+
+@dataclass
+class ToolCheck:
+    """A tool call the model asked for, to validate against the claimant's state (and
+    record) before it runs."""
+
+    conversation_id: int
+    user_id: int
+    call: ToolCall
+    magic_links_sent: int
+    callback_at: datetime | None
+
+
+@dataclass
+class ToolVerdict:
+    """`refusal` None: the tool may run, with `arguments` as parsed; otherwise the text the
+    model is told instead."""
+
+    name: str
+    arguments: dict[str, str]
+    refusal: str | None
+    # claim_context's answer, ready for the model
+    result: str = ""
 
 
 # --- inbound SMS triage --------------------------------------------------------------------
