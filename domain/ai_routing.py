@@ -54,7 +54,13 @@ def route_contact(
     explained = f"AI agent by {how}"
     if channel is AiChannel.SMS and why_not:
         explained += f" ({why_not})"
-    return Routing(to_ai=True, reason=explained, channel=channel, ai_agent_id=available.agent_id)
+    return Routing(
+        to_ai=True,
+        reason=explained,
+        channel=channel,
+        ai_agent_id=available.agent_id,
+        task_queue=available.task_queue,
+    )
 
 
 def _people_only(

@@ -160,3 +160,12 @@ def test_the_rules_file_refuses_a_bad_ai_section() -> None:
         parse_rules('[ai.queues.unsigned]\nchannels = ["sms", "sms"]\n')
     with pytest.raises(RulesError, match=r"ai\.answering_machine"):
         parse_rules('[ai]\nanswering_machine = "shout"\n')
+
+
+def test_the_routing_names_the_ai_task_queue_of_the_agent_on_duty() -> None:
+    available = AiAvailability(agent_id=7, voice_possible=True, task_queue="ai-elsewhere")
+    refusals: dict[str, str] = {}
+    routing = route_contact(
+        _facts(*ALL), Queue.OUTSTANDING, refusals, None, 0, AiRules(), available, NOW
+    )
+    assert (routing.ai_agent_id, routing.task_queue) == (7, "ai-elsewhere")
