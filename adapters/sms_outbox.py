@@ -219,6 +219,19 @@ async def inbound_by_sid(conn: AsyncConnection, sid: str) -> KeptInbound:
     return KeptInbound(int(row.id), None if row.user_id is None else int(row.user_id), row.body)
 
 
+async def inbound_by_id(conn: AsyncConnection, message_id: int) -> KeptInbound | None:
+    """An inbound message by its id (the SMS triage reads the text itself: no workflow
+    history holds it); None when there is no inbound message with that id."""
+    row = (
+        await conn.execute(
+            select(_M.id, _M.user_id, _M.body).where(_M.id == message_id, _M.direction == _INBOUND)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return KeptInbound(int(row.id), None if row.user_id is None else int(row.user_id), row.body)
+
+
 async def last_texted_among(
     conn: AsyncConnection, user_ids: Sequence[int], numbers: Sequence[str]
 ) -> int | None:

@@ -25,6 +25,7 @@ from services.consents import ConsentService
 from services.live_updates import DepthPublisher, FloorPublisher, LiveQueueEvents
 from services.rules_editing import RulesEditor
 from services.rules_preview import RulesPreview
+from workflows.ai_contact_client import AiContactClient
 from workflows.outreach_client import OutreachClient
 from workflows.rules_rollout_client import RulesRolloutClient
 
@@ -45,6 +46,7 @@ class WebServices:
     _depths: DepthPublisher | None = field(default=None, init=False, repr=False)
     _floor: FloorPublisher | None = field(default=None, init=False, repr=False)
     _outreach: OutreachClient | None = field(default=None, init=False, repr=False)
+    _ai_contact: AiContactClient | None = field(default=None, init=False, repr=False)
 
     def outreach(self) -> OutreachClient:
         """The one door to the claimants' workflows (it connects on first use, so the app
@@ -52,6 +54,13 @@ class WebServices:
         if self._outreach is None:
             self._outreach = OutreachClient(self.temporal.client, self.settings.temporal_task_queue)
         return self._outreach
+
+    def ai_contact(self) -> AiContactClient:
+        """The one door to the AI agent's workflows (AI contacts, SMS triage) on the AI task
+        queue; it connects on first use, like `outreach`."""
+        if self._ai_contact is None:
+            self._ai_contact = AiContactClient(self.temporal.client, self.settings.ai_task_queue)
+        return self._ai_contact
 
     def claim_service(self) -> ClaimService:
         return ClaimService(

@@ -7,6 +7,12 @@ forged requests get 403 before anything is read. Each is applied once per Messag
   that number, applies STOP / START (see `services.sms_conversations`), tells the claimant's
   workflow, announces the message to staff pages (`sms-inbound`), and answers with empty
   TwiML (no automatic reply: Twilio's own opt-out handling answers STOP and START).
+- Then, for any other message from a known claimant, the AI (`_to_the_ai`): the claimant's
+  live AI SMS conversation gets it (`claimant_texted`), or, with a model configured, the
+  triage workflow starts for it (`SmsTriage`: a callback request booked, a documents
+  question answered, the rest left for a person). STOP / START never reach the AI. If
+  Temporal cannot be reached the message is kept all the same (a person reads it in the
+  inbox) and Twilio still gets its 200.
 - `/webhooks/twilio/sms-status` moves an outbound message's status forward; repeats and
   late callbacks for an earlier stage change nothing.
 
@@ -20,14 +26,23 @@ reached the answer is 503, so a retrying sender delivers it later.
 from __future__ import annotations
 
 from quart import Blueprint, Response
+from sqlalchemy.exc import SQLAlchemyError
 from structlog import get_logger
 
+from adapters import ai_conversations
 from domain.sms import KNOWN_STATUSES, normalise_number
-from services.sms_conversations import InboundSms
+from schemas.ai import AiChannel, ClaimantTurn, TriageInput
+from services.sms_conversations import InboundSms, Received
 from web.actions.sms import after_inbound, conversations
 from web.auth.access import webhook
 from web.errors import APIError
+from web.services import services
 from web.twilio_signature import verified_form
+from workflows.ai_contact_client import (
+    AiContactNotRunning,
+    AiContactRefused,
+    AiContactUnavailable,
+)
 
 log = get_logger(__name__)
 
@@ -36,6 +51,7 @@ blueprint = Blueprint("webhooks_sms", __name__)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 MAX_SID_LENGTH = 64  # sms_messages.provider_sid
 MAX_NUMBER_LENGTH = 20  # sms_messages.from_number / to_number
+MAX_AI_TEXT_CHARS = 4_000  # what the AI is passed of one message (kept whole in the inbox)
 
 
 def _required(form: dict[str, str], *names: str) -> str:
@@ -75,7 +91,40 @@ async def sms_inbound() -> Response:
     )
     received = await conversations().receive(message)
     await after_inbound(message.sid, received)  # 503 with Retry-After when Temporal is away
+    await _to_the_ai(message, received)
     return Response(EMPTY_TWIML, status=200, mimetype="text/xml")
+
+
+async def _to_the_ai(message: InboundSms, received: Received) -> None:
+    """A known claimant's message that is no keyword: to their live AI SMS conversation, else
+    to the triage when a model is configured, else to nobody new (a person reads it in the
+    inbox, as always). A repeated webhook passes it again, harmlessly: the conversation
+    ignores a turn id (the MessageSid) it has seen, and a triage starts once per message."""
+    if received.user_id is None or received.keyword is not None or not message.body.strip():
+        return
+    deps = services()
+    client = deps.ai_contact()
+    try:
+        async with deps.dialler_db.connect() as conn:
+            live = await ai_conversations.active_conversation(
+                conn, received.user_id, AiChannel.SMS.value
+            )
+        if live is not None:
+            turn = ClaimantTurn(text=message.body[:MAX_AI_TEXT_CHARS], turn_id=message.sid)
+            try:
+                await client.claimant_texted(live.workflow_id, turn)
+                return
+            except AiContactNotRunning:
+                pass  # the conversation ended as the message came: triage it instead
+        if deps.settings.ai_configured:
+            await client.start_triage(TriageInput(received.message_id, received.user_id))
+    except (AiContactRefused, AiContactUnavailable, SQLAlchemyError, OSError) as error:
+        # kept in the inbox all the same: a person reads it
+        log.warning(
+            "inbound sms not passed to the AI",
+            message_id=received.message_id,
+            error=type(error).__name__,
+        )
 
 
 @blueprint.post("/webhooks/twilio/sms-status")
