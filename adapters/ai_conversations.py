@@ -262,6 +262,19 @@ async def step_with_key(conn: AsyncConnection, conversation_id: int, key: str) -
     return None if row is None else _step(row)
 
 
+async def recorded_keys(conn: AsyncConnection, conversation_id: int) -> set[str]:
+    """The keys of the conversation's steps recorded once (`add_step_once`). Locks the
+    conversation's row for the caller's transaction, so that a second recorder (a retried
+    activity whose first attempt still runs) waits and then sees what the first added."""
+    await conn.execute(select(_A.id).where(_A.id == conversation_id).with_for_update())
+    rows = await conn.execute(
+        select(_S.detail[STEP_KEY].astext).where(
+            _S.conversation_id == conversation_id, _S.detail.has_key(STEP_KEY)
+        )
+    )
+    return {str(key) for (key,) in rows}
+
+
 async def add_step_once(
     conn: AsyncConnection,
     conversation_id: int,
@@ -357,3 +370,87 @@ async def delete_transcripts_before(conn: AsyncConnection, cutoff: datetime) -> 
             update(db.ai_steps).where(_S.conversation_id.in_(ids)).values(text=None, detail=None)
         )
     return len(ids)
+
+
+# --- the supervisor's views (services.call_review, services.wallboard) -------------------------
+
+
+@dataclass(frozen=True)
+class ConversationSearch:
+    """Which conversations the calls list's "AI SMS conversations" shows (None: any)."""
+
+    channels: tuple[str, ...]
+    agent_ids: list[int] | None = None
+    disposition: str | None = None
+    without_outcome: bool = False  # only conversations that recorded no outcome
+    queue: str | None = None
+    since: datetime | None = None  # started at or after
+    until: datetime | None = None  # started before
+
+
+async def search_conversations(
+    conn: AsyncConnection,
+    search: ConversationSearch,
+    *,
+    limit: int,
+    older_than: tuple[datetime, int] | None = None,
+    newer_than: tuple[datetime, int] | None = None,
+) -> list[ConversationRow]:
+    """Up to `limit` conversations matching `search`, newest first (by start, then id): the
+    newest, those just older than `older_than`, or those just newer than `newer_than` (a
+    keyset, as `call_log.search_calls` pages the calls)."""
+    where: list[Any] = [_A.channel.in_(search.channels)]
+    if search.agent_ids is not None:
+        where.append(_A.agent_id.in_(sorted(set(search.agent_ids))))
+    if search.disposition is not None:
+        where.append(_A.disposition == search.disposition)
+    if search.without_outcome:
+        where.append(_A.disposition.is_(None))
+    if search.queue is not None:
+        where.append(_A.queue == search.queue)
+    if search.since is not None:
+        where.append(_A.started_at >= search.since)
+    if search.until is not None:
+        where.append(_A.started_at < search.until)
+    if older_than is not None:
+        at, conversation_id = older_than
+        where += [_A.started_at <= at, (_A.started_at < at) | (_A.id < conversation_id)]
+    if newer_than is not None:
+        at, conversation_id = newer_than
+        where += [_A.started_at >= at, (_A.started_at > at) | (_A.id > conversation_id)]
+    ascending = newer_than is not None and older_than is None
+    order = (
+        [_A.started_at.asc(), _A.id.asc()] if ascending else [_A.started_at.desc(), _A.id.desc()]
+    )
+    rows = await conn.execute(
+        select(db.ai_conversations).where(*where).order_by(*order).limit(max(0, limit))
+    )
+    found = [ConversationRow(**row._mapping) for row in rows]
+    return found[::-1] if ascending else found
+
+
+async def conversations_of_calls(
+    conn: AsyncConnection, call_ids: list[int]
+) -> dict[int, ConversationRow]:
+    """The AI conversation of each of these calls that had one (call id -> conversation)."""
+    if not call_ids:
+        return {}
+    rows = await conn.execute(
+        select(db.ai_conversations).where(_A.call_id.in_(sorted(set(call_ids)))).order_by(_A.id)
+    )
+    return {int(row.call_id): ConversationRow(**row._mapping) for row in rows}
+
+
+async def contacts_since(conn: AsyncConnection, since: datetime) -> dict[str, tuple[int, int]]:
+    """Conversations started at or after `since`, by channel: (started, handed to a
+    person)."""
+    rows = await conn.execute(
+        select(
+            _A.channel,
+            func.count(),
+            func.count().filter(_A.status == ContactEnd.HANDED_OFF.value),
+        )
+        .where(_A.started_at >= since)
+        .group_by(_A.channel)
+    )
+    return {str(channel): (int(started), int(handed)) for channel, started, handed in rows}

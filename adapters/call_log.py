@@ -483,6 +483,50 @@ async def place_call(engine: AsyncEngine, new: NewCall) -> int:
     return int(call_id)
 
 
+async def insert_ai_call(
+    conn: AsyncConnection,
+    *,
+    user_id: int,
+    agent_id: int,
+    queue: str | None,
+    provider: str,
+    to_number: str,
+    from_number: str | None,
+) -> int:
+    """An AI agent's call (issue 13), written before it is dialled, in the caller's
+    transaction (with its conversation's link to it); no task: the AI works from its
+    conversation. Its id."""
+    call_id = await conn.scalar(
+        insert(db.calls)
+        .values(
+            user_id=user_id,
+            agent_id=agent_id,
+            queue=queue,
+            provider=provider,
+            to_number=to_number,
+            phone_key=phone_key(to_number),
+            from_number=from_number,
+            status="initiated",
+        )
+        .returning(_C.id)
+    )
+    assert call_id is not None
+    return int(call_id)
+
+
+async def finish_ai_call(
+    conn: AsyncConnection, call_id: int, *, transcript: str | None, disposition: str | None
+) -> None:
+    """An AI call's transcript (unless retention already deleted its recording) and the
+    outcome its conversation recorded (an outcome already on the call is kept)."""
+    values: dict[str, Any] = {"disposition": func.coalesce(_C.disposition, disposition)}
+    if transcript:
+        values["transcript"] = case(
+            (_C.recording_deleted_at.is_(None), transcript), else_=_C.transcript
+        )
+    await conn.execute(update(db.calls).where(_C.id == call_id).values(**values))
+
+
 async def attach_claimant_leg(engine: AsyncEngine, call_id: int, sid: str) -> bool:
     """Record the SID the call is placed under, once (`initiated` becomes `queued`); False
     when the call was already placed under another SID."""

@@ -511,6 +511,20 @@ def correction_for(problem: str) -> str:
     )
 
 
+def transcript_text(steps: Sequence[ConversationStep]) -> str:
+    """The conversation as the call's transcript: one line per thing said or done."""
+    lines: list[str] = []
+    for step in steps:
+        if step.kind is StepKind.CLAIMANT:
+            lines.append(f"Claimant: {step.text}")
+        elif step.kind is StepKind.ASSISTANT:
+            if step.text.strip():
+                lines.append(f"AI: {step.text}")
+        else:
+            lines.append(f"[{step.tool_name or 'tool'}] {step.text}")
+    return "\n".join(lines)
+
+
 def summarise_for_person(
     steps: Sequence[ConversationStep], reason: HandoffReason, model_summary: str | None = None
 ) -> str:

@@ -180,6 +180,9 @@ class PlaceAiCall:
 class AiCallPlaced:
     call_id: int | None  # None: the claimant has no usable number
     call_sid: str | None
+    # why no call was placed (no usable number, opted out, no automated-call consent, the
+    # calling window closed, Twilio refused it); empty when it was
+    refused: str = ""
 
 
 @dataclass
