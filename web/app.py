@@ -31,6 +31,7 @@ from web.blueprints import (
     supervisor_calls,
     supervisor_claimants,
     supervisor_rules,
+    webhooks_ai,
     webhooks_sms,
 )
 from web.converters import BoundedInt
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     install_input_guard(app)  # before the access rules, which read forms for CSRF tokens
     install_security_headers(app, https=settings.cookie_secure)
     register_error_handlers(app)
-    for blueprint in (assets, auth, docs, health, magic_links, sms, webhooks_sms, api):
+    for blueprint in (assets, auth, docs, health, magic_links, sms, webhooks_sms, webhooks_ai, api):
         app.register_blueprint(blueprint.blueprint)
     for blueprint in (console, calls, consent, live, recordings):
         app.register_blueprint(blueprint.blueprint)
