@@ -294,6 +294,10 @@ async def test_a_person_hears_the_notice_and_the_assistant_at_once_then_is_liste
     assert len(world.model.requests) == 1
     sent = json.dumps(world.model.requests[0]["messages"])
     assert "Yes, speaking." in sent
+    door = world.services.ai_contact()
+    progress = await door.progress(conversation.workflow_id)
+    assert progress is not None and (progress.turns, progress.ended) == (1, False)
+    assert await door.progress("ai-contact-no-such-workflow") is None
 
     # the last turn: the AI records the outcome, says goodbye and hangs up
     world.model.reply_tool(
