@@ -113,11 +113,11 @@ def _invalid(message: str) -> ApplicationError:
     return ApplicationError(message, type="InvalidRequest", non_retryable=True)
 
 
-def _brief_of(rows: ClaimantRows, queue: str) -> talk.ClaimantBrief:
+def brief_of(rows: ClaimantRows, queue: str) -> talk.ClaimantBrief:
     """What the model may know: this claimant's first name and claims, nothing else."""
     if rows.user is None:
         return talk.ClaimantBrief("", [], [], False, queue)
-    answer = _context_of(rows)
+    answer = context_of(rows)
     return talk.ClaimantBrief(
         first_name=str(rows.user.first_name or ""),
         lenders=answer.lenders,
@@ -127,7 +127,7 @@ def _brief_of(rows: ClaimantRows, queue: str) -> talk.ClaimantBrief:
     )
 
 
-def _context_of(rows: ClaimantRows) -> ContextAnswer:
+def context_of(rows: ClaimantRows) -> ContextAnswer:
     lenders: list[str] = []
     missing: list[str] = []
     for row in rows.claims:
@@ -300,7 +300,7 @@ class AiAgentActivities:
     async def _brief(self, conversation_id: int, user_id: int, queue: str) -> talk.ClaimantBrief:
         brief = self._briefs.get(conversation_id)
         if brief is None:
-            brief = _brief_of(await self._replica.claimant_with_claims(user_id), queue)
+            brief = brief_of(await self._replica.claimant_with_claims(user_id), queue)
             self._briefs[conversation_id] = brief
             while len(self._briefs) > BRIEFS_KEPT:
                 self._briefs.popitem(last=False)
@@ -415,7 +415,7 @@ class AiAgentActivities:
     async def claim_context(self, request: ContextQuestion) -> ContextAnswer:
         """This claimant's claims, read now: their lenders, what is missing, whether they
         signed. Nobody else's."""
-        return _context_of(await self._replica.claimant_with_claims(request.user_id))
+        return context_of(await self._replica.claimant_with_claims(request.user_id))
 
     @activity.defn(name="ai_record_tool_step")
     async def record_tool_step(self, request: ToolStep) -> ToolStepRecorded:

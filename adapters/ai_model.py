@@ -11,6 +11,7 @@ key, the prompt or the reply. Nothing here logs message text.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, cast
@@ -20,6 +21,15 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageFunctionToolCall, ChatCompletionMessageParam
 
 from config.settings import Settings
+
+# the openai client's HTTP stack logs each request (its URL) at INFO: chatter, held at WARNING
+_QUIET_LOGGERS = ("httpx2", "httpcore2", "openai")
+
+
+def _quiet_vendor_loggers() -> None:
+    for name in _QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,7 @@ def _status_text(error: openai.APIStatusError) -> str:
 class ChatModel:
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
+        _quiet_vendor_loggers()
         # A keyless local server still needs a non-empty key for the client to start.
         self._client = AsyncOpenAI(
             api_key=config.api_key or "unused",

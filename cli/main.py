@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.agents import agents
+from cli.ai import ai
 from cli.compliance import compliance
 from cli.db import db
 from cli.dev import dev
@@ -26,6 +27,7 @@ def main() -> None:
 for command in (compliance, db, dev, health, queue, report, scoring, seed, sync, web, worker):
     main.add_command(command)
 main.add_command(agents)
+main.add_command(ai)
 
 
 if __name__ == "__main__":

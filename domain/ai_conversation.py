@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from domain.callback_booking import refuse_callback
 from domain.calling_windows import format_local
 from domain.rules import CallingWindows, DiallerRules
+from domain.sms import requirement_words
 from schemas.ai import AiChannel, ConversationStep, HandoffReason, StepKind
 
 COMPANY = "Resolve My Claim"
@@ -91,8 +92,9 @@ class ClaimantBrief:
 
 
 def document_label(requirement_type: str) -> str:
-    """ "bank_statements" -> "bank statements": how a requirement type is said."""
-    return clean_text(requirement_type.replace("_", " ").strip().lower(), 60)
+    """A requirement type as the claimant-facing texts say it ("bank_statements" ->
+    "bank statements", "photo_id" -> "photo ID (passport or driving licence)")."""
+    return clean_text(requirement_words(requirement_type), 80)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
