@@ -83,28 +83,82 @@ async def check_all(checks: list[Awaitable[DependencyStatus]]) -> list[Dependenc
 WORKER_POLLED_WITHIN = timedelta(seconds=90)
 
 
+WORKFLOW_TASKS = (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,)
+# The AI worker is found by either kind of poll: it runs the AI contact's workflow and its
+# activities (model calls, tools) on the same task queue.
+ANY_TASKS = (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+
+
 def check_workers(
-    client_factory: Callable[[], Awaitable[Client]], task_queue: str, name: str = "worker"
+    client_factory: Callable[[], Awaitable[Client]],
+    task_queue: str,
+    name: str = "worker",
+    kinds: tuple[TaskQueueType.ValueType, ...] = WORKFLOW_TASKS,
 ) -> Awaitable[DependencyStatus]:
-    """Workers polling `task_queue` for workflow tasks, as Temporal saw them last."""
+    """Workers polling `task_queue` for the `kinds` of tasks (workflow tasks by default),
+    as Temporal saw them last; each worker (by identity) is counted once."""
 
     async def probe() -> str:
         client = await client_factory()
-        response = await client.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(
-                namespace=client.namespace,
-                task_queue=TaskQueue(name=task_queue),
-                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-            )
-        )
         now = time.time()
-        recent = [
-            poller
-            for poller in response.pollers
-            if now - poller.last_access_time.ToSeconds() <= WORKER_POLLED_WITHIN.total_seconds()
-        ]
+        recent: set[str] = set()
+        for kind in kinds:
+            response = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=client.namespace,
+                    task_queue=TaskQueue(name=task_queue),
+                    task_queue_type=kind,
+                )
+            )
+            recent.update(
+                poller.identity
+                for poller in response.pollers
+                if now - poller.last_access_time.ToSeconds() <= WORKER_POLLED_WITHIN.total_seconds()
+            )
         if not recent:
             raise RuntimeError(f"no worker has polled task queue {task_queue!r} lately")
         return f"{len(recent)} polling {task_queue!r}"
 
     return _timed(name, probe)
+
+
+# --- the AI agents (issue 13) ----------------------------------------------------------------
+
+AI_NOT_CONFIGURED = "no model configured (OPENAI_MODEL): every contact goes to people"
+
+
+@dataclass(frozen=True)
+class AiStatus:
+    """Whether the AI agents can work: a model is configured and a worker polls their task
+    queue. Not configured is a valid set-up (people make every contact), stated, not failed."""
+
+    configured: bool
+    model: str | None
+    worker: DependencyStatus | None  # None: not configured, so no worker is expected
+
+    @property
+    def working(self) -> bool:
+        return self.worker is not None and self.worker.ok
+
+    @property
+    def detail(self) -> str:
+        if self.worker is None:
+            return AI_NOT_CONFIGURED
+        if self.worker.ok:
+            return f"model {self.model}; AI worker: {self.worker.detail}"
+        return (
+            f"model {self.model}, but no AI worker is running ({self.worker.detail}): "
+            "AI contacts wait, then go to people"
+        )
+
+
+async def check_ai(
+    client_factory: Callable[[], Awaitable[Client]], model: str, task_queue: str
+) -> AiStatus:
+    """The AI: not configured when `model` is empty (no Temporal call is made); else whether
+    a worker polls `task_queue` (the AI worker, `dialler worker ai`)."""
+    model = model.strip()
+    if not model:
+        return AiStatus(configured=False, model=None, worker=None)
+    worker = await check_workers(client_factory, task_queue, "AI worker", ANY_TASKS)
+    return AiStatus(configured=True, model=model, worker=worker)

@@ -28,7 +28,20 @@ class CdcHealth:
 
 
 @dataclass
+class AiHealth:
+    """The AI agents (informational, like the CDC worker: with no model, or no AI worker,
+    people make every contact; an AI-routed task is offered to people once it waits)."""
+
+    configured: bool  # a model is named (OPENAI_MODEL)
+    model: str | None
+    worker_polling: bool | None  # a worker polls the AI task queue (None: not configured)
+    task_queue: str
+    detail: str
+
+
+@dataclass
 class HealthReport:
     status: str  # "ok" or "unavailable"
     checks: dict[str, DependencyCheck]
     cdc: CdcHealth | None = None  # absent when CDC_SOURCE=none
+    ai: AiHealth | None = None

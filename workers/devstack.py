@@ -5,8 +5,8 @@ LOCAL_REPLICA_PORT) when REPLICA_DATABASE_URL points at it, checks PostgreSQL, M
 Redis (saying which URL failed and how to start it), prepares the databases and demo data,
 starts the Temporal dev server from the pip package (SQLite with WAL, search attributes
 registered, Web UI on :8233), then every process of the product (the outreach worker, the
-CDC worker following that MariaDB's binlog, the web app), prints the URLs, and stops
-everything cleanly on Ctrl-C.
+CDC worker following that MariaDB's binlog, the AI worker when a model is configured, the web
+app), prints the URLs, and stops everything cleanly on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.service import RPCError
 
+from adapters import agent_store
 from adapters.cdc_binlog import BinlogConfigError, BinlogConnection, server_position
 from adapters.cdc_metrics import read_metrics
 from adapters.databases import dialler_engine, redacted, replica_engine
@@ -232,7 +233,10 @@ def product_processes(settings: Settings) -> list[Process]:
             return False
 
     async def worker_ready() -> bool:
-        return await _task_queue_polled(settings)
+        return await _task_queue_polled(settings, settings.temporal_task_queue)
+
+    async def ai_worker_ready() -> bool:
+        return await _task_queue_polled(settings, settings.ai_task_queue)
 
     started = time.time()
 
@@ -248,24 +252,46 @@ def product_processes(settings: Settings) -> list[Process]:
     processes = [Process("outreach-worker", [_bin("dialler"), "worker", "outreach"], worker_ready)]
     if settings.cdc_source is not CdcSource.NONE:
         processes.append(Process("cdc-worker", [_bin("dialler"), "sync", "start"], cdc_ready))
+    if settings.ai_configured:
+        processes.append(Process("ai-worker", [_bin("dialler"), "worker", "ai"], ai_worker_ready))
+    else:
+        _log(AI_NOT_STARTED)
     processes.append(Process("web", [_bin("dialler"), "web"], web_ready))
     return processes
 
 
-async def _task_queue_polled(settings: Settings) -> bool:
-    """True once a worker polls the outreach task queue (it provisions the schedules first)."""
+AI_NOT_STARTED = (
+    "AI worker not started: no model is configured (OPENAI_MODEL); every contact goes to people"
+)
+
+
+def _ai_line(settings: Settings) -> str:
+    if not settings.ai_configured:
+        return "off: no model configured (OPENAI_MODEL), every contact goes to people"
+    return f"model {settings.openai_model.strip()}, task queue {settings.ai_task_queue}"
+
+
+async def _task_queue_polled(settings: Settings, task_queue: str) -> bool:
+    """True once a worker polls `task_queue` for workflow or activity tasks (the outreach
+    worker provisions the schedules first)."""
     try:
         client = await connect_temporal(settings)
-        response = await client.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(
-                namespace=settings.temporal_namespace,
-                task_queue=TaskQueue(name=settings.temporal_task_queue),
-                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        for kind in (
+            TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        ):
+            response = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=settings.temporal_namespace,
+                    task_queue=TaskQueue(name=task_queue),
+                    task_queue_type=kind,
+                )
             )
-        )
+            if response.pollers:
+                return True
     except RPCError:
         return False
-    return len(response.pollers) > 0
+    return False
 
 
 class DevStack:
@@ -314,6 +340,25 @@ class DevStack:
             return False
         return True
 
+    async def _ai_agent_exists(self) -> bool:
+        """The AI worker works as the AI agent AI_AGENT_EMAIL and stops at once without
+        it: then the stack runs without the AI worker (people make every contact) and says
+        how to create the agent."""
+        email = self.settings.ai_agent_email
+        engine = dialler_engine(self.settings, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                record = await agent_store.staff_by_email(conn, email)
+        finally:
+            await engine.dispose()
+        if record is not None and record.is_ai and record.is_active:
+            return True
+        _log(
+            f"AI worker not started: AI_AGENT_EMAIL={email} is not an active AI agent; create "
+            f"it with `dialler agents add {email} --name 'AI agent' --queue outstanding --ai`"
+        )
+        return False
+
     async def _first_reconcile(self) -> None:
         """Run the reconcile schedule now rather than in 5 minutes, so the queues fill while
         the developer opens the app (it proceeds in the background)."""
@@ -354,6 +399,8 @@ class DevStack:
             for process in product_processes(self.settings):
                 if process.name == "cdc-worker" and not await self._binlog_readable():
                     continue
+                if process.name == "ai-worker" and not await self._ai_agent_exists():
+                    continue
                 await self._start(process)
             await self._first_reconcile()
         except PreflightError as error:
@@ -374,6 +421,7 @@ class DevStack:
             f"  Temporal UI   {str(self.settings.temporal_ui_url).rstrip('/')}",
             f"  replica       {redacted(self.settings.replica_database_url)}",
             f"  CDC           {self.settings.cdc_source.value} (`dialler sync status`)",
+            f"  AI agents     {_ai_line(self.settings)}",
             f"  logs          {self.log_dir}/",
             *lines,
             "Press Ctrl-C to stop everything.",

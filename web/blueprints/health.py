@@ -11,13 +11,15 @@ from adapters.cdc_metrics import read_status
 from adapters.cdc_store import CdcStore
 from adapters.health import (
     CHECK_TIMEOUT_SECONDS,
+    AiStatus,
+    check_ai,
     check_all,
     check_redis,
     check_sql,
     check_temporal,
 )
 from config.settings import CdcSource
-from schemas.api import CdcHealth, DependencyCheck, HealthReport
+from schemas.api import AiHealth, CdcHealth, DependencyCheck, HealthReport
 from web.auth.access import public
 from web.services import WebServices, services
 
@@ -29,16 +31,22 @@ blueprint = Blueprint("health", __name__)
 @validate_response(HealthReport, 200)
 @validate_response(HealthReport, 503)
 async def health() -> tuple[HealthReport, int]:
-    """Report PostgreSQL, the claims replica, Redis and Temporal, each with its latency, and
-    (unless CDC_SOURCE=none) the CDC worker's lag, throughput and errors."""
+    """Report PostgreSQL, the claims replica, Redis and Temporal, each with its latency;
+    (unless CDC_SOURCE=none) the CDC worker's lag, throughput and errors; and the AI agents:
+    "not configured" (no OPENAI_MODEL: people make every contact), or the model and whether
+    a worker polls the AI task queue. The CDC and AI parts do not change the status."""
     deps = services()
-    results = await check_all(
-        [
-            check_sql("postgres", deps.dialler_db),
-            check_sql("replica", deps.replica_db),
-            check_redis(deps.redis),
-            check_temporal(deps.temporal.client),
-        ]
+    settings = deps.settings
+    results, ai = await asyncio.gather(
+        check_all(
+            [
+                check_sql("postgres", deps.dialler_db),
+                check_sql("replica", deps.replica_db),
+                check_redis(deps.redis),
+                check_temporal(deps.temporal.client),
+            ]
+        ),
+        check_ai(deps.temporal.client, settings.openai_model, settings.ai_task_queue),
     )
     healthy = all(result.ok for result in results)
     report = HealthReport(
@@ -47,9 +55,20 @@ async def health() -> tuple[HealthReport, int]:
             r.name: DependencyCheck(ok=r.ok, latency_ms=r.latency_ms, detail=r.detail)
             for r in results
         },
-        cdc=await _cdc(deps) if deps.settings.cdc_source is not CdcSource.NONE else None,
+        cdc=await _cdc(deps) if settings.cdc_source is not CdcSource.NONE else None,
+        ai=ai_health(ai, settings.ai_task_queue),
     )
     return report, 200 if healthy else 503
+
+
+def ai_health(status: AiStatus, task_queue: str) -> AiHealth:
+    return AiHealth(
+        configured=status.configured,
+        model=status.model,
+        worker_polling=None if status.worker is None else status.worker.ok,
+        task_queue=task_queue,
+        detail=status.detail,
+    )
 
 
 async def _cdc(deps: WebServices) -> CdcHealth:
