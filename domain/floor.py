@@ -421,3 +421,65 @@ def state_counts(agents: Iterable[AgentOnFloor]) -> list[StateCount]:
     for agent in agents:
         (ai if agent.is_ai else people)[agent.state] += 1
     return [StateCount(s, people[s], ai[s]) for s in STATE_ORDER]
+
+
+# --- the AI agents (issue 13) -----------------------------------------------------------------
+
+# The AI worker marks its agent Ready when it starts and Offline when it stops.
+ON_DUTY = frozenset({AgentState.READY, AgentState.ON_CALL, AgentState.WRAP_UP})
+AI_OFF = "AI: no model configured — all contacts go to people"
+
+
+@dataclass(frozen=True)
+class AiContacts:
+    """AI conversations started in a period, on one channel ("voice", "sms", "triage")."""
+
+    channel: str
+    started: int
+    handed_off: int
+
+
+@dataclass(frozen=True)
+class AiFloor:
+    """The AI agents as the wallboard shows them: whether a model is configured at all (no
+    model: people make every contact), the AI agents on duty, and the day's AI contacts."""
+
+    configured: bool
+    voice_enabled: bool
+    sms_enabled: bool
+    on_duty: list[AgentOnFloor]
+    calls: int
+    sms: int
+    triage: int
+    handoffs: int
+
+    @property
+    def contacts(self) -> int:
+        return self.calls + self.sms + self.triage
+
+
+def ai_floor(
+    *,
+    configured: bool,
+    voice_enabled: bool,
+    sms_enabled: bool,
+    agents: Iterable[AgentOnFloor],
+    contacts: Iterable[AiContacts],
+) -> AiFloor:
+    """The AI's part of the floor: `agents` is the floor (people are left out), `contacts`
+    the day's AI conversations by channel."""
+    started: dict[str, int] = {}
+    handoffs = 0
+    for count in contacts:
+        started[count.channel] = started.get(count.channel, 0) + count.started
+        handoffs += count.handed_off
+    return AiFloor(
+        configured=configured,
+        voice_enabled=voice_enabled,
+        sms_enabled=sms_enabled,
+        on_duty=[a for a in agents if a.is_ai and a.state in ON_DUTY],
+        calls=started.get("voice", 0),
+        sms=started.get("sms", 0),
+        triage=started.get("triage", 0),
+        handoffs=handoffs,
+    )

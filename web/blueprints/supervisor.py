@@ -17,7 +17,7 @@ from quart.typing import ResponseReturnValue
 from config.settings import CdcSource
 from domain.floor import WAIT_LABELS
 from services.agent_states import LABELS as STATE_LABELS
-from services.wallboard import system_health, wallboard
+from services.wallboard import AiSetup, system_health, wallboard
 from web.auth.access import supervisor
 from web.services import services
 from web.temporal_links import workflow_url
@@ -63,7 +63,9 @@ def _view() -> dict[str, object]:
 
 async def _floor() -> dict[str, object]:
     deps = services()
-    board = await wallboard(deps.dialler_db, zone=deps.rules().calling_windows.zone)
+    settings = deps.settings
+    ai = AiSetup(settings.ai_configured, settings.ai_voice_enabled, settings.ai_sms_enabled)
+    board = await wallboard(deps.dialler_db, zone=deps.rules().calling_windows.zone, ai=ai)
     return {"board": board, **_view()}
 
 
@@ -98,5 +100,7 @@ async def health() -> ResponseReturnValue:
         temporal=deps.temporal,
         task_queue=settings.temporal_task_queue,
         cdc_source=None if cdc is CdcSource.NONE else cdc.value,
+        ai_model=settings.openai_model,
+        ai_task_queue=settings.ai_task_queue,
     )
     return await render_template("supervisor/_wallboard_health.html", health=report, **_view())
