@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from adapters import call_log, consents, task_store, tps
+from adapters import ai_conversations, call_log, consents, task_store, tps
+from adapters.ai_presence import AiPresence
 from adapters.audit_log import write_audit
 from adapters.replica_reader import ReplicaReader
 from adapters.rules_source import RulesSource, as_source
@@ -71,9 +72,16 @@ def _age(born: date | None, today: date) -> int | None:
 
 class OutreachActivities:
     def __init__(
-        self, dialler: AsyncEngine, replica_db: AsyncEngine, rules: RulesSource | DiallerRules
+        self,
+        dialler: AsyncEngine,
+        replica_db: AsyncEngine,
+        rules: RulesSource | DiallerRules,
+        ai: AiPresence | None = None,
     ) -> None:
+        """`ai`: the AI agents' presence, for the routing policy (None: every contact is a
+        person's)."""
         self._dialler = dialler
+        self._ai = ai
         # A change's refresh reads, then writes one row in one statement: no transaction
         # needed, so none of BEGIN and COMMIT's round trips.
         self._autocommit = dialler.execution_options(isolation_level="AUTOCOMMIT")
@@ -169,6 +177,7 @@ class OutreachActivities:
         if record.callback_at is not None:
             facts.callback_at = record.callback_at
             facts.callback_owner_agent_id = record.callback_owner_agent_id
+        facts.ai_excluded = await ai_conversations.excluded_reason(conn, facts.user_id)
 
     # --- assessment and the queue projection ------------------------------------------------
 
@@ -215,7 +224,8 @@ class OutreachActivities:
         rules = await self._rules.current()  # one version for the whole assessment
         stage = derive_stage(facts, now, rules.stage_priority)
         history = await self.contact_history(conn, facts, now, stage, rules)
-        return assess(facts, history, rules, now, stage)
+        available = await self._ai.current(conn, now) if self._ai is not None else None
+        return assess(facts, history, rules, now, stage, available)
 
     async def contact_history(
         self,

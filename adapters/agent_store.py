@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.analytics import StateSpan, StateTotal
 from domain.floor import AgentSeen
 from schemas import dialler_db as db
-from schemas.enums import AgentRole
+from schemas.enums import AgentRole, AgentState
 
 _A = db.agents.c
 _S = db.agent_sessions.c
@@ -233,6 +233,25 @@ async def latest_states(conn: AsyncConnection, agent_ids: Iterable[int]) -> list
         .order_by(_CHANGES.agent_id, _CHANGES.at.desc(), _CHANGES.id.desc())
     )
     return [StateChange(int(r.agent_id), r.state, r.reason, r.at) for r in rows]
+
+
+async def ai_agents_on_duty(conn: AsyncConnection) -> list[int]:
+    """Active AI agents whose latest state is Ready or On call (the AI worker sets Ready
+    when it starts and Offline when it stops), lowest id first."""
+    latest = (
+        select(_CHANGES.agent_id, _CHANGES.state)
+        .ext(distinct_on(_CHANGES.agent_id))
+        .join(db.agents, _A.id == _CHANGES.agent_id)
+        .where(_A.is_ai, _A.is_active)
+        .order_by(_CHANGES.agent_id, _CHANGES.at.desc(), _CHANGES.id.desc())
+        .subquery()
+    )
+    rows = await conn.execute(
+        select(latest.c.agent_id)
+        .where(latest.c.state.in_((AgentState.READY.value, AgentState.ON_CALL.value)))
+        .order_by(latest.c.agent_id)
+    )
+    return [int(r[0]) for r in rows]
 
 
 async def record_state(

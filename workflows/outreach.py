@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from activities.messaging import MessagingActivities
@@ -33,6 +33,15 @@ with workflow.unsafe.imports_passed_through():
     from domain.facts import apply_disposition, apply_event, needs_reload
     from domain.stages import has_future_callback
     from schemas import search_attributes as sa
+    from schemas.ai import (
+        AiChannel,
+        AiContactInput,
+        AiContactResult,
+        AiHandoff,
+        ContactEnd,
+        HandoffReason,
+        Routing,
+    )
     from schemas.messaging import CreateMagicLink, MagicLinkCreated
     from schemas.outreach import (
         Assessment,
@@ -69,7 +78,11 @@ with workflow.unsafe.imports_passed_through():
         Suppress,
         TaskShape,
     )
+    from workflows.ai_contact import AiContactWorkflow, ai_contact_id
 
+AI_CALL_LEASE = timedelta(minutes=30)  # the AI's call: ring, talk (8 min by default), close
+AI_SMS_LEASE = timedelta(days=1)  # the AI's SMS conversation ends itself after quiet hours
+AI_EXCLUDED = "a complaint, bereavement or vulnerability raised with the AI"
 RESCORE_EVERY = timedelta(hours=6)  # scores drift with time (days since contact, ...)
 SEEN_EVENTS_KEPT = 500
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -135,6 +148,10 @@ class OutreachWorkflow:
         self._timer: asyncio.Future[None] | None = None
         self._timer_due: datetime | None = None
         self._described: tuple[Any, ...] | None = None
+        # the AI's contact in progress (a child workflow on the AI task queue), the stage it
+        # was started for and the claim it holds
+        self._ai_contact: workflow.ChildWorkflowHandle[Any, AiContactResult] | None = None
+        self._ai_stage: Stage | None = None
 
     @workflow.signal
     def change(self, event: ChangeEvent) -> None:
@@ -175,6 +192,7 @@ class OutreachWorkflow:
                     # leaves the task withdrawn until the next change or timer).
                     await self._reload_facts()
                     assessment = self._assessment = await self._refresh_task(now)
+                assessment = await self._steer_ai(assessment, now)
             self._assessed_through = iteration
             self._describe(assessment)
 
@@ -183,7 +201,7 @@ class OutreachWorkflow:
                 if self._changes == iteration:
                     return OutreachResult(self._user_id, Stage.DONE, assessment.not_before_reason)
                 continue
-            if workflow.info().is_continue_as_new_suggested():
+            if workflow.info().is_continue_as_new_suggested() and self._ai_contact is None:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 self._state.pending_events = list(self._pending)
                 workflow.continue_as_new(OutreachInput(self._user_id, carried=self._state))
@@ -236,6 +254,9 @@ class OutreachWorkflow:
         callback_at = self._state.facts.callback_at
         if callback_at is not None and callback_at > now:
             deadlines.append(callback_at)
+        ai_due = self._ai_due(now)
+        if ai_due is not None:
+            deadlines.append(ai_due)
         rescreen_at = self._assessment.rescreen_at if self._assessment else None
         if rescreen_at is not None and rescreen_at > now:
             deadlines.append(rescreen_at)
@@ -269,12 +290,18 @@ class OutreachWorkflow:
         fresh = await self._run(OutreachActivities.load_facts, LoadFactsRequest(self._user_id))
         fresh.entity_versions = self._state.facts.entity_versions
         fresh.paused = self._state.facts.paused  # the workflow's own, not the databases'
+        fresh.ai_handoff = self._state.facts.ai_handoff  # the workflow's own too
+        fresh.ai_excluded = fresh.ai_excluded or self._state.facts.ai_excluded
         self._state.facts = fresh
 
     async def _expire_lease(self, now: datetime) -> None:
         assert self._state is not None
         claim = self._state.claim
         if claim is None or claim.lease_expires_at > now:
+            return
+        if self._ai_contact is not None:
+            # the AI's contact ran past its lease: stop it; its result ends the claim
+            self._ai_contact.cancel()
             return
         self._end_claim(claim)
         await self._audit(
@@ -373,6 +400,139 @@ class OutreachWorkflow:
             self._user_id, assessment.stage, assessment.not_before, assessment.not_before_reason
         )
 
+    # --- the AI's contacts (domain.ai_routing) -------------------------------------------------
+
+    def _ai_due(self, now: datetime) -> datetime | None:
+        """When an attempt routed to the AI becomes due (a timer wakes the loop then)."""
+        assessment = self._assessment
+        if self._ai_contact is not None or assessment is None or assessment.routing is None:
+            return None
+        if not assessment.routing.to_ai or assessment.not_before is None:
+            return None
+        return assessment.not_before if assessment.not_before > now else None
+
+    async def _steer_ai(self, assessment: Assessment, now: datetime) -> Assessment:
+        """Start the AI's contact when the attempt is the AI's and due; stop it when the
+        claimant no longer needs it (signed, opted out, paused, now vulnerable...); apply
+        its result when it ends. Returns the assessment in force afterwards."""
+        assert self._state is not None
+        contact = self._ai_contact
+        if contact is not None:
+            if contact.done():
+                await self._settle_ai(contact, now)
+                return await self._refresh_task(now)
+            if self._ai_should_stop(assessment):
+                contact.cancel()
+            return assessment
+        routing = assessment.routing
+        if (
+            routing is None
+            or not routing.to_ai
+            or routing.ai_agent_id is None
+            or routing.channel is None
+            or self._state.claim is not None
+            or assessment.not_before is None
+            or assessment.not_before > now
+        ):
+            return assessment
+        return await self._start_ai(assessment, routing, now)
+
+    async def _start_ai(
+        self, assessment: Assessment, routing: Routing, now: datetime
+    ) -> Assessment:
+        assert self._state is not None and routing.ai_agent_id is not None
+        assert routing.channel is not None and assessment.stage.queue is not None
+        lease = AI_CALL_LEASE if routing.channel is AiChannel.VOICE else AI_SMS_LEASE
+        claim = Claim(routing.ai_agent_id, now, now + lease, self._state.task_version)
+        self._state.claim = claim
+        attempt = max(self._state.task_version, 1)
+        self._ai_contact = await workflow.start_child_workflow(
+            AiContactWorkflow.run,
+            AiContactInput(
+                user_id=self._user_id,
+                channel=routing.channel,
+                queue=assessment.stage.queue.value,
+                ai_agent_id=routing.ai_agent_id,
+                claim_key=f"{workflow.info().workflow_id}@{now.isoformat()}",
+                outreach_task_queue=workflow.info().task_queue,
+            ),
+            id=ai_contact_id(self._user_id, attempt),
+            task_queue=routing.task_queue,
+            parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+            cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+            static_summary=f"AI {routing.channel.value} contact ({assessment.stage.value})",
+        )
+        self._ai_contact.add_done_callback(self._wake)
+        self._ai_stage = assessment.stage
+        await self._audit(
+            "ai_contact_started",
+            str(routing.ai_agent_id),
+            {"channel": routing.channel.value, "workflow_id": self._ai_contact.id},
+        )
+        self._timers += 1  # the lease's timer
+        return await self._refresh_task(now)  # the task now says: claimed by the AI agent
+
+    def _wake(self, _: Any) -> None:
+        self._changes += 1
+
+    def _ai_should_stop(self, assessment: Assessment) -> bool:
+        """Signed, opted out, withdrawn, paused, or no longer the AI's to contact at all."""
+        assert self._state is not None
+        facts = self._state.facts
+        return (
+            assessment.stage is not self._ai_stage
+            or assessment.not_before is None
+            or facts.is_vulnerable
+            or facts.ai_excluded is not None
+        )
+
+    async def _settle_ai(
+        self, contact: workflow.ChildWorkflowHandle[Any, AiContactResult], now: datetime
+    ) -> None:
+        """The AI's contact ended: its outcome is recorded as a person's would be, a
+        hand-off leaves the summary in the claimant's notes and routes the next attempt to
+        a person, with the priority raised."""
+        assert self._state is not None
+        self._ai_contact = None
+        claim = self._state.claim
+        try:
+            result: AiContactResult | None = contact.result()
+        except (ChildWorkflowError, asyncio.CancelledError):
+            result = None  # failed or cancelled before it could say: nothing to record
+        if claim is not None and result is not None and result.disposition is not None:
+            request = OutcomeRequest(
+                agent_id=claim.agent_id,
+                disposition=result.disposition,
+                notes=result.summary[:2000],
+                callback_at=result.callback_at,
+                call_id=result.call_id,
+                abandoned=result.abandoned,
+            )
+            try:
+                await self._apply_outcome(claim, request, shared_callback=True)
+            except ActivityError:
+                # e.g. a callback the calling windows refuse: a person takes it from here
+                result = replace(result, end=ContactEnd.HANDED_OFF, summary=result.summary)
+        if claim is not None and result is not None and result.end is ContactEnd.HANDED_OFF:
+            await self._hand_to_person(claim, result, now)
+        if claim is not None:
+            detail = {"end": result.end.value if result else "failed"}
+            await self._audit("ai_contact_ended", str(claim.agent_id), detail)
+            self._end_claim(claim)
+        self._published = None  # write the task afresh: it is no longer the AI's
+
+    async def _hand_to_person(self, claim: Claim, result: AiContactResult, now: datetime) -> None:
+        assert self._state is not None
+        reason = result.handoff_reason or HandoffReason.COULD_NOT_HELP
+        summary = result.summary.strip() or "handed over by the AI"
+        self._state.facts.ai_handoff = AiHandoff(summary[:500], reason, now, claim.agent_id)
+        if reason is HandoffReason.SENSITIVE:
+            self._state.facts.ai_excluded = AI_EXCLUDED
+        await self._run(
+            OutreachActivities.save_note,
+            SaveNote(self._user_id, claim.agent_id, f"AI hand-off: {summary}"[:2000]),
+        )
+
     # --- agent actions -----------------------------------------------------------------------
 
     @workflow.update
@@ -405,20 +565,33 @@ class OutreachWorkflow:
         assert self._state is not None
         claim = self._held_by(request.agent_id)  # this outcome ends this claim, no other
         async with self._lock:
-            now, facts = workflow.now(), self._state.facts
-            queue = self._assessment.stage.queue if self._assessment else None
-            key = f"{workflow.info().workflow_id}@{claim.claimed_at.isoformat()}"
-            plan = rules.outcome_plan(self._user_id, facts, request, queue, now, key)
-            if plan.callback is not None:  # first: outside the calling windows it fails all
-                await self._run(OutreachActivities.save_callback, plan.callback)
-            await self._run(OutreachActivities.record_outcome, plan.outcome)
-            if plan.complete_callbacks is not None:
-                await self._run(OutreachActivities.complete_callbacks, plan.complete_callbacks)
-            if plan.suppress is not None:
-                await self._run(OutreachActivities.suppress, plan.suppress)
-            apply_disposition(facts, plan.disposition, now, request.callback_at, request.agent_id)
+            await self._apply_outcome(claim, request)
+            self._state.facts.ai_handoff = None  # a person has taken the hand-off
             self._end_claim(claim)
         return await self._after_change()
+
+    async def _apply_outcome(
+        self, claim: Claim, request: OutcomeRequest, *, shared_callback: bool = False
+    ) -> None:
+        """Record an outcome of `claim` (a person's or the AI's) and apply its effects.
+        `shared_callback`: a callback it books goes to the shared pool, not its agent."""
+        assert self._state is not None
+        now, facts = workflow.now(), self._state.facts
+        queue = self._assessment.stage.queue if self._assessment else None
+        key = f"{workflow.info().workflow_id}@{claim.claimed_at.isoformat()}"
+        plan = rules.outcome_plan(self._user_id, facts, request, queue, now, key)
+        callback = plan.callback
+        if callback is not None and shared_callback:
+            callback = replace(callback, owner_agent_id=None)
+        if callback is not None:  # first: outside the calling windows it fails all
+            await self._run(OutreachActivities.save_callback, callback)
+        await self._run(OutreachActivities.record_outcome, plan.outcome)
+        if plan.complete_callbacks is not None:
+            await self._run(OutreachActivities.complete_callbacks, plan.complete_callbacks)
+        if plan.suppress is not None:
+            await self._run(OutreachActivities.suppress, plan.suppress)
+        owner = None if shared_callback else request.agent_id
+        apply_disposition(facts, plan.disposition, now, request.callback_at, owner)
 
     @record_outcome.validator
     def _validate_outcome(self, request: OutcomeRequest) -> None:
@@ -533,6 +706,8 @@ class OutreachWorkflow:
             detail = {"reason": request.reason.strip()}
             if claim is not None:
                 self._end_claim(claim)
+                if self._ai_contact is not None:  # the AI's: its contact stops too
+                    self._ai_contact.cancel()
                 detail["agent_id"] = str(claim.agent_id)
                 detail["claimed_at"] = claim.claimed_at.isoformat()
             else:
