@@ -426,7 +426,7 @@ def state_counts(agents: Iterable[AgentOnFloor]) -> list[StateCount]:
 # --- the AI agents (issue 13) -----------------------------------------------------------------
 
 # The AI worker marks its agent Ready when it starts and Offline when it stops.
-ON_DUTY = frozenset({AgentState.READY, AgentState.ON_CALL, AgentState.WRAP_UP})
+ON_DUTY = frozenset({AgentState.READY, AgentState.ON_CALL})  # as agent_store.ai_agents_on_duty
 AI_OFF = "AI: no model configured — all contacts go to people"
 
 

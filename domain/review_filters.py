@@ -160,13 +160,18 @@ def parse_page(args: Mapping[str, str], errors: dict[str, str]) -> PageRequest:
 # --- the calls list --------------------------------------------------------------------------
 
 
+AI_CALLS = "1"  # `ai=1`: the calls of AI agents only
+AI_TEXTS = "sms"  # `ai=sms`: the AI's SMS conversations and inbound-text triage, not calls
+
+
 @dataclass(frozen=True)
 class CallFilters:
     agent_id: int | None = None
     outcome: str | None = None  # a Disposition's value, or NO_OUTCOME
     queue: str | None = None  # a Queue's value
     days: DayRange = field(default_factory=DayRange)
-    ai_only: bool = False
+    ai_only: bool = False  # calls by AI agents only
+    ai_texts: bool = False  # the AI's SMS conversations instead of calls
 
     def query(self) -> dict[str, str]:
         """The filters as query parameters (for paging links), empty ones left out."""
@@ -176,7 +181,7 @@ class CallFilters:
             "queue": self.queue or "",
             "from": self.days.first.isoformat() if self.days.first else "",
             "to": self.days.last.isoformat() if self.days.last else "",
-            "ai": "1" if self.ai_only else "",
+            "ai": AI_TEXTS if self.ai_texts else AI_CALLS if self.ai_only else "",
         }
         return {name: value for name, value in values.items() if value}
 
@@ -199,11 +204,13 @@ def parse_call_filters(args: Mapping[str, str]) -> tuple[CallFilters, PageReques
     if queue and queue not in QUEUES and "queue" not in errors:
         errors["queue"] = "Choose a queue from the list."
     days = _days(args, errors)
-    ai_only = (args.get("ai") or "") in ("1", "on", "true")
+    ai = (args.get("ai") or "").strip()
+    ai_texts = ai == AI_TEXTS
+    ai_only = ai in (AI_CALLS, "on", "true")
     page = parse_page(args, errors)
     if errors:
         raise InvalidFilters(errors)
-    return CallFilters(agent_id, outcome, queue, days, ai_only), page
+    return CallFilters(agent_id, outcome, queue, days, ai_only, ai_texts), page
 
 
 # --- the audit viewer ------------------------------------------------------------------------

@@ -11,6 +11,9 @@ also needs:
   (`adapters.suppressions`);
 - the AI calls' transcripts (`adapters.call_log`), magic links with what became of them
   (`adapters.magic_links`) and conversions (`adapters.conversions`);
+- the AI conversations (calls, SMS, inbound-text triage) with their outcomes, hand-offs,
+  token counts and transcripts with every tool call (`services.ai_review`); showing their
+  transcripts is audited as `viewed_ai_transcripts`;
 - the workflow's own state, asked through the one door: a pause, the claim it holds, the
   pending callback and its owner (what the supervisor actions act on).
 
@@ -39,6 +42,7 @@ from domain.suppressions import email_key
 from schemas.context import ClaimantContext
 from schemas.enums import AgentRole, Queue, TaskStatus
 from schemas.outreach import Claim, OutreachPause
+from services.ai_review import AiConversation, audit_transcripts_viewed, conversations_of
 from services.claimant_access import MAX_ID
 from services.claimant_context import ClaimantContextService, ConsoleContext, Viewer
 from services.consents import ConsentService, ConsentStanding
@@ -136,6 +140,7 @@ class ClaimantRecord:
     links: list[magic_links.ClaimantLink]
     conversions: list[conversions.ConversionRow]
     panel: ActionsPanel
+    ai_conversations: list[AiConversation] = field(default_factory=list)
 
     @property
     def user_id(self) -> int:
@@ -235,6 +240,17 @@ class ClaimantRecords:
             transcripts = await call_log.transcripts_of(conn, user_id, call_ids)
             links = await magic_links.links_of(conn, user_id, LINKS_SHOWN, display_name_of)
             converted = await conversions.conversions_of(conn, user_id, CONVERSIONS_SHOWN)
+            ai = await conversations_of(conn, user_id)
+        async with self._dialler.begin() as conn:
+            # before the page is served: a transcript shown unrecorded is not shown at all
+            await audit_transcripts_viewed(
+                conn,
+                ai,
+                user_id=user_id,
+                agent_id=viewer.agent_id,
+                purpose=viewer.purpose,
+                ip_address=viewer.ip_address,
+            )
         return ClaimantRecord(
             context=context,
             consent=consent,
@@ -244,6 +260,7 @@ class ClaimantRecords:
             links=links,
             conversions=converted,
             panel=panel,
+            ai_conversations=ai,
         )
 
     async def panel(self, user_id: int) -> ActionsPanel:

@@ -23,7 +23,12 @@ def _base(settings: Settings) -> str:
 
 def workflow_url(settings: Settings, user_id: int) -> str:
     """The claimant's outreach workflow: its history, pending activities and timers."""
-    return f"{_base(settings)}/workflows/{quote(workflow_id_for(user_id), safe='')}"
+    return workflow_id_url(settings, workflow_id_for(user_id))
+
+
+def workflow_id_url(settings: Settings, workflow_id: str) -> str:
+    """Any workflow by its id, e.g. an AI contact's (each model and tool call an event)."""
+    return f"{_base(settings)}/workflows/{quote(workflow_id, safe='')}"
 
 
 def _quoted(value: str) -> str:

@@ -2,7 +2,10 @@
 
 - `GET /supervisor/calls`: calls filtered by agent, outcome, queue, UK days and "AI calls
   only", newest first, paged by keyset; each recording plays in an `<audio>` element from
-  the audited route `GET /calls/<id>/recording`.
+  the audited route `GET /calls/<id>/recording`; an AI call shows its conversation's outcome
+  and hand-off. "AI SMS conversations" (`ai=sms`) lists the AI's text conversations and
+  inbound-text triage instead. Each AI conversation links to its transcript on the claimant
+  page (where reading it is audited).
 - `GET /supervisor/calls/<call_id>`: one call with its transcript and notes; claimant-
   scoped, so every view is audited (`viewed_personal_data`) before it is shown.
 - `GET /supervisor/audit`: the audit log filtered by actor, claimant, action and UK days.
@@ -32,6 +35,7 @@ from domain.review_filters import (
     parse_call_filters,
 )
 from schemas.enums import Queue
+from services import ai_review
 from services.audit_review import AuditPage, AuditReview
 from services.call_review import CallReview, CallsPage
 from web.actions.console import client_ip
@@ -109,6 +113,7 @@ async def calls() -> ResponseReturnValue:
         listing=listing,
         query=query,
         page_link=page_link,
+        ai=ai_review,
     )
     return body, 422 if errors else 200
 
@@ -127,6 +132,7 @@ async def call_detail(call_id: int) -> ResponseReturnValue:
         stylesheet=STYLESHEET,
         detail=found,
         outcome_labels=dict(OUTCOME_CHOICES),
+        ai=ai_review,
     )
 
 

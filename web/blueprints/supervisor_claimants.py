@@ -8,7 +8,9 @@ history, and supervisor actions through the workflow's one door.
 - `/supervisor/claimants`: the lookup by id, phone (any UK spelling) or email, posted (so
   no number or address is ever in a URL or an access log) and audited once per lookup.
 - `/supervisor/claimants/<id>`: everything about the claimant (`services.claimant_record`),
-  an audited view, with a deep link to their workflow in the Temporal UI.
+  an audited view, with a deep link to their workflow in the Temporal UI, and their AI
+  conversations with transcripts (each view of those audited too), each linked to its AI
+  contact's workflow.
 - `POST /supervisor/claimants/<id>/{pause,resume,release,callback,notes}`: the supervisor
   actions (`services.supervisor_actions`), htmx forms answered with the actions panel; a
   refusal re-renders it with the message (422).
@@ -45,7 +47,7 @@ from web.auth.identity import require_agent
 from web.converters import parse_id
 from web.errors import APIError
 from web.services import services
-from web.temporal_links import outreach_query, visibility_url, workflow_url
+from web.temporal_links import outreach_query, visibility_url, workflow_id_url, workflow_url
 from workflows.outreach_client import OutreachRefused, OutreachUnavailable
 
 blueprint = Blueprint("supervisor_claimants", __name__)
@@ -178,6 +180,8 @@ async def claimant(user_id: int) -> ResponseReturnValue:
         ctx=record.context,
         panel=record.panel,
         workflow_link=workflow_url(settings, user_id),
+        ai_workflow_link=lambda workflow_id: workflow_id_url(settings, workflow_id),
+        retention_months=services().rules().compliance.recording_retention_months,
         consent_labels=[(c.value, CONSENT_LABELS[c]) for c in ConsentChannel],
     )
 
