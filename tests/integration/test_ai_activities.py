@@ -11,14 +11,11 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
-from pydantic import AnyHttpUrl, SecretStr
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
@@ -50,68 +47,23 @@ from schemas.ai import (
     ToolStep,
 )
 from tests.factories import add_claimant, set_user
-from tests.fake_http import serving
 from tests.fake_openai import FakeModel, fake_openai
+from tests.fake_twilio_calls import (
+    PUBLIC,
+    TWILIO_SID,
+    FakeCalls,
+    fake_twilio_calls,
+    twilio_settings,
+)
 
-PUBLIC = "https://dialler.example.test"
-TWILIO_SID = "AC" + "0123456789abcdef" * 2
-TWILIO_TOKEN = "fake-auth-token-0123456789"
 # a Wednesday, 11:00 in London: inside the calling windows, not a bank holiday
 NOW = datetime(2026, 12, 2, 11, 0, tzinfo=UTC)
 BOTH = ("live_call", "automated_call", "sms")
 
 
-# --- a fake of Twilio's Calls resource -----------------------------------------------------------
-
-
-@dataclass
-class FakeCalls:
-    url: str = ""
-    requests: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
-    create_status: int = 201
-    ended: set[str] = field(default_factory=set)
-    count: int = 0
-
-
 @pytest.fixture
 def twilio() -> Iterator[FakeCalls]:
-    fake = FakeCalls()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            form = parse_qs(self.rfile.read(length).decode())
-            fake.requests.append((self.path, form))
-            prefix = f"/2010-04-01/Accounts/{TWILIO_SID}/Calls"
-            if self.path == f"{prefix}.json":
-                if fake.create_status != 201:
-                    self._send(fake.create_status, {"code": 21210, "message": "refused"})
-                    return
-                fake.count += 1
-                sid = f"CA{uuid.uuid4().hex}"  # unique across the tests' shared database
-                self._send(201, {"sid": sid, "status": "queued", "account_sid": TWILIO_SID})
-            elif self.path.startswith(f"{prefix}/CA"):
-                sid = self.path.rsplit("/", 1)[1].removesuffix(".json")
-                if sid in fake.ended:
-                    self._send(400, {"code": 21220, "message": "Call is not in-progress."})
-                    return
-                self._send(200, {"sid": sid, "status": "in-progress", "account_sid": TWILIO_SID})
-            else:
-                self._send(404, {"code": 20404, "message": "not found"})
-
-        def _send(self, status: int, payload: dict[str, Any]) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return None
-
-    with serving(Handler) as url:
-        fake.url = url
+    with fake_twilio_calls() as fake:
         yield fake
 
 
@@ -126,15 +78,7 @@ def model() -> Iterator[FakeModel]:
 
 @pytest.fixture
 def ai_settings(settings: Settings, twilio: FakeCalls) -> Settings:
-    return settings.model_copy(
-        update={
-            "public_base_url": AnyHttpUrl(PUBLIC),
-            "twilio_account_sid": TWILIO_SID,
-            "twilio_auth_token": SecretStr(TWILIO_TOKEN),
-            "twilio_from_number": "+447700900002",
-            "twilio_base_url": AnyHttpUrl(twilio.url),
-        }
-    )
+    return twilio_settings(settings, twilio)
 
 
 @dataclass
