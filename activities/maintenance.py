@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.reconcile import expected_queues
-from adapters import call_log, task_store
+from adapters import ai_conversations, call_log, task_store
 from adapters.agent_store import delete_ended_sessions
 from adapters.audit_log import append_audit
 from adapters.cdc_store import CdcStore
@@ -222,9 +222,11 @@ class MaintenanceActivities:
         cut-off (the rules file's `compliance.recording_retention_months`) wherever they are
         kept (Twilio, the bucket, a local file), mark each call's recording deleted and audit
         it, one by one. A store that fails leaves that call undeleted (the next run tries
-        again) and does not stop the others; a rerun finds nothing left to do."""
+        again) and does not stop the others; a rerun finds nothing left to do. The AI
+        conversations' transcripts (issue 13) started before the same cut-off go too."""
         months = (await self._rules.current()).compliance.recording_retention_months
         cutoff = retention_cutoff(request.now, months)
+        ai_transcripts = await self._expire_ai_transcripts(cutoff, months)
         deleted = failed = 0
         after_id = 0
         while True:
@@ -240,7 +242,31 @@ class MaintenanceActivities:
                     failed += 1
             after_id = page[-1].call_id
             activity.heartbeat(after_id)
-        return RecordingRetentionResult(cutoff=cutoff, deleted=deleted, failed=failed)
+        return RecordingRetentionResult(
+            cutoff=cutoff, deleted=deleted, failed=failed, ai_transcripts_deleted=ai_transcripts
+        )
+
+    async def _expire_ai_transcripts(self, cutoff: datetime, months: int) -> int:
+        """What the AI conversations started before `cutoff` said is deleted (their outcome,
+        hand-off and token counts stay), audited once with how many: no claimant is named,
+        as no personal data remains to be named by."""
+        async with self._dialler.begin() as conn:
+            deleted = await ai_conversations.delete_transcripts_before(conn, cutoff)
+            if deleted:
+                await append_audit(
+                    conn,
+                    actor_type="system",
+                    actor_id="retention",
+                    action="ai_transcripts_deleted",
+                    subject_type="ai_conversations",
+                    subject_id=None,
+                    detail={
+                        "conversations": deleted,
+                        "started_before": cutoff.isoformat(),
+                        "retention_months": months,
+                    },
+                )
+        return deleted
 
     async def _expire(
         self, recording: call_log.ExpiringRecording, request: RecordingRetentionRequest, months: int

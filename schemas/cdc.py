@@ -192,3 +192,5 @@ class CleanupResult:
     # recordings and transcripts past retention (issue 11): deleted, and left for tomorrow
     recordings_deleted: int = 0
     recordings_failed: int = 0
+    # AI conversations' transcripts past the same retention (issue 13)
+    ai_transcripts_deleted: int = 0

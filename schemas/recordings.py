@@ -17,3 +17,5 @@ class RecordingRetentionResult:
     cutoff: datetime
     deleted: int  # recordings (and transcripts) deleted and audited by this run
     failed: int  # the store failed: the row stays undeleted and the next run tries again
+    # AI conversations (issue 13) started before the cut-off whose transcripts were deleted
+    ai_transcripts_deleted: int = 0

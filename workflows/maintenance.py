@@ -8,7 +8,8 @@
 - IntegrityCheckWorkflow (every 6 hours): replica vs running workflows vs queue projection;
   drift is counted, written to the audit log and repaired by refreshing those claimants;
 - CleanupWorkflow (daily): retention of expired links, old sessions, replayed dead letters,
-  and of call recordings and transcripts (each one deleted at its store and audited).
+  and of call recordings and transcripts (each one deleted at its store and audited), with
+  the AI conversations' transcripts (issue 13).
 """
 
 from __future__ import annotations
@@ -169,9 +170,13 @@ class CleanupWorkflow:
                 retry_policy=RETRY,
             )
             result = dataclasses.replace(
-                result, recordings_deleted=recordings.deleted, recordings_failed=recordings.failed
+                result,
+                recordings_deleted=recordings.deleted,
+                recordings_failed=recordings.failed,
+                ai_transcripts_deleted=recordings.ai_transcripts_deleted,
             )
             detail["recordings_deleted"] = str(recordings.deleted)
             detail["recordings_failed"] = str(recordings.failed)
+            detail["ai_transcripts_deleted"] = str(recordings.ai_transcripts_deleted)
         await _audit("retention_cleanup", "retention", detail)
         return result

@@ -287,4 +287,5 @@ async def test_daily_cleanup_applies_the_retention_rules(
         assert [letter.id for letter in await store.dead_letters(pending_only=False)] == [pending]
         assert audited == {"magic_links": "0", "agent_sessions": "2", "dead_letters": "1",
                            "magic_link_secrets": "1", "conversions": "0",
-                           "recordings_deleted": "1", "recordings_failed": "0"}  # fmt: skip
+                           "recordings_deleted": "1", "recordings_failed": "0",
+                           "ai_transcripts_deleted": "0"}  # fmt: skip
