@@ -1,6 +1,7 @@
 """A small fake of Twilio's Calls resource for the AI's calls: the real Twilio client
 creates calls (`POST .../Calls.json`) and updates live ones (`POST .../Calls/CA....json`, e.g.
-the goodbye TwiML of a call the workflow stops). Every request is kept, as Twilio's form."""
+the goodbye TwiML of a call the workflow stops); texts (`POST .../Messages.json`) are
+accepted too. Every request is kept, as Twilio's form."""
 
 from __future__ import annotations
 
@@ -32,11 +33,9 @@ class FakeCalls:
     count: int = 0
     created: list[str] = field(default_factory=list)  # the SIDs, in order
 
-    def created_with(self, key: str) -> list[dict[str, list[str]]]:
+    def creates(self) -> list[dict[str, list[str]]]:
         """The create requests' forms, e.g. to read their Url or MachineDetection."""
-        return [
-            form for path, form in self.requests if path.endswith("/Calls.json") and key in form
-        ]
+        return [form for path, form in self.requests if path.endswith("/Calls.json")]
 
     def updates_of(self, sid: str) -> list[dict[str, list[str]]]:
         return [form for path, form in self.requests if path.endswith(f"/Calls/{sid}.json")]
@@ -79,6 +78,9 @@ def fake_twilio_calls() -> Iterator[FakeCalls]:
                     self._send(400, {"code": 21220, "message": "Call is not in-progress."})
                     return
                 self._send(200, {"sid": sid, "status": "in-progress", "account_sid": TWILIO_SID})
+            elif self.path == f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json":
+                sid = f"SM{uuid.uuid4().hex}"  # texts go through too (the AI's SMS)
+                self._send(201, {"sid": sid, "status": "queued", "account_sid": TWILIO_SID})
             else:
                 self._send(404, {"code": 20404, "message": "not found"})
 

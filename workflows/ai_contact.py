@@ -70,6 +70,7 @@ SHORT = timedelta(seconds=30)
 # A model call: the client's own timeout is OPENAI_TIMEOUT_SECONDS (10 s by default); one
 # retry fits a voice turn inside the 15 s Twilio waits for TwiML only just, so voice gets none.
 MODEL_TIMEOUT = timedelta(seconds=20)
+MODEL_HEARTBEAT = timedelta(seconds=8)
 VOICE_MODEL_RETRY = RetryPolicy(maximum_attempts=1)
 SMS_MODEL_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
 DB_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=10)
@@ -349,6 +350,9 @@ class AiContactWorkflow:
                     correction,
                 ),
                 start_to_close_timeout=MODEL_TIMEOUT,
+                # the activity heartbeats while the model thinks: a worker that died
+                # mid-call is noticed in seconds, and the turn is retried on another
+                heartbeat_timeout=MODEL_HEARTBEAT,
                 retry_policy=VOICE_MODEL_RETRY if voice else SMS_MODEL_RETRY,
             )
         except ActivityError:

@@ -102,8 +102,11 @@ async def ai_stack(
     replica: Any,
     model: FakeModel,
     rules: DiallerRules | None = None,
+    *,
+    ai_worker: bool = True,
     **values: Any,
 ) -> AsyncIterator[AiStack]:
+    """`ai_worker` False: no AI worker in this process (a test runs `dialler worker ai`)."""
     configured = ai_settings(settings, model, **values)
     source = RulesSource(dialler, rules or open_rules())
     agent_id = await ai_agent_on_duty(dialler, configured.ai_agent_email)
@@ -111,7 +114,11 @@ async def ai_stack(
     assert config is not None
     chat = ChatModel(config)
     async with running_harness(env, configured, dialler, replica, source) as h:
-        activities = ai_activities(configured, h.client, dialler, replica, chat, source)
-        async with build_ai_worker(h.client, configured.ai_task_queue, activities):
-            yield AiStack(h, model, configured, agent_id, configured.ai_task_queue)
+        stack = AiStack(h, model, configured, agent_id, configured.ai_task_queue)
+        if not ai_worker:
+            yield stack
+        else:
+            activities = ai_activities(configured, h.client, dialler, replica, chat, source)
+            async with build_ai_worker(h.client, configured.ai_task_queue, activities):
+                yield stack
     await chat.close()
