@@ -15,9 +15,11 @@ with workflow.unsafe.imports_passed_through():
     # this module defines a workflow, so the sandbox re-imports it: pass these through
     from adapters.temporal import DATA_CONVERTER
     from schemas.outreach import OutreachInput, OutreachResult
-    from workflows.outreach import OutreachWorkflow
+    from workflows.ai_contact import AiContactWorkflow
+from workflows.outreach import OutreachWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("outreach_*.json"))
+AI_HISTORIES = sorted((Path(__file__).parent / "histories").glob("ai_contact_*.json"))
 
 
 def _history(path: Path) -> WorkflowHistory:
@@ -33,6 +35,18 @@ async def test_recorded_history_replays(path: Path) -> None:
     replayer = Replayer(workflows=[OutreachWorkflow], data_converter=DATA_CONVERTER)
     result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
+
+
+@pytest.mark.parametrize("path", AI_HISTORIES, ids=[p.stem for p in AI_HISTORIES])
+async def test_recorded_ai_contact_replays(path: Path) -> None:
+    """The AI's conversations in flight survive a change to the AI contact workflow."""
+    replayer = Replayer(workflows=[AiContactWorkflow], data_converter=DATA_CONVERTER)
+    result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
+
+
+def test_there_is_an_ai_contact_history_to_replay() -> None:
+    assert AI_HISTORIES
 
 
 @workflow.defn(name="Outreach")
