@@ -265,6 +265,7 @@ class AiAgentActivities:
                     request.call_id,
                     transcript=talk.transcript_text(request.transcript) or None,
                     disposition=request.disposition,
+                    abandoned=request.abandoned,
                 )
         self._briefs.pop(request.conversation_id, None)
         log.info(

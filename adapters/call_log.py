@@ -515,11 +515,20 @@ async def insert_ai_call(
 
 
 async def finish_ai_call(
-    conn: AsyncConnection, call_id: int, *, transcript: str | None, disposition: str | None
+    conn: AsyncConnection,
+    call_id: int,
+    *,
+    transcript: str | None,
+    disposition: str | None,
+    abandoned: bool = False,
 ) -> None:
     """An AI call's transcript (unless retention already deleted its recording) and the
-    outcome its conversation recorded (an outcome already on the call is kept)."""
+    outcome its conversation recorded (an outcome already on the call is kept). `abandoned`:
+    the claimant answered and did not hear the AI within 2 seconds (Ofcom's abandoned-call
+    rules: counted in the abandon rate, and the number locked), whatever the outcome."""
     values: dict[str, Any] = {"disposition": func.coalesce(_C.disposition, disposition)}
+    if abandoned:
+        values["abandoned"] = True
     if transcript:
         values["transcript"] = case(
             (_C.recording_deleted_at.is_(None), transcript), else_=_C.transcript

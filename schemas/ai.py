@@ -284,6 +284,7 @@ class CloseConversation:
     transcript: list[ConversationStep]
     call_id: int | None
     turns: int
+    abandoned: bool = False  # the claimant answered and waited over 2 s for the AI
 
 
 @dataclass

@@ -64,7 +64,7 @@ async def ai_identity(dialler: AsyncEngine, email: str) -> AiIdentity:
     if record is None or not record.is_ai or not record.is_active:
         raise AiAgentMissing(
             f"AI_AGENT_EMAIL={email} is not an active AI agent: create it with "
-            f"`dialler agents add --ai --email {email} --name 'AI agent' --queue outstanding`"
+            f"`dialler agents add {email} --name 'AI agent' --queue outstanding --ai`"
         )
     return AiIdentity(record.id, email)
 

@@ -476,6 +476,7 @@ class AiContactWorkflow:
                 list(self._steps),
                 self._call_id,
                 self._turns,
+                self._abandoned,
             ),
             start_to_close_timeout=SHORT,
             retry_policy=DB_RETRY,

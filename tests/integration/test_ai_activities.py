@@ -647,6 +647,30 @@ async def test_closing_a_call_keeps_its_transcript_and_outcome(rig: Rig, model: 
     assert said.count(("claimant", "thanks, bye")) == 1
 
 
+async def test_an_abandoned_ai_call_is_marked_whatever_its_end(rig: Rig) -> None:
+    """Answered, but the claimant waited over 2 s for the AI: the call counts as abandoned
+    (abandon rate, 72-hour lock) even when the contact ends in a hand-off, with no outcome."""
+    user_id = await add_claimant(rig.replica, signed=True, pending=1, consents=BOTH)
+    conversation_id = await _open(rig, user_id, AiChannel.VOICE)
+    env = ActivityEnvironment()
+    placed = await env.run(rig.acts.place_call, _place(conversation_id, user_id, rig.agent_id))
+    assert placed.call_id is not None
+    close = CloseConversation(
+        conversation_id,
+        ContactEnd.HANDED_OFF,
+        None,
+        "the claimant hung up",
+        HandoffReason.COULD_NOT_HELP,
+        [OPENING],
+        placed.call_id,
+        0,
+        abandoned=True,
+    )
+    await env.run(rig.acts.close_conversation, close)
+    row = await _call_row(rig.dialler, placed.call_id)
+    assert (row.abandoned, row.disposition) == (True, None)
+
+
 async def test_closing_a_hand_off(rig: Rig) -> None:
     user_id = await add_claimant(rig.replica, signed=True, pending=1)
     conversation_id = await _open(rig, user_id)
