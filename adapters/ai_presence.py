@@ -12,10 +12,23 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters import agent_store, ai_conversations
+from config.settings import Settings
 from schemas.ai import AI_TASK_QUEUE, AiAvailability
 
 CACHE_SECONDS = 5.0
 NO_AI_AGENT = "no AI agent on duty (no model configured, or the AI worker is stopped)"
+
+
+def ai_presence(settings: Settings) -> AiPresence | None:
+    """The AI's presence as an outreach worker sees it. None where no model is configured:
+    the AI worker cannot run without one, so every contact is a person's."""
+    if not settings.ai_configured:
+        return None
+    return AiPresence(
+        voice=settings.ai_voice_enabled and settings.twilio_enabled,
+        sms=settings.ai_sms_enabled,
+        task_queue=settings.ai_task_queue,
+    )
 
 
 class AiPresence:

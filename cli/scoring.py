@@ -19,6 +19,7 @@ from typing import TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.ai_presence import ai_presence
 from adapters.databases import dialler_engine, replica_engine
 from adapters.redis_client import connect_redis
 from adapters.rules_file import RulesFileError, load_rules_file, read_rules_text, rules_source
@@ -70,8 +71,9 @@ def _print(assessment: Assessment) -> None:
     for factor in assessment.factors:
         click.echo(f"    {factor.contribution:+7.1f}  {factor.name:<16} {factor.detail}")
     click.echo(f"  not before {when}: {assessment.not_before_reason}")
-    if assessment.people_only:
-        click.echo("  routed to people only (vulnerable)")
+    if assessment.routing is not None:
+        who = "the AI" if assessment.routing.to_ai else "a person"
+        click.echo(f"  contact by {who}: {assessment.routing.reason}")
 
 
 def _was(row: Ranked) -> str:
@@ -99,7 +101,8 @@ def explain(user_id: int, rules_path: Path | None) -> None:
 
     async def work(dialler: AsyncEngine, replica: AsyncEngine, source: RulesSource) -> Assessment:
         rules = tried or await source.current()
-        return await RulesPreview(dialler, replica).explain(user_id, rules)
+        preview = RulesPreview(dialler, replica, ai=ai_presence(settings))
+        return await preview.explain(user_id, rules)
 
     _print(_run(settings, work))
 

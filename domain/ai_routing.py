@@ -23,6 +23,7 @@ from schemas.enums import ConsentChannel, Queue
 from schemas.outreach import ClaimantFacts
 
 VULNERABLE = "vulnerable: people only"
+NO_MODEL = "no AI model configured"
 
 
 def route_contact(

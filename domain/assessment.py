@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from domain.agent_actions import paused_reason
-from domain.ai_routing import handoff_points, route_contact
+from domain.ai_routing import NO_MODEL, handoff_points, route_contact
 from domain.callback_routing import callback_hold
 from domain.calling_windows import as_utc
 from domain.consent import channel_refusals, rescreen_at
@@ -78,7 +78,7 @@ def assess(
         hold.owner_agent_id if hold else None,
         history.attempts_7d,
         rules.ai,
-        available or AiAvailability(),
+        available or AiAvailability(unavailable_reason=NO_MODEL),
         now,
     )
     return Assessment(

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.outreach import OutreachActivities
 from adapters import task_store
+from adapters.ai_presence import AiPresence
 from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
 from domain.rules import DiallerRules
 from schemas.enums import Queue
@@ -86,7 +87,10 @@ class RulesPreview:
         *,
         candidates: int = CANDIDATES_PER_QUEUE,
         in_flight: int = ASSESSMENTS_IN_FLIGHT,
+        ai: AiPresence | None = None,
     ) -> None:
+        """`ai`: the AI's presence, so an explanation says who would make the contact."""
+        self._ai = ai
         self._dialler = dialler
         self._replica = replica
         self._candidates = candidates
@@ -146,7 +150,9 @@ class RulesPreview:
     ) -> list[list[Assessment]]:
         """For each claimant (in order), their assessment under each rule set (in order):
         the facts are loaded once."""
-        assessors = [OutreachActivities(self._dialler, self._replica, r) for r in rule_sets]
+        assessors = [
+            OutreachActivities(self._dialler, self._replica, r, self._ai) for r in rule_sets
+        ]
         gate = asyncio.Semaphore(self._in_flight)
 
         async def one(user_id: int) -> list[Assessment]:

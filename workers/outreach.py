@@ -23,7 +23,7 @@ from activities.messaging import MessagingActivities
 from activities.outreach import OutreachActivities
 from activities.reconcile import ReconcileActivities
 from activities.rules_rollout import RulesRolloutActivities
-from adapters.ai_presence import AiPresence
+from adapters.ai_presence import ai_presence
 from adapters.databases import dialler_engine, replica_engine
 from adapters.gc_stats import GcStats
 from adapters.live import LiveBus
@@ -70,17 +70,7 @@ def outreach_activities(
     """Every activity the outreach task queue runs, reading the rules in force from `rules`
     (fixed rules stay as given). Without `redis` the cache-warming activity opens a Redis
     client per run."""
-    # The AI takes contacts only where a model is configured (the AI worker needs one).
-    ai = (
-        AiPresence(
-            voice=settings.ai_voice_enabled and settings.twilio_enabled,
-            sms=settings.ai_sms_enabled,
-            task_queue=settings.ai_task_queue,
-        )
-        if settings.ai_configured
-        else None
-    )
-    outreach = OutreachActivities(dialler, replica, rules, ai)
+    outreach = OutreachActivities(dialler, replica, rules, ai_presence(settings))
     reconcile = ReconcileActivities(dialler, replica, client, settings.temporal_task_queue, rules)
     maintenance = MaintenanceActivities(
         settings, dialler, replica, client, settings.temporal_task_queue, rules, redis

@@ -12,15 +12,19 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from tests.factories import add_claimant
+from tests.workflows.ai_stack import ai_agent_on_duty
 from tests.workflows.conftest import Harness
 from workers.schedules import RECONCILE_EVERY, RECONCILE_SCHEDULE_ID, ensure_schedules
 
 DIALLER = str(Path(sys.executable).parent / "dialler")
 
 
-async def _dialler(h: Harness, env: WorkflowEnvironment, *args: str) -> tuple[int, str]:
+async def _dialler(
+    h: Harness, env: WorkflowEnvironment, *args: str, env_extra: dict[str, str] | None = None
+) -> tuple[int, str]:
     environment = {
         **os.environ,
+        **(env_extra or {}),
         "DATABASE_URL": h.dialler.url.render_as_string(hide_password=False),
         "REPLICA_DATABASE_URL": h.replica.url.render_as_string(hide_password=False),
         "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
@@ -43,6 +47,26 @@ async def test_scoring_explain_says_why_this_claimant_and_why_now(
     assert f"claimant {user_id}: stage unsigned" in out
     assert "Barclays (high-value lender) +15" in out
     assert "not before" in out
+    # who would make the contact, explained like the score (no model here: a person)
+    assert "contact by a person: no AI model configured" in out
+
+
+async def test_scoring_explain_says_when_the_ai_would_make_the_contact(
+    harness: Harness, temporal_env: WorkflowEnvironment
+) -> None:
+    user_id = await add_claimant(
+        harness.replica, signed=True, pending=1, consents=("live_call", "sms")
+    )
+    rc, out = await _dialler(harness, temporal_env, "scoring", "explain", str(user_id))
+    assert rc == 0, out
+    assert "contact by a person: no AI model configured" in out
+    await ai_agent_on_duty(harness.dialler, "explain-ai@rmc.example")
+    rc, out = await _dialler(
+        harness, temporal_env, "scoring", "explain", str(user_id),
+        env_extra={"OPENAI_MODEL": "any-model"},
+    )  # fmt: skip
+    assert rc == 0, out
+    assert "contact by the AI: AI agent by SMS (no automated-call consent" in out
 
 
 async def test_scoring_test_rejects_a_bad_rules_file(
