@@ -523,6 +523,7 @@ class ListedTask:
     held_until: datetime | None
     people_only: bool
     listed_since: datetime  # the row's creation: when the claimant first had a task
+    ai_routed: bool = False  # the routing policy gave the contact to the AI
 
 
 def _listing_filter(status: TaskFilter) -> list[ColumnElement[bool]]:
@@ -580,6 +581,7 @@ async def queue_listing(
             _T.held_until,
             _T.route_to_people_only.label("people_only"),
             _T.created_at.label("listed_since"),
+            _T.ai_routed,
         )
         .where(_T.queue == listing.queue.value, *_listing_filter(listing.status))
         .order_by(*_listing_order(listing.order))

@@ -98,13 +98,14 @@ async def _fixed_tasks(w: World, agent: Staff) -> dict[str, int]:
             {"user_id": user_id, "workflow_id": f"outreach-{user_id}", "queue": "outstanding",
              "score": score, "not_before": now - timedelta(hours=1),
              "not_before_reason": "can call now", "status": "ready", "version": 1,
+             "ai_routed": False,
              "claimed_by": None, "claimed_at": None, "lease_expires_at": None,
              "created_at": now - timedelta(minutes=user_id - BASE),
              "score_breakdown": [{"name": "documents_outstanding", "contribution": score,
                                   "detail": "1 requirement pending"}]} | values
         )  # fmt: skip
 
-    task(named["A"], 90)
+    task(named["A"], 90, ai_routed=True)
     task(named["B"], 10)
     task(named["C"], 50, not_before=now + timedelta(hours=2),
          not_before_reason="cooldown after no_answer until later")  # fmt: skip
@@ -164,6 +165,7 @@ async def test_the_queue_list_filters_sorts_and_pages_fixed_tasks(w: World) -> N
 
     page = await text(await s.get("/supervisor/queues/outstanding"))
     assert f'href="/supervisor/claimants/{t["A"]}"' in page
+    assert page.count(">AI's contact<") == 1  # A's, routed to the AI agent
     assert "documents outstanding" in page.lower() and "1 requirement pending" in page
     assert "/workflows?query=" in page and "OutreachQueue%20%3D%20%27outstanding%27" in page
 
