@@ -137,12 +137,23 @@ class AiContactWorkflow:
     @workflow.signal
     def call_progress(self, progress: CallProgress) -> None:
         self._progress.append(progress)
+        if progress.kind is CallProgressKind.ANSWERED_HUMAN:
+            self._connected()
         if progress.kind in (CallProgressKind.ANSWERED_HUMAN, CallProgressKind.ANSWERED_MACHINE):
             self._answered = True
             if (progress.answered_after_ms or 0) > ABANDON_AFTER_MS:
                 self._abandoned = True
         else:
             self._call_over = True
+
+    def _connected(self) -> None:
+        """A person answered: the opening the answer webhook spoke is the conversation's
+        first line. Recorded here, in the handler, so it stays first even when the claimant's
+        first words (an Update) reach the workflow before the run loop wakes, or before the
+        answer's signal itself."""
+        if self._input.channel is AiChannel.VOICE and not self._steps:
+            opening = talk.opening_line(AiChannel.VOICE, self._input.queue, None)
+            self._steps.append(ConversationStep(StepKind.ASSISTANT, opening))
 
     @workflow.query
     def progress(self) -> AiContactProgress:
@@ -214,8 +225,6 @@ class AiContactWorkflow:
             disposition = Disposition.VOICEMAIL_LEFT if left_message else Disposition.NO_ANSWER
             self._finish(ContactEnd.NO_CONTACT, disposition.value, "an answering machine")
             return
-        opening = talk.opening_line(AiChannel.VOICE, self._input.queue, None)
-        self._steps.append(ConversationStep(StepKind.ASSISTANT, opening))
         limit = timedelta(seconds=self._limits.call_time_limit_seconds)
         try:
             await workflow.wait_condition(
@@ -294,6 +303,9 @@ class AiContactWorkflow:
         assert self._limits is not None
         if self._end is not None:
             return AiReply(talk.GOODBYE, end=True)
+        if self._input.channel is AiChannel.VOICE and not self._answered:
+            self._answered = True  # speech means a person answered, whatever the signal says
+            self._connected()
         self._turns += 1
         self._steps.append(ConversationStep(StepKind.CLAIMANT, turn.text))
         if self._turns > self._limits.max_turns:

@@ -8,6 +8,7 @@ to the workflow as those webhooks send them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -61,9 +62,12 @@ def fresh_script(model: FakeModel) -> None:
     assert model.remaining == 0, "a test left scripted replies unused"
 
 
-async def _answered_call(stack: AiStack, twilio: FakeCalls, user_id: int) -> tuple[Any, str]:
+async def _answered_call(
+    stack: AiStack, twilio: FakeCalls, user_id: int, *, signal_answer: bool = True
+) -> tuple[Any, str]:
     """The AI's call to the claimant once dialled, answered by a person (as the answer
-    webhook tells the workflow); the contact's handle and the call's SID."""
+    webhook tells the workflow, unless `signal_answer` is False: the signal is late);
+    the contact's handle and the call's SID."""
     conversation = await stack.conversation(user_id, "voice")
 
     async def dialled() -> list[dict[str, list[str]]]:
@@ -77,9 +81,10 @@ async def _answered_call(stack: AiStack, twilio: FakeCalls, user_id: int) -> tup
     assert creates[0]["MachineDetection"] == ["Enable"]
     assert "/webhooks/ai/voice/answer" in creates[0]["Url"][0]
     contact = stack.contact(conversation.workflow_id)
-    await contact.signal(
-        AiContactWorkflow.call_progress, CallProgress(CallProgressKind.ANSWERED_HUMAN, 180)
-    )
+    if signal_answer:
+        await contact.signal(
+            AiContactWorkflow.call_progress, CallProgress(CallProgressKind.ANSWERED_HUMAN, 180)
+        )
     return contact, call[0].provider_call_sid
 
 
@@ -179,4 +184,57 @@ async def test_without_automated_call_consent_the_ai_only_texts(
     await stack.contact(conversation.workflow_id).signal(
         AiContactWorkflow.claimant_texted, ClaimantTurn("bye", "SMend")
     )
+    assert (await stack.ended(user_id)).status == "handed_off"
+
+
+async def test_a_retried_turn_is_answered_once_and_turns_never_interleave(
+    stack: AiStack, twilio: FakeCalls
+) -> None:
+    """Twilio retries a webhook it got no answer to: the same turn arriving twice while the
+    first is still with the model gets the same reply from one model call; a second turn
+    waits for the first (the handlers would otherwise interleave at the model's await)."""
+    user_id = await add_claimant(stack.h.replica, signed=True, pending=1, consents=EVERY_CHANNEL)
+    await start(stack.h, user_id)
+    contact, _ = await _answered_call(stack, twilio, user_id)
+    stack.model.reply_text("Which lender was it?", delay_seconds=1.0)
+    stack.model.reply_text("Thanks, noted.")
+    turn = ClaimantTurn("It's about my loan", "CAturn:9")
+    first, retried, second = await asyncio.gather(
+        contact.execute_update(AiContactWorkflow.claimant_said, turn),
+        contact.execute_update(AiContactWorkflow.claimant_said, turn),
+        contact.execute_update(
+            AiContactWorkflow.claimant_said, ClaimantTurn("Santander", "CAturn:10")
+        ),
+    )
+    assert first == retried == AiReply("Which lender was it?", False)
+    assert second == AiReply("Thanks, noted.", False)
+    assert len(stack.model.requests) == 2
+    # the second model call saw the first turn complete: claimant, AI, then the next turn
+    said = [m.get("content") for m in stack.model.requests[1]["messages"][1:]]
+    assert said[-3:] == ["It's about my loan", "Which lender was it?", "Santander"]
+    stack.model.reply_tool("hand_off", {"summary": "test over", "reason": "could_not_help"})
+    await contact.execute_update(AiContactWorkflow.claimant_said, ClaimantTurn("bye", "CAturn:11"))
+    assert (await stack.ended(user_id)).status == "handed_off"
+
+
+async def test_the_claimants_first_words_before_the_answer_signal_follow_the_opening(
+    stack: AiStack, twilio: FakeCalls
+) -> None:
+    """The answer webhook tells the workflow in the background; the claimant's first words
+    can get there first. The opening they heard is still the conversation's first line."""
+    user_id = await add_claimant(stack.h.replica, signed=True, pending=1, consents=EVERY_CHANNEL)
+    await start(stack.h, user_id)
+    contact, _ = await _answered_call(stack, twilio, user_id, signal_answer=False)
+    stack.model.reply_tool("hand_off", {"summary": "wants a person", "reason": "asked_for_person"})
+    reply = await contact.execute_update(
+        AiContactWorkflow.claimant_said, ClaimantTurn("Can I speak to someone?", "CAturn:20")
+    )
+    assert reply.end is True
+    await contact.signal(
+        AiContactWorkflow.call_progress, CallProgress(CallProgressKind.ANSWERED_HUMAN, 150)
+    )  # the late signal changes nothing
+    lines = [(m["role"], m.get("content")) for m in stack.model.requests[0]["messages"][1:]]
+    assert lines[0][0] == "assistant" and talk.RECORDING_NOTICE in (lines[0][1] or "")
+    assert lines[1] == ("user", "Can I speak to someone?")
+    await contact.signal(AiContactWorkflow.call_progress, CallProgress(CallProgressKind.COMPLETED))
     assert (await stack.ended(user_id)).status == "handed_off"
