@@ -17,7 +17,7 @@ JSON: it is dropped on the way in. Nothing here logs what was said.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -454,3 +454,23 @@ async def contacts_since(conn: AsyncConnection, since: datetime) -> dict[str, tu
         .group_by(_A.channel)
     )
     return {str(channel): (int(started), int(handed)) for channel, started, handed in rows}
+
+
+# --- subject access (services.subject_access) ---------------------------------------------------
+
+
+async def subject_access(conn: AsyncConnection, user_id: int) -> list[dict[str, Any]]:
+    """Every AI conversation with the claimant, oldest first, each with its steps (what was
+    said, the tool calls, the model calls' figures): the claimant's right of access covers
+    what the AI said to them and what it did."""
+    rows = await conn.execute(
+        select(db.ai_conversations).where(_A.user_id == user_id).order_by(_A.id)
+    )
+    conversations = [dict(row._mapping) for row in rows]
+    steps = await steps_of(conn, [int(c["id"]) for c in conversations])
+    for conversation in conversations:
+        conversation["steps"] = [
+            {k: v for k, v in asdict(step).items() if k != "conversation_id"}
+            for step in steps[int(conversation["id"])]
+        ]
+    return conversations

@@ -7,7 +7,8 @@ calls with their recordings' metadata and transcripts, callbacks and notes
 (`adapters.call_log`), texts (`adapters.sms_outbox`), magic links without their token hash
 (`adapters.magic_links`), consents captured by agents (`adapters.consents`), suppressions
 naming the claimant, their number or their address, with removals
-(`adapters.suppressions`), and the audit entries about the claimant, their calls
+(`adapters.suppressions`), the AI conversations with their steps (`adapters.ai_conversations`),
+and the audit entries about the claimant, their calls
 (recording playbacks), links and suppressions (`adapters.audit_log`).
 
 The export is itself audited, in the transaction that read the dialler's part: no
@@ -24,7 +25,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters import call_log, consents, magic_links, sms_outbox, suppressions, task_store
+from adapters import (
+    ai_conversations,
+    call_log,
+    consents,
+    magic_links,
+    sms_outbox,
+    suppressions,
+    task_store,
+)
 from adapters.audit_log import append_audit, entries_about
 from adapters.replica_reader import ReplicaReader
 from domain.sms import number_spellings
@@ -91,9 +100,10 @@ class SubjectAccess:
             texts = await sms_outbox.subject_access(conn, user_id, sorted(number_spellings(number)))
             links = await magic_links.subject_access(conn, user_id)
             captured = (await consents.captured(conn, [user_id])).get(user_id, [])
+            ai = await ai_conversations.subject_access(conn, user_id)
             suppressed = await suppressions.about_claimant(conn, user_id, number, email)
             held = [kept["calls"], kept["callbacks"], kept["notes"], texts, links, captured,
-                    suppressed, [task] if task else []]  # fmt: skip
+                    suppressed, [task] if task else [], ai]  # fmt: skip
             if user is None and not any(held):
                 raise UnknownClaimant(user_id)
             subjects = [("user", str(user_id))]
@@ -105,7 +115,7 @@ class SubjectAccess:
                 "calls": len(kept["calls"]), "callbacks": len(kept["callbacks"]),
                 "notes": len(kept["notes"]), "sms": len(texts), "magic_links": len(links),
                 "consents_captured": len(captured), "suppressions": len(suppressed),
-                "audit": len(audit),
+                "ai_conversations": len(ai), "audit": len(audit),
             }  # fmt: skip
             audit_id = await append_audit(
                 conn,
@@ -147,6 +157,7 @@ class SubjectAccess:
             "callbacks": kept["callbacks"],
             "notes": kept["notes"],
             "sms": texts,
+            "ai_conversations": ai,
             "magic_links": links,
             "suppressions": suppressed,
             "audit": audit,

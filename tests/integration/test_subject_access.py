@@ -74,9 +74,14 @@ async def _claimant_everywhere(dialler: AsyncEngine, replica: AsyncEngine) -> di
         played = await _insert(conn, db.audit_log, actor_type="agent", actor_id=str(agent),
                                action="played_recording", subject_type="call",
                                subject_id=str(call), detail={"user_id": str(user_id)})  # fmt: skip
+        ai = await _insert(conn, db.ai_conversations, user_id=user_id, channel="sms",
+                           queue="outstanding", workflow_id=f"ai-contact-{user_id}-1",
+                           status="handed_off", summary="asked for a person")  # fmt: skip
+        await _insert(conn, db.ai_steps, conversation_id=ai, kind="claimant",
+                      text="can I talk to someone?")  # fmt: skip
     return {"user_id": user_id, "call": call, "callback": callback, "note": note, "sms": sms,
             "unfiled": unfiled, "link": link, "consent": consent, "suppression": suppression,
-            "viewed": viewed, "played": played}  # fmt: skip
+            "viewed": viewed, "played": played, "ai": ai}  # fmt: skip
 
 
 def _ids(rows: list[dict[str, Any]]) -> set[int]:
@@ -115,6 +120,10 @@ async def test_the_export_holds_every_table_no_secret_and_is_audited(
     assert _ids(parsed["magic_links"]) == {fixture["link"]}
     assert _ids(parsed["suppressions"]) == {fixture["suppression"]}
     assert {fixture["viewed"], fixture["played"]} <= _ids(parsed["audit"])
+    # what the AI said with the claimant, step by step
+    assert _ids(parsed["ai_conversations"]) == {fixture["ai"]}
+    assert parsed["ai_conversations"][0]["summary"] == "asked for a person"
+    assert [s["text"] for s in parsed["ai_conversations"][0]["steps"]] == ["can I talk to someone?"]
     # never a token, nor its hash
     token, token_hash = _token(user_id)
     assert token_hash not in text and token not in text
@@ -131,6 +140,7 @@ async def test_the_export_holds_every_table_no_secret_and_is_audited(
     )  # fmt: skip
     assert audit.detail["reason"] == "SAR-2026-17"
     assert audit.detail["counts"]["calls"] == 1
+    assert audit.detail["counts"]["ai_conversations"] == 1
 
 
 async def _audit_count(engine: AsyncEngine) -> int:
