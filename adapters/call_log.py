@@ -98,6 +98,8 @@ class Call:
     recording_key: str | None
     recording_deleted_at: datetime | None
     transcript: str | None
+    direction: str
+    score_arm: str | None
 
 
 def _call(row: Row[Any] | None) -> Call | None:

@@ -57,6 +57,7 @@ class CallTask:
     owner_agent_id: int | None
     held_until: datetime | None
     ai_routed: bool
+    score_arm: str | None
     created_at: datetime
     updated_at: datetime
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -155,6 +156,12 @@ call_tasks = Table(
         server_default=text("false"),
         comment="the AI's contact to make: people are offered it only once it waits too long",
     ),
+    Column(
+        "score_arm",
+        String(16),
+        nullable=True,
+        comment="a live split's arm whose rules scored the task: control or candidate",
+    ),
     _created_at(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _one_of("queue", Queue),
@@ -238,6 +245,14 @@ calls = Table(
         comment="the recording and transcript were deleted (end of retention)",
     ),
     Column("transcript", Text, nullable=True, comment="deleted with the recording"),
+    Column(
+        "direction",
+        String(8),
+        nullable=False,
+        server_default="outbound",
+        comment="outbound (we called) or inbound (the claimant rang back)",
+    ),
+    Column("score_arm", String(16), nullable=True, comment="the live split's arm when called"),
     _one_of("recording_store", RecordingStore),
     Index(
         "ix_calls_recording_retention",
@@ -742,4 +757,76 @@ ai_steps = Table(
     Column("completion_tokens", Integer, nullable=True),
     _created_at(),
     Index("ix_ai_steps_conversation_id_id", "conversation_id", "id"),
+)
+
+
+# --- learned rates and live splits (issue 14, migration 0014) ------------------------------------
+
+# Owner: adapters/learned_rates.py. One version per nightly run; the scorer reads the newest.
+rate_versions = Table(
+    "rate_versions",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("computed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("reached", Integer, nullable=False),
+    Column("conversions", Integer, nullable=False),
+    Column("seconds", Float, nullable=False, comment="how long the run took"),
+)
+
+# Owner: adapters/learned_rates.py. A rate per segment of a dimension, with its interval and
+# the rate shrunk towards the overall one (small segments say little).
+learned_rates = Table(
+    "learned_rates",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "version_id",
+        BigInteger,
+        ForeignKey("rate_versions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("dimension", String(32), nullable=False, comment="region, lender, queue, hour, ..."),
+    Column("segment", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("reached", Integer, nullable=False),
+    Column("conversions", Integer, nullable=False),
+    Column("contact_rate", Float, nullable=False),
+    Column("contact_low", Float, nullable=False),
+    Column("contact_high", Float, nullable=False),
+    Column("conversion_rate", Float, nullable=False),
+    Column("conversion_low", Float, nullable=False),
+    Column("conversion_high", Float, nullable=False),
+    Column("shrunk_contact_rate", Float, nullable=False),
+    Column("shrunk_conversion_rate", Float, nullable=False),
+    UniqueConstraint("version_id", "dimension", "segment"),
+)
+
+# Owner: adapters/scoring_splits.py. A live split: a share of claimants scored by a candidate
+# rules version; at most one running (ended_at NULL).
+scoring_splits = Table(
+    "scoring_splits",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "rules_version_id",
+        BigInteger,
+        ForeignKey("rules_versions.id", ondelete="RESTRICT"),
+        nullable=False,
+        comment="the candidate rules",
+    ),
+    Column("share", Float, nullable=False, comment="of claimants in the candidate arm"),
+    Column("note", String(300), nullable=False, server_default=""),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("started_by", BigInteger, ForeignKey("agents.id", ondelete="SET NULL"), nullable=True),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+    Column("ended_by", BigInteger, ForeignKey("agents.id", ondelete="SET NULL"), nullable=True),
+    Index(
+        "ix_scoring_splits_one_running",
+        text("(ended_at IS NULL)"),
+        unique=True,
+        postgresql_where=text("ended_at IS NULL"),
+    ),
 )

@@ -61,6 +61,8 @@ OWNERS: dict[str, frozenset[str]] = {
     "link_days": frozenset({"adapters/magic_links.py"}),
     "rules_versions": frozenset({"adapters/rules_versions.py"}),
     **dict.fromkeys(("ai_conversations", "ai_steps"), frozenset({"adapters/ai_conversations.py"})),
+    **dict.fromkeys(("rate_versions", "learned_rates"), frozenset({"adapters/learned_rates.py"})),
+    "scoring_splits": frozenset({"adapters/scoring_splits.py"}),
 }
 
 TEMPORALIO = "temporalio"  # the pseudo-table of the "one door per workflow" rule
