@@ -80,8 +80,8 @@ class Triage:
     async def triage(self, user_id: int, body: str) -> tuple[int, TriageResult]:
         message_id = await self.text(user_id, body)
         assert await self.door.start_triage(TriageInput(message_id, user_id))
-        handle = self.h.client.get_workflow_handle_for(
-            SmsTriageWorkflow.run, triage_workflow_id(message_id)
+        handle = self.h.client.get_workflow_handle(
+            triage_workflow_id(message_id), result_type=TriageResult
         )
         return message_id, await handle.result()
 
@@ -382,8 +382,8 @@ async def test_stop_opts_out_with_no_model_call(stack: Triage) -> None:
     assert not await _triage_started(stack, message_id)
     # even a triage started for a STOP by mistake never asks the model
     assert await stack.door.start_triage(TriageInput(message_id, user_id))
-    handle = stack.h.client.get_workflow_handle_for(
-        SmsTriageWorkflow.run, triage_workflow_id(message_id)
+    handle = stack.h.client.get_workflow_handle(
+        triage_workflow_id(message_id), result_type=TriageResult
     )
     assert (await handle.result()).action == "left for a person"
     assert stack.model.requests == []
@@ -398,8 +398,8 @@ async def test_other_texts_from_a_claimant_start_the_triage(stack: Triage) -> No
     assert response.status_code == 200
     async with stack.h.dialler.connect() as conn:
         message_id = (await sms_outbox.inbound_by_sid(conn, sid)).message_id
-    handle = stack.h.client.get_workflow_handle_for(
-        SmsTriageWorkflow.run, triage_workflow_id(message_id)
+    handle = stack.h.client.get_workflow_handle(
+        triage_workflow_id(message_id), result_type=TriageResult
     )
     assert (await handle.result()).action == "answered"
     # Twilio repeats the webhook: stored once, triaged once
