@@ -1,0 +1,179 @@
+"""The learned rates (`rate_versions`, `learned_rates`; issue 14): the one module that reads
+and writes them.
+
+The nightly job (`activities/learning.py`) saves one version per run; the scorer reads the
+newest (`newest_rates`, two indexed reads: the highest version id, then its rows), and
+`dialler scoring rates` lists the versions. A version is never changed once saved. Each
+function takes the caller's connection, so the caller decides the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from schemas import dialler_db as db
+from schemas.learned_rates import (
+    EMPTY,
+    SEGMENT_LENGTH,
+    Dimension,
+    LearnedRate,
+    RateTable,
+    RateVersion,
+)
+
+__all__ = [
+    "EMPTY",
+    "LearnedRate",
+    "RateTable",
+    "RateVersion",
+    "newest_rates",
+    "rates_of",
+    "save_version",
+    "version_for_window",
+    "versions",
+]
+
+_V = db.rate_versions.c
+_R = db.learned_rates.c
+_RATE_COLUMNS = (
+    _R.dimension,
+    _R.segment,
+    _R.attempts,
+    _R.reached,
+    _R.conversions,
+    _R.contact_rate,
+    _R.contact_low,
+    _R.contact_high,
+    _R.conversion_rate,
+    _R.conversion_low,
+    _R.conversion_high,
+    _R.shrunk_contact_rate,
+    _R.shrunk_conversion_rate,
+)
+# saving is serialised, so a retried save finds the version the first attempt committed
+_SAVE_LOCK = 7_300_014
+
+
+async def newest_rates(conn: AsyncConnection) -> RateTable:
+    """The newest saved version (the highest id), or EMPTY when none is saved."""
+    newest = await conn.scalar(select(func.max(_V.id)))
+    return EMPTY if newest is None else await rates_of(conn, int(newest))
+
+
+async def rates_of(conn: AsyncConnection, version_id: int) -> RateTable:
+    """One version's rates (EMPTY when there is no such version)."""
+    version = (
+        await conn.execute(
+            select(_V.id, _V.computed_at, _V.attempts, _V.reached, _V.conversions).where(
+                _V.id == version_id
+            )
+        )
+    ).one_or_none()
+    if version is None:
+        return EMPTY
+    rows = await conn.execute(select(*_RATE_COLUMNS).where(_R.version_id == version_id))
+    rates = {(r.dimension, r.segment): LearnedRate(**r._mapping) for r in rows}
+    overall = next((r for (d, _), r in rates.items() if d == Dimension.OVERALL.value), None)
+    contact: float | None
+    conversion: float | None
+    if overall is not None:
+        contact, conversion = overall.contact_rate, overall.conversion_rate
+    elif version.attempts > 0:
+        contact = version.reached / version.attempts
+        conversion = version.conversions / version.attempts
+    else:
+        contact = conversion = None
+    return RateTable(int(version.id), version.computed_at, contact, conversion, rates)
+
+
+async def save_version(
+    conn: AsyncConnection,
+    *,
+    window_start: datetime,
+    window_end: datetime,
+    attempts: int,
+    reached: int,
+    conversions: int,
+    seconds: float,
+    rates: Sequence[LearnedRate],
+) -> int:
+    """A new version with its rates (one row per dimension and segment); its id."""
+    version_id = await conn.scalar(
+        insert(db.rate_versions)
+        .values(
+            window_start=window_start,
+            window_end=window_end,
+            attempts=attempts,
+            reached=reached,
+            conversions=conversions,
+            seconds=seconds,
+        )
+        .returning(_V.id)
+    )
+    assert version_id is not None
+    if rates:
+        await conn.execute(
+            insert(db.learned_rates),
+            [
+                {
+                    "version_id": version_id,
+                    "dimension": r.dimension,
+                    "segment": r.segment[:SEGMENT_LENGTH],
+                    "attempts": r.attempts,
+                    "reached": r.reached,
+                    "conversions": r.conversions,
+                    "contact_rate": r.contact_rate,
+                    "contact_low": r.contact_low,
+                    "contact_high": r.contact_high,
+                    "conversion_rate": r.conversion_rate,
+                    "conversion_low": r.conversion_low,
+                    "conversion_high": r.conversion_high,
+                    "shrunk_contact_rate": r.shrunk_contact_rate,
+                    "shrunk_conversion_rate": r.shrunk_conversion_rate,
+                }
+                for r in rates
+            ],
+        )
+    return int(version_id)
+
+
+async def version_for_window(
+    conn: AsyncConnection, window_start: datetime, window_end: datetime
+) -> int | None:
+    """The version already saved for exactly this window, if any, under the save lock (held
+    to the end of the caller's transaction): a retried save asks this first."""
+    await conn.execute(select(func.pg_advisory_xact_lock(_SAVE_LOCK)))
+    found = await conn.scalar(
+        select(func.max(_V.id)).where(_V.window_start == window_start, _V.window_end == window_end)
+    )
+    return None if found is None else int(found)
+
+
+async def versions(conn: AsyncConnection, limit: int = 20) -> list[RateVersion]:
+    """The saved versions, newest first, with how many segments each holds."""
+    segments = (
+        select(func.count())
+        .where(_R.version_id == _V.id)
+        .correlate(db.rate_versions)
+        .scalar_subquery()
+    )
+    rows = await conn.execute(
+        select(
+            _V.id,
+            _V.computed_at,
+            _V.window_start,
+            _V.window_end,
+            _V.attempts,
+            _V.reached,
+            _V.conversions,
+            _V.seconds,
+            segments.label("segments"),
+        )
+        .order_by(_V.id.desc())
+        .limit(max(0, limit))
+    )
+    return [RateVersion(**r._mapping) for r in rows]
