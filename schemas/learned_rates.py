@@ -32,7 +32,7 @@ Every activity and workflow message is one of the dataclasses below.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 
@@ -60,6 +60,44 @@ SEGMENT_LENGTH = 64  # learned_rates.segment's width
 class Channel(StrEnum):
     CALL = "call"
     SMS = "sms"
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Attempts, how many reached the claimant, how many converted."""
+
+    attempts: int = 0
+    reached: int = 0
+    conversions: int = 0
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(
+            self.attempts + other.attempts,
+            self.reached + other.reached,
+            self.conversions + other.conversions,
+        )
+
+
+@dataclass(frozen=True)
+class AttemptCounts:
+    """One channel's attempts in a window, counted by the database (one scan, grouping
+    sets) several ways. Hours and weekdays are those of the attempt's start in the job's
+    zone (ISO weekdays: 1 is Monday)."""
+
+    total: Tally
+    by_queue: dict[str | None, Tally]
+    by_hour: dict[int, Tally]
+    by_weekday: dict[int, Tally]
+    by_user: dict[int, Tally]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimantAttributes:
+    """What the replica says of a claimant that segments the rates."""
+
+    postcode: str | None
+    born: date | None
+    lenders: tuple[str, ...]  # the lenders of their claims, each once
 
 
 @dataclass(frozen=True)
