@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
@@ -23,12 +24,14 @@ from adapters.ai_presence import AiPresence
 from adapters.audit_log import write_audit
 from adapters.replica_reader import ReplicaReader
 from adapters.rules_source import RulesSource, as_source
+from adapters.scoring_splits import RunningSplit, SplitSource
 from adapters.suppressions import append_suppression, latest_reason_among, suppression_status
 from domain.assessment import assess, task_shape
 from domain.calling_windows import callback_time_allowed, explain
 from domain.dispositions import EFFECTS
 from domain.phones import phone_key, to_e164
 from domain.rules import DiallerRules
+from domain.scoring_split import Arm, arm_of, scored_by
 from domain.stages import derive_stage
 from domain.suppressions import SMS_REASONS
 from schemas.outreach import (
@@ -77,9 +80,11 @@ class OutreachActivities:
         replica_db: AsyncEngine,
         rules: RulesSource | DiallerRules,
         ai: AiPresence | None = None,
+        splits: SplitSource | None = None,
     ) -> None:
         """`ai`: the AI agents' presence, for the routing policy (None: every contact is a
-        person's)."""
+        person's). `splits`: the running live split, whose candidate arm is scored by its
+        candidate rules (None: no split applies, as in a preview or a one-off command)."""
         self._dialler = dialler
         self._ai = ai
         # A change's refresh reads, then writes one row in one statement: no transaction
@@ -88,6 +93,9 @@ class OutreachActivities:
         # the replica's statements (the hot path's built once at import) are the reader's
         self._replica = ReplicaReader(replica_db)
         self._rules = as_source(rules)
+        self._splits = splits
+        # (rules in force, split id) -> the candidate arm's rules, built once per pair
+        self._split_rules: tuple[DiallerRules, int, DiallerRules] | None = None
         self._conversion: tuple[float, dict[str, float]] = (0.0, {})
 
     # --- facts -----------------------------------------------------------------------
@@ -189,6 +197,8 @@ class OutreachActivities:
         async with self._autocommit.connect() as conn:
             assessment = await self._assess(conn, request.facts, request.now)
             wanted = task_shape(assessment, claim)
+            if wanted.queue is not None:  # a task row says which arm scored it
+                wanted = replace(wanted, score_arm=assessment.score_arm)
             if wanted == request.written:
                 return TaskRefreshed(assessment, request.written, wrote=False)
             if wanted.queue is not None:
@@ -222,10 +232,26 @@ class OutreachActivities:
         self, conn: AsyncConnection, facts: ClaimantFacts, now: datetime
     ) -> Assessment:
         rules = await self._rules.current()  # one version for the whole assessment
+        arm: Arm | None = None
+        split = await self._splits.current() if self._splits is not None else None
+        if split is not None:
+            arm = arm_of(facts.user_id, split.id, split.share)
+            if arm is Arm.CANDIDATE:
+                rules = self._candidate_rules(rules, split)
         stage = derive_stage(facts, now, rules.stage_priority)
         history = await self.contact_history(conn, facts, now, stage, rules)
         available = await self._ai.current(conn, now) if self._ai is not None else None
-        return assess(facts, history, rules, now, stage, available)
+        assessment = assess(facts, history, rules, now, stage, available)
+        assessment.score_arm = None if arm is None else arm.value
+        return assessment
+
+    def _candidate_rules(self, in_force: DiallerRules, split: RunningSplit) -> DiallerRules:
+        """The candidate's score with the other rules in force (`scored_by`), built once per
+        (rules in force, split) rather than per claimant."""
+        built = self._split_rules
+        if built is None or built[0] is not in_force or built[1] != split.id:
+            built = self._split_rules = (in_force, split.id, scored_by(in_force, split.rules))
+        return built[2]
 
     async def contact_history(
         self,

@@ -45,6 +45,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.task_store import score_arm_of
 from domain.abandoned_calls import RATE_WINDOW, AbandonRate, abandon_rate
 from domain.attribution import SPOKE_DISPOSITIONS, Contact
 from domain.dispositions import Disposition
@@ -293,6 +294,8 @@ def _outcome_values(request: RecordOutcome) -> dict[str, Any]:
         "notes": request.notes or None,
         "abandoned": request.abandoned,
         "outcome_key": request.outcome_key,
+        # the live split's arm that scored the claimant's task, as it is now (issue 14)
+        "score_arm": score_arm_of(request.user_id),
     }
 
 

@@ -299,6 +299,7 @@ async def publish(conn: AsyncConnection, request: PublishTask) -> TaskWritten:
         "ai_routed": a.routing is not None and a.routing.to_ai,
         "owner_agent_id": a.owner_agent_id,
         "held_until": a.held_until,
+        "score_arm": a.score_arm,
     }
     result = await conn.execute(TASK_UPSERT, values)
     return TaskWritten(applied=result.rowcount > 0)
@@ -352,6 +353,13 @@ async def withdraw_without_workflow(engine: AsyncEngine, user_ids: list[int], re
 
 
 # --- reads --------------------------------------------------------------------------------------
+
+
+def score_arm_of(user_id: int) -> ColumnElement[Any]:
+    """The live split's arm on the claimant's task (NULL: none, or no task), as a scalar
+    subquery for another owner's statement: the call log writes it on a call with its
+    outcome, so a call carries the arm of the task as it was then."""
+    return select(_T.score_arm).where(_T.user_id == user_id).scalar_subquery()
 
 
 @dataclass(frozen=True)

@@ -2,29 +2,26 @@
 a candidate rules version ("candidate" arm), the rest by the rules in force ("control").
 Pure: the split, the claimants and the counts are passed in.
 
+- `scored_by`: the candidate arm takes only the candidate version's [scoring] section.
 - `arm_of`: a claimant's arm is a deterministic hash of (user id, split id) compared with the
   share: the same claimant stays in the same arm for the whole split, on every worker and
   after every restart (no state to keep, nothing to look up), and a new split draws afresh.
   SHA-256 rather than Python's `hash()`, which is salted per process.
-- `compare_arms`: the arms' rates and the difference candidate - control with its 95 %
-  confidence interval (`confint_proportions_2indep`, Newcombe's method) and the two-sided
-  p-value of the z-test of equal proportions (`proportions_ztest`), both from statsmodels:
-  the statistics are a maintained library's, not ours. The unit is the claimant, because the
-  arm is drawn per claimant: two calls to one claimant are not independent trials.
+
+The arms' statistics are `domain.split_comparison` (statsmodels: kept out of this module,
+which the outreach worker imports).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
 from enum import StrEnum
 
-from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+from domain.rules import DiallerRules
 
 MIN_SHARE = 0.01
 MAX_SHARE = 0.5  # a candidate is tried on at most half of the claimants
-CONFIDENCE = 0.95
 _HASH_SPAN = float(2**64)
 
 
@@ -47,6 +44,16 @@ def arm_of(user_id: int, split_id: int, share: float) -> Arm:
     return Arm.CANDIDATE if split_draw(user_id, split_id) < share else Arm.CONTROL
 
 
+def scored_by(in_force: DiallerRules, candidate: DiallerRules) -> DiallerRules:
+    """The rules a candidate-arm claimant is assessed with: the candidate version's score (its
+    [scoring] section) and every other rule in force (calling windows, caps, consent,
+    compliance, the AI's routing): a split changes the order of the queue, never who may be
+    called, when or by whom."""
+    if candidate.scoring == in_force.scoring:
+        return in_force
+    return in_force.model_copy(update={"scoring": candidate.scoring})
+
+
 def check_share(share: float) -> float:
     """The share a split may be started with; raises ValueError saying why not."""
     if not math.isfinite(share) or not MIN_SHARE <= share <= MAX_SHARE:
@@ -54,105 +61,3 @@ def check_share(share: float) -> float:
             f"the candidate's share is between {MIN_SHARE:.0%} and {MAX_SHARE:.0%} of claimants"
         )
     return share
-
-
-@dataclass(frozen=True)
-class ArmCounts:
-    """One arm's figures over a split's calls: claimants contacted (called at least once),
-    reached (at least one call reached them), converted (at least one conversion credited
-    to one of the arm's calls); and the raw counts of calls, reached calls and conversions."""
-
-    arm: Arm
-    claimants: int
-    reached_claimants: int
-    converted_claimants: int
-    calls: int
-    reached_calls: int
-    conversions: int
-
-
-@dataclass(frozen=True)
-class ArmDifference:
-    """A rate in each arm (successes / claimants contacted), the difference candidate -
-    control with its confidence interval, and the p-value of "the rates are equal". None
-    where an arm has no claimants, or the test has nothing to say (no success and no failure
-    anywhere)."""
-
-    measure: str  # "reached" or "converted"
-    control_rate: float | None
-    candidate_rate: float | None
-    difference: float | None
-    low: float | None
-    high: float | None
-    p_value: float | None
-    confidence: float = CONFIDENCE
-
-    @property
-    def significant(self) -> bool:
-        """The interval excludes 0."""
-        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
-
-
-def _rate(successes: int, total: int) -> float | None:
-    return successes / total if total else None
-
-
-def difference(
-    measure: str,
-    control: tuple[int, int],
-    candidate: tuple[int, int],
-    confidence: float = CONFIDENCE,
-) -> ArmDifference:
-    """(successes, trials) per arm -> the difference candidate - control, its interval and
-    p-value, by statsmodels."""
-    (c_hits, c_n), (k_hits, k_n) = control, candidate
-    for hits, n in (control, candidate):
-        if n < 0 or not 0 <= hits <= n:
-            raise ValueError("successes must be between 0 and the number of trials")
-    control_rate, candidate_rate = _rate(c_hits, c_n), _rate(k_hits, k_n)
-    if control_rate is None or candidate_rate is None:
-        return ArmDifference(measure, control_rate, candidate_rate, None, None, None, None)
-    low, high = confint_proportions_2indep(
-        k_hits, k_n, c_hits, c_n, compare="diff", alpha=1 - confidence
-    )
-    p_value: float | None = None
-    pooled = (c_hits + k_hits) / (c_n + k_n)
-    if 0.0 < pooled < 1.0:  # all successes or none: the z statistic is 0/0
-        _, p = proportions_ztest([k_hits, c_hits], [k_n, c_n])
-        p_value = float(p)
-    return ArmDifference(
-        measure,
-        control_rate,
-        candidate_rate,
-        candidate_rate - control_rate,
-        float(low),
-        float(high),
-        p_value,
-        confidence,
-    )
-
-
-@dataclass(frozen=True)
-class ArmComparison:
-    control: ArmCounts
-    candidate: ArmCounts
-    reached: ArmDifference
-    converted: ArmDifference
-
-
-def compare_arms(control: ArmCounts, candidate: ArmCounts) -> ArmComparison:
-    """The arms side by side: reach and conversion per claimant contacted."""
-    return ArmComparison(
-        control,
-        candidate,
-        difference(
-            "reached",
-            (control.reached_claimants, control.claimants),
-            (candidate.reached_claimants, candidate.claimants),
-        ),
-        difference(
-            "converted",
-            (control.converted_claimants, control.claimants),
-            (candidate.converted_claimants, candidate.claimants),
-        ),
-    )

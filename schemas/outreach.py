@@ -189,6 +189,9 @@ class Assessment:
     rescreen_at: datetime | None = None
     # a person or the AI, and why (domain.ai_routing); None: not routed (no queue)
     routing: Routing | None = None
+    # a live split's arm whose rules scored the claimant (domain.scoring_split): "control"
+    # or "candidate"; None while no split runs
+    score_arm: str | None = None
 
 
 # --- workflow ------------------------------------------------------------------------------
@@ -422,6 +425,8 @@ class TaskShape:
     held_until: datetime | None = None
     # the AI's to make: people are not offered it (unless the AI leaves it waiting)
     ai_routed: bool = False
+    # the live split's arm that scored it (None: no split): a new arm is a write
+    score_arm: str | None = None
 
 
 @dataclass

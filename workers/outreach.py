@@ -31,6 +31,7 @@ from adapters.messaging import email_sender, sms_sender
 from adapters.redis_client import connect_redis
 from adapters.rules_file import rules_source
 from adapters.rules_source import RulesSource
+from adapters.scoring_splits import SplitSource
 from adapters.temporal import connect_temporal
 from config.settings import Settings
 from domain.rules import DiallerRules
@@ -70,7 +71,9 @@ def outreach_activities(
     """Every activity the outreach task queue runs, reading the rules in force from `rules`
     (fixed rules stay as given). Without `redis` the cache-warming activity opens a Redis
     client per run."""
-    outreach = OutreachActivities(dialler, replica, rules, ai_presence(settings))
+    # the live split (issue 14): a share of claimants scored by a candidate rules version
+    splits = SplitSource(dialler)
+    outreach = OutreachActivities(dialler, replica, rules, ai_presence(settings), splits)
     reconcile = ReconcileActivities(dialler, replica, client, settings.temporal_task_queue, rules)
     maintenance = MaintenanceActivities(
         settings, dialler, replica, client, settings.temporal_task_queue, rules, redis

@@ -9,15 +9,9 @@ import math
 
 import pytest
 
-from domain.scoring_split import (
-    Arm,
-    ArmCounts,
-    arm_of,
-    check_share,
-    compare_arms,
-    difference,
-    split_draw,
-)
+from domain.rules import DiallerRules
+from domain.scoring_split import Arm, arm_of, check_share, scored_by, split_draw
+from domain.split_comparison import ArmCounts, compare_arms, difference
 
 CLAIMANTS = range(1, 100_001)
 
@@ -93,3 +87,15 @@ def test_the_arms_are_compared_per_claimant_contacted() -> None:
     assert found.reached.control_rate == 0.5
     assert found.reached.candidate_rate == 0.6
     assert found.converted.difference == pytest.approx(0.2 - 0.1)
+
+
+def test_the_candidate_arm_takes_only_the_candidates_score() -> None:
+    in_force = DiallerRules()
+    candidate = DiallerRules.model_validate(
+        {"scoring": {"default_lender_boost": 40}, "contact": {"claimant_caps": {"daily": 1}}}
+    )
+    merged = scored_by(in_force, candidate)
+    assert merged.scoring.default_lender_boost == 40
+    assert merged.contact == in_force.contact  # who may be called, and when, is unchanged
+    assert merged.calling_windows == in_force.calling_windows
+    assert scored_by(in_force, DiallerRules()) is in_force
