@@ -281,8 +281,17 @@ class AiContactWorkflow:
             retry_policy=SEND_RETRY,
         )
         if sent.message_id is not None:
-            self._steps.append(ConversationStep(StepKind.ASSISTANT, body))
+            self._said(body)
         return sent.message_id is not None
+
+    def _said(self, text: str) -> None:
+        """Record a line the AI said, once: the model's reply is already recorded (with its
+        tool calls) when it is texted or spoken; a fixed line (the opening, a hand-off or a
+        goodbye) is recorded here."""
+        last = next((s for s in reversed(self._steps) if s.kind is not StepKind.TOOL), None)
+        if last is not None and last.kind is StepKind.ASSISTANT and last.text == text:
+            return
+        self._steps.append(ConversationStep(StepKind.ASSISTANT, text))
 
     # --- a turn ---------------------------------------------------------------------------------
 
@@ -294,6 +303,8 @@ class AiContactWorkflow:
             if known is not None:
                 return known
             reply = await self._answer(turn)
+            if self._input.channel is AiChannel.VOICE and reply.say:
+                self._said(reply.say)  # spoken by the turn's TwiML (SMS: once texted)
             self._replies[turn.turn_id] = reply
             if len(self._replies) > SEEN_TURNS_KEPT:
                 self._replies.pop(next(iter(self._replies)))

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
+from adapters import ai_conversations
 from config.settings import Settings
 from domain.ai_routing import VULNERABLE
 from schemas import dialler_db as db
@@ -241,3 +242,32 @@ async def test_a_refusal_or_a_model_outage_hands_off(stack: AiStack) -> None:
         AiContactWorkflow.claimant_texted, ClaimantTurn("hello", "SMt6")
     )
     assert (await stack.ended(down)).handoff_reason == "model_failed"
+
+
+async def test_each_line_is_in_the_conversation_once(stack: AiStack) -> None:
+    """The model's reply is texted and recorded once; a fixed closing line (the hand-off)
+    is recorded too: the transcript and the model's next prompt never repeat a line."""
+    user_id = await _outstanding_claimant(stack)
+    await start(stack.h, user_id)
+    conversation = await stack.conversation(user_id)
+    contact = stack.contact(conversation.workflow_id)
+    stack.model.reply_text("We still need your bank statements. Can you send them this week?")
+    await contact.signal(
+        AiContactWorkflow.claimant_texted, ClaimantTurn("What do you need from me?", "SMo1")
+    )
+    await eventually(lambda: _texts_to(stack, user_id), lambda rows: len(rows) == 2)
+    stack.model.reply_tool(
+        "hand_off", {"summary": "wants to discuss by phone", "reason": "asked_for_person"}
+    )
+    await contact.signal(
+        AiContactWorkflow.claimant_texted, ClaimantTurn("I'd rather talk to someone", "SMo2")
+    )
+    await stack.ended(user_id)
+    second_prompt = [m.get("content") for m in stack.model.requests[1]["messages"][1:]]
+    assert (
+        second_prompt.count("We still need your bank statements. Can you send them this week?") == 1
+    )
+    async with stack.h.dialler.connect() as conn:
+        steps = (await ai_conversations.steps_of(conn, [conversation.id]))[conversation.id]
+    said = [s.text for s in steps if s.kind == "assistant" and s.text]  # not tool-only turns
+    assert len(said) == len(set(said)) == 3  # opening, the reply, the hand-off line
