@@ -406,3 +406,19 @@ async def test_other_texts_from_a_claimant_start_the_triage(stack: Triage) -> No
     again = await _post_inbound(stack, number, "What do you still need?", sid)
     assert again.status_code == 200
     assert len(stack.model.requests) == 1 and len(await stack.outbound(user_id)) == 1
+
+
+async def test_no_triage_while_the_ais_texts_are_switched_off(stack: Triage) -> None:
+    number = "+447700931077"
+    await add_claimant(stack.h.replica, signed=True, pending=1, phone=number)
+    sid = new_sid()
+    stack.settings.ai_sms_enabled = False  # the app's own settings object
+    try:
+        response = await _post_inbound(stack, number, "When is my claim done?", sid)
+    finally:
+        stack.settings.ai_sms_enabled = True
+    assert response.status_code == 200
+    async with stack.h.dialler.connect() as conn:
+        message_id = (await sms_outbox.inbound_by_sid(conn, sid)).message_id
+    assert not await _triage_started(stack, message_id)  # left in the inbox for a person
+    assert stack.model.requests == []

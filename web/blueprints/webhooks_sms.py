@@ -116,7 +116,8 @@ async def _to_the_ai(message: InboundSms, received: Received) -> None:
                 return
             except AiContactNotRunning:
                 pass  # the conversation ended as the message came: triage it instead
-        if deps.settings.ai_configured:
+        if deps.settings.ai_configured and deps.settings.ai_sms_enabled:
+            # the triage answers by text: not while the AI's texts are switched off
             await client.start_triage(TriageInput(received.message_id, received.user_id))
     except (AiContactRefused, AiContactUnavailable, SQLAlchemyError, OSError) as error:
         # kept in the inbox all the same: a person reads it
