@@ -21,15 +21,9 @@ from urllib.parse import urlencode
 
 from structlog import get_logger
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client as TwilioClient
 from twilio.twiml.voice_response import VoiceResponse
 
-from adapters.messaging import (
-    PROVIDER_TIMEOUT_SECONDS,
-    RebasedTwilioHttpClient,
-    _quiet_vendor_loggers,
-)
+from adapters.messaging import twilio_rest_client
 from config.settings import Settings
 
 log = get_logger(__name__)
@@ -114,19 +108,7 @@ class TwilioCalls:
     provider = "twilio"
 
     def __init__(self, settings: Settings) -> None:
-        if not settings.twilio_enabled:
-            raise ValueError("TwilioCalls needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
-        _quiet_vendor_loggers()
-        http_client = (
-            RebasedTwilioHttpClient(str(settings.twilio_base_url))
-            if settings.twilio_base_url is not None
-            else TwilioHttpClient(timeout=PROVIDER_TIMEOUT_SECONDS)
-        )
-        self._client = TwilioClient(
-            settings.twilio_account_sid,
-            settings.twilio_auth_token.get_secret_value(),
-            http_client=http_client,
-        )
+        self._client = twilio_rest_client(settings, "TwilioCalls")
         self._from = settings.twilio_from_number
 
     @property

@@ -113,23 +113,29 @@ class RebasedTwilioHttpClient(TwilioHttpClient):  # type: ignore[misc]
         return super().request(method, self.rebase(url), *args, **kwargs)
 
 
+def twilio_rest_client(settings: Settings, user: str) -> TwilioClient:
+    """The Twilio REST client for `user` (the class that needs it, named in the error): at
+    TWILIO_BASE_URL when set (the tests' fakes), else Twilio, with the providers' timeout."""
+    if not settings.twilio_enabled:
+        raise ValueError(f"{user} needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+    _quiet_vendor_loggers()
+    http_client = (
+        RebasedTwilioHttpClient(str(settings.twilio_base_url))
+        if settings.twilio_base_url is not None
+        else TwilioHttpClient(timeout=PROVIDER_TIMEOUT_SECONDS)
+    )
+    return TwilioClient(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        http_client=http_client,
+    )
+
+
 class TwilioSms:
     provider = "twilio"
 
     def __init__(self, settings: Settings) -> None:
-        if not settings.twilio_enabled:
-            raise ValueError("TwilioSms needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
-        _quiet_vendor_loggers()
-        http_client = (
-            RebasedTwilioHttpClient(str(settings.twilio_base_url))
-            if settings.twilio_base_url is not None
-            else TwilioHttpClient(timeout=PROVIDER_TIMEOUT_SECONDS)
-        )
-        self._client = TwilioClient(
-            settings.twilio_account_sid,
-            settings.twilio_auth_token.get_secret_value(),
-            http_client=http_client,
-        )
+        self._client = twilio_rest_client(settings, "TwilioSms")
         self._from = settings.twilio_from_number
         self.status_callback = _base(settings.public_base_url) + SMS_STATUS_CALLBACK_PATH
 
