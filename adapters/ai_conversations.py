@@ -21,13 +21,15 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Select, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.learned_rates import count_attempts, local_hour, local_weekday
 from schemas import dialler_db as db
 from schemas.ai import AiChannel, ContactEnd, HandoffReason
+from schemas.learned_rates import AttemptCounts
 
 _A = db.ai_conversations.c
 _S = db.ai_steps.c
@@ -474,3 +476,38 @@ async def subject_access(conn: AsyncConnection, user_id: int) -> list[dict[str, 
             for step in steps[int(conversation["id"])]
         ]
     return conversations
+
+
+# --- the learned rates (issue 14): the AI's SMS conversations of a window, counted -------------
+
+
+async def sms_attempt_counts(
+    conn: AsyncConnection, start: datetime, end: datetime, zone: str, converted: Select[Any]
+) -> AttemptCounts:
+    """The AI's SMS conversations started in [start, end), counted in one scan by queue, by
+    the hour and weekday they started in `zone`, by claimant and in total: how many, how
+    many the claimant replied to (a claimant's turn), how many converted: a text credited
+    with a conversion (`converted`: user_id, agent_id, contact_at, from
+    `conversions.converted_texts`) sent to the claimant by the conversation's agent while
+    it was going (to `end` while it still is)."""
+    credited = converted.subquery("credited")
+    c = credited.c
+    during = exists().where(
+        c.user_id == _A.user_id,
+        c.agent_id == _A.agent_id,
+        c.contact_at >= _A.started_at,
+        c.contact_at <= func.coalesce(_A.ended_at, end),
+    )
+    attempts = (
+        select(
+            _A.queue,
+            _A.user_id,
+            local_hour(_A.started_at, zone).label("hour"),
+            local_weekday(_A.started_at, zone).label("weekday"),
+            (_A.turns > 0).label("reached"),
+            during.label("converted"),
+        )
+        .where(_A.channel == AiChannel.SMS.value, _A.started_at >= start, _A.started_at < end)
+        .subquery("attempts")
+    )
+    return await count_attempts(conn, attempts)

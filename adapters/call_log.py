@@ -45,6 +45,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.learned_rates import count_attempts, local_hour, local_weekday
 from adapters.task_store import score_arm_of
 from domain.abandoned_calls import RATE_WINDOW, AbandonRate, abandon_rate
 from domain.attribution import SPOKE_DISPOSITIONS, Contact
@@ -54,6 +55,7 @@ from domain.phones import phone_key
 from schemas import dialler_db as db
 from schemas.attribution import ContactKind
 from schemas.enums import CallbackStatus, RecordingStore
+from schemas.learned_rates import AttemptCounts
 from schemas.outreach import RecordOutcome, SaveCallback
 
 _C = db.calls.c
@@ -1497,3 +1499,30 @@ async def callbacks_due(conn: AsyncConnection, now: datetime, ahead: timedelta) 
     """Pending callbacks due by `now`, and due in the `ahead` after it."""
     row = (await conn.execute(_CALLBACKS_DUE, {"now": now, "horizon": now + ahead})).one()
     return CallbacksDue(int(row.due_now), int(row.next_hour))
+
+
+# --- the learned rates (issue 14): the calls of a window, counted -----------------------------
+
+
+async def attempt_counts(
+    conn: AsyncConnection, start: datetime, end: datetime, zone: str, converted: Select[Any]
+) -> AttemptCounts:
+    """The calls we placed (not claimants ringing back) started in [start, end), counted in
+    one scan by queue, by the hour and the weekday they started in `zone`, by claimant and
+    in total: how many, how many reached the claimant (`_reached`), how many converted
+    (their id among `converted`'s `call_id`s: `conversions.converted_calls`)."""
+    credited = converted.subquery("credited")
+    attempts = (
+        select(
+            _C.queue,
+            _C.user_id,
+            local_hour(_C.started_at, zone).label("hour"),
+            local_weekday(_C.started_at, zone).label("weekday"),
+            _reached().label("reached"),
+            credited.c.call_id.is_not(None).label("converted"),
+        )
+        .select_from(db.calls.outerjoin(credited, credited.c.call_id == _C.id))
+        .where(_C.started_at >= start, _C.started_at < end, _C.direction == "outbound")
+        .subquery("attempts")
+    )
+    return await count_attempts(conn, attempts)

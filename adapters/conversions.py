@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, null, select, tuple_
+from sqlalchemy import BigInteger, Select, cast, delete, func, null, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -186,3 +187,30 @@ async def delete_before(conn: AsyncConnection, before: datetime) -> int:
     """Retention: delete conversions that occurred before the cut-off; how many."""
     result = await conn.execute(delete(db.conversions).where(_V.occurred_at < before))
     return int(result.rowcount)
+
+
+# --- the learned rates (issue 14): which attempts converted -----------------------------------
+
+
+def converted_calls(since: datetime) -> Select[Any]:
+    """The calls credited with a conversion (`call_id`, each once) among contacts made at or
+    after `since`: for the attempt count `call_log.attempt_counts` builds. A call's
+    contact_ref is its id (`call_log.calls_as_contacts`); anything else is skipped."""
+    return (
+        select(cast(_V.contact_ref, BigInteger).label("call_id"))
+        .where(
+            _V.contact_kind == ContactKind.CALL.value,
+            _V.contact_at >= since,
+            _V.contact_ref.regexp_match("^[0-9]{1,18}$"),
+        )
+        .distinct()
+    )
+
+
+def converted_texts(since: datetime) -> Select[Any]:
+    """The texts credited with a conversion among contacts made at or after `since`: who
+    was texted, by which agent, when (a text belongs to the AI SMS conversation of the same
+    claimant and agent that was going at the time: `ai_conversations.sms_attempt_counts`)."""
+    return select(_V.user_id, _V.agent_id, _V.contact_at).where(
+        _V.contact_kind == ContactKind.SMS.value, _V.contact_at >= since
+    )

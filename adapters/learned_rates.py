@@ -1,5 +1,7 @@
 """The learned rates (`rate_versions`, `learned_rates`; issue 14): the one module that reads
-and writes them.
+and writes them; and the one shape of an attempt count (`count_attempts`), which the owners
+of the attempts (`call_log` for calls, `ai_conversations` for SMS conversations) run over
+their own tables.
 
 The nightly job (`activities/learning.py`) saves one version per run; the scorer reads the
 newest (`newest_rates`, two indexed reads: the highest version id, then its rows), and
@@ -12,17 +14,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnElement, Integer, Subquery, cast, func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas import dialler_db as db
 from schemas.learned_rates import (
     EMPTY,
     SEGMENT_LENGTH,
+    AttemptCounts,
     Dimension,
     LearnedRate,
     RateTable,
     RateVersion,
+    Tally,
 )
 
 __all__ = [
@@ -30,6 +34,9 @@ __all__ = [
     "LearnedRate",
     "RateTable",
     "RateVersion",
+    "count_attempts",
+    "local_hour",
+    "local_weekday",
     "newest_rates",
     "rates_of",
     "save_version",
@@ -177,3 +184,59 @@ async def versions(conn: AsyncConnection, limit: int = 20) -> list[RateVersion]:
         .limit(max(0, limit))
     )
     return [RateVersion(**r._mapping) for r in rows]
+
+
+# --- counting attempts (the owners of the attempts run it over their tables) -------------------
+
+
+def local_hour(moment: ColumnElement[datetime], zone: str) -> ColumnElement[int]:
+    """The hour of the day (0-23) of a timestamptz column in `zone`."""
+    return cast(func.extract("hour", func.timezone(zone, moment)), Integer)
+
+
+def local_weekday(moment: ColumnElement[datetime], zone: str) -> ColumnElement[int]:
+    """The ISO weekday (1 Monday .. 7 Sunday) of a timestamptz column in `zone`."""
+    return cast(func.extract("isodow", func.timezone(zone, moment)), Integer)
+
+
+# GROUPING(queue, hour, weekday, user_id) of each grouping set: a bit is 1 where the column
+# is rolled up (the first column is the highest bit)
+_BY_QUEUE, _BY_HOUR, _BY_WEEKDAY, _BY_USER, _TOTAL = 0b0111, 0b1011, 0b1101, 0b1110, 0b1111
+
+
+async def count_attempts(conn: AsyncConnection, attempts: Subquery) -> AttemptCounts:
+    """Attempts counted in one scan (GROUPING SETS) by queue, hour, weekday, claimant and in
+    total. `attempts` has one row per attempt with the columns queue, user_id, hour,
+    weekday (`local_hour`, `local_weekday`), reached and converted (booleans)."""
+    a = attempts.c
+    rows = await conn.execute(
+        select(
+            a.queue,
+            a.hour,
+            a.weekday,
+            a.user_id,
+            func.grouping(a.queue, a.hour, a.weekday, a.user_id).label("set"),
+            func.count().label("attempts"),
+            func.count().filter(a.reached).label("reached"),
+            func.count().filter(a.converted).label("converted"),
+        ).group_by(
+            func.grouping_sets(
+                tuple_(a.queue), tuple_(a.hour), tuple_(a.weekday), tuple_(a.user_id), tuple_()
+            )
+        )
+    )
+    found = AttemptCounts(Tally(), {}, {}, {}, {})
+    total = Tally()
+    for r in rows:
+        tally = Tally(int(r.attempts), int(r.reached), int(r.converted))
+        if r.set == _BY_QUEUE:
+            found.by_queue[r.queue] = tally
+        elif r.set == _BY_HOUR:
+            found.by_hour[int(r.hour)] = tally
+        elif r.set == _BY_WEEKDAY:
+            found.by_weekday[int(r.weekday)] = tally
+        elif r.set == _BY_USER:
+            found.by_user[int(r.user_id)] = tally
+        elif r.set == _TOTAL:
+            total = tally
+    return AttemptCounts(total, found.by_queue, found.by_hour, found.by_weekday, found.by_user)

@@ -30,6 +30,7 @@ from sqlalchemy import Row, Select, Table, bindparam, literal, select, text, upd
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.enums import RequirementStatus
+from schemas.learned_rates import ClaimantAttributes
 from schemas.replica import claim_requirements, claims, consents, lenders, users
 
 _PENDING = RequirementStatus.PENDING.value
@@ -321,6 +322,37 @@ class ReplicaReader:
                 for user_id, claim_id, name in rows:
                     found.setdefault(int(user_id), {})[int(claim_id)] = str(name)
         return found
+
+    async def claimant_attributes(
+        self, user_ids: Sequence[int], batch: int = 5_000
+    ) -> dict[int, ClaimantAttributes]:
+        """What segments these claimants' learned rates (issue 14): postcode, birth date and
+        the lenders of their claims (each once), for those in the replica; `batch` ids a
+        query. The nightly job reads every claimant it attempted: tens of thousands."""
+        ids = sorted(set(user_ids))
+        people: dict[int, tuple[str | None, date | None]] = {}
+        lent: dict[int, list[str]] = {}
+        async with self._replica.connect() as conn:
+            for start in range(0, len(ids), batch):
+                chunk = ids[start : start + batch]
+                rows = await conn.execute(
+                    select(users.c.id, users.c.postcode, users.c.date_of_birth).where(
+                        users.c.id.in_(chunk)
+                    )
+                )
+                people.update({int(r.id): (r.postcode, r.date_of_birth) for r in rows})
+                named = await conn.execute(
+                    select(claims.c.user_id, lenders.c.name)
+                    .join(lenders, lenders.c.id == claims.c.lender_id)
+                    .where(claims.c.user_id.in_(chunk))
+                    .distinct()
+                )
+                for user_id, name in named:
+                    lent.setdefault(int(user_id), []).append(str(name))
+        return {
+            user_id: ClaimantAttributes(postcode, born, tuple(sorted(lent.get(user_id, ()))))
+            for user_id, (postcode, born) in people.items()
+        }
 
     async def changed_claimants(
         self,

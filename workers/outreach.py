@@ -18,6 +18,7 @@ from structlog import get_logger
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
+from activities.learning import LearningActivities
 from activities.maintenance import MaintenanceActivities
 from activities.messaging import MessagingActivities
 from activities.outreach import OutreachActivities
@@ -38,6 +39,7 @@ from domain.rules import DiallerRules
 from services.live_updates import FloorPublisher
 from workers.floor_events import FloorChanges
 from workers.schedules import ensure_schedules
+from workflows.learning import LearnRatesWorkflow
 from workflows.maintenance import (
     CacheWarmWorkflow,
     CatchUpWorkflow,
@@ -57,6 +59,7 @@ WORKFLOWS = [
     IntegrityCheckWorkflow,
     CleanupWorkflow,
     RulesRolloutWorkflow,
+    LearnRatesWorkflow,
 ]
 
 
@@ -79,6 +82,7 @@ def outreach_activities(
         settings, dialler, replica, client, settings.temporal_task_queue, rules, redis
     )
     rollout = RulesRolloutActivities(dialler, client, settings.temporal_task_queue)
+    learning = LearningActivities(dialler, replica)
     messaging = MessagingActivities(
         dialler, sms_sender(settings), email_sender(settings), settings, replica
     )
@@ -103,6 +107,9 @@ def outreach_activities(
         maintenance.cleanup,
         maintenance.expire_recordings,
         rollout.tell_claimants,
+        learning.gather,
+        learning.learn,
+        learning.save,
     ]
 
 

@@ -4,7 +4,8 @@
 - `cdc-catch-up`, every 15 minutes: claimants whose replica rows changed since the watermark;
 - `cache-warm`, hourly: the contexts of the claimants at the top of each queue;
 - `integrity-check`, every 6 hours: replica vs workflows vs projection, drift repaired;
-- `daily-cleanup`, 03:30 UK time: retention of links, sessions and dead letters.
+- `daily-cleanup`, 03:30 UK time: retention of links, sessions and dead letters;
+- `learn-rates`, 02:30 UK time: the learned rates of the last 180 days (issue 14).
 
 A slow run is never doubled up: the next one waits for its slot (overlap SKIP).
 """
@@ -30,7 +31,9 @@ from temporalio.client import (
 )
 
 from schemas.cdc import CacheWarmInput, CatchUpInput, CleanupInput, IntegrityInput
+from schemas.learned_rates import LearnRatesInput
 from schemas.reconcile import ReconcileInput
+from workflows.learning import LEARN_RATES_ID, LearnRatesWorkflow
 from workflows.maintenance import (
     CacheWarmWorkflow,
     CatchUpWorkflow,
@@ -50,6 +53,9 @@ INTEGRITY_EVERY = timedelta(hours=6)
 CLEANUP_SCHEDULE_ID = "daily-cleanup"
 CLEANUP_AT = (3, 30)  # hour, minute, Europe/London: the quietest time of the day
 CLEANUP_ZONE = "Europe/London"
+LEARN_RATES_SCHEDULE_ID = LEARN_RATES_ID
+# before the clean-up, when the day's calls are over; the scorer reads the new version from then
+LEARN_RATES_AT = (2, 30)  # hour, minute, Europe/London
 
 
 @dataclass(frozen=True)
@@ -64,8 +70,17 @@ def _every(interval: timedelta) -> ScheduleSpec:
     return ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)])
 
 
+def _daily(at: tuple[int, int]) -> ScheduleSpec:
+    hour, minute = at
+    return ScheduleSpec(
+        calendars=[
+            ScheduleCalendarSpec(hour=[ScheduleRange(hour)], minute=[ScheduleRange(minute)])
+        ],
+        time_zone_name=CLEANUP_ZONE,
+    )
+
+
 def planned_schedules(cache_warm_per_queue: int = 200) -> list[_Planned]:
-    hour, minute = CLEANUP_AT
     return [
         _Planned(
             RECONCILE_SCHEDULE_ID, ReconcileWorkflow.run, ReconcileInput(), _every(RECONCILE_EVERY)
@@ -87,12 +102,13 @@ def planned_schedules(cache_warm_per_queue: int = 200) -> list[_Planned]:
             CLEANUP_SCHEDULE_ID,
             CleanupWorkflow.run,
             CleanupInput(),
-            ScheduleSpec(
-                calendars=[
-                    ScheduleCalendarSpec(hour=[ScheduleRange(hour)], minute=[ScheduleRange(minute)])
-                ],
-                time_zone_name=CLEANUP_ZONE,
-            ),
+            _daily(CLEANUP_AT),
+        ),
+        _Planned(
+            LEARN_RATES_SCHEDULE_ID,
+            LearnRatesWorkflow.run,
+            LearnRatesInput(),
+            _daily(LEARN_RATES_AT),
         ),
     ]
 

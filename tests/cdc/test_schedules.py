@@ -76,6 +76,9 @@ async def test_schedules_are_provisioned_once_with_their_cadence(
             assert cleanup.time_zone_name == CLEANUP_ZONE
             assert cleanup.calendars[0].hour[0].start == 3
             assert cleanup.calendars[0].minute[0].start == 30
+            learn = described["learn-rates"].schedule.spec  # issue 14: the learned rates
+            assert learn.time_zone_name == CLEANUP_ZONE
+            assert (learn.calendars[0].hour[0].start, learn.calendars[0].minute[0].start) == (2, 30)
             warm = described["cache-warm"].schedule.action
             assert isinstance(warm, ScheduleActionStartWorkflow)
             assert warm.workflow == "CacheWarm" and warm.task_queue == queue
