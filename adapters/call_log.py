@@ -62,6 +62,10 @@ _C = db.calls.c
 _CB = db.callbacks.c
 _N = db.claimant_notes.c
 
+# calls.direction: we called (every call until issue 14), or the claimant rang us back
+OUTBOUND = "outbound"
+INBOUND = "inbound"
+
 # The display name of the agent whose id a column holds (NULL when none): given by the
 # agents' owner, used as a correlated scalar subquery.
 AgentName = Callable[[ColumnElement[Any]], ColumnElement[Any]]
@@ -125,7 +129,8 @@ def _contact_history_statement() -> Select[Any]:
             func.max(_C.started_at).label("last_contact_at"),
             func.max(_C.started_at).filter(_C.abandoned).label("last_abandoned_at"),
         )
-        .where(_C.user_id == bindparam("user_id"))
+        # a claimant ringing us back (issue 14) is no attempt of ours: caps count outbound
+        .where(_C.user_id == bindparam("user_id"), _C.direction == OUTBOUND)
         .subquery("mine")
     )
     number = (
@@ -136,7 +141,10 @@ def _contact_history_statement() -> Select[Any]:
             func.max(_C.started_at).filter(_C.abandoned).label("last_abandoned_at"),
         )
         # `= NULL` matches nothing: a claimant with no number shares no attempts
-        .where(_C.phone_key == bindparam("phone_key", type_=_C.phone_key.type))
+        .where(
+            _C.phone_key == bindparam("phone_key", type_=_C.phone_key.type),
+            _C.direction == OUTBOUND,
+        )
         .subquery("number")
     )
     last = (
@@ -418,6 +426,7 @@ async def open_call_for_claim(
         _C.agent_id == agent_id,
         _C.user_id == user_id,
         _C.provider != "manual",
+        _C.direction == OUTBOUND,
         _C.disposition.is_(None),
     )
     if since is not None:
@@ -446,6 +455,7 @@ async def active_call(
                 .where(
                     _C.agent_id == agent_id,
                     _C.user_id == user_id,
+                    _C.direction == OUTBOUND,
                     _C.status.not_in(list(ended)),
                     _C.disposition.is_(None),
                     _C.started_at > func.now() - active_for,
@@ -488,6 +498,75 @@ async def place_call(engine: AsyncEngine, new: NewCall) -> int:
         )
     assert call_id is not None
     return int(call_id)
+
+
+# --- claimants ringing back (issue 14; web.blueprints.inbound_calls) -----------------------------
+
+
+@dataclass(frozen=True)
+class CalledBefore:
+    """The latest call we made to a number: the claimant it was for, and who made it."""
+
+    user_id: int
+    agent_id: int | None
+
+
+async def latest_call_to(engine: AsyncEngine, phone_keys: Sequence[str]) -> CalledBefore | None:
+    """The latest call we made to a number with one of these keys (its spellings'), over
+    the index on (phone_key, started_at); None when we never called it. A number is
+    matched by its hash only: the caller's number is never compared in clear."""
+    keys = sorted(set(phone_keys))
+    if not keys:
+        return None
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(_C.user_id, _C.agent_id)
+                .where(_C.phone_key.in_(keys), _C.direction == OUTBOUND)
+                .order_by(_C.started_at.desc(), _C.id.desc())
+                .limit(1)
+            )
+        ).one_or_none()
+    return None if row is None else CalledBefore(int(row.user_id), row.agent_id)
+
+
+@dataclass(frozen=True)
+class NewInboundCall:
+    user_id: int
+    agent_id: int  # the agent rung
+    task_id: int | None
+    queue: str | None
+    provider: str  # twilio or simulated
+    provider_call_sid: str  # the caller's leg
+    claimant_number: str  # kept in to_number, as on every row: the claimant's end
+    our_number: str | None  # the dialler's number they rang, kept in from_number
+
+
+async def insert_inbound_call(engine: AsyncEngine, new: NewInboundCall) -> int | None:
+    """A claimant's call to us, written as their call rings an agent; the recording notice
+    is in the answer that rings the agent, so it is played. Its id, or None when a call
+    with this SID is on record already (Twilio asked again)."""
+    async with engine.begin() as conn:
+        call_id = await conn.scalar(
+            pg_insert(db.calls)
+            .values(
+                user_id=new.user_id,
+                task_id=new.task_id,
+                agent_id=new.agent_id,
+                queue=new.queue,
+                provider=new.provider,
+                provider_call_sid=new.provider_call_sid,
+                to_number=new.claimant_number,
+                phone_key=phone_key(new.claimant_number),
+                from_number=new.our_number,
+                status="ringing",
+                direction=INBOUND,
+                recording_notice_played=True,
+            )
+            .on_conflict_do_nothing(index_elements=[_C.provider_call_sid])
+            .returning(_C.id)
+        )
+    return None if call_id is None else int(call_id)
 
 
 async def insert_ai_call(
@@ -991,7 +1070,7 @@ _ABANDON_COUNTS = text(
         ))) AS live,
         count(*) FILTER (WHERE abandoned) AS abandoned
     FROM calls
-    WHERE started_at > now() - make_interval(secs => :window)
+    WHERE started_at > now() - make_interval(secs => :window) AND direction = 'outbound'
     """
 )
 

@@ -17,6 +17,9 @@ Events (name, where, data). A page listens to one with `sse-swap="<name>"`:
                     an agent gave a claimant back to the queue
     call-status     live:agent:<id>  {"call_id", "status", "duration_seconds"}
                     the claimant's leg of a call changed (Twilio status callbacks)
+    inbound-call    live:agent:<id>  {"call_id", "user_id"}
+                    a claimant ringing back is ringing this agent (issue 14): the console
+                    loads the claimant's context for the call
     sms-inbound     live:staff       reserved for the SMS inbox, e.g.
                     {"user_id", "message_id", "unread"}
     floor-changed   live:supervisors {"at"}: something the wallboard shows changed (a claim,
@@ -64,6 +67,7 @@ SUPERVISORS_CHANNEL = f"{PREFIX}:supervisors"
 QUEUE_DEPTH = "queue-depth"
 TASK_RELEASED = "task-released"
 CALL_STATUS = "call-status"
+INBOUND_CALL = "inbound-call"
 SMS_INBOUND = "sms-inbound"
 FLOOR_CHANGED = "floor-changed"
 

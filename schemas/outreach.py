@@ -283,7 +283,7 @@ class Released:
 
 @dataclass
 class CallbackRequest:
-    agent_id: int
+    agent_id: int | None  # who booked it; None: the dialler (a claimant rang back, issue 14)
     at: datetime
     notes: str = ""
     owner_agent_id: int | None = None  # None: the shared callback pool
@@ -475,7 +475,7 @@ class SaveCallback:
     user_id: int
     at: datetime
     notes: str
-    created_by: int
+    created_by: int | None  # None: booked by the dialler itself (an inbound call)
     owner_agent_id: int | None
 
 

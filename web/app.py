@@ -21,6 +21,7 @@ from web.blueprints import (
     console,
     docs,
     health,
+    inbound_calls,
     live,
     magic_links,
     recordings,
@@ -96,7 +97,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     register_error_handlers(app)
     for blueprint in (assets, auth, docs, health, magic_links, sms, webhooks_sms, webhooks_ai, api):
         app.register_blueprint(blueprint.blueprint)
-    for blueprint in (console, calls, consent, live, recordings):
+    for blueprint in (console, calls, consent, inbound_calls, live, recordings):
         app.register_blueprint(blueprint.blueprint)
     for blueprint in (
         supervisor,

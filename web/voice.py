@@ -151,7 +151,8 @@ def refuse_twiml(message: str) -> str:
 
 
 def access_token(settings: Settings, agent_id: int) -> str:
-    """A Voice SDK token for this agent: outgoing calls through the TwiML App only."""
+    """A Voice SDK token for this agent: outgoing calls through the TwiML App, and
+    incoming calls to their identity (claimants ringing back, rung by the inbound webhook)."""
     token = AccessToken(
         settings.twilio_account_sid,
         settings.twilio_api_key_sid,
@@ -160,7 +161,7 @@ def access_token(settings: Settings, agent_id: int) -> str:
         ttl=TOKEN_SECONDS,
     )
     token.add_grant(
-        VoiceGrant(outgoing_application_sid=settings.twilio_twiml_app_sid, incoming_allow=False)
+        VoiceGrant(outgoing_application_sid=settings.twilio_twiml_app_sid, incoming_allow=True)
     )
     return str(token.to_jwt())
 

@@ -45,6 +45,7 @@ from web.actions.console import (
 from web.auth.access import public, staff
 from web.auth.claimants import claimant_scoped
 from web.auth.identity import CurrentAgent, current_agent, require_agent
+from web.blueprints import inbound_calls
 from web.blueprints.consent import consent_template_values
 from web.services import services
 from web.views.console import (
@@ -238,6 +239,9 @@ async def _work(agent: CurrentAgent, *, message: str | None = None) -> tuple[str
             return await _wrap_up(agent, status), status
         status = await states.record(agent.id, AgentState.READY, "wrap-up ended")
     elif status.state is AgentState.ON_CALL:
+        inbound = await inbound_calls.panel_for_state(agent, status.reason)
+        if inbound is not None:  # a claimant ringing back: their call goes on
+            return inbound, status
         # The claim went back to the queue (lease expired) while on a call: stop here.
         status = await states.record(agent.id, AgentState.PAUSED, "claim returned to the queue")
     return await _idle(agent, status, message), status

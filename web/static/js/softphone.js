@@ -6,6 +6,7 @@
 
   var device = null;
   var activeCall = null;
+  var incomingCall = null; // a claimant ringing back, ringing this browser (issue 14)
 
   function setStatus(text) {
     var el = document.getElementById("softphone-status");
@@ -52,6 +53,7 @@
       device.on("error", function (error) {
         setStatus("Phone error: " + (error && error.message ? error.message : "unknown"));
       });
+      device.on("incoming", ringing);
       return device;
     });
   }
@@ -90,8 +92,51 @@
       });
   }
 
+  // A claimant ringing back: the server rang this agent's identity and the console shows
+  // their context (the inbound-call live event); the agent answers with the panel's button.
+  function ringing(call) {
+    incomingCall = call;
+    setStatus("Ringing…");
+    call.on("accept", function () {
+      activeCall = call;
+      setStatus("Connected");
+      var answer = document.getElementById("twilio-answer");
+      if (answer) answer.hidden = true;
+      showControls(true);
+    });
+    ["disconnect", "cancel", "reject"].forEach(function (name) {
+      call.on(name, function () {
+        setStatus("Call ended");
+        activeCall = null;
+        incomingCall = null;
+        showControls(false);
+      });
+    });
+  }
+
+  // Agents' consoles register the device at once, so that calls can reach them.
+  function registerForIncoming() {
+    var console_ = document.querySelector('.console[data-voice="twilio"][data-incoming="true"]');
+    if (!console_ || !window.Twilio || !window.Twilio.Device) return;
+    getDevice()
+      .then(function (dev) {
+        return dev.register();
+      })
+      .catch(function () {
+        setStatus("The phone could not register for incoming calls.");
+      });
+  }
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest ? event.target.closest("[data-action]") : null;
+    if (button && button.dataset.action === "answer-incoming") {
+      if (incomingCall) incomingCall.accept();
+      return;
+    }
+    if (button && button.dataset.action === "hangup" && incomingCall && !activeCall) {
+      incomingCall.reject(); // declined while it rings: Twilio tells the inbound webhooks
+      return;
+    }
     if (!button || !activeCall) return;
     if (button.dataset.action === "hangup") activeCall.disconnect();
     if (button.dataset.action === "mute") {
@@ -108,4 +153,5 @@
 
   document.addEventListener("htmx:afterSettle", scan);
   document.addEventListener("DOMContentLoaded", scan);
+  document.addEventListener("DOMContentLoaded", registerForIncoming);
 })();
