@@ -8,19 +8,24 @@ import os
 import click
 
 from cli.common import settings_or_exit
+from cli.dev_ring_back import ring_back
 from config.settings import DEVELOPMENT_ENVIRONMENTS, Environment
 from workers.devstack import DevStack
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option(
     "--seed-users",
     default=5000,
     show_default=True,
     help="Claimants to generate when the local replica is empty.",
 )
-def dev(seed_users: int) -> None:
-    """Temporal dev server, databases, demo data, workers and the web app, in one command."""
+@click.pass_context
+def dev(context: click.Context, seed_users: int) -> None:
+    """Temporal dev server, databases, demo data, workers and the web app, in one command
+    (with a subcommand: a tool for the running stack, e.g. ring-back)."""
+    if context.invoked_subcommand is not None:
+        return
     # The local stack is development unless the caller says otherwise; the processes it
     # starts inherit this.
     os.environ.setdefault("ENVIRONMENT", Environment.DEVELOPMENT.value)
@@ -34,3 +39,6 @@ def dev(seed_users: int) -> None:
     else:
         click.echo(f"Running with ENVIRONMENT={environment}: real secrets and credentials.")
     raise SystemExit(asyncio.run(DevStack(settings, seed_users).run()))
+
+
+dev.add_command(ring_back)

@@ -9,19 +9,25 @@ console's panel are covered too."""
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 from pydantic import SecretStr
+from redis.asyncio import Redis
 from sqlalchemy import insert, select
 
-from adapters.live import INBOUND_CALL, channel_for_agent
+from adapters.live import INBOUND_CALL, LiveBus, channel_for_agent
+from adapters.rules_file import load_rules_file
+from domain.calling_windows import is_open
 from domain.inbound_calls import CALLBACK_LEAD, UNKNOWN_CALLER_MESSAGE
 from domain.phones import phone_key
 from schemas import dialler_db as db
@@ -604,3 +610,58 @@ async def test_with_twilio_the_token_lets_the_agents_browser_be_rung(w: World) -
         simulate = await client.post("/console/inbound/1/simulate", form={"action": "answer"},
                                      headers=HTMX | {"X-CSRF-Token": token})  # fmt: skip
         assert simulate.status_code == 404
+
+
+# --- dialler dev ring-back ---------------------------------------------------------------------
+
+
+DIALLER = str(Path(sys.executable).parent / "dialler")
+
+
+async def _dialler(w: World, *args: str, extra: dict[str, str] | None = None) -> tuple[int, str]:
+    """The command in its own process (as from a shell), against the world's databases,
+    Redis and outreach worker; no Twilio unless `extra` sets it."""
+    env = (extra or {}) | {
+        "PATH": os.environ.get("PATH", ""),
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": w.settings.database_url,
+        "REPLICA_DATABASE_URL": w.settings.replica_database_url,
+        "REDIS_URL": w.settings.redis_url,
+        "TEMPORAL_ADDRESS": w.settings.temporal_address,
+        "TEMPORAL_TASK_QUEUE": w.settings.temporal_task_queue,
+        "SECRET_KEY": w.settings.secret_key.get_secret_value(),
+    }
+    process = await asyncio.create_subprocess_exec(
+        DIALLER, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    return int(process.returncode or 0), output.decode()
+
+
+async def test_dev_ring_back_drives_the_same_signed_webhook(w: World) -> None:
+    user_id, _, last = await _known_caller(w)
+    await _only_these_ready(w, last.staff.id)
+    # the command reads the rules file (Mon-Fri 08:00-21:00...): in hours it rings the agent
+    windows = load_rules_file(w.settings.rules_file).calling_windows
+    in_hours = is_open(datetime.now(UTC), windows)
+    redis = Redis.from_url(w.settings.redis_url)
+    try:
+        bus = LiveBus(redis)  # the command's namespace: its Redis database's
+        async with bus.subscribe([channel_for_agent(last.staff.id)]) as events:
+            code, output = await _dialler(w, "dev", "ring-back", str(user_id))
+            heard = await events.next(2.0) if in_hours else None
+    finally:
+        await redis.aclose()
+    assert code == 0, output
+    if in_hours:
+        assert f"Ringing agent-{last.staff.id}" in output
+        [call] = await _inbound_rows(w, user_id)
+        assert call.provider == "simulated" and call.agent_id == last.staff.id
+        assert heard is not None and heard.data == {"call_id": call.id, "user_id": user_id}
+    else:
+        assert "No agent was rung. The caller heard:" in output and "call you back" in output
+        assert len(await _callbacks(w, user_id)) == 1
+
+    credentials = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "t" * 32}
+    refused, why = await _dialler(w, "dev", "ring-back", str(user_id), extra=credentials)
+    assert refused != 0 and "Twilio is configured" in why
