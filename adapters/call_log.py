@@ -1605,3 +1605,101 @@ async def attempt_counts(
         .subquery("attempts")
     )
     return await count_attempts(conn, attempts)
+
+
+# --- the scoring evaluation and the live split (issue 14) -------------------------------------
+
+
+@dataclass(frozen=True)
+class OutcomeContact:
+    """A call we placed from a queue with its outcome recorded: what `dialler scoring
+    evaluate` replays."""
+
+    call_id: int
+    user_id: int
+    queue: str
+    started_at: datetime
+
+
+async def outcome_contacts(
+    conn: AsyncConnection, start: datetime, end: datetime
+) -> list[OutcomeContact]:
+    """Calls we placed from a queue (not claimants ringing back) started in [start, end)
+    with an outcome recorded, oldest first."""
+    rows = await conn.execute(
+        select(_C.id, _C.user_id, _C.queue, _C.started_at)
+        .where(
+            _C.started_at >= start,
+            _C.started_at < end,
+            _C.direction == "outbound",
+            _C.disposition.is_not(None),
+            _C.queue.is_not(None),
+        )
+        .order_by(_C.started_at, _C.id)
+    )
+    return [OutcomeContact(int(r.id), int(r.user_id), str(r.queue), r.started_at) for r in rows]
+
+
+@dataclass(frozen=True)
+class ArmTally:
+    """One arm of a live split over its calls: claimants called, reached (by at least one
+    call) and converted (a conversion credited to at least one of their calls); calls,
+    reached calls and the conversions credited to them."""
+
+    claimants: int
+    reached_claimants: int
+    converted_claimants: int
+    calls: int
+    reached_calls: int
+    conversions: int
+
+
+async def arm_counts(
+    conn: AsyncConnection, start: datetime, end: datetime, credited: Select[int, int]
+) -> dict[str, ArmTally]:
+    """Per live split arm: the calls we placed started in [start, end) that carry an arm
+    (written with their outcome, from the task), counted in one scan. `credited` gives the
+    conversions per call id (`conversions.conversions_per_call`)."""
+    per_call = credited.subquery("credited")
+    conversions = func.coalesce(per_call.c.conversions, 0)
+    calls = (
+        select(
+            _C.score_arm,
+            _C.user_id,
+            _reached().label("reached"),
+            conversions.label("conversions"),
+        )
+        .select_from(db.calls.outerjoin(per_call, per_call.c.call_id == _C.id))
+        .where(
+            _C.started_at >= start,
+            _C.started_at < end,
+            _C.direction == "outbound",
+            _C.score_arm.is_not(None),
+        )
+        .subquery("arm_calls")
+    )
+    c = calls.c
+    rows = await conn.execute(
+        select(
+            c.score_arm,
+            func.count(func.distinct(c.user_id)).label("claimants"),
+            func.count(func.distinct(c.user_id)).filter(c.reached).label("reached_claimants"),
+            func.count(func.distinct(c.user_id))
+            .filter(c.conversions > 0)
+            .label("converted_claimants"),
+            func.count().label("calls"),
+            func.count().filter(c.reached).label("reached_calls"),
+            func.coalesce(func.sum(c.conversions), 0).label("conversions"),
+        ).group_by(c.score_arm)
+    )
+    return {
+        str(r.score_arm): ArmTally(
+            int(r.claimants),
+            int(r.reached_claimants),
+            int(r.converted_claimants),
+            int(r.calls),
+            int(r.reached_calls),
+            int(r.conversions),
+        )
+        for r in rows
+    }

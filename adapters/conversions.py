@@ -214,3 +214,64 @@ def converted_texts(since: datetime) -> Select[Any]:
     return select(_V.user_id, _V.agent_id, _V.contact_at).where(
         _V.contact_kind == ContactKind.SMS.value, _V.contact_at >= since
     )
+
+
+# --- the scoring evaluation and the live split (issue 14) -------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimantConversion:
+    """A conversion of a claimant, with what the replay needs: when, of what, and the
+    contact it is credited to."""
+
+    user_id: int
+    kind: ConversionKind
+    occurred_at: datetime
+    requirement_id: int | None
+    contact_kind: ContactKind | None
+    contact_ref: str | None
+
+
+async def conversions_since(
+    conn: AsyncConnection, user_ids: Sequence[int], since: datetime
+) -> list[ClaimantConversion]:
+    """These claimants' conversions that occurred at or after `since`, oldest first
+    (`services.scoring_evaluation`: which contacts converted, and what to undo to see a
+    claimant as they were when called)."""
+    if not user_ids:
+        return []
+    rows = await conn.execute(
+        select(
+            _V.user_id, _V.kind, _V.occurred_at, _V.requirement_id, _V.contact_kind,
+            _V.contact_ref,
+        )
+        .where(_V.user_id.in_(sorted(set(user_ids))), _V.occurred_at >= since)
+        .order_by(_V.occurred_at, _V.id)
+    )  # fmt: skip
+    return [
+        ClaimantConversion(
+            user_id=int(r.user_id),
+            kind=ConversionKind(r.kind),
+            occurred_at=r.occurred_at,
+            requirement_id=r.requirement_id,
+            contact_kind=None if r.contact_kind is None else ContactKind(r.contact_kind),
+            contact_ref=r.contact_ref,
+        )
+        for r in rows
+    ]
+
+
+def conversions_per_call(since: datetime) -> Select[int, int]:
+    """The conversions credited to each call (`call_id`, `conversions`) among contacts made
+    at or after `since`, for another owner's statement (the live split's arms,
+    `call_log.arm_counts`). A call's contact_ref is its id; anything else is skipped."""
+    call_id = cast(_V.contact_ref, BigInteger)
+    return (
+        select(call_id.label("call_id"), func.count().label("conversions"))
+        .where(
+            _V.contact_kind == ContactKind.CALL.value,
+            _V.contact_at >= since,
+            _V.contact_ref.regexp_match("^[0-9]{1,18}$"),
+        )
+        .group_by(call_id)
+    )

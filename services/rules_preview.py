@@ -1,6 +1,7 @@
 """What a rules change would do to the queues, before it is saved: the top of each queue under
 the rules in force and under the edited rules, side by side (the rules page), and one
-claimant's assessment under given rules (`dialler scoring explain`, `scoring test`).
+claimant's assessment under given rules (`dialler scoring explain`, `scoring test`); and
+past contacts replayed under given rules (`replay`, for `dialler scoring evaluate`).
 
 Claimants are assessed by the activities' own code path (`OutreachActivities.load_facts`,
 then `assess`), so a preview ranks exactly as the workflows will. Each claimant's facts are
@@ -27,8 +28,9 @@ from adapters import task_store
 from adapters.ai_presence import AiPresence
 from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
 from domain.rules import DiallerRules
+from domain.scoring_evaluation import LaterConversion, as_at_contact
 from schemas.enums import Queue
-from schemas.outreach import Assessment, AssessRequest, LoadFactsRequest
+from schemas.outreach import Assessment, AssessRequest, ClaimantFacts, LoadFactsRequest
 
 PREVIEW_TOP = 20
 CANDIDATES_PER_QUEUE = 200
@@ -53,6 +55,17 @@ class Ranked:
     def movement(self) -> int | None:
         """Places gained going from the other list to this one (before -> after)."""
         return None if self.other_rank is None else self.other_rank - self.rank
+
+
+@dataclass(frozen=True)
+class PastContact:
+    """A claimant called from `queue` at `at`, to replay; `conversions`: the claimant's
+    conversions since (at least) then, to undo those after it."""
+
+    user_id: int
+    queue: Queue
+    at: datetime
+    conversions: Sequence[LaterConversion] = ()
 
 
 @dataclass
@@ -161,6 +174,36 @@ class RulesPreview:
                 return [await a.assess(AssessRequest(facts, now)) for a in assessors]
 
         return list(await asyncio.gather(*(one(user_id) for user_id in user_ids)))
+
+    async def replay(
+        self, contacts: Sequence[PastContact], rule_sets: Sequence[DiallerRules]
+    ) -> list[list[Assessment] | None]:
+        """For each contact (in order), the claimant's assessment under each rule set (in
+        order) at the contact's time, by the activities' code path, with the facts read
+        today and rewound to the contact (`domain.scoring_evaluation.as_at_contact`); None
+        for a contact that cannot be rewound. Each claimant's facts are loaded once."""
+        assessors = [
+            OutreachActivities(self._dialler, self._replica, r, self._ai) for r in rule_sets
+        ]
+        gate = asyncio.Semaphore(self._in_flight)
+
+        async def load(user_id: int) -> tuple[int, ClaimantFacts]:
+            async with gate:
+                return user_id, await assessors[0].load_facts(LoadFactsRequest(user_id))
+
+        loaded = await asyncio.gather(*(load(u) for u in sorted({c.user_id for c in contacts})))
+        facts_of = dict(loaded)
+
+        async def one(contact: PastContact) -> list[Assessment] | None:
+            rewound = as_at_contact(
+                facts_of[contact.user_id], contact.queue, contact.at, contact.conversions
+            )
+            if rewound is None:
+                return None
+            async with gate:
+                return [await a.assess(AssessRequest(rewound, contact.at)) for a in assessors]
+
+        return list(await asyncio.gather(*(one(contact) for contact in contacts)))
 
 
 def _in_queue(assessment: Assessment, queue: Queue) -> bool:
