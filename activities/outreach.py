@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from adapters import ai_conversations, call_log, consents, task_store, tps
+from adapters import ai_conversations, call_log, consents, learned_rates, task_store, tps
 from adapters.ai_presence import AiPresence
 from adapters.audit_log import write_audit
 from adapters.replica_reader import ReplicaReader
@@ -29,11 +29,14 @@ from adapters.suppressions import append_suppression, latest_reason_among, suppr
 from domain.assessment import assess, task_shape
 from domain.calling_windows import callback_time_allowed, explain
 from domain.dispositions import EFFECTS
+from domain.learned_rates import region_of
 from domain.phones import phone_key, to_e164
 from domain.rules import DiallerRules
+from domain.scoring import rate_view
 from domain.scoring_split import Arm, arm_of, scored_by
 from domain.stages import derive_stage
 from domain.suppressions import SMS_REASONS
+from schemas.learned_rates import EMPTY, UNKNOWN_SEGMENT, RateTable
 from schemas.outreach import (
     Assessment,
     AssessRequest,
@@ -67,6 +70,12 @@ CONVERSION_WINDOW = timedelta(days=90)
 CONVERSION_CACHE_SECONDS = 600.0
 
 
+def _region(postcode: str | None) -> str | None:
+    """The region of the postcode's area (None: no postcode we can place)."""
+    region = region_of(postcode)
+    return None if region == UNKNOWN_SEGMENT else region
+
+
 def _age(born: date | None, today: date) -> int | None:
     if born is None:
         return None
@@ -97,6 +106,7 @@ class OutreachActivities:
         # (rules in force, split id) -> the candidate arm's rules, built once per pair
         self._split_rules: tuple[DiallerRules, int, DiallerRules] | None = None
         self._conversion: tuple[float, dict[str, float]] = (0.0, {})
+        self._learned: tuple[float, RateTable] = (-CONVERSION_CACHE_SECONDS, EMPTY)
 
     # --- facts -----------------------------------------------------------------------
 
@@ -150,6 +160,7 @@ class OutreachActivities:
             preferred_call_start=user.preferred_call_start,
             preferred_call_end=user.preferred_call_end,
             claims=list(claims.values()),
+            region=_region(user.postcode),
         )
         async with self._autocommit.connect() as conn:  # reads only
             await self._add_dialler_facts(conn, facts, user.phone_number, user.email)
@@ -273,7 +284,10 @@ class OutreachActivities:
             day_start=day_start,
             week_ago=now - timedelta(days=7),
         )
-        rates = await self._conversion_rates(conn)
+        table = await self._learned_rates(conn)
+        # the queue's 90-day rate is the conversion factor's fallback: read only without
+        # a learned version
+        rates = await self._conversion_rates(conn) if table.version_id is None else {}
         failed = 0
         for outcome in summary.outcomes:
             if outcome.disposition not in _FAILED:
@@ -291,7 +305,19 @@ class OutreachActivities:
             last_abandoned_at=summary.last_abandoned_at,
             consecutive_failed_attempts=failed,
             segment_conversion_rate=rates.get(stage.value, rates.get("all")),
+            learned=rate_view(table, facts, stage),
+            previous_agent_id=summary.previous_agent_id,
         )
+
+    async def _learned_rates(self, conn: AsyncConnection) -> RateTable:
+        """The newest learned rates version (EMPTY before the first nightly run), cached per
+        worker for ten minutes: a version is saved once a night."""
+        fetched_at, table = self._learned
+        if time.monotonic() - fetched_at < CONVERSION_CACHE_SECONDS:
+            return table
+        table = await learned_rates.newest_rates(conn)
+        self._learned = (time.monotonic(), table)
+        return table
 
     async def _conversion_rates(self, conn: AsyncConnection) -> dict[str, float]:
         """Share of reached calls that moved a claim forward, per queue, over 90 days;

@@ -90,6 +90,14 @@ def display_name_of(agent_id: ColumnElement[Any]) -> ColumnElement[Any]:
     return select(_A.display_name).where(_A.id == agent_id).scalar_subquery()
 
 
+def active_person(agent_id: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`agent_id` when it names an active person (not an AI agent), else NULL, as a scalar
+    subquery for another owner's statement (the previous successful agent, call_log)."""
+    return (
+        select(_A.id).where(_A.id == agent_id, _A.is_active, _A.is_ai.is_(False)).scalar_subquery()
+    )
+
+
 # --- agents --------------------------------------------------------------------------------
 
 

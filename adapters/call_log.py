@@ -45,11 +45,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.agent_store import active_person
 from adapters.learned_rates import count_attempts, local_hour, local_weekday
 from adapters.task_store import score_arm_of
 from domain.abandoned_calls import RATE_WINDOW, AbandonRate, abandon_rate
 from domain.attribution import SPOKE_DISPOSITIONS, Contact
-from domain.dispositions import Disposition
+from domain.dispositions import EFFECTS, Disposition
 from domain.floor import CallGroup
 from domain.phones import phone_key
 from schemas import dialler_db as db
@@ -116,6 +117,9 @@ def _call(row: Row[Any] | None) -> Call | None:
 # --- what the outreach workflow reads (activities.outreach) --------------------------------------
 
 
+_POSITIVE = [d.value for d, effect in EFFECTS.items() if effect.positive]
+
+
 def _contact_history_statement() -> Select[Any]:
     """One statement: the claimant's attempt counts and times, the number's counts (a
     number can be shared), and the last ten dispositions, newest first. Built once: building
@@ -154,8 +158,18 @@ def _contact_history_statement() -> Select[Any]:
         .limit(10)
         .subquery("last")
     )
+    # who recorded the latest positive outcome, when that is an active person (never an AI
+    # agent): the claimant's previous successful agent (domain.agent_preference)
+    latest_positive = (
+        select(_C.agent_id)
+        .where(_C.user_id == bindparam("user_id"), _C.disposition.in_(_POSITIVE))
+        .order_by(_C.started_at.desc(), _C.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     return (
         select(
+            active_person(latest_positive).label("previous_agent_id"),
             mine.c.today,
             mine.c.week,
             mine.c.last_contact_at,
@@ -191,6 +205,8 @@ class ContactSummary:
     last_contact_at: datetime | None
     last_abandoned_at: datetime | None  # the claimant's, or their number's
     outcomes: list[PastOutcome]  # the last ten, newest first
+    # the active person who recorded the latest positive outcome (None: none, or the AI)
+    previous_agent_id: int | None = None
 
 
 async def contact_summary(
@@ -222,6 +238,7 @@ async def contact_summary(
             for row in rows
             if row.disposition is not None
         ],
+        previous_agent_id=None if first.previous_agent_id is None else int(first.previous_agent_id),
     )
 
 

@@ -79,6 +79,10 @@ def _task(row: Row[Any] | None) -> CallTask | None:
 # session. `owner_away` tells the workflow, which cannot see sessions, why it was taken.
 # (The owner's presence is read in the same statement, as SQL text over the agents'
 # tables: one round trip per claim.)
+# The same hold offers a claimant first to their previous successful agent
+# (domain.agent_preference), outside the callback queue. Its owner is offered it first only
+# while it is held: after that it is anyone's by score, the owner's too, where a personal
+# callback stays its owner's first.
 # A task routed to the AI (domain.ai_routing) is the AI's to make; a person is offered it
 # only once it has waited AI_GRACE_SECONDS past its time (the AI worker is down or behind).
 AI_GRACE_SECONDS = 600
@@ -112,6 +116,7 @@ _RESERVE_NEXT = text(  # built from the constants above only
         (
             SELECT id FROM call_tasks
             WHERE owner_agent_id = :agent AND {_READY}
+              AND (queue = 'callback' OR held_until > now())
             ORDER BY score DESC
             LIMIT 1
             FOR UPDATE SKIP LOCKED

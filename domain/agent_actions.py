@@ -77,6 +77,7 @@ def claim_refusal(
         request.agent_id,
         now,
         owner_away=request.owner_away,
+        held_for=assessment.held_for,
     )
     if held is not None:
         return held

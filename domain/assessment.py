@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from domain.agent_actions import paused_reason
+from domain.agent_preference import HELD_FOR, agent_preference, preference_factor
 from domain.ai_routing import NO_MODEL, handoff_points, route_contact
-from domain.callback_routing import callback_hold
+from domain.callback_routing import PERSONAL_CALLBACK, callback_hold
 from domain.calling_windows import as_utc
 from domain.consent import channel_refusals, rescreen_at
 from domain.contact_policy import earliest_contact
@@ -65,7 +66,15 @@ def assess(
     paused = paused_reason(facts)
     if paused is not None:  # a supervisor's hold outranks every other reason
         not_before, reason = None, paused
-    total, factors = score(facts, history, stage, rules.scoring, now)
+    total, factors = score(
+        facts,
+        history,
+        stage,
+        rules.scoring,
+        now,
+        callable_at=not_before,
+        windows=rules.calling_windows,
+    )
     boost = handoff_points(facts, rules.ai)
     if boost:
         total += boost
@@ -81,6 +90,18 @@ def assess(
         available or AiAvailability(unavailable_reason=NO_MODEL),
         now,
     )
+    # A personal callback's hold outranks the previous successful agent's (same columns).
+    preferred = None
+    if hold is None:
+        preferred = agent_preference(
+            facts, history, rules, stage, not_before, now, to_ai=routing.to_ai
+        )
+    factors = [*factors, preference_factor(preferred, rules, now)]
+    owner, held_until, held_for = None, None, None
+    if hold is not None:
+        owner, held_until, held_for = hold.owner_agent_id, hold.held_until, PERSONAL_CALLBACK
+    elif preferred is not None and preferred.held_until is not None:
+        owner, held_until, held_for = preferred.agent_id, preferred.held_until, HELD_FOR
     return Assessment(
         user_id=facts.user_id,
         stage=stage,
@@ -89,8 +110,9 @@ def assess(
         not_before=not_before,
         not_before_reason=reason,
         people_only=people_only,
-        owner_agent_id=hold.owner_agent_id if hold else None,
-        held_until=hold.held_until if hold else None,
+        owner_agent_id=owner,
+        held_until=held_until,
+        held_for=held_for,
         channel_refusals=refusals,
         rescreen_at=rescreen_at(facts, stage.queue, rules.compliance),
         routing=routing,

@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 
 from schemas.outreach import ClaimantFacts, Stage
 
+PERSONAL_CALLBACK = "a personal callback"
+
 
 @dataclass(frozen=True)
 class CallbackHold:
@@ -42,10 +44,15 @@ def claim_refusal(
     now: datetime,
     *,
     owner_away: bool = False,
+    held_for: str | None = None,
 ) -> str | None:
-    """Why `agent_id` may not take the task now because of a personal callback, or None."""
+    """Why `agent_id` may not take the task now because it is held for another agent (a
+    personal callback, or `held_for` says what: domain.agent_preference), or None."""
     if owner_agent_id is None or held_until is None or owner_agent_id == agent_id:
         return None
     if owner_away or held_until <= now:
         return None
-    return f"a personal callback held for agent {owner_agent_id} until {held_until.isoformat()}"
+    until = held_until.isoformat()
+    if held_for is None or held_for == PERSONAL_CALLBACK:
+        return f"{PERSONAL_CALLBACK} held for agent {owner_agent_id} until {until}"
+    return f"held for agent {owner_agent_id} ({held_for}) until {until}"

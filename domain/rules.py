@@ -38,6 +38,7 @@ from pydantic import (
 )
 
 from domain.dispositions import Disposition
+from domain.learned_rates import REGIONS
 from schemas.enums import Queue
 from schemas.outreach import Stage
 
@@ -51,6 +52,7 @@ DMA_WEEKEND_EARLIEST = time(9, 0)
 DMA_LATEST = time(21, 0)
 OFCOM_ABANDONED_LOCK_HOURS = 72
 MAX_CALLBACK_GRACE = timedelta(days=1)
+MAX_PREFERRED_AGENT_HOLD = timedelta(hours=1)
 # The TPS register changes daily; the ICO expects numbers screened at least every 28 days.
 MAX_TPS_SCREENING_AGE = timedelta(days=28)
 # The shipped file is about 9,000 characters: a text this long is a paste gone wrong.
@@ -138,6 +140,17 @@ class CallbackTiming(_Rules):
     cap: NonNegative = 25.0
 
 
+class Calendar(_Rules):
+    """Seasonal adjustments (domain.scoring): the last days of a month, and the working days
+    either side of a bank holiday. Off (0 points) until an evaluation shows they help: a
+    guessed factor is worse than none."""
+
+    # the month's last this-many days count as its end (1: the last day only)
+    month_end_days: Annotated[int, Field(strict=True, ge=1, le=15)] = 3
+    month_end_points: NonNegative = 0.0
+    bank_holiday_points: NonNegative = 0.0
+
+
 def _default_age_bands() -> list[AgeBand]:
     return [
         AgeBand(min_age=0, points=0.0),
@@ -169,6 +182,17 @@ class ScoringRules(_Rules):
     failed_attempts: FailedAttempts = FailedAttempts()
     callback: CallbackTiming = CallbackTiming()
     conversion_weight: NonNegative = 20.0
+    # points per unit of response rate by which a call beats a text (negative when a text
+    # does better and the claimant may be texted): the best-channel factor
+    channel_weight: NonNegative = 10.0
+    # points per unit of the claimant's contact rate gained by calling at this hour
+    hour_weight: NonNegative = 10.0
+    # region -> points for claimants a specialised regional team works; only ever raises
+    regions: dict[str, NonNegative] = Field(default_factory=dict)
+    calendar: Calendar = Calendar()
+    # the claimant's previous successful agent (a person) is offered them first for this
+    # long after they become callable, then anyone (domain.agent_preference); 0: off
+    preferred_agent_hold: Duration = timedelta(minutes=10)
     vulnerability_adjustment: Number = 0.0
 
     @field_validator("lenders")
@@ -184,6 +208,28 @@ class ScoringRules(_Rules):
                 raise ValueError(f"lender {name!r} is listed twice (names ignore case)")
             seen.add(key)
         return lenders
+
+    @field_validator("regions")
+    @classmethod
+    def _unique_regions(cls, regions: dict[str, float]) -> dict[str, float]:
+        # A misspelt region would silently match no one: only the postcode regions.
+        known = {lender_key(region) for region in REGIONS}
+        seen: set[str] = set()
+        for name in regions:
+            key = lender_key(name)
+            if key not in known:
+                raise ValueError(f"unknown region {name!r}; use one of {', '.join(REGIONS)}")
+            if key in seen:
+                raise ValueError(f"region {name!r} is listed twice (names ignore case)")
+            seen.add(key)
+        return regions
+
+    @field_validator("preferred_agent_hold")
+    @classmethod
+    def _hold_within_an_hour(cls, hold: timedelta) -> timedelta:
+        if hold > MAX_PREFERRED_AGENT_HOLD:
+            raise ValueError("at most 1 hour: other agents must not wait long for a claimant")
+        return hold
 
     @field_validator("age_bands")
     @classmethod
@@ -207,6 +253,14 @@ class ScoringRules(_Rules):
             if lender_key(name) == wanted:
                 return boost, True
         return self.default_lender_boost, False
+
+    def region_boost(self, region: str) -> tuple[float, bool]:
+        """(points, listed): a region's specialised-team points, matched ignoring case."""
+        wanted = lender_key(region)
+        for name, points in self.regions.items():
+            if lender_key(name) == wanted:
+                return points, True
+        return 0.0, False
 
 
 def lender_key(name: str) -> str:

@@ -94,6 +94,9 @@ class ClaimantFacts:
     # why the AI must never contact this claimant again (a complaint or bereavement raised
     # with it), from the dialler DB; None: no such reason
     ai_excluded: str | None = None
+    # the region of the claimant's postcode (domain.learned_rates.region_of), for the
+    # learned rates and the regional team preference; None: no postcode we can place
+    region: str | None = None
 
 
 # --- change events (CDC, reconcile) ------------------------------------------------------
@@ -146,6 +149,34 @@ class ChangeEvent:
 
 
 @dataclass
+class SegmentRate:
+    """One learned rate of a segment, shrunk towards the overall rate (small segments say
+    little), with the conversion rate's interval: what the scorer reads of the nightly
+    learned rates (adapters.learned_rates), nothing more."""
+
+    dimension: str  # region, lender, queue, hour, weekday, channel
+    segment: str
+    contact_rate: float
+    conversion_rate: float
+    conversion_low: float
+    conversion_high: float
+
+
+@dataclass
+class RateView:
+    """The learned rates one claimant's score uses: a small pure view of the newest version
+    (domain.scoring reads it; the activity builds it from the cached table)."""
+
+    version: int
+    # the claimant's own segments: their region, each open claim's lender, their queue
+    segments: list[SegmentRate] = field(default_factory=list)
+    # UK hour of day (0-23) -> the contact rate of calls started in it
+    hours: dict[int, float] = field(default_factory=dict)
+    # "call" / "sms" -> the channel's response (contact) rate
+    channels: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class ContactHistory:
     """Counts and times from the dialler DB that the contact policy and scoring need."""
 
@@ -158,7 +189,14 @@ class ContactHistory:
     last_disposition_at: datetime | None = None
     last_abandoned_at: datetime | None = None
     consecutive_failed_attempts: int = 0
+    # the share of reached calls that moved a claim forward in the claimant's queue (90
+    # days): the conversion factor's fallback until the first learned rates exist
     segment_conversion_rate: float | None = None
+    # the newest learned rates of the claimant's segments (None: none computed yet)
+    learned: RateView | None = None
+    # the person whose outcome was the claimant's latest positive one (never an AI agent):
+    # offered the claimant first for a while (domain.agent_preference)
+    previous_agent_id: int | None = None
 
 
 @dataclass
@@ -179,9 +217,13 @@ class Assessment:
     not_before: datetime | None  # None: never (opted out, deceased, done)
     not_before_reason: str
     people_only: bool  # vulnerable claimants are never routed to AI agents
-    # a personal callback: offered only to its owner until `held_until` (domain.callback_routing)
+    # a personal callback: offered only to its owner until `held_until` (domain.callback_routing);
+    # or the claimant's previous successful agent, offered them first (domain.agent_preference)
     owner_agent_id: int | None = None
     held_until: datetime | None = None
+    # what the hold is, in words ("a personal callback", "their previous successful agent");
+    # None: no hold
+    held_for: str | None = None
     # channel -> why it may not be used (domain.consent); a channel absent here is allowed
     channel_refusals: dict[str, str] = field(default_factory=dict)
     # when the TPS/CTPS screening this call relies on goes out of date (None: it relies on

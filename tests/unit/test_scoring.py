@@ -61,6 +61,10 @@ def test_every_factor_is_listed_with_a_detail() -> None:
         "failed_attempts",
         "callback",
         "conversion",
+        "best_channel",
+        "best_hour",
+        "region",
+        "calendar",
         "vulnerability",
     ]
     assert all(f.detail for f in factors)
