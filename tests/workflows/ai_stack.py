@@ -37,14 +37,14 @@ class AiStack:
     ai_agent_id: int
     ai_task_queue: str
 
-    async def conversation(self, user_id: int, channel: str = "sms") -> Any:
+    async def conversation(self, user_id: int, channel: str = "sms", seconds: float = 20) -> Any:
         """The claimant's live AI conversation, once the AI has started it."""
 
         async def find() -> Any:
             async with self.h.dialler.connect() as conn:
                 return await ai_conversations.active_conversation(conn, user_id, channel)
 
-        return await eventually(find, lambda row: row is not None)
+        return await eventually(find, lambda row: row is not None, seconds)
 
     def contact(self, workflow_id: str) -> WorkflowHandle[AiContactWorkflow, Any]:
         return self.h.client.get_workflow_handle_for(AiContactWorkflow.run, workflow_id)

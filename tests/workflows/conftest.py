@@ -9,7 +9,7 @@ import contextlib
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import time
@@ -40,6 +40,7 @@ from domain.rules import DiallerRules, parse_rules
 from schemas import search_attributes
 from services.claims import ClaimService
 from tests.conftest import MYSQL_HOST, PG_HOST
+from tests.fake_openai import FakeModel, fake_openai
 from workers.outreach import build_worker, outreach_activities
 from workflows.outreach_client import OutreachClient
 
@@ -185,6 +186,13 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[FakeModel]:
+    """The scripted OpenAI-compatible fake (tests/fake_openai.py) for a module's AI tests."""
+    with fake_openai() as served:
+        yield served
 
 
 @pytest.fixture(scope="session")

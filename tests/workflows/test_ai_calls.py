@@ -22,7 +22,7 @@ from schemas import dialler_db as db
 from schemas.ai import AiReply, CallProgress, CallProgressKind, ClaimantTurn
 from schemas.outreach import ChangeKind
 from tests.factories import add_claimant, set_user
-from tests.fake_openai import FakeModel, fake_openai
+from tests.fake_openai import FakeModel
 from tests.fake_twilio_calls import FakeCalls, fake_twilio_calls, twilio_settings
 from tests.workflows.ai_stack import AiStack, ai_stack
 from tests.workflows.conftest import scratch_databases
@@ -30,12 +30,6 @@ from tests.workflows.helpers import event, eventually, start, task_row
 from workflows.ai_contact import AiContactWorkflow
 
 EVERY_CHANNEL = ("live_call", "automated_call", "sms")
-
-
-@pytest.fixture(scope="module")
-def model() -> Iterator[FakeModel]:
-    with fake_openai() as served:
-        yield served
 
 
 @pytest.fixture(scope="module")

@@ -24,19 +24,13 @@ from schemas import dialler_db as db
 from schemas.ai import ClaimantTurn
 from schemas.enums import Queue
 from tests.factories import add_claimant
-from tests.fake_openai import FakeModel, fake_openai
+from tests.fake_openai import FakeModel
 from tests.workflows.ai_stack import AiStack, ai_stack
 from tests.workflows.conftest import scratch_databases
 from tests.workflows.helpers import assessment, ensure_agents, eventually, start, task_row
 from workflows.ai_contact import AiContactWorkflow
 
 SMS_ONLY = ("live_call", "sms")  # no automated-call consent: the AI may only text
-
-
-@pytest.fixture(scope="module")
-async def model() -> AsyncIterator[FakeModel]:
-    with fake_openai() as served:
-        yield served
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +23,13 @@ from schemas import dialler_db as db
 from schemas.ai import ClaimantTurn
 from tests.conftest import REDIS_URL
 from tests.factories import add_claimant
-from tests.fake_openai import FakeModel, fake_openai
+from tests.fake_openai import FakeModel
 from tests.workflows.ai_stack import AiStack, ai_stack
 from tests.workflows.conftest import scratch_databases
 from tests.workflows.helpers import eventually, start
 from workflows.ai_contact import AiContactWorkflow
 
 DIALLER = str(Path(sys.executable).parent / "dialler")
-
-
-@pytest.fixture(scope="module")
-def model() -> Iterator[FakeModel]:
-    with fake_openai() as served:
-        yield served
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +104,8 @@ async def test_a_killed_worker_neither_repeats_a_tool_call_nor_loses_the_outcome
             stack.h.replica, signed=True, pending=1, consents=("live_call", "sms")
         )
         await start(stack.h, user_id)
-        conversation = await stack.conversation(user_id)
+        # a worker process starting on a busy machine takes a while (imports, connections)
+        conversation = await stack.conversation(user_id, seconds=120)
         await eventually(lambda: _ai_texts(stack, user_id), lambda texts: len(texts) == 1)
 
         stack.model.reply_tool("send_magic_link", {"purpose": "documents", "channel": "sms"})
@@ -121,7 +116,7 @@ async def test_a_killed_worker_neither_repeats_a_tool_call_nor_loses_the_outcome
             AiContactWorkflow.claimant_texted, ClaimantTurn("Can you send me the link?", "SMk1")
         )
         # the link has gone and the next model call is in flight: kill the worker
-        await eventually(lambda: _requests(stack.model), lambda n: n == 2)
+        await eventually(lambda: _requests(stack.model), lambda n: n == 2, seconds=60)
         assert await _count(stack, db.magic_links, user_id) == 1
         first.send_signal(signal.SIGKILL)
         await first.wait()
@@ -129,7 +124,7 @@ async def test_a_killed_worker_neither_repeats_a_tool_call_nor_loses_the_outcome
         second = await _ai_worker(stack, temporal_env)
         # opening, the link (sent as the AI agent), then the retried turn's reply
         texts = await eventually(
-            lambda: _ai_texts(stack, user_id), lambda found: len(found) == 3, seconds=60
+            lambda: _ai_texts(stack, user_id), lambda found: len(found) == 3, seconds=120
         )
         assert "/m/" in texts[1] and texts[2] == "I've sent you a link to upload them."
 
