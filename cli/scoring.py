@@ -8,19 +8,23 @@ dialler scoring rules-history                      the saved versions, newest fi
 dialler scoring rules-show [VERSION]               a version's text (default: the one in force)
 dialler scoring rules-save FILE --note T --by N    save FILE as a new version and re-score
 dialler scoring rules-rollout VERSION              start the re-scoring of a version again
+dialler scoring learn [--days N]                   learn the contact and conversion rates now
+dialler scoring rates [--dimension D] [--versions] the newest learned rates, with intervals
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TypeVar
 
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from activities.learning import LearningActivities
+from adapters import learned_rates
 from adapters.ai_presence import ai_presence
 from adapters.databases import dialler_engine, replica_engine
 from adapters.redis_client import connect_redis
@@ -30,8 +34,19 @@ from adapters.temporal import connect_temporal
 from cli.common import exit_after_temporal, settings_or_exit
 from config.settings import Settings
 from domain.attribution import report_period
+from domain.learned_rates import K_MAX, WEEKDAYS
 from domain.rules import DiallerRules
 from domain.scoring_evaluation import RESAMPLES, SEED, Lift
+from schemas.learned_rates import (
+    EMPTY,
+    REPORTING_ONLY,
+    Dimension,
+    LearnedRate,
+    LearnRatesInput,
+    LearnRatesResult,
+    RateTable,
+    RateVersion,
+)
 from schemas.outreach import Assessment
 from services.rules_editing import Actor, DraftRefused, RulesEditor
 from services.rules_preview import Ranked, RulesPreview
@@ -342,3 +357,155 @@ def rules_rollout(version: int) -> None:
     except RolloutUnavailable as error:
         raise click.ClickException(str(error)) from None
     exit_after_temporal()
+
+
+# --- the learned rates (issue 14): `learn` and `rates` -----------------------------------------
+
+
+def _learning_databases(
+    settings: Settings, work: Callable[[AsyncEngine, AsyncEngine], Awaitable[Result]]
+) -> Result:
+    """`work` with the two databases (no rules needed)."""
+
+    async def run() -> Result:
+        dialler, replica = dialler_engine(settings, pool_size=4), replica_engine(settings)
+        try:
+            return await work(dialler, replica)
+        finally:
+            await dialler.dispose()
+            await replica.dispose()
+
+    return asyncio.run(run())
+
+
+def _k(strength: float) -> str:
+    if strength >= K_MAX:
+        return "all the way (no difference beyond chance)"
+    return f"{strength:,.0f} attempts"
+
+
+def _share(rate: float) -> str:
+    return f"{rate * 100:5.1f}%"
+
+
+def _rate_with_interval(rate: float, low: float, high: float) -> str:
+    return f"{_share(rate)} ({low * 100:4.1f}-{high * 100:5.1f})"
+
+
+def _segment_order(dimension: str, rates: list[LearnedRate]) -> list[LearnedRate]:
+    """Hours and weekdays in their own order; other segments by attempts, most first."""
+    if dimension == Dimension.HOUR.value:
+        return sorted(rates, key=lambda r: r.segment)
+    if dimension == Dimension.WEEKDAY.value:
+        return sorted(rates, key=lambda r: WEEKDAYS.index(r.segment) if r.segment in
+                      WEEKDAYS else len(WEEKDAYS))  # fmt: skip
+    return rates
+
+
+def _print_rates(table: RateTable, only: str | None = None) -> None:
+    computed = f"{table.computed_at:%Y-%m-%d %H:%M %Z}" if table.computed_at else "?"
+    click.echo(f"learned rates, version {table.version_id} (computed {computed})")
+    click.echo(
+        "contact: reached the claimant; conversion: a signature or documents credited; "
+        "95% intervals (Jeffreys) in brackets; shrunk: towards the overall rate"
+    )
+    header = (
+        f"  {'segment':<32}{'attempts':>10}  {'contact':<22}{'shrunk':>7}  "
+        f"{'conversion':<22}{'shrunk':>7}"
+    )
+    dimensions = [d.value for d in Dimension if only is None or d.value == only]
+    for dimension in dimensions:
+        rates = _segment_order(dimension, table.dimension(dimension))
+        if not rates:
+            continue
+        only_shown = dimension in REPORTING_ONLY
+        note = "  (reporting only: never a factor of the score)" if only_shown else ""
+        click.echo(f"\n{dimension}{note}")
+        click.echo(header)
+        for r in rates:
+            click.echo(
+                f"  {r.segment[:32]:<32}{r.attempts:>10,}  "
+                f"{_rate_with_interval(r.contact_rate, r.contact_low, r.contact_high):<22}"
+                f"{_share(r.shrunk_contact_rate):>7}  "
+                f"{_rate_with_interval(r.conversion_rate, r.conversion_low, r.conversion_high):<22}"
+                f"{_share(r.shrunk_conversion_rate):>7}"
+            )
+
+
+@scoring.command(name="learn")
+@click.option("--days", type=click.IntRange(min=1, max=3650), default=180, show_default=True,
+              help="The window: attempts of the last DAYS days.")  # fmt: skip
+@click.option("--prior-strength", type=click.FloatRange(min=0, max=1e6), default=None,
+              help="Shrink every dimension with this k (attempts) instead of one chosen "
+                   "from the data.")  # fmt: skip
+@click.option("--dimension", type=click.Choice([d.value for d in Dimension]), default=None,
+              help="Print only this dimension's rates.")  # fmt: skip
+def learn(days: int, prior_strength: float | None, dimension: str | None) -> None:
+    """Learn the contact and conversion rates now, as the nightly job does (its three
+    steps, run in this process), save them as a new version and print them."""
+    settings = settings_or_exit()
+
+    async def work(
+        dialler: AsyncEngine, replica: AsyncEngine
+    ) -> tuple[LearnRatesResult, RateTable]:
+        given = LearnRatesInput(window_days=days, prior_strength=prior_strength)
+        result = await LearningActivities(dialler, replica).run_now(given, datetime.now(UTC))
+        async with dialler.connect() as conn:
+            return result, await learned_rates.rates_of(conn, result.version_id)
+
+    result, table = _learning_databases(settings, work)
+    click.echo(
+        f"learned from {result.attempts:,} attempts of {result.claimants:,} claimants "
+        f"({result.window_start:%Y-%m-%d} to {result.window_end:%Y-%m-%d}) "
+        f"in {result.seconds:.1f}s: version {result.version_id}, {result.segments} segments"
+    )
+    for prior in result.priors:
+        click.echo(
+            f"  {prior.dimension}: shrunk with k = {_k(prior.contact)} (contact), "
+            f"{_k(prior.conversion)} (conversion), chosen by {prior.chosen_by}"
+        )
+    click.echo("")
+    _print_rates(table, dimension)
+
+
+@scoring.command(name="rates")
+@click.option("--dimension", type=click.Choice([d.value for d in Dimension]), default=None,
+              help="Show only this dimension.")  # fmt: skip
+@click.option("--version", "version", type=click.IntRange(min=1), default=None,
+              help="A saved version instead of the newest.")  # fmt: skip
+@click.option("--versions", "list_versions", is_flag=True,
+              help="List the saved versions, newest first, instead.")  # fmt: skip
+def rates(dimension: str | None, version: int | None, list_versions: bool) -> None:
+    """The newest learned rates (what the scorer reads), each with its 95% interval and
+    the rate shrunk towards the overall one."""
+    settings = settings_or_exit()
+
+    async def work(
+        dialler: AsyncEngine, replica: AsyncEngine
+    ) -> tuple[RateTable, list[RateVersion]]:
+        async with dialler.connect() as conn:
+            if list_versions:
+                return EMPTY, await learned_rates.versions(conn, limit=50)
+            if version is not None:
+                return await learned_rates.rates_of(conn, version), []
+            return await learned_rates.newest_rates(conn), []
+
+    table, versions = _learning_databases(settings, work)
+    if list_versions:
+        if not versions:
+            click.echo("no learned rates saved yet")
+        for v in versions:
+            click.echo(
+                f"{v.id:>6}  {v.computed_at:%Y-%m-%d %H:%M %Z}  {v.window_start:%Y-%m-%d} to "
+                f"{v.window_end:%Y-%m-%d}  {v.attempts:>10,} attempts  {v.segments:>4} segments"
+                f"  {v.seconds:7.1f}s"
+            )
+        return
+    if table.version_id is None:
+        if version is not None:
+            raise click.ClickException(f"no learned rates version {version}")
+        click.echo(
+            "no learned rates yet: the nightly job saves them (or run `dialler scoring learn`)"
+        )
+        return
+    _print_rates(table, dimension)
