@@ -58,6 +58,7 @@ from domain.inbound_calls import (
 from domain.phones import to_e164
 from schemas.enums import AgentRole, AgentState
 from schemas.outreach import CallbackRequest
+from services.agent_states import PAUSE_REASONS
 from services.claimant_context import Viewer
 from web.actions.console import client_ip, htmx_or_console, per_session
 from web.auth.access import staff, webhook
@@ -419,6 +420,22 @@ async def panel_for_state(agent: CurrentAgent, reason: str | None) -> str | None
     return await call_panel(agent, call)
 
 
+async def _with_state(agent: CurrentAgent, body: str) -> str:
+    """`body` with the agent's state bar out of band: On call once rung, Ready or Paused
+    when the call ends (the console sends it with every work panel)."""
+    status = await services().agent_states().current(agent.id)
+    bar = await render_template(
+        "console/_state.html",
+        agent=agent,
+        status=status,
+        pause_reasons=PAUSE_REASONS,
+        oob=True,
+        error=None,
+        AgentState=AgentState,
+    )
+    return body + bar
+
+
 @blueprint.get(PANEL_PATH)
 @staff(AgentRole.AGENT)
 @claimant_scoped("call_id")
@@ -429,7 +446,7 @@ async def call_context(call_id: int) -> ResponseReturnValue:
     call = await call_log.call(services().dialler_db, call_id)
     if call is None:
         raise APIError(404, "not_found", "No such call.")
-    return htmx_or_console(await call_panel(agent, call))
+    return htmx_or_console(await _with_state(agent, await call_panel(agent, call)))
 
 
 @blueprint.post("/console/inbound/<int:call_id>/simulate")
@@ -462,7 +479,7 @@ async def simulate(call_id: int) -> ResponseReturnValue:
         log.warning("simulated inbound call step failed", call_id=call.id, error=str(problem))
         fresh = await _agents_inbound_call(agent.id, call_id)
         return await _phone(fresh, error="The simulator failed."), 502
-    return await _phone(await _agents_inbound_call(agent.id, call_id))
+    return await _with_state(agent, await _phone(await _agents_inbound_call(agent.id, call_id)))
 
 
 def _seconds_since(call: Call) -> int:
