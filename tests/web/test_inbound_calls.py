@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy import insert, select
 
+from adapters import call_log
 from adapters.live import INBOUND_CALL, LiveBus, channel_for_agent
 from adapters.rules_file import load_rules_file
 from domain.calling_windows import is_open
@@ -423,6 +424,7 @@ async def _dial_ended(w: World, call: Any, dial_status: str, seconds: int = 0) -
 async def test_the_agent_answers_talks_and_is_ready_again(w: World) -> None:
     user_id, number, last = await _known_caller(w)
     await _only_these_ready(w, last.staff.id)
+    live_before = (await call_log.daily_abandon_rate(w.dialler)).live_calls
     await _ring(w, number)
     [call] = await _inbound_rows(w, user_id)
 
@@ -447,6 +449,15 @@ async def test_the_agent_answers_talks_and_is_ready_again(w: World) -> None:
     state = await latest_state(w, last.staff.id)
     assert (state.state, state.reason) == ("ready", "inbound call ended")
     assert await _callbacks(w, user_id) == []
+    # the claimant's call is no attempt of ours: no contact cap and no abandon rate counts it
+    now = datetime.now(UTC)
+    async with w.dialler.connect() as conn:
+        summary = await call_log.contact_summary(
+            conn, user_id=user_id, phone_key=phone_key(number),
+            day_start=now - timedelta(days=1), week_ago=now - timedelta(days=7),
+        )  # fmt: skip
+    assert (summary.attempts_today, summary.number_attempts_today) == (1, 1)  # ours, earlier
+    assert (await call_log.daily_abandon_rate(w.dialler)).live_calls == live_before
 
 
 async def test_a_call_the_agent_lets_ring_out_books_a_callback_and_pauses_them(w: World) -> None:
