@@ -52,7 +52,7 @@ class WaitReason(StrEnum):
     CALLBACK_SCHEDULED = "callback_scheduled"  # an agreed callback time not reached yet
     CONTACT_CAP = "contact_cap"  # daily or rolling 7-day caps, per claimant or number
     LOCKED = "locked"  # the 72-hour lock after an abandoned call
-    HELD = "held"  # a personal callback held for its owner
+    HELD = "held"  # held for one agent: a personal callback, or the previous successful agent
     NO_CONSENT = "no_consent"  # no live-call consent (PECR 21A)
     TPS = "tps"  # on the TPS/CTPS list, or waiting for a re-screening
     NO_NUMBER = "no_number"  # a wrong number reported, or none on file
@@ -65,7 +65,7 @@ WAIT_LABELS: dict[WaitReason, str] = {
     WaitReason.CALLBACK_SCHEDULED: "Callback not due yet",
     WaitReason.CONTACT_CAP: "Contact cap reached",
     WaitReason.LOCKED: "Locked (abandoned call)",
-    WaitReason.HELD: "Held for its owner",
+    WaitReason.HELD: "Held for an agent (callback or previous agent)",
     WaitReason.NO_CONSENT: "No consent",
     WaitReason.TPS: "TPS",
     WaitReason.NO_NUMBER: "No usable number",
@@ -131,8 +131,9 @@ class Place:
 
 
 def place_of(status: str, *, due: bool, held: bool, reason: str) -> Place:
-    """Where a task stands: `due` says its `not_before` has passed, `held` that it is a
-    personal callback still held for its owner."""
+    """Where a task stands: `due` says its `not_before` has passed, `held` that it is still
+    held for one agent (a personal callback's owner, or the claimant's previous successful
+    agent: `domain.agent_preference`)."""
     if status == TaskStatus.CLAIMED:
         return Place(Standing.CLAIMED)
     if status == TaskStatus.READY:
