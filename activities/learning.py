@@ -5,7 +5,7 @@ counts, learn the rates, save the version. Each takes one dataclass of
 `gather` lets the database count: the calls (`call_log.attempt_counts`) and the AI's SMS
 conversations (`ai_conversations.sms_attempt_counts`) of the window, each converted when a
 conversion was credited to it (`conversions.converted_calls` / `converted_texts`), in one
-scan each, grouped by queue, hour, weekday and claimant. Only the claimant's attributes come
+scan each, grouped by queue, quarter hour and claimant. Only the claimant's attributes come
 from the replica (postcode, birth date, lenders: `ReplicaReader.claimant_attributes`), and
 `domain.learned_rates.segment_counts` adds the claimants' counts up by region, lender and age
 band. So what crosses to the workflow is a few hundred counts, whatever the history's size.
@@ -92,15 +92,15 @@ class LearningActivities:
         async with self._dialler.begin() as conn:
             await for_reports(conn)
             calls = await call_log.attempt_counts(
-                conn, start, end, request.zone, conversions.converted_calls(start)
+                conn, start, end, conversions.converted_calls(start)
             )
             texts = await ai_conversations.sms_attempt_counts(
-                conn, start, end, request.zone, conversions.converted_texts(start)
+                conn, start, end, conversions.converted_texts(start)
             )
         attempted = set(calls.by_user) | set(texts.by_user)
         claimants = await ReplicaReader(self._replica).claimant_attributes(sorted(attempted))
         on = end.astimezone(ZoneInfo(request.zone)).date()
-        return segment_counts(AttemptSource(start, end, calls, texts, claimants, on))
+        return segment_counts(AttemptSource(start, end, calls, texts, claimants, on, request.zone))
 
     @activity.defn(name="learning_learn")
     async def learn(self, given: RateInput) -> LearnedRates:

@@ -21,12 +21,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, exists, func, insert, select, update
+from sqlalchemy import Select, and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.learned_rates import count_attempts, local_hour, local_weekday
+from adapters.learned_rates import count_attempts, slot_of
 from schemas import dialler_db as db
 from schemas.ai import AiChannel, ContactEnd, HandoffReason
 from schemas.learned_rates import AttemptCounts
@@ -482,32 +482,42 @@ async def subject_access(conn: AsyncConnection, user_id: int) -> list[dict[str, 
 
 
 async def sms_attempt_counts(
-    conn: AsyncConnection, start: datetime, end: datetime, zone: str, converted: Select[Any]
+    conn: AsyncConnection, start: datetime, end: datetime, converted: Select[Any]
 ) -> AttemptCounts:
     """The AI's SMS conversations started in [start, end), counted in one scan by queue, by
-    the hour and weekday they started in `zone`, by claimant and in total: how many, how
-    many the claimant replied to (a claimant's turn), how many converted: a text credited
-    with a conversion (`converted`: user_id, agent_id, contact_at, from
-    `conversions.converted_texts`) sent to the claimant by the conversation's agent while
-    it was going (to `end` while it still is)."""
+    the quarter hour they started in and by claimant: how many, how many the claimant
+    replied to (a claimant's turn), how many converted: a text credited with a conversion
+    (`converted`: user_id, agent_id, contact_at, from `conversions.converted_texts`) sent to
+    the claimant by the conversation's agent while it was going (to `end` while it still
+    is). Those are found by a join (hashed on claimant and agent), not a look-up per row."""
+    sms = (_A.channel == AiChannel.SMS.value, _A.started_at >= start, _A.started_at < end)
     credited = converted.subquery("credited")
     c = credited.c
-    during = exists().where(
-        c.user_id == _A.user_id,
-        c.agent_id == _A.agent_id,
-        c.contact_at >= _A.started_at,
-        c.contact_at <= func.coalesce(_A.ended_at, end),
+    converted_ids = (
+        select(_A.id)
+        .join(
+            credited,
+            and_(
+                c.user_id == _A.user_id,
+                c.agent_id == _A.agent_id,
+                c.contact_at >= _A.started_at,
+                c.contact_at <= func.coalesce(_A.ended_at, end),
+            ),
+        )
+        .where(*sms)
+        .distinct()
+        .subquery("converted_ids")
     )
     attempts = (
         select(
             _A.queue,
             _A.user_id,
-            local_hour(_A.started_at, zone).label("hour"),
-            local_weekday(_A.started_at, zone).label("weekday"),
+            slot_of(_A.started_at).label("slot"),
             (_A.turns > 0).label("reached"),
-            during.label("converted"),
+            converted_ids.c.id.is_not(None).label("converted"),
         )
-        .where(_A.channel == AiChannel.SMS.value, _A.started_at >= start, _A.started_at < end)
+        .select_from(db.ai_conversations.outerjoin(converted_ids, converted_ids.c.id == _A.id))
+        .where(*sms)
         .subquery("attempts")
     )
     return await count_attempts(conn, attempts)

@@ -46,7 +46,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.agent_store import active_person
-from adapters.learned_rates import count_attempts, local_hour, local_weekday
+from adapters.learned_rates import count_attempts, slot_of
 from adapters.task_store import score_arm_of
 from domain.abandoned_calls import RATE_WINDOW, AbandonRate, abandon_rate
 from domain.attribution import SPOKE_DISPOSITIONS, Contact
@@ -1601,19 +1601,18 @@ async def callbacks_due(conn: AsyncConnection, now: datetime, ahead: timedelta) 
 
 
 async def attempt_counts(
-    conn: AsyncConnection, start: datetime, end: datetime, zone: str, converted: Select[Any]
+    conn: AsyncConnection, start: datetime, end: datetime, converted: Select[Any]
 ) -> AttemptCounts:
     """The calls we placed (not claimants ringing back) started in [start, end), counted in
-    one scan by queue, by the hour and the weekday they started in `zone`, by claimant and
-    in total: how many, how many reached the claimant (`_reached`), how many converted
-    (their id among `converted`'s `call_id`s: `conversions.converted_calls`)."""
+    one scan by queue, by the quarter hour they started in and by claimant: how many, how
+    many reached the claimant (`_reached`), how many converted (their id among
+    `converted`'s `call_id`s: `conversions.converted_calls`)."""
     credited = converted.subquery("credited")
     attempts = (
         select(
             _C.queue,
             _C.user_id,
-            local_hour(_C.started_at, zone).label("hour"),
-            local_weekday(_C.started_at, zone).label("weekday"),
+            slot_of(_C.started_at).label("slot"),
             _reached().label("reached"),
             credited.c.call_id.is_not(None).label("converted"),
         )

@@ -43,6 +43,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas.learned_rates import (
@@ -107,7 +108,6 @@ REGIONS: tuple[str, ...] = tuple(sorted(set(AREA_REGIONS.values())))
 # An outward code starts with its area's one or two letters, then a digit. ASCII only: a
 # Unicode "digit" or letter is not a postcode's.
 _AREA = re.compile(r"([A-Z]{1,2})[0-9]", re.ASCII)
-_WHITESPACE = re.compile(r"\s+")
 
 
 def postcode_area(postcode: str | None) -> str | None:
@@ -115,7 +115,7 @@ def postcode_area(postcode: str | None) -> str | None:
     if not postcode:
         return None
     # only the first few characters matter; a huge value is not scanned whole
-    head = _WHITESPACE.sub("", postcode[:16].upper())
+    head = "".join(postcode[:16].upper().split())
     found = _AREA.match(head)
     return found.group(1) if found else None
 
@@ -202,7 +202,8 @@ def segment_key(text: str | None) -> str:
 @dataclass(frozen=True)
 class AttemptSource:
     """What the job counted: each channel's attempts of the window (`AttemptCounts`) and
-    the replica's attributes of the claimants attempted; ages are taken on `on`."""
+    the replica's attributes of the claimants attempted; ages are taken on `on`, hours and
+    weekdays in `zone`."""
 
     window_start: datetime
     window_end: datetime
@@ -210,6 +211,7 @@ class AttemptSource:
     texts: AttemptCounts
     claimants: Mapping[int, ClaimantAttributes]
     on: date
+    zone: str = "Europe/London"
 
 
 def _count(dimension: Dimension, segment: str, tally: Tally) -> SegmentCount:
@@ -228,25 +230,57 @@ def _by_segment(dimension: Dimension, pairs: Iterable[tuple[str, Tally]]) -> lis
     ]
 
 
+class _Sum:
+    """A tally being added up in place (a frozen Tally per addition costs more than the
+    rest of the fold over hundreds of thousands of claimants)."""
+
+    __slots__ = ("attempts", "conversions", "reached")
+
+    def __init__(self) -> None:
+        self.attempts = self.reached = self.conversions = 0
+
+    def add(self, tally: Tally | _Sum) -> None:
+        self.attempts += tally.attempts
+        self.reached += tally.reached
+        self.conversions += tally.conversions
+
+    def tally(self) -> Tally:
+        return Tally(self.attempts, self.reached, self.conversions)
+
+
+def _sums(sums: Mapping[Any, _Sum]) -> list[tuple[Any, Tally]]:
+    return [(key, s.tally()) for key, s in sums.items()]
+
+
 def segment_counts(source: AttemptSource) -> GatheredCounts:
     """The counts per dimension and segment (`schemas.learned_rates` says what each
-    counts), with the overall count."""
+    counts), with the overall count. One pass over the claimants (tens or hundreds of
+    thousands): each lender name and postcode area is turned into its key once."""
     calls, texts = source.calls, source.texts
-    overall = calls.total + texts.total
-    by_user: dict[int, Tally] = defaultdict(Tally)
+    by_user: dict[int, _Sum] = defaultdict(_Sum)
     for channel in (calls, texts):
         for user_id, tally in channel.by_user.items():
-            by_user[user_id] = by_user[user_id] + tally
-
-    def attributes(user_id: int) -> ClaimantAttributes:
-        return source.claimants.get(user_id) or ClaimantAttributes(None, None, ())
-
-    def lenders(user_id: int) -> Iterable[str]:
-        names = {segment_key(name) for name in attributes(user_id).lenders}
-        return sorted(names) or [UNKNOWN_SEGMENT]
+            by_user[user_id].add(tally)
+    keys: dict[str, str] = {}  # a lender's name as the replica spells it -> its key
+    unknown = ClaimantAttributes(None, None, ())
+    regions: dict[str | None, _Sum] = defaultdict(_Sum)  # by postcode area
+    lenders: dict[str, _Sum] = defaultdict(_Sum)
+    bands: dict[str, _Sum] = defaultdict(_Sum)
+    for user_id, total in by_user.items():
+        attributes = source.claimants.get(user_id) or unknown
+        regions[postcode_area(attributes.postcode)].add(total)
+        # a claimant counts once towards each of their lenders (names that clean to one key
+        # are one lender)
+        names = {keys.get(n) or keys.setdefault(n, segment_key(n)) for n in attributes.lenders}
+        for name in names or (UNKNOWN_SEGMENT,):
+            lenders[name].add(total)
+        bands[age_band(age_on(attributes.born, source.on))].add(total)
 
     def queue(name: str | None) -> str:
         return NO_QUEUE_SEGMENT if name is None else segment_key(name)
+
+    def region(area: str | None) -> str:
+        return AREA_REGIONS.get(area, UNKNOWN_SEGMENT) if area else UNKNOWN_SEGMENT
 
     counts = [
         *_by_segment(
@@ -257,27 +291,22 @@ def segment_counts(source: AttemptSource) -> GatheredCounts:
             Dimension.QUEUE,
             [(queue(q), t) for c in (calls, texts) for q, t in c.by_queue.items()],
         ),
+        *_by_segment(Dimension.REGION, [(region(a), t) for a, t in _sums(regions)]),
+        *_by_segment(Dimension.LENDER, _sums(lenders)),
+        *_by_segment(Dimension.AGE_BAND, _sums(bands)),
+        # a quarter-hour slot lies within one local hour whatever the zone's offset
         *_by_segment(
-            Dimension.REGION,
-            [(region_of(attributes(u).postcode), t) for u, t in by_user.items()],
+            Dimension.HOUR, [(hour_of_day(s, source.zone), t) for s, t in calls.by_slot.items()]
         ),
         *_by_segment(
-            Dimension.LENDER,
-            [(name, t) for u, t in by_user.items() for name in lenders(u)],
-        ),
-        *_by_segment(
-            Dimension.AGE_BAND,
-            [(age_band(age_on(attributes(u).born, source.on)), t) for u, t in by_user.items()],
-        ),
-        *_by_segment(Dimension.HOUR, [(hour_segment(h), t) for h, t in calls.by_hour.items()]),
-        *_by_segment(
-            Dimension.WEEKDAY, [(weekday_segment(d), t) for d, t in calls.by_weekday.items()]
+            Dimension.WEEKDAY,
+            [(day_of_week(s, source.zone), t) for s, t in calls.by_slot.items()],
         ),
     ]
     return GatheredCounts(
         window_start=source.window_start,
         window_end=source.window_end,
-        overall=_count(Dimension.OVERALL, OVERALL_SEGMENT, overall),
+        overall=_count(Dimension.OVERALL, OVERALL_SEGMENT, calls.total + texts.total),
         counts=counts,
         claimants=len(by_user),
     )

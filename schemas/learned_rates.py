@@ -78,16 +78,21 @@ class Tally:
         )
 
 
+# Attempts are counted by the quarter hour (UTC) they started in: every zone's offset is a
+# whole number of quarter hours, so a slot lies within one local hour, which the domain works
+# out (`domain.learned_rates.hour_of_day`): the database does no time-zone arithmetic per row.
+SLOT_MINUTES = 15
+
+
 @dataclass(frozen=True)
 class AttemptCounts:
     """One channel's attempts in a window, counted by the database (one scan, grouping
-    sets) several ways. Hours and weekdays are those of the attempt's start in the job's
-    zone (ISO weekdays: 1 is Monday)."""
+    sets) several ways: by queue, by the slot (the UTC quarter hour) they started in, and by
+    claimant."""
 
     total: Tally
     by_queue: dict[str | None, Tally]
-    by_hour: dict[int, Tally]
-    by_weekday: dict[int, Tally]
+    by_slot: dict[datetime, Tally]
     by_user: dict[int, Tally]
 
 

@@ -25,11 +25,13 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.learning import LearningActivities
 from adapters import learned_rates as store
+from adapters.replica_reader import ReplicaReader
 from config.settings import Settings
 from domain.learned_rates import age_band, age_on, day_of_week, hour_of_day, region_of
 from schemas import dialler_db as db
 from schemas import replica
 from schemas.learned_rates import (
+    ClaimantAttributes,
     GatherRequest,
     LearnedRate,
     LearnRatesInput,
@@ -374,3 +376,29 @@ async def test_a_bad_window_fails_the_run_without_retrying(
                 task_queue=h.task_queue,
             )
     assert "at least a day" in str(failed.value.cause)
+
+
+async def test_claimant_attributes_come_from_the_replica_one_row_each(
+    databases: tuple[AsyncEngine, AsyncEngine], history: History
+) -> None:
+    _, replica_db = databases
+    async with replica_db.begin() as conn:
+        await conn.execute(insert(replica.users), [
+            {"id": 6_000_001, "first_name": "A", "last_name": "A", "postcode": "EH1 1AA",
+             "date_of_birth": date(1950, 1, 2)},
+            {"id": 6_000_002, "first_name": "B", "last_name": "B", "postcode": None,
+             "date_of_birth": None},
+        ])  # fmt: skip
+        # two claims at one lender and one at another: each lender once
+        await conn.execute(insert(replica.claims), [
+            {"id": 60_000_011, "user_id": 6_000_001, "lender_id": 4, "status": "in_progress"},
+            {"id": 60_000_012, "user_id": 6_000_001, "lender_id": 4, "status": "in_progress"},
+            {"id": 60_000_013, "user_id": 6_000_001, "lender_id": 1, "status": "in_progress"},
+        ])  # fmt: skip
+    found = await ReplicaReader(replica_db).claimant_attributes(
+        [6_000_002, 6_000_001, 6_000_001, 6_999_999], batch=1
+    )
+    assert found == {
+        6_000_001: ClaimantAttributes("EH1 1AA", date(1950, 1, 2), ("Black Horse", "Santander")),
+        6_000_002: ClaimantAttributes(None, None, ()),  # no claims; 6_999_999: not there
+    }

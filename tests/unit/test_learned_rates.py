@@ -180,10 +180,13 @@ def _counts(
     total: Tally,
     by_queue: dict[str | None, Tally],
     by_user: dict[int, Tally],
-    by_hour: dict[int, Tally] | None = None,
-    by_weekday: dict[int, Tally] | None = None,
+    by_slot: dict[datetime, Tally] | None = None,
 ) -> AttemptCounts:
-    return AttemptCounts(total, by_queue, by_hour or {}, by_weekday or {}, by_user)
+    return AttemptCounts(total, by_queue, by_slot or {}, by_user)
+
+
+def _utc(hour: int, minute: int) -> datetime:
+    return datetime(2026, 6, 29, hour, minute, tzinfo=UTC)  # a Monday, BST (UTC+1)
 
 
 def test_counts_per_segment_from_the_channels_and_the_claimants() -> None:
@@ -191,14 +194,18 @@ def test_counts_per_segment_from_the_channels_and_the_claimants() -> None:
         Tally(10, 5, 2),
         {"unsigned": Tally(6, 3, 1), "outstanding": Tally(4, 2, 1)},
         {1: Tally(6, 3, 1), 2: Tally(3, 1, 1), 3: Tally(1, 1, 0)},
-        by_hour={9: Tally(7, 3, 2), 18: Tally(3, 2, 0)},
-        by_weekday={1: Tally(10, 5, 2)},
+        # quarter hours (UTC) the calls started in: 09:00 and 09:45, 18:30 in London
+        by_slot={
+            _utc(8, 0): Tally(4, 2, 1),
+            _utc(8, 45): Tally(3, 1, 1),
+            _utc(17, 30): Tally(3, 2, 0),
+        },
     )
     texts = _counts(
         Tally(4, 2, 1),
         {"unsigned": Tally(3, 2, 1), None: Tally(1, 0, 0)},
         {1: Tally(2, 1, 1), 4: Tally(2, 1, 0)},
-        by_hour={3: Tally(4, 2, 1)},  # texts say nothing of when to ring
+        by_slot={_utc(2, 0): Tally(4, 2, 1)},  # texts say nothing of when to ring
     )
     claimants = {
         1: ClaimantAttributes("M1 4AB", date(1950, 1, 1), ("Santander", "Barclays")),
