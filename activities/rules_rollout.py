@@ -32,6 +32,24 @@ def rules_changed_event(version: int, user_id: int, now: datetime) -> ChangeEven
     )
 
 
+def split_changed_event(split_id: int, change: str, user_id: int, now: datetime) -> ChangeEvent:
+    """A live split started or ended: re-assess (the arm, and its rules). Its own id per
+    split and change, so neither a rules save nor the other change swallows it."""
+    return ChangeEvent(
+        event_id=f"split-{split_id}-{change}-{user_id}",
+        kind=ChangeKind.RULES_CHANGED,
+        user_id=user_id,
+        occurred_at=now,
+        reason=f"live split {split_id} {change}",
+    )
+
+
+def _event(request: RulesRollout, user_id: int, now: datetime) -> ChangeEvent:
+    if request.split_id is not None:
+        return split_changed_event(request.split_id, request.split_change, user_id, now)
+    return rules_changed_event(request.version, user_id, now)
+
+
 class RulesRolloutActivities:
     def __init__(self, dialler: AsyncEngine, client: Client, task_queue: str) -> None:
         self._dialler = dialler
@@ -47,7 +65,7 @@ class RulesRolloutActivities:
         now = datetime.now(UTC)
         while done < len(user_ids):
             page = user_ids[done : done + PAGE]
-            events = [rules_changed_event(request.version, user_id, now) for user_id in page]
+            events = [_event(request, user_id, now) for user_id in page]
             result = await self._outreach.tell_many(events, start=False, in_flight=IN_FLIGHT)
             if result.unavailable is not None:
                 # nothing is lost: the retry starts again from the last page heartbeated

@@ -30,14 +30,14 @@ from structlog import get_logger
 from adapters import rules_versions
 from adapters.agent_store import display_name_of
 from domain.rules import DiallerRules, RulesError, parse_rules
-from domain.scoring_split import check_share
+from domain.scoring_split import SPLIT_CHECK_SECONDS, check_share
 from schemas import dialler_db as db
 
 log = get_logger(__name__)
 
 _S = db.scoring_splits.c
 NOTE_MAX_CHARS = 300  # the column's length
-CHECK_EVERY_SECONDS = 5.0
+CHECK_EVERY_SECONDS = SPLIT_CHECK_SECONDS
 CHECK_TIMEOUT_SECONDS = 5.0
 
 
@@ -197,10 +197,13 @@ class SplitSource:
         database keeps what was last seen."""
         if not self._due():
             return self._running
+        # Callers arriving while a check runs wait for it (the check's start is recorded only
+        # once it is done): none of them may assess with what was seen before it.
         async with self._lock:
             if self._due():  # not checked by whoever held the lock before
-                self._checked_at = self._clock()
+                started = self._clock()
                 await self._check()
+                self._checked_at = started
         return self._running
 
     def _due(self) -> bool:

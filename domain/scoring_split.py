@@ -20,6 +20,11 @@ from enum import StrEnum
 
 from domain.rules import DiallerRules
 
+# How often a worker looks for a split started or ended (adapters.scoring_splits.SplitSource);
+# the re-scoring after a start or an end waits a little longer, so every worker sees it.
+SPLIT_CHECK_SECONDS = 5.0
+SPLIT_SETTLE_SECONDS = SPLIT_CHECK_SECONDS + 2.0
+SPLIT_CHANGES = ("started", "ended")
 MIN_SHARE = 0.01
 MAX_SHARE = 0.5  # a candidate is tried on at most half of the claimants
 _HASH_SPAN = float(2**64)

@@ -1,5 +1,6 @@
 """Messages of the rules rollout: after a rules version is saved, every claimant with a task
-is told to re-assess under it (`workflows/rules_rollout.py`)."""
+is told to re-assess under it (`workflows/rules_rollout.py`); the same when a live split of
+the score starts or ends (issue 14), so the arms take effect at once."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from dataclasses import dataclass
 
 @dataclass
 class RulesRollout:
-    """Tell every claimant with a task (any status) that rules version `version` is saved."""
+    """Tell every claimant with a task (any status) that rules version `version` is saved;
+    with `split_id`, that the live split `split_id` (candidate version `version`) has
+    `split_change` ("started" or "ended")."""
 
     version: int
+    split_id: int | None = None
+    split_change: str = ""
 
 
 @dataclass

@@ -37,6 +37,8 @@ Groups (`FunnelGrouping`):
 - lender: by the lenders of the claimant's claims on the replica (a claimant with claims
   against two lenders counts under both, so the groups can add up to more than the total);
   a completed requirement by its own claim's lender; `(unknown)` when the replica has none.
+
+A live split's arms (issue 14) are compared by `split_arms`.
 """
 
 from __future__ import annotations
@@ -52,13 +54,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters import agent_store, call_log, conversions, magic_links
 from adapters.agent_store import AgentLabel
-from adapters.call_log import CallBreakdown
+from adapters.call_log import ArmTally, CallBreakdown
 from adapters.conversions import ConversionBreakdown
 from adapters.databases import for_reports
 from adapters.magic_links import LinkBreakdown
 from adapters.replica_reader import ReplicaReader
+from adapters.scoring_splits import Split
 from domain.analytics import day_start
 from domain.attribution import UK
+from domain.scoring_split import Arm
+from domain.split_comparison import ArmComparison, ArmCounts, compare_arms
 from schemas.attribution import (
     ContactKind,
     FunnelGrouping,
@@ -354,3 +359,52 @@ def total(rows: Iterable[FunnelRow], group: str = "total") -> FunnelRow:
         for stage in STAGES:
             sums[stage] += getattr(row, stage)
     return FunnelRow(group, **sums)
+
+
+# --- a live split's arms (issue 14) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SplitArms:
+    """A live split's arms over its calls, compared: contacts (claimants called), reached and
+    converted per arm, with the difference candidate - control, its 95 % interval and the
+    p-value (statsmodels, `domain.split_comparison`).
+
+    The calls are those we placed while the split ran ([started, ended), or up to now) that
+    carry an arm: a call takes its task's arm with its outcome (`adapters.call_log`). A call
+    without an outcome, or made while no split ran, is in no arm. Conversions are those
+    credited to the arm's calls (`domain.attribution`), whenever they occurred."""
+
+    split: Split
+    start: datetime
+    end: datetime
+    comparison: ArmComparison
+
+
+def _arm(arm: Arm, tally: ArmTally | None) -> ArmCounts:
+    if tally is None:
+        return ArmCounts(arm, 0, 0, 0, 0, 0, 0)
+    return ArmCounts(
+        arm,
+        tally.claimants,
+        tally.reached_claimants,
+        tally.converted_claimants,
+        tally.calls,
+        tally.reached_calls,
+        tally.conversions,
+    )
+
+
+async def split_arms(dialler: AsyncEngine, split: Split, now: datetime) -> SplitArms:
+    """The arms of `split` (running: up to `now`), compared."""
+    end = split.ended_at or now
+    async with dialler.connect() as conn:
+        await for_reports(conn)
+        tallies = await call_log.arm_counts(
+            conn, split.started_at, end, conversions.conversions_per_call(split.started_at)
+        )
+    comparison = compare_arms(
+        _arm(Arm.CONTROL, tallies.get(Arm.CONTROL.value)),
+        _arm(Arm.CANDIDATE, tallies.get(Arm.CANDIDATE.value)),
+    )
+    return SplitArms(split, split.started_at, end, comparison)

@@ -22,6 +22,7 @@ from services.claimant_context import ClaimantContextService
 from services.claimant_loader import ClaimantLoader
 from services.claims import ClaimService
 from services.consents import ConsentService
+from services.live_split import LiveSplits
 from services.live_updates import DepthPublisher, FloorPublisher, LiveQueueEvents
 from services.rules_editing import RulesEditor
 from services.rules_preview import RulesPreview
@@ -123,6 +124,11 @@ class WebServices:
             redis=self.redis,
             rollout=rollout,
         )
+
+    def live_splits(self) -> LiveSplits:
+        """The live split of the score (the rules page), re-scoring through the rollout."""
+        rollout = RulesRolloutClient(self.temporal.client, self.settings.temporal_task_queue)
+        return LiveSplits(self.dialler_db, self.rules_source(), rollout=rollout)
 
     def rules_preview(self) -> RulesPreview:
         return RulesPreview(self.dialler_db, self.replica_db)

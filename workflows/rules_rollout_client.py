@@ -1,5 +1,6 @@
 """The one door to RulesRolloutWorkflow: start the rollout of a saved rules version (the web
-app and the CLI), or wait for its result (the CLI).
+app and the CLI), or wait for its result (the CLI); start the re-scoring after a live split
+starts or ends (`start_split`).
 
 - `RolloutUnavailable`: Temporal cannot be reached or did not answer in time. The version is
   saved all the same: workflows pick it up at their next change or re-score, and
@@ -18,6 +19,7 @@ from schemas.rules import RulesRolledOut, RulesRollout
 from workflows.outreach_client import WorkflowDoor
 from workflows.rules_rollout import RulesRolloutWorkflow
 from workflows.rules_rollout import rollout_id_for as rollout_id_for  # the Temporal UI links
+from workflows.rules_rollout import split_rollout_id_for as split_rollout_id_for
 
 WAIT_SECONDS = 2 * 60 * 60.0  # the activity's own limit
 
@@ -39,6 +41,27 @@ class RulesRolloutClient(WorkflowDoor):
                 f"Temporal is unavailable ({type(error).__name__}): the re-scoring did not start"
             ) from None
         return handle
+
+    async def start_split(self, split_id: int, version: int, change: str) -> str:
+        """Start the re-scoring after live split `split_id` (candidate `version`) started or
+        ended (`change`); its workflow id."""
+        request = RulesRollout(version, split_id=split_id, split_change=change)
+        try:
+            async with asyncio.timeout(self._timeout):
+                client = await self._connect()
+                handle = await client.start_workflow(
+                    RulesRolloutWorkflow.run,
+                    request,
+                    id=split_rollout_id_for(split_id, change),
+                    task_queue=self._task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    static_summary=f"Re-score the queues: live split {split_id} {change}",
+                )
+        except (TimeoutError, RPCError, RuntimeError, OSError) as error:
+            raise RolloutUnavailable(
+                f"Temporal is unavailable ({type(error).__name__}): the re-scoring did not start"
+            ) from None
+        return handle.id
 
     async def run(self, version: int) -> RulesRolledOut:
         """Start the rollout of `version` and wait for its result."""

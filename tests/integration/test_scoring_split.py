@@ -10,6 +10,7 @@ sharing the session's database: this module has databases of its own."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -113,6 +114,9 @@ async def test_a_worker_sees_a_split_within_its_check_period(
     ticks[0] = 4.9
     assert await source.current() is None  # cached: no query per claimant
     ticks[0] = 5.0
+    # claimants assessed together: none may go on with what was seen before the check
+    seen = await asyncio.gather(*(source.current() for _ in range(10)))
+    assert all(found is not None and found.id == split.id for found in seen)
     running = await source.current()
     assert running is not None and running.id == split.id and running.share == 0.25
     assert running.rules.scoring.default_lender_boost == 40

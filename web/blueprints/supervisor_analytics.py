@@ -7,6 +7,9 @@
   after it (htmx): it reads every claimant's lenders from the claims replica.
 - GET /supervisor/analytics/<table>.csv?from=..&to=..: one of the page's tables as CSV,
   the same figures (cells a spreadsheet would run as formulas are quoted).
+- GET /supervisor/analytics/splits/<id>: a live split's arms compared (`services.funnel.
+  split_arms`): contacts, reached and conversions per arm, the difference with its interval
+  and p-value (statsmodels). The page lists the recent splits.
 
 The charts (Chart.js, web/static/js/analytics.js) read their figures from a JSON script
 element: it is data, never run, so the CSP's script-src 'self' holds.
@@ -43,6 +46,7 @@ from services.analytics import (
     analytics,
     lenders,
 )
+from services.funnel import split_arms
 from web.auth.access import supervisor
 from web.errors import APIError
 from web.services import services
@@ -50,6 +54,7 @@ from web.services import services
 blueprint = Blueprint("supervisor_analytics", __name__)
 
 PRESETS = (7, 30, 90)  # the quick ranges offered, in days up to today
+SPLITS_LISTED = 5  # the recent live splits the page links to
 CHART_AGENTS = 25  # the state chart shows the agents with the most working time
 STATE_COLOURS = {
     AgentState.READY: "#2e7d32",
@@ -108,6 +113,7 @@ async def page() -> ResponseReturnValue:
     report = await analytics(services().dialler_db, chosen, now)
     return await render_template(
         "supervisor/analytics.html",
+        splits=(await services().live_splits().overview(SPLITS_LISTED)).history,
         form={"from": chosen.first_day.isoformat(), "to": chosen.last_day.isoformat()},
         presets=_presets(today),
         report=report,
@@ -200,3 +206,14 @@ def chart_data(report: Analytics) -> dict[str, Any]:
             "values": total_row[1:-1],
         },
     }
+
+
+@blueprint.get("/supervisor/analytics/splits/<int:split_id>")
+@supervisor()
+async def split_page(split_id: int) -> ResponseReturnValue:
+    deps = services()
+    split = await deps.live_splits().split(split_id)
+    if split is None:
+        raise APIError(404, "not_found", f"There is no live split {split_id}.")
+    arms = await split_arms(deps.dialler_db, split, datetime.now(UTC))
+    return await render_template("supervisor/split.html", arms=arms, split=split)

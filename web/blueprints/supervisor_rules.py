@@ -11,6 +11,11 @@ queues, save as a new version.
   force and links to the re-scoring in the Temporal UI.
 - `GET /supervisor/rules/versions/<n>`: any version's text (0: the rules file) and its
   differences from the version in force.
+- `POST /supervisor/rules/splits`: start a live split of the score (`services.live_split`): a
+  saved version other than the one in force scores a share of claimants; 303 back to the
+  page's split panel, which links to the re-scoring and to the arms on the analytics page.
+  A form that cannot be used comes back with its problems (422); a split already running,
+  409. `POST /supervisor/rules/splits/<id>/end` ends it (409 when it is not running).
 
 A draft that cannot be saved comes back in the editor, unchanged, with every problem (422).
 """
@@ -26,6 +31,7 @@ from quart.typing import ResponseReturnValue
 
 from adapters.rules_source import FILE_VERSION
 from adapters.rules_versions import sha256_of
+from services.live_split import SplitRefused
 from services.rules_editing import Actor, DraftRefused, Shown, check_draft
 from services.rules_preview import Preview
 from web.auth.access import supervisor
@@ -34,7 +40,7 @@ from web.converters import query_int
 from web.errors import APIError
 from web.services import services
 from web.temporal_links import visibility_url
-from workflows.rules_rollout_client import rollout_id_for
+from workflows.rules_rollout_client import rollout_id_for, split_rollout_id_for
 
 blueprint = Blueprint("supervisor_rules", __name__)
 
@@ -48,6 +54,25 @@ class Draft:
     note: str
     base_version: int | None  # None: the form did not say (a stale or forged form)
     previewed: str  # the sha256 of the text last previewed, "" for none
+
+
+@dataclass(frozen=True)
+class SplitForm:
+    """The split panel's form as it was sent (shown again with its problems)."""
+
+    version: int | None = None
+    share: str = "10"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SplitNotice:
+    """What the page says after a split started or ended."""
+
+    split_id: int
+    change: str  # "started" or "ended"
+    rollout_started: bool
+    rollout_url: str
 
 
 @dataclass(frozen=True)
@@ -86,14 +111,30 @@ def _rollout_url(version: int) -> str:
 
 async def _draft() -> Draft:
     form = await request.form
-    raw_base = str(form.get("base_version", ""))
-    well_formed = raw_base.isascii() and raw_base.isdigit() and len(raw_base) < 19
-    base = int(raw_base) if well_formed else None
+    base = _version_of(str(form.get("base_version", "")))
     return Draft(
         text=str(form.get("text", "")).replace("\r\n", "\n"),
         note=str(form.get("note", "")),
         base_version=base,
         previewed=str(form.get("previewed", "")),
+    )
+
+
+def _version_of(raw: str) -> int | None:
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
+
+
+def _split_notice() -> SplitNotice | None:
+    split_id = query_int("split", 0, maximum=MAX_VERSION)
+    change = request.args.get("change", "")
+    if not split_id or change not in ("started", "ended"):
+        return None
+    query = f"WorkflowId = '{split_rollout_id_for(split_id, change)}'"
+    return SplitNotice(
+        split_id,
+        change,
+        request.args.get("rollout") == "started",
+        visibility_url(services().settings, query),
     )
 
 
@@ -106,12 +147,16 @@ async def _page(
     loaded_from: int | None = None,
     saved: int | None = None,
     rollout: str | None = None,
+    split_form: SplitForm | None = None,
+    split_problems: dict[str, list[str]] | None = None,
+    split_notice: SplitNotice | None = None,
 ) -> Response:
     deps = services()
     editor = deps.rules_editor()
     in_force = await editor.in_force()
     if draft is None:
         draft = Draft(in_force.text, "", _base_version(in_force), "")
+    splits = await deps.live_splits().overview()
     page = await render_template(
         "supervisor/rules.html",
         section="rules",
@@ -126,6 +171,10 @@ async def _page(
         rollout=rollout,
         rollout_url=_rollout_url(saved) if saved is not None else None,
         file_version=FILE_VERSION,
+        splits=splits,
+        split_form=split_form or SplitForm(),
+        split_problems=split_problems or {},
+        split_notice=split_notice,
     )
     return Response(page, status=status, mimetype="text/html")
 
@@ -137,7 +186,7 @@ async def rules_page() -> ResponseReturnValue:
     rollout = request.args.get("rollout") if saved else None
     loaded_from = query_int("from", -1, maximum=MAX_VERSION)
     if loaded_from < 0:
-        return await _page(saved=saved, rollout=rollout)
+        return await _page(saved=saved, rollout=rollout, split_notice=_split_notice())
     editor = services().rules_editor()
     shown = await editor.shown(loaded_from)
     if shown is None:
@@ -203,3 +252,45 @@ async def version_page(version_id: int) -> ResponseReturnValue:
         "diff": [] if shown.version == in_force.version else _diff(in_force, shown),
     }
     return await render_template("supervisor/rules_version.html", **context)
+
+
+def _actor() -> Actor:
+    agent = require_agent()
+    return Actor("agent", str(agent.id), agent_id=agent.id, ip_address=request.remote_addr)
+
+
+def _changed(split_id: int, change: str, rollout_id: str | None) -> ResponseReturnValue:
+    rollout = "started" if rollout_id is not None else "failed"
+    return redirect(
+        f"/supervisor/rules?split={split_id}&change={change}&rollout={rollout}#rules-split", 303
+    )
+
+
+@blueprint.post("/supervisor/rules/splits")
+@supervisor()
+async def start_split() -> ResponseReturnValue:
+    form = await request.form
+    sent = SplitForm(
+        _version_of(str(form.get("version", ""))),
+        str(form.get("share", ""))[:20],
+        str(form.get("note", "")),
+    )
+    try:
+        changed = (
+            await services()
+            .live_splits()
+            .start(sent.version, sent.share, sent.note, actor=_actor())
+        )
+    except SplitRefused as refused:
+        return await _page(status=refused.status, split_form=sent, split_problems=refused.problems)
+    return _changed(changed.split.id, "started", changed.rollout_id)
+
+
+@blueprint.post("/supervisor/rules/splits/<int:split_id>/end")
+@supervisor()
+async def end_split(split_id: int) -> ResponseReturnValue:
+    try:
+        changed = await services().live_splits().end(split_id, actor=_actor())
+    except SplitRefused as refused:
+        return await _page(status=refused.status, split_problems=refused.problems)
+    return _changed(changed.split.id, "ended", changed.rollout_id)
