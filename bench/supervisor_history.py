@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -275,10 +276,17 @@ class History:
 
 
 async def write_history(
-    dialler: AsyncEngine, users: list[int], now: datetime, calls: int, days: int
+    dialler: AsyncEngine,
+    users: list[int],
+    now: datetime,
+    calls: int,
+    days: int,
+    *,
+    only: Collection[str] | None = None,
 ) -> History:
     """The synthetic history (module docstring) in the dialler database, vacuumed and
-    analysed as autovacuum would leave it."""
+    analysed as autovacuum would leave it. `only` names the steps to write (by their names
+    below; the agents always): a benchmark that needs no state changes or texts skips them."""
     began = time.perf_counter()
     params = {"now": now, "days": days, "calls": calls, "n_users": len(users),
               "n_agents": PEOPLE + AI_AGENTS, "links": AUTOMATIC_LINKS,
@@ -296,6 +304,8 @@ async def write_history(
         await conn.execute(_AGENT_TABLE)
         await conn.execute(_USER_TABLE, {"users": users})
         for name, statement in steps:
+            if only is not None and name not in only:
+                continue
             step = time.perf_counter()
             result = await conn.execute(statement, params)
             say(f"  {name}: {result.rowcount:,} rows in {time.perf_counter() - step:.1f}s")
