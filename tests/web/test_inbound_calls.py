@@ -645,7 +645,13 @@ async def _dialler(w: World, *args: str, extra: dict[str, str] | None = None) ->
     process = await asyncio.create_subprocess_exec(
         DIALLER, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    try:
+        # a generous limit: the command imports the whole app, on a machine that may be busy
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=180)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError(f"dialler {' '.join(args)} did not finish") from None
     return int(process.returncode or 0), output.decode()
 
 
