@@ -9,7 +9,7 @@ to the workflow as those webhooks send them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -193,8 +193,13 @@ async def test_a_retried_turn_is_answered_once_and_turns_never_interleave(
     stack.model.reply_text("Which lender was it?", delay_seconds=1.0)
     stack.model.reply_text("Thanks, noted.")
     turn = ClaimantTurn("It's about my loan", "CAturn:9")
+    first_task = asyncio.ensure_future(
+        contact.execute_update(AiContactWorkflow.claimant_said, turn)
+    )
+    # the first turn is with the model (for a second): the retry and the next turn arrive
+    await eventually(_model_asked(stack.model), lambda n: n == 1)
     first, retried, second = await asyncio.gather(
-        contact.execute_update(AiContactWorkflow.claimant_said, turn),
+        first_task,
         contact.execute_update(AiContactWorkflow.claimant_said, turn),
         contact.execute_update(
             AiContactWorkflow.claimant_said, ClaimantTurn("Santander", "CAturn:10")
@@ -232,3 +237,10 @@ async def test_the_claimants_first_words_before_the_answer_signal_follow_the_ope
     assert lines[1] == ("user", "Can I speak to someone?")
     await contact.signal(AiContactWorkflow.call_progress, CallProgress(CallProgressKind.COMPLETED))
     assert (await stack.ended(user_id)).status == "handed_off"
+
+
+def _model_asked(model: FakeModel) -> Callable[[], Awaitable[int]]:
+    async def asked() -> int:
+        return len(model.requests)
+
+    return asked
