@@ -629,7 +629,11 @@ async def finish_ai_call(
     outcome its conversation recorded (an outcome already on the call is kept). `abandoned`:
     the claimant answered and did not hear the AI within 2 seconds (Ofcom's abandoned-call
     rules: counted in the abandon rate, and the number locked), whatever the outcome."""
-    values: dict[str, Any] = {"disposition": func.coalesce(_C.disposition, disposition)}
+    values: dict[str, Any] = {
+        "disposition": func.coalesce(_C.disposition, disposition),
+        # the live split's arm of the claimant's task, with the outcome (issue 14)
+        "score_arm": func.coalesce(_C.score_arm, score_arm_of(_C.user_id)),
+    }
     if abandoned:
         values["abandoned"] = True
     if transcript:

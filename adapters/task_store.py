@@ -360,10 +360,11 @@ async def withdraw_without_workflow(engine: AsyncEngine, user_ids: list[int], re
 # --- reads --------------------------------------------------------------------------------------
 
 
-def score_arm_of(user_id: int) -> ColumnElement[Any]:
+def score_arm_of(user_id: int | ColumnElement[Any]) -> ColumnElement[Any]:
     """The live split's arm on the claimant's task (NULL: none, or no task), as a scalar
-    subquery for another owner's statement: the call log writes it on a call with its
-    outcome, so a call carries the arm of the task as it was then."""
+    subquery for another owner's statement (`user_id` a value or a column): the call log
+    writes it on a call with its outcome, so a call carries the arm of the task as it was
+    then."""
     return select(_T.score_arm).where(_T.user_id == user_id).scalar_subquery()
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import ActivityEnvironment
 
 from activities.outreach import OutreachActivities
-from adapters import rules_versions, scoring_splits
+from adapters import call_log, rules_versions, scoring_splits
 from adapters.scoring_splits import SplitRunning, SplitSource
 from domain.rules import parse_rules
 from domain.scoring_split import Arm, arm_of, scored_by
@@ -183,6 +183,15 @@ async def test_the_arms_are_scored_recorded_on_tasks_and_carried_by_calls(
         candidate_user: "candidate",
         control_user: "control",
     }
+    # an AI agent's call takes the arm with the outcome its conversation recorded
+    async with dialler.begin() as conn:
+        ai_call = await call_log.insert_ai_call(
+            conn, user_id=candidate_user, agent_id=agent_id, queue="unsigned",
+            provider="simulated", to_number="+447700900123", from_number=None,
+        )  # fmt: skip
+        await call_log.finish_ai_call(conn, ai_call, transcript=None, disposition="no_answer")
+        found = await conn.scalar(select(db.calls.c.score_arm).where(db.calls.c.id == ai_call))
+    assert found == "candidate"
 
     await _end(dialler, split.id)
     for user_id in (candidate_user, control_user):
