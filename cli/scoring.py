@@ -30,6 +30,7 @@ from adapters.databases import dialler_engine, replica_engine
 from adapters.redis_client import connect_redis
 from adapters.rules_file import RulesFileError, load_rules_file, read_rules_text, rules_source
 from adapters.rules_source import RulesSource
+from adapters.scoring_splits import SplitSource
 from adapters.temporal import connect_temporal
 from cli.common import exit_after_temporal, settings_or_exit
 from config.settings import Settings
@@ -91,6 +92,11 @@ def _print(assessment: Assessment) -> None:
     for factor in assessment.factors:
         click.echo(f"    {factor.contribution:+7.1f}  {factor.name:<16} {factor.detail}")
     click.echo(f"  not before {when}: {assessment.not_before_reason}")
+    if assessment.score_arm is not None:
+        scored = (
+            "the candidate rules" if assessment.score_arm == "candidate" else "the rules in force"
+        )
+        click.echo(f"  live split: {assessment.score_arm} arm (scored by {scored})")
     if assessment.routing is not None:
         who = "the AI" if assessment.routing.to_ai else "a person"
         click.echo(f"  contact by {who}: {assessment.routing.reason}")
@@ -121,7 +127,9 @@ def explain(user_id: int, rules_path: Path | None) -> None:
 
     async def work(dialler: AsyncEngine, replica: AsyncEngine, source: RulesSource) -> Assessment:
         rules = tried or await source.current()
-        preview = RulesPreview(dialler, replica, ai=ai_presence(settings))
+        # the rules in force are explained as the worker applies them, live split included
+        splits = None if tried else SplitSource(dialler)
+        preview = RulesPreview(dialler, replica, ai=ai_presence(settings), splits=splits)
         return await preview.explain(user_id, rules)
 
     _print(_run(settings, work))

@@ -27,6 +27,7 @@ from activities.outreach import OutreachActivities
 from adapters import task_store
 from adapters.ai_presence import AiPresence
 from adapters.queue_queries import due_callback_user_ids, outstanding_user_ids, unsigned_user_ids
+from adapters.scoring_splits import SplitSource
 from domain.rules import DiallerRules
 from domain.scoring_evaluation import LaterConversion, as_at_contact
 from schemas.enums import Queue
@@ -101,9 +102,12 @@ class RulesPreview:
         candidates: int = CANDIDATES_PER_QUEUE,
         in_flight: int = ASSESSMENTS_IN_FLIGHT,
         ai: AiPresence | None = None,
+        splits: SplitSource | None = None,
     ) -> None:
-        """`ai`: the AI's presence, so an explanation says who would make the contact."""
+        """`ai`: the AI's presence, so an explanation says who would make the contact;
+        `splits`: the running live split, so it says which arm scored the claimant."""
         self._ai = ai
+        self._splits = splits
         self._dialler = dialler
         self._replica = replica
         self._candidates = candidates
@@ -164,7 +168,8 @@ class RulesPreview:
         """For each claimant (in order), their assessment under each rule set (in order):
         the facts are loaded once."""
         assessors = [
-            OutreachActivities(self._dialler, self._replica, r, self._ai) for r in rule_sets
+            OutreachActivities(self._dialler, self._replica, r, self._ai, self._splits)
+            for r in rule_sets
         ]
         gate = asyncio.Semaphore(self._in_flight)
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from adapters import rules_versions, scoring_splits
+from domain.scoring_split import arm_of
 from tests.factories import add_claimant
 from tests.workflows.ai_stack import ai_agent_on_duty
-from tests.workflows.conftest import Harness
+from tests.workflows.conftest import Harness, scratch_databases
 from workers.schedules import RECONCILE_EVERY, RECONCILE_SCHEDULE_ID, ensure_schedules
 
 DIALLER = str(Path(sys.executable).parent / "dialler")
@@ -67,6 +69,30 @@ async def test_scoring_explain_says_when_the_ai_would_make_the_contact(
     )  # fmt: skip
     assert rc == 0, out
     assert "contact by the AI: AI agent by SMS (no automated-call consent" in out
+
+
+async def test_scoring_explain_names_the_claimants_live_split_arm(
+    harness: Harness, temporal_env: WorkflowEnvironment
+) -> None:
+    """On databases of its own: a split changes the rules in force for whatever reads them."""
+    async with scratch_databases("explainsplit") as (dialler, replica):
+        user_id = await add_claimant(replica, signed=True, pending=1)
+        async with dialler.begin() as conn:
+            candidate = await rules_versions.save_version(
+                conn, "", saved_by=None, note="candidate", base_version=None
+            )
+            await rules_versions.save_version(
+                conn, "", saved_by=None, note="in force", base_version=None
+            )
+            split = await scoring_splits.start(
+                conn, rules_version_id=candidate.id, share=0.5, note="test", started_by=None
+            )
+        own = Harness(harness.client, dialler, replica, harness.task_queue, harness.claims,
+                      harness.rules, harness.rules_source)  # fmt: skip
+        rc, out = await _dialler(own, temporal_env, "scoring", "explain", str(user_id))
+        assert rc == 0, out
+        arm = arm_of(user_id, split.id, 0.5).value
+        assert f"live split: {arm} arm" in out
 
 
 async def test_scoring_test_rejects_a_bad_rules_file(
