@@ -62,6 +62,14 @@ class NextCallRequest(_Request):
         default=None,
         description="Supervisors and admins choose a queue; agents work their own (omit it).",
     )
+    wait: int = Field(
+        default=0,
+        ge=0,
+        le=25,
+        strict=True,
+        description="Seconds to hold the request when nothing is claimable, woken when a "
+        "task in the queue becomes ready (long-poll; 0, the default, answers at once).",
+    )
 
 
 class ScoreFactorView(_Response):

@@ -30,6 +30,7 @@ from adapters.live import (
 from schemas.enums import Queue
 from schemas.outreach import OutcomeRecorded, Released
 from services.claims import ClaimedTask
+from services.work_waiters import publish_task_ready
 
 log = get_logger(__name__)
 
@@ -178,4 +179,5 @@ class LiveQueueEvents:
                 },
             )
             await self._bus.publish(channel_for_queue(Queue(queue)), event)
+            await publish_task_ready(self._bus, Queue(queue))  # long-polling agents claim it
         self._changed()

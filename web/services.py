@@ -26,6 +26,7 @@ from services.live_split import LiveSplits
 from services.live_updates import DepthPublisher, FloorPublisher, LiveQueueEvents
 from services.rules_editing import RulesEditor
 from services.rules_preview import RulesPreview
+from services.work_waiters import WorkWaiters
 from workflows.ai_contact_client import AiContactClient
 from workflows.outreach_client import OutreachClient
 from workflows.rules_rollout_client import RulesRolloutClient
@@ -46,6 +47,7 @@ class WebServices:
     _sms: SmsSender | None = field(default=None, init=False, repr=False)
     _depths: DepthPublisher | None = field(default=None, init=False, repr=False)
     _floor: FloorPublisher | None = field(default=None, init=False, repr=False)
+    _waiters: WorkWaiters | None = field(default=None, init=False, repr=False)
     _outreach: OutreachClient | None = field(default=None, init=False, repr=False)
     _ai_contact: AiContactClient | None = field(default=None, init=False, repr=False)
 
@@ -85,6 +87,12 @@ class WebServices:
         if self._floor is None:
             self._floor = FloorPublisher(self.live())
         return self._floor
+
+    def work_waiters(self) -> WorkWaiters:
+        """One per app: requests long-polling for work, and the one subscriber waking them."""
+        if self._waiters is None:
+            self._waiters = WorkWaiters(self.live())
+        return self._waiters
 
     def rules_source(self) -> RulesSource:
         """The rules in force: the newest version saved on the rules page, else RULES_FILE
@@ -171,6 +179,8 @@ class WebServices:
             await self._depths.close()
         if self._floor is not None:
             await self._floor.close()
+        if self._waiters is not None:
+            await self._waiters.close()
         await self.dialler_db.dispose()
         await self.replica_db.dispose()
         await self.redis.aclose()

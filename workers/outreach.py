@@ -185,13 +185,14 @@ async def run_outreach_worker(settings: Settings) -> None:
     if created:
         log.info("schedules created", schedules=created)
     activities = outreach_activities(settings, client, dialler, replica, rules, redis)
-    floor = FloorPublisher(LiveBus(redis))  # the wallboards hear of tasks written here
+    bus = LiveBus(redis)
+    floor = FloorPublisher(bus)  # the wallboards hear of tasks written here
     worker = build_worker(
         client,
         settings.temporal_task_queue,
         activities,
         max_cached_workflows=settings.worker_max_cached_workflows,
-        interceptors=[FloorChanges(floor)],
+        interceptors=[FloorChanges(floor, bus)],  # and long-polling agents of ready tasks
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

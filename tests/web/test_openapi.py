@@ -149,6 +149,8 @@ async def test_schemathesis_finds_the_app_true_to_its_document(
     user_id = await claimant_in_queue(world, Queue.UNSIGNED)
     queue = Queue.UNSIGNED if role is AgentRole.AGENT else None
     token = (await caller(world, "bearer", role, queue)).token
+    # long-polls (`wait` on queue/next) must end within schemathesis's 10 s read timeout
+    world.services.work_waiters().longest_seconds = 1
     bridge = LoopBridge(world.app, asyncio.get_running_loop())
     # The agent's run generates claimant ids (refusals, unknown and out-of-range ids); the
     # supervisor's names a real claimant, so the claimant routes answer with their bodies.

@@ -134,7 +134,10 @@ async def _require_claim(user_id: int, agent: CurrentAgent) -> None:
 async def next_call() -> body.NextCallResponse:
     """Claim the best claimant the caller may call now (agents: their own queue; AI agents
     never get people-only claimants). The claim is a lease: record an outcome or release
-    before `lease_expires_at`. The body may be empty."""
+    before `lease_expires_at`. The body may be empty. With `wait` (seconds, up to 25), a
+    request that finds nothing is held until a task in the queue is ready, then claims it;
+    the agent who has waited longest gets it. At the end of the wait the answer is the same
+    as without one: no task."""
     raw = await request.get_json(silent=True)
     try:
         data = body.NextCallRequest.model_validate(raw if raw is not None else {})
@@ -151,7 +154,19 @@ async def next_call() -> body.NextCallResponse:
         if data.queue is not None and data.queue != agent.queue:
             raise APIError(403, "forbidden", "Agents take calls from their own queue only.")
         queue = agent.queue
-    task = await services().claim_service().claim_next(agent.id, queue, is_ai=agent.is_ai)
+    claims = services().claim_service()
+    if data.wait == 0:
+        task = await claims.claim_next(agent.id, queue, is_ai=agent.is_ai)
+    else:
+        # Long-poll: wait in line (the longest waiter claims first) for a task to be ready.
+        chosen = queue
+        waiters = services().work_waiters()
+        task = await waiters.wait_for(
+            queue,
+            agent.is_ai,
+            lambda: claims.claim_next(agent.id, chosen, is_ai=agent.is_ai),
+            data.wait,
+        )
     if task is None:
         return body.NextCallResponse(
             task=None, message=f"No claimant in the {queue.value} queue can be called now."
