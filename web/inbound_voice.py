@@ -20,7 +20,6 @@ rings, and the agent answers, lets it ring out or hangs up in the console.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ from email.utils import format_datetime
 
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from adapters.recording_store import local_key_for, write_tone
 from config.settings import Settings
 from web.twilio_signature import public_url
 from web.voice import (
@@ -38,7 +36,6 @@ from web.voice import (
     RECORDING_NOTICE,
     RECORDING_PATH,
     RING_SECONDS,
-    SIMULATED_RECORDING_SECONDS,
     VOICE,
     SimulatedVoice,
     SimulationError,
@@ -191,22 +188,3 @@ class SimulatedInbound(SimulatedVoice):
             "CallbackSource": "call-progress-events",
         }
         await self._post(url, params | (extra or {}))
-
-    async def _recording(self, call_id: int, parent_sid: str, duration_seconds: int) -> None:
-        recording = "RE" + secrets.token_hex(16)
-        path = self._settings.recordings_dir / local_key_for(recording)
-        seconds = min(max(duration_seconds, 1), SIMULATED_RECORDING_SECONDS)
-        try:
-            await asyncio.to_thread(write_tone, path, seconds)
-        except OSError as error:
-            raise SimulationError(f"could not write the recording: {error}") from None
-        params = self._common() | {
-            "CallSid": parent_sid,
-            "RecordingSid": recording,
-            "RecordingUrl": f"https://simulated.invalid/recordings/{recording}",
-            "RecordingStatus": "completed",
-            "RecordingDuration": str(duration_seconds),
-            "RecordingChannels": "2",
-            "RecordingSource": "DialVerb",
-        }
-        await self._post(webhook_url(self._settings, RECORDING_PATH, call_id), params)

@@ -279,24 +279,28 @@ class SimulatedVoice:
         bridged = max(duration_seconds, 1) if status == "completed" else 0
         await self._agent_leg(call_id, parent_sid, "completed", {"CallDuration": str(bridged)})
         if status == "completed":
-            recording = "RE" + secrets.token_hex(16)
-            # a real, short audio file, so playback and retention work offline
-            path = self._settings.recordings_dir / local_key_for(recording)
-            seconds = min(max(duration_seconds, 1), SIMULATED_RECORDING_SECONDS)
-            try:
-                await asyncio.to_thread(write_tone, path, seconds)
-            except OSError as error:
-                raise SimulationError(f"could not write the recording: {error}") from None
-            params = self._common() | {
-                "CallSid": parent_sid,
-                "RecordingSid": recording,
-                "RecordingUrl": f"https://simulated.invalid/recordings/{recording}",
-                "RecordingStatus": "completed",
-                "RecordingDuration": str(duration_seconds),
-                "RecordingChannels": "2",
-                "RecordingSource": "DialVerb",
-            }
-            await self._post(webhook_url(self._settings, RECORDING_PATH, call_id), params)
+            await self._recording(call_id, parent_sid, duration_seconds)
+
+    async def _recording(self, call_id: int, parent_sid: str, duration_seconds: int) -> None:
+        """The call's recording, as Twilio's recording webhook reports it: a real, short
+        audio file, so playback and retention work offline."""
+        recording = "RE" + secrets.token_hex(16)
+        path = self._settings.recordings_dir / local_key_for(recording)
+        seconds = min(max(duration_seconds, 1), SIMULATED_RECORDING_SECONDS)
+        try:
+            await asyncio.to_thread(write_tone, path, seconds)
+        except OSError as error:
+            raise SimulationError(f"could not write the recording: {error}") from None
+        params = self._common() | {
+            "CallSid": parent_sid,
+            "RecordingSid": recording,
+            "RecordingUrl": f"https://simulated.invalid/recordings/{recording}",
+            "RecordingStatus": "completed",
+            "RecordingDuration": str(duration_seconds),
+            "RecordingChannels": "2",
+            "RecordingSource": "DialVerb",
+        }
+        await self._post(webhook_url(self._settings, RECORDING_PATH, call_id), params)
 
     async def drop(self, call_id: int, parent_sid: str) -> None:
         """The agent's leg ends before it was bridged (a browser closed, a network lost),
